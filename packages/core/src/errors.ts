@@ -1,0 +1,305 @@
+/**
+ * Every error shardwork throws or reports. One base class with a string-literal
+ * `code`, subclasses with readonly context, and {@link isRetryableError} as the
+ * single predicate that the worker and the retry logic consult.
+ *
+ * @module
+ */
+
+/** The code carried by every {@link ShardworkError}. */
+export type ShardworkErrorCode =
+  | 'INVALID_OPTIONS'
+  | 'INVALID_CRON'
+  | 'INVALID_PARAMS'
+  | 'INVALID_ASSIGNMENT'
+  | 'SHARD_COUNT_MISMATCH'
+  | 'ILLEGAL_STATE'
+  | 'LEASE_LOST'
+  | 'LEASE_EXPIRED'
+  | 'NOT_OWNER'
+  | 'DISCOVERY_UNAVAILABLE'
+  | 'UNKNOWN_PROTOCOL'
+  | 'INVALID_RECORD'
+  | 'REVOKE_TIMEOUT'
+  | 'ATTEMPTS_EXHAUSTED'
+  | 'NON_RETRYABLE'
+  | 'START_TIMEOUT'
+  | 'BACKEND_BINARY_MISSING';
+
+/** Base class of every error shardwork creates. Switch on {@link ShardworkError.code}. */
+export class ShardworkError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ShardworkErrorCode;
+  /** Whether retrying the same operation later can succeed. */
+  readonly retryable: boolean;
+
+  constructor(code: ShardworkErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ShardworkError';
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** An option passed to a constructor or factory is missing or out of range. */
+export class InvalidOptionsError extends ShardworkError {
+  /** Dotted path of the offending option, e.g. `retry.backoffCoefficient`. */
+  readonly option: string;
+  /** The value that was rejected. */
+  readonly value: unknown;
+
+  constructor(option: string, value: unknown, expectation: string) {
+    super('INVALID_OPTIONS', `Invalid option "${option}": ${expectation} (got ${describe(value)})`);
+    this.name = 'InvalidOptionsError';
+    this.option = option;
+    this.value = value;
+  }
+}
+
+/** A cron expression or time zone that the schedule parser rejects. */
+export class InvalidCronError extends ShardworkError {
+  /** The rejected expression. */
+  readonly expression: string;
+  /** The rejected time zone, when one was given. */
+  readonly timezone: string | undefined;
+
+  constructor(expression: string, timezone: string | undefined, cause: unknown) {
+    const tz = timezone === undefined ? '' : ` in time zone "${timezone}"`;
+    super('INVALID_CRON', `Invalid cron expression "${expression}"${tz}: ${reason(cause)}`, {
+      cause,
+    });
+    this.name = 'InvalidCronError';
+    this.expression = expression;
+    this.timezone = timezone;
+  }
+}
+
+/** Per-shard parameters that cannot be parsed (`"0=a,1=b"`, an object or an array). */
+export class InvalidParamsError extends ShardworkError {
+  /** The input as given. */
+  readonly input: unknown;
+
+  constructor(input: unknown, problem: string) {
+    super('INVALID_PARAMS', `Invalid shard parameters ${describe(input)}: ${problem}`);
+    this.name = 'InvalidParamsError';
+    this.input = input;
+  }
+}
+
+/** A custom assignment strategy returned something that is not a valid assignment. */
+export class InvalidAssignmentError extends ShardworkError {
+  constructor(problem: string) {
+    super('INVALID_ASSIGNMENT', `Invalid assignment from strategy: ${problem}`);
+    this.name = 'InvalidAssignmentError';
+  }
+}
+
+/** The service already exists in the backend with another shard count. */
+export class ShardCountMismatchError extends ShardworkError {
+  /** Service name. */
+  readonly service: string;
+  /** Shard count stored in the backend by the first replica. */
+  readonly expected: number;
+  /** Shard count this replica was started with. */
+  readonly actual: number;
+
+  constructor(service: string, expected: number, actual: number) {
+    super(
+      'SHARD_COUNT_MISMATCH',
+      `Service "${service}" has ${expected} shards in the discovery backend, but this replica was started with shards: ${actual}. ` +
+        'Every replica of a service must use the same shard count; to change it, stop all replicas and use a new service name.',
+    );
+    this.name = 'ShardCountMismatchError';
+    this.service = service;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** A lifecycle method was called in a state that does not allow it. */
+export class IllegalStateError extends ShardworkError {
+  /** The state the object was in. */
+  readonly state: string;
+  /** The attempted operation. */
+  readonly operation: string;
+
+  constructor(operation: string, state: string) {
+    super('ILLEGAL_STATE', `Cannot ${operation} while ${state}`);
+    this.name = 'IllegalStateError';
+    this.state = state;
+    this.operation = operation;
+  }
+}
+
+/**
+ * This replica passed its self-fencing deadline without a successful lease
+ * renewal (or the backend reported the lease gone): it no longer owns anything.
+ * Thrown by `ctx.assertOwned()` and reported through the `lease:lost` event.
+ */
+export class LeaseLostError extends ShardworkError {
+  /** Member id whose lease was lost. */
+  readonly memberId: string;
+
+  constructor(memberId: string, detail: string) {
+    super('LEASE_LOST', `Lease of member ${memberId} lost: ${detail}`);
+    this.name = 'LeaseLostError';
+    this.memberId = memberId;
+  }
+}
+
+/** The backend no longer knows the member (its lease expired or was revoked). */
+export class LeaseExpiredError extends ShardworkError {
+  /** Member id the backend did not find. */
+  readonly memberId: string;
+
+  constructor(memberId: string) {
+    super('LEASE_EXPIRED', `Member ${memberId} is not registered: its lease expired or was revoked`);
+    this.name = 'LeaseExpiredError';
+    this.memberId = memberId;
+  }
+}
+
+/** A handler asserted ownership of a shard it no longer owns. */
+export class NotOwnerError extends ShardworkError {
+  /** The shard. */
+  readonly shard: number;
+  /** The fencing token of the ended ownership. */
+  readonly token: number;
+
+  constructor(shard: number, token: number, why: string) {
+    super('NOT_OWNER', `Shard ${shard} (token ${token}) is no longer owned by this replica: ${why}`);
+    this.name = 'NotOwnerError';
+    this.shard = shard;
+    this.token = token;
+  }
+}
+
+/** The discovery backend could not be reached or did not answer in time. Retryable. */
+export class DiscoveryUnavailableError extends ShardworkError {
+  /** Backend kind, e.g. `redis`. */
+  readonly backend: string;
+
+  constructor(backend: string, detail: string, cause?: unknown) {
+    super('DISCOVERY_UNAVAILABLE', `Discovery backend ${backend} unavailable: ${detail}`, {
+      cause,
+      retryable: true,
+    });
+    this.name = 'DiscoveryUnavailableError';
+    this.backend = backend;
+  }
+}
+
+/** No discovery factory is registered for the protocol of a URL. */
+export class UnknownProtocolError extends ShardworkError {
+  /** The protocol without the colon, e.g. `redis`. */
+  readonly protocol: string;
+
+  constructor(protocol: string, known: readonly string[], hint?: string) {
+    super(
+      'UNKNOWN_PROTOCOL',
+      `No discovery backend registered for "${protocol}://" (registered: ${known.map((p) => `${p}://`).join(', ')}).` +
+        (hint === undefined ? '' : ` ${hint}`),
+    );
+    this.name = 'UnknownProtocolError';
+    this.protocol = protocol;
+  }
+}
+
+/** A record in the backend that cannot be parsed. Reported, skipped, never fatal. */
+export class InvalidRecordError extends ShardworkError {
+  /** Backend key (or field) of the record. */
+  readonly key: string;
+
+  constructor(key: string, problem: string) {
+    super('INVALID_RECORD', `Ignoring unparsable record ${key}: ${problem}`);
+    this.name = 'InvalidRecordError';
+    this.key = key;
+  }
+}
+
+/** A revoked shard's handler did not settle within `revokeTimeoutMs`; the claim was released anyway. */
+export class RevokeTimeoutError extends ShardworkError {
+  /** The shard. */
+  readonly shard: number;
+  /** The bound that was exceeded. */
+  readonly timeoutMs: number;
+
+  constructor(shard: number, timeoutMs: number) {
+    super(
+      'REVOKE_TIMEOUT',
+      `Handler of shard ${shard} did not stop within ${timeoutMs} ms after its signal aborted; ` +
+        'the claim was released anyway and ctx.owned is false for it. Make the handler honour ctx.signal.',
+    );
+    this.name = 'RevokeTimeoutError';
+    this.shard = shard;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A pipeline stage failed on every attempt the retry policy allowed. */
+export class AttemptsExhaustedError extends ShardworkError {
+  /** The stage that failed. */
+  readonly stage: string;
+  /** How many attempts were made. */
+  readonly attempts: number;
+
+  constructor(stage: string, attempts: number, cause: unknown) {
+    super('ATTEMPTS_EXHAUSTED', `Stage "${stage}" failed after ${attempts} attempt(s): ${reason(cause)}`, {
+      cause,
+    });
+    this.name = 'AttemptsExhaustedError';
+    this.stage = stage;
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * Throw this from a handler stage to stop retrying it at once. The error still
+ * reaches `onError`.
+ */
+export class NonRetryableError extends ShardworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NON_RETRYABLE', message, options);
+    this.name = 'NonRetryableError';
+  }
+}
+
+/** `start()` gave up because the backend stayed unreachable for `startTimeoutMs`. */
+export class StartTimeoutError extends ShardworkError {
+  /** The bound that was exceeded. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number, cause: unknown) {
+    super('START_TIMEOUT', `Worker could not start within ${timeoutMs} ms: ${reason(cause)}`, { cause });
+    this.name = 'StartTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * Whether an error is worth retrying: shardwork's own errors say so through
+ * `retryable` (a {@link NonRetryableError} or {@link NotOwnerError} never is);
+ * anything else (a user's error, a network error) counts as retryable.
+ */
+export function isRetryableError(error: unknown): boolean {
+  if (error instanceof ShardworkError) return error.retryable;
+  return true;
+}
+
+/** Short, safe rendering of any value for error messages. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+  if (typeof value === 'function') return 'a function';
+  if (value === undefined || value === null || typeof value !== 'object') return String(value);
+  try {
+    const json = JSON.stringify(value);
+    return json.length > 200 ? `${json.slice(0, 200)}…` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** Message of an unknown thrown value. */
+export function reason(error: unknown): string {
+  return error instanceof Error ? error.message : describe(error);
+}

@@ -1,0 +1,318 @@
+/**
+ * The discovery conformance suite: one set of vitest tests that every backend
+ * runs unchanged against a real server.
+ *
+ * ```ts
+ * import { describeDiscoveryConformance } from '@shardwork/core/testing';
+ * describeDiscoveryConformance({
+ *   name: 'redis',
+ *   ttlMs: 1000,
+ *   connect: () => new RedisDiscovery({ url }),
+ *   writeGarbage: async (service) => { … },
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Discovery, DiscoveryEvent, MemberInfo } from '../discovery/contract.js';
+import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
+
+/** How the suite reaches a backend. */
+export interface ConformanceHarness {
+  /** Backend name, used in test titles. */
+  readonly name: string;
+  /** Lease TTL used by the suite (the smallest the backend supports well, e.g. 1000). */
+  readonly ttlMs: number;
+  /** Open a new client connection to the same backend server. */
+  connect(): Discovery | Promise<Discovery>;
+  /**
+   * Write, next to the valid records of `service`, one unparsable member
+   * record and one unparsable claim record, the way a buggy or foreign writer might.
+   */
+  writeGarbage?(service: string): Promise<void>;
+  /**
+   * Let `ms` of backend time pass. Defaults to a real sleep; the memory backend
+   * with a fake clock advances its timers instead.
+   */
+  advance?(ms: number): Promise<void>;
+}
+
+/** A random service name, so that every test owns its keyspace. */
+export function uniqueService(prefix = 'conf'): string {
+  return `${prefix}-${randomBytes(6).toString('hex')}`;
+}
+
+/** A plausible {@link MemberInfo} with a random id. */
+export function memberInfo(overrides: Partial<MemberInfo> = {}): MemberInfo {
+  return {
+    id: `m-${randomBytes(6).toString('hex')}`,
+    host: 'test-host',
+    pid: process.pid,
+    startedAt: Date.now(),
+    weight: 1,
+    labels: {},
+    ...overrides,
+  };
+}
+
+/** Register the conformance tests for one backend inside the current vitest file. */
+export function describeDiscoveryConformance(harness: ConformanceHarness): void {
+  const ttl = harness.ttlMs;
+  const advance = harness.advance ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+
+  describe(`discovery conformance: ${harness.name}`, () => {
+    const open: Discovery[] = [];
+    const connect = async (): Promise<Discovery> => {
+      const discovery = await harness.connect();
+      open.push(discovery);
+      return discovery;
+    };
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((d) => d.close()));
+    });
+
+    /** Poll until `check` passes, advancing backend time in small steps. */
+    async function eventually(check: () => Promise<void>, withinMs: number): Promise<void> {
+      const step = Math.max(10, Math.floor(ttl / 20));
+      let last: unknown;
+      for (let waited = 0; waited <= withinMs; waited += step) {
+        try {
+          await check();
+          return;
+        } catch (error) {
+          last = error;
+        }
+        await advance(step);
+      }
+      throw last;
+    }
+
+    it('stores the first shard count and returns it to later callers', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      expect(await d.ensureGroup(svc, 8)).toBe(8);
+      expect(await d.ensureGroup(svc, 16)).toBe(8);
+      expect((await d.snapshot(svc)).shardCount).toBe(8);
+      expect((await d.snapshot(uniqueService())).shardCount).toBeUndefined();
+    });
+
+    it('lists registered members with their info and increasing join order', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const m1 = memberInfo({ labels: { zone: 'a' }, weight: 2 });
+      const m2 = memberInfo();
+      const r1 = await a.register(svc, m1, ttl * 5);
+      const r2 = await b.register(svc, m2, ttl * 5);
+      expect(r2.joinSeq).toBeGreaterThan(r1.joinSeq);
+      const snap = await a.snapshot(svc);
+      expect(snap.members.map((m) => m.id).sort()).toEqual([m1.id, m2.id].sort());
+      const listed = snap.members.find((m) => m.id === m1.id);
+      expect(listed).toMatchObject({ ...m1, joinSeq: r1.joinSeq });
+      expect(snap.claims).toEqual([]);
+      expect(snap.invalid).toEqual([]);
+    });
+
+    it('claims a free shard once, with tokens that strictly increase', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const m1 = memberInfo();
+      const m2 = memberInfo();
+      await a.register(svc, m1, ttl * 5);
+      await b.register(svc, m2, ttl * 5);
+      const first = await a.claim(svc, m1.id, 0);
+      expect(first.ok).toBe(true);
+      const taken = await b.claim(svc, m2.id, 0);
+      expect(taken).toEqual({ ok: false, owner: m1.id, token: first.token });
+      const other = await b.claim(svc, m2.id, 1);
+      expect(other.ok).toBe(true);
+      expect(other.token).toBeGreaterThan(first.token);
+      expect(await a.release(svc, m1.id, 0, first.token)).toBe(true);
+      const again = await b.claim(svc, m2.id, 0);
+      expect(again.ok).toBe(true);
+      expect(again.token).toBeGreaterThan(other.token);
+      const snap = await a.snapshot(svc);
+      expect([...snap.claims].sort((x, y) => x.shard - y.shard)).toEqual([
+        { shard: 0, owner: m2.id, token: again.token },
+        { shard: 1, owner: m2.id, token: other.token },
+      ]);
+    });
+
+    it('lets exactly one of many concurrent claimants win', async () => {
+      const clients = await Promise.all(Array.from({ length: 8 }, () => connect()));
+      const svc = uniqueService();
+      const members = clients.map(() => memberInfo());
+      await Promise.all(clients.map((c, i) => c.register(svc, members[i] as MemberInfo, ttl * 5)));
+      const results = await Promise.all(clients.map((c, i) => c.claim(svc, (members[i] as MemberInfo).id, 3)));
+      const winners = results.filter((r) => r.ok);
+      expect(winners).toHaveLength(1);
+      for (const r of results) expect(r.token).toBe(winners[0]?.token);
+    });
+
+    it('releases only with the matching owner and token', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const m1 = memberInfo();
+      const m2 = memberInfo();
+      await a.register(svc, m1, ttl * 5);
+      await b.register(svc, m2, ttl * 5);
+      const c = await a.claim(svc, m1.id, 2);
+      if (!c.ok) throw new Error('claim failed');
+      expect(await b.release(svc, m2.id, 2, c.token)).toBe(false);
+      expect(await a.release(svc, m1.id, 2, c.token + 1)).toBe(false);
+      expect((await a.snapshot(svc)).claims).toHaveLength(1);
+      expect(await a.release(svc, m1.id, 2, c.token)).toBe(true);
+      expect(await a.release(svc, m1.id, 2, c.token)).toBe(false);
+      expect((await a.snapshot(svc)).claims).toHaveLength(0);
+    });
+
+    it('refuses claims of unknown members', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      await expect(d.claim(svc, 'nobody', 0)).rejects.toBeInstanceOf(LeaseExpiredError);
+      expect((await d.snapshot(svc)).claims).toHaveLength(0);
+    });
+
+    it('drops member and claims at once on unregister, idempotently', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const m1 = memberInfo();
+      const m2 = memberInfo();
+      await a.register(svc, m1, ttl * 5);
+      await b.register(svc, m2, ttl * 5);
+      await a.claim(svc, m1.id, 0);
+      await a.claim(svc, m1.id, 1);
+      await b.claim(svc, m2.id, 2);
+      await a.unregister(svc, m1.id);
+      await a.unregister(svc, m1.id);
+      const snap = await b.snapshot(svc);
+      expect(snap.members.map((m) => m.id)).toEqual([m2.id]);
+      expect(snap.claims.map((c) => c.shard)).toEqual([2]);
+      await expect(a.renew(svc, m1.id)).rejects.toBeInstanceOf(LeaseExpiredError);
+      await expect(a.claim(svc, m1.id, 0)).rejects.toBeInstanceOf(LeaseExpiredError);
+    });
+
+    it('keeps a renewed member alive past its TTL', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      const m = memberInfo();
+      await d.register(svc, m, ttl);
+      for (let i = 0; i < 6; i++) {
+        await advance(ttl / 3);
+        await d.renew(svc, m.id);
+      }
+      const snap = await d.snapshot(svc);
+      expect(snap.members.map((x) => x.id)).toEqual([m.id]);
+    });
+
+    it('expires an unrenewed member with its claims, and never resurrects it', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const dying = memberInfo();
+      const living = memberInfo();
+      await a.register(svc, dying, ttl);
+      await b.register(svc, living, ttl * 10);
+      const claim = await a.claim(svc, dying.id, 0);
+      expect(claim.ok).toBe(true);
+      await eventually(async () => {
+        const snap = await b.snapshot(svc);
+        expect(snap.members.map((x) => x.id)).toEqual([living.id]);
+        expect(snap.claims).toEqual([]);
+      }, ttl * 3);
+      await expect(a.renew(svc, dying.id)).rejects.toBeInstanceOf(LeaseExpiredError);
+      expect((await b.snapshot(svc)).members.map((x) => x.id)).toEqual([living.id]);
+      const next = await b.claim(svc, living.id, 0);
+      expect(next.ok).toBe(true);
+      expect(next.token).toBeGreaterThan(claim.token);
+    });
+
+    it('notifies watchers of changes by other clients, and stops after unsubscribe', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const events: DiscoveryEvent[] = [];
+      const unwatch = a.watch(svc, (e) => events.push(e));
+      await advance(Math.min(200, ttl / 5)); // let the watch be established
+      const m = memberInfo();
+      await b.register(svc, m, ttl * 5);
+      await eventually(async () => expect(events.length).toBeGreaterThan(0), ttl * 2);
+      unwatch();
+      await advance(Math.min(200, ttl / 5));
+      const seen = events.length;
+      await b.claim(svc, m.id, 0);
+      await b.unregister(svc, m.id);
+      await advance(Math.min(300, ttl / 3));
+      expect(events.length).toBe(seen);
+    });
+
+    it('notifies watchers when a lease expires', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const m = memberInfo();
+      await b.register(svc, m, ttl);
+      await b.claim(svc, m.id, 0);
+      let changes = 0;
+      const unwatch = a.watch(svc, () => {
+        changes += 1;
+      });
+      await advance(Math.min(200, ttl / 5));
+      changes = 0;
+      // Expiry must be noticed by the backend or announced within one more TTL,
+      // without anybody listing in between.
+      await eventually(async () => expect(changes).toBeGreaterThan(0), ttl * 3);
+      unwatch();
+      expect((await a.snapshot(svc)).members).toEqual([]);
+    });
+
+    it('keeps services apart', async () => {
+      const d = await connect();
+      const [s1, s2] = [uniqueService(), uniqueService()];
+      const m = memberInfo();
+      await d.register(s1, m, ttl * 5);
+      await d.claim(s1, m.id, 0);
+      const other = await d.snapshot(s2);
+      expect(other.members).toEqual([]);
+      expect(other.claims).toEqual([]);
+    });
+
+    it('changes the revision when contents change', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      const m = memberInfo();
+      await d.register(svc, m, ttl * 5);
+      const r1 = (await d.snapshot(svc)).revision;
+      await d.claim(svc, m.id, 0);
+      const r2 = (await d.snapshot(svc)).revision;
+      expect(r2).not.toBe(r1);
+    });
+
+    if (harness.writeGarbage !== undefined) {
+      const writeGarbage = harness.writeGarbage.bind(harness);
+      it('skips unparsable records and reports them, keeping the valid ones', async () => {
+        const d = await connect();
+        const svc = uniqueService();
+        const m = memberInfo();
+        await d.register(svc, m, ttl * 5);
+        const c = await d.claim(svc, m.id, 1);
+        await writeGarbage(svc);
+        const snap = await d.snapshot(svc);
+        expect(snap.members.map((x) => x.id)).toEqual([m.id]);
+        expect(snap.claims).toEqual([{ shard: 1, owner: m.id, token: c.token }]);
+        expect(snap.invalid.length).toBeGreaterThanOrEqual(2);
+        for (const bad of snap.invalid) {
+          expect(bad.key).toEqual(expect.any(String));
+          expect(bad.reason).toEqual(expect.any(String));
+        }
+      });
+    }
+
+    it('rejects calls after close with a retryable error, and closes idempotently', async () => {
+      const d = await connect();
+      await d.close();
+      await d.close();
+      const error = await d.snapshot(uniqueService()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DiscoveryUnavailableError);
+    });
+  });
+}

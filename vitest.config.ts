@@ -1,0 +1,40 @@
+import { defineConfig } from 'vitest/config';
+
+// Every project resolves workspace packages to their TypeScript sources through
+// the "@shardwork/source" export condition, so tests never need a build.
+const conditions = ['@shardwork/source', 'node', 'import', 'default'];
+const resolve = { conditions };
+const ssr = { resolve: { conditions, externalConditions: conditions } };
+
+export default defineConfig({
+  test: {
+    projects: [
+      { resolve, ssr, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      {
+        resolve,
+        ssr,
+        test: {
+          name: 'redis',
+          include: ['packages/discovery-redis/test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
+        test: {
+          name: 'etcd',
+          include: ['packages/discovery-etcd/test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
+        test: { name: 'integration', include: ['test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 60_000 },
+      },
+    ],
+  },
+});
