@@ -4,6 +4,14 @@
  * @module
  */
 
+export type {
+  Assignment,
+  AssignmentInput,
+  AssignmentMember,
+  AssignmentStrategy,
+  StrategyName,
+} from './assignment.js';
+export { balanced, computeAssignment, quotas, range, roundRobin, strategies } from './assignment.js';
 export type { Clock } from './clock.js';
 export { sleep, systemClock } from './clock.js';
 export type {
@@ -43,3 +51,21 @@ export {
   StartTimeoutError,
   UnknownProtocolError,
 } from './errors.js';
+export type {
+  CompiledWorkerOptions,
+  Handler,
+  ShardContext,
+  Stage,
+  StageFunction,
+  WatchInfo,
+  WorkerOptions,
+} from './options.js';
+export { compileOptions } from './options.js';
+export type { ShardParamsInput } from './params.js';
+export { parseParams } from './params.js';
+export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
+export { compileRetry } from './retry.js';
+export type { CompiledSchedule, ScheduleInput } from './schedule.js';
+export { compileSchedule } from './schedule.js';
+export type { RevokeReason, WorkerEventMap, WorkerState, WorkerStatus } from './worker.js';
+export { Worker } from './worker.js';

@@ -1,0 +1,281 @@
+/**
+ * Worker options, the handler contract, and {@link compileOptions}, the single
+ * place that validates options, fills defaults and converts forms. Everything
+ * after it reads {@link CompiledWorkerOptions}.
+ *
+ * @module
+ */
+
+import { hostname } from 'node:os';
+import { type AssignmentStrategy, type StrategyName, strategies } from './assignment.js';
+import { type Clock, systemClock } from './clock.js';
+import type { Discovery, Member } from './discovery/contract.js';
+import { InvalidOptionsError } from './errors.js';
+import { parseParams, type ShardParamsInput } from './params.js';
+import { compileRetry, type RetryOptions, type RetryPolicy, type RetryPolicyFunction } from './retry.js';
+import { type CompiledSchedule, compileSchedule, type ScheduleInput } from './schedule.js';
+
+/** The stages of the per-shard pipeline. */
+export type Stage = 'before' | 'do' | 'after';
+
+/** What a handler stage receives: one context per pipeline run of one shard. */
+export interface ShardContext {
+  /** Service name. */
+  readonly service: string;
+  /** The shard this run is for, in `[0, shardCount)`. */
+  readonly shard: number;
+  /** Total number of shards of the service. */
+  readonly shardCount: number;
+  /** The shard's parameter (`params`), if any. */
+  readonly param: string | undefined;
+  /**
+   * Fencing token of this ownership: strictly greater than every token of
+   * earlier owners of any shard of the service. Pass it to stores that can
+   * reject stale writers.
+   */
+  readonly token: number;
+  /** Aborts when the shard is revoked, the lease is lost or the worker stops. */
+  readonly signal: AbortSignal;
+  /** Member id of this replica's current registration. */
+  readonly instance: string;
+  /** Fire time of the cron tick that started this run; `undefined` without a schedule. */
+  readonly scheduledAt: Date | undefined;
+  /** Attempt number (1-based) of the stage currently running. */
+  readonly attempt: number;
+  /** The stage currently running. */
+  readonly stage: Stage;
+  /** Free-form bag shared by `before`, `do` and `after` of one run. */
+  readonly data: Record<string, unknown>;
+  /**
+   * Synchronous ownership check: `true` while the shard is not revoked and the
+   * monotonic clock is before the lease's self-fencing deadline. Unlike
+   * `signal`, it is right even when the process was frozen and timers have not
+   * run yet; check it (or call {@link ShardContext.assertOwned}) right before
+   * every side effect, with no `await` in between.
+   */
+  readonly owned: boolean;
+  /** Throw `NotOwnerError` unless {@link ShardContext.owned}. */
+  assertOwned(): void;
+}
+
+/** The slice of this replica, given to `watch` whenever it changes. */
+export interface WatchInfo {
+  /** This replica's member id. */
+  readonly instance: string;
+  /** Shards this replica owns now, ascending. */
+  readonly shards: readonly number[];
+  /** Total number of shards. */
+  readonly shardCount: number;
+  /** The view: live members in join order. */
+  readonly members: readonly Member[];
+  /** Parameters of the owned shards. */
+  readonly params: Readonly<Record<number, string>>;
+}
+
+/** A stage function. */
+export type StageFunction = (ctx: ShardContext) => void | Promise<void>;
+
+/** The handler: goworker's Before/Do/After/ErrorMessage, plus `watch`. */
+export interface Handler {
+  /** Runs first; retried per the retry policy. A final failure skips `do` and `after`. */
+  before?: StageFunction;
+  /**
+   * The work. Without a schedule it runs once per acquisition (loop inside it
+   * until `ctx.signal` aborts for a long-running consumer); with a schedule, once
+   * per tick. Retried per the retry policy.
+   */
+  do: StageFunction;
+  /** Runs after a successful `do`; retried per the retry policy. */
+  after?: StageFunction;
+  /**
+   * Receives every error a stage throws, then `AttemptsExhaustedError` when the
+   * policy gives up. Errors caused by the shard's own abort are not reported.
+   */
+  onError?: (error: unknown, ctx: ShardContext) => void;
+  /** Called whenever this replica's slice changes. */
+  watch?: (info: WatchInfo) => void;
+}
+
+/** Options of a {@link Worker}. */
+export interface WorkerOptions {
+  /** Service name shared by all replicas: letters, digits, `_`, `.`, `-` (1–100 characters). */
+  readonly service: string;
+  /** Number of shards `T`, an integer in `[1, 100000]`; must be equal on all replicas. */
+  readonly shards: number;
+  /** The handler, or just its `do` function. */
+  readonly handler: Handler | StageFunction;
+  /**
+   * Discovery backend: a URL (`memory://`, `redis://…`, `etcd://…`) or an instance.
+   * A backend created from a URL is closed by the worker; an instance is not.
+   * @defaultValue `process.env.SHARDWORK_DISCOVERY`, else `memory://`
+   */
+  readonly discovery?: string | Discovery;
+  /** Cron schedule (5 or 6 fields, seconds first when 6), optionally with a time zone. */
+  readonly schedule?: ScheduleInput;
+  /**
+   * Retry policy of every stage, or a function.
+   * @defaultValue `{ initialIntervalMs: 1000, backoffCoefficient: 2, maximumIntervalMs: 10000, maximumAttempts: 0 }`
+   */
+  readonly retry?: RetryOptions | RetryPolicyFunction;
+  /** Per-shard parameters: `"0=a,1=b"`, `['a', 'b']` or `{ 0: 'a' }`. */
+  readonly params?: ShardParamsInput;
+  /**
+   * Assignment strategy: a built-in name or a function.
+   * @defaultValue `'balanced'`
+   */
+  readonly strategy?: StrategyName | AssignmentStrategy;
+  /**
+   * Relative capacity of this replica for the strategies (positive).
+   * @defaultValue 1
+   */
+  readonly weight?: number;
+  /** Labels stored with the member. @defaultValue `{}` */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Host name stored with the member. @defaultValue `os.hostname()` */
+  readonly host?: string;
+  /**
+   * Lease TTL in ms: a crashed replica's shards move after about this long.
+   * @defaultValue 10000
+   */
+  readonly leaseTtlMs?: number;
+  /**
+   * Interval between lease renewals.
+   * @defaultValue `leaseTtlMs / 3`
+   */
+  readonly heartbeatIntervalMs?: number;
+  /**
+   * How long before the lease could expire on the backend this replica stops
+   * considering itself owner (self-fencing margin).
+   * @defaultValue `min(1000, leaseTtlMs / 10)`
+   */
+  readonly fenceMarginMs?: number;
+  /**
+   * How long a revoked shard's handler may take to settle after its signal
+   * aborts before the claim is released anyway.
+   * @defaultValue 10000
+   */
+  readonly revokeTimeoutMs?: number;
+  /**
+   * Period of the full re-list that covers lost change notifications.
+   * @defaultValue 5000
+   */
+  readonly resyncIntervalMs?: number;
+  /**
+   * How long `start()` keeps retrying an unreachable backend before it fails.
+   * @defaultValue 30000
+   */
+  readonly startTimeoutMs?: number;
+  /**
+   * Stop gracefully on the first SIGTERM or SIGINT.
+   * @defaultValue false
+   */
+  readonly handleSignals?: boolean;
+  /** Monotonic clock, for tests. @defaultValue {@link systemClock} */
+  readonly clock?: Clock;
+}
+
+/** Options after {@link compileOptions}: complete and validated. */
+export interface CompiledWorkerOptions {
+  readonly service: string;
+  readonly shardCount: number;
+  readonly handler: Required<Pick<Handler, 'do'>> & Handler;
+  readonly discovery: string | Discovery | undefined;
+  readonly schedule: CompiledSchedule | undefined;
+  readonly retry: RetryPolicy;
+  readonly params: ReadonlyMap<number, string>;
+  readonly strategy: AssignmentStrategy;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly host: string;
+  readonly leaseTtlMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly fenceMarginMs: number;
+  readonly revokeTimeoutMs: number;
+  readonly resyncIntervalMs: number;
+  readonly startTimeoutMs: number;
+  readonly handleSignals: boolean;
+  readonly clock: Clock;
+}
+
+const SERVICE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+
+function positive(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new InvalidOptionsError(option, value, `a number in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+/** Validate options and fill defaults. Throws {@link InvalidOptionsError} (or a cron/params error). */
+export function compileOptions(options: WorkerOptions): CompiledWorkerOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionsError('options', options, 'an object');
+  }
+  const { service, shards } = options;
+  if (typeof service !== 'string' || !SERVICE_NAME.test(service)) {
+    throw new InvalidOptionsError('service', service, 'a name of 1–100 letters, digits, "_", "." or "-"');
+  }
+  if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > 100_000) {
+    throw new InvalidOptionsError('shards', shards, 'an integer in [1, 100000]');
+  }
+  const handler = typeof options.handler === 'function' ? { do: options.handler } : options.handler;
+  if (typeof handler !== 'object' || handler === null || typeof handler.do !== 'function') {
+    throw new InvalidOptionsError('handler', options.handler, 'a function or an object with a do(ctx) function');
+  }
+  for (const key of ['before', 'after', 'onError', 'watch'] as const) {
+    if (handler[key] !== undefined && typeof handler[key] !== 'function') {
+      throw new InvalidOptionsError(`handler.${key}`, handler[key], 'a function');
+    }
+  }
+  const discovery = options.discovery;
+  if (discovery !== undefined && typeof discovery !== 'string' && typeof discovery?.snapshot !== 'function') {
+    throw new InvalidOptionsError('discovery', discovery, 'a URL string or a Discovery instance');
+  }
+  const strategyInput = options.strategy ?? 'balanced';
+  const strategy = typeof strategyInput === 'function' ? strategyInput : strategies[strategyInput];
+  if (typeof strategy !== 'function') {
+    throw new InvalidOptionsError(
+      'strategy',
+      strategyInput,
+      `one of ${Object.keys(strategies).join(', ')} or a function`,
+    );
+  }
+  const leaseTtlMs = positive('leaseTtlMs', options.leaseTtlMs ?? 10_000, 100, 3_600_000);
+  const fenceMarginMs = positive(
+    'fenceMarginMs',
+    options.fenceMarginMs ?? Math.min(1000, leaseTtlMs / 10),
+    0,
+    leaseTtlMs / 2,
+  );
+  const heartbeatIntervalMs = positive(
+    'heartbeatIntervalMs',
+    options.heartbeatIntervalMs ?? leaseTtlMs / 3,
+    10,
+    (leaseTtlMs - fenceMarginMs) / 2,
+  );
+  const labels = options.labels ?? {};
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string') throw new InvalidOptionsError(`labels.${k}`, v, 'a string');
+  }
+  return {
+    service,
+    shardCount: shards,
+    handler,
+    discovery,
+    schedule: compileSchedule(options.schedule),
+    retry: compileRetry(options.retry),
+    params: parseParams(options.params, shards),
+    strategy,
+    weight: positive('weight', options.weight ?? 1, Number.MIN_VALUE, 1e6),
+    labels: { ...labels },
+    host: options.host ?? hostname(),
+    leaseTtlMs,
+    heartbeatIntervalMs,
+    fenceMarginMs,
+    revokeTimeoutMs: positive('revokeTimeoutMs', options.revokeTimeoutMs ?? 10_000, 0),
+    resyncIntervalMs: positive('resyncIntervalMs', options.resyncIntervalMs ?? 5_000, 50),
+    startTimeoutMs: positive('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0),
+    handleSignals: options.handleSignals ?? false,
+    clock: options.clock ?? systemClock,
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * Retry policies with goworker's semantics: an initial interval, a backoff
+ * coefficient, a maximum interval (10× the initial one unless set) and a
+ * maximum number of attempts (0 = unlimited); or a custom function.
+ *
+ * @module
+ */
+
+import { InvalidOptionsError } from './errors.js';
+
+/** Declarative retry policy. Every field is optional. */
+export interface RetryOptions {
+  /**
+   * Delay before the second attempt, in ms.
+   * @defaultValue 1000
+   */
+  readonly initialIntervalMs?: number;
+  /**
+   * Factor applied to the delay after each failed attempt (≥ 1).
+   * @defaultValue 2
+   */
+  readonly backoffCoefficient?: number;
+  /**
+   * Upper bound of the delay in ms.
+   * @defaultValue 10 × `initialIntervalMs`
+   */
+  readonly maximumIntervalMs?: number;
+  /**
+   * Total attempts including the first; `0` means unlimited (until the shard is
+   * revoked or the worker stops).
+   * @defaultValue 0
+   */
+  readonly maximumAttempts?: number;
+}
+
+/**
+ * A custom policy: given the number of the attempt that just failed (1-based)
+ * and its error, return the delay in ms before the next attempt, or `null` to
+ * give up.
+ */
+export type RetryPolicyFunction = (attempt: number, error: unknown) => number | null;
+
+/** A compiled policy: the same shape as {@link RetryPolicyFunction}. */
+export type RetryPolicy = RetryPolicyFunction;
+
+/** Validate retry options (or accept a function) and return the policy. */
+export function compileRetry(input: RetryOptions | RetryPolicyFunction | undefined): RetryPolicy {
+  if (typeof input === 'function') return input;
+  const options = input ?? {};
+  const initial = options.initialIntervalMs ?? 1000;
+  const coefficient = options.backoffCoefficient ?? 2;
+  const maximumAttempts = options.maximumAttempts ?? 0;
+  if (!Number.isFinite(initial) || initial < 0) {
+    throw new InvalidOptionsError('retry.initialIntervalMs', initial, 'a finite number ≥ 0');
+  }
+  if (!Number.isFinite(coefficient) || coefficient < 1) {
+    throw new InvalidOptionsError('retry.backoffCoefficient', coefficient, 'a finite number ≥ 1');
+  }
+  const maximum = options.maximumIntervalMs ?? initial * 10;
+  if (!Number.isFinite(maximum) || maximum < initial) {
+    throw new InvalidOptionsError(
+      'retry.maximumIntervalMs',
+      maximum,
+      `a finite number ≥ initialIntervalMs (${initial})`,
+    );
+  }
+  if (!Number.isInteger(maximumAttempts) || maximumAttempts < 0) {
+    throw new InvalidOptionsError('retry.maximumAttempts', maximumAttempts, 'an integer ≥ 0 (0 = unlimited)');
+  }
+  return (attempt) => {
+    if (maximumAttempts !== 0 && attempt >= maximumAttempts) return null;
+    return Math.min(maximum, initial * coefficient ** (attempt - 1));
+  };
+}

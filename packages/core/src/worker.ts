@@ -1,0 +1,778 @@
+/**
+ * The worker: lifecycle, lease with self-fencing, the resolver loop
+ * (revoke before assign) and the per-shard handler pipeline.
+ *
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import { type Assignment, computeAssignment } from './assignment.js';
+import { sleep } from './clock.js';
+import type { Discovery, Member, Snapshot } from './discovery/contract.js';
+import { createDiscovery } from './discovery/registry.js';
+import {
+  AttemptsExhaustedError,
+  reason as errorReason,
+  IllegalStateError,
+  InvalidRecordError,
+  isRetryableError,
+  LeaseExpiredError,
+  LeaseLostError,
+  NotOwnerError,
+  RevokeTimeoutError,
+  ShardCountMismatchError,
+  StartTimeoutError,
+} from './errors.js';
+import { TypedEmitter } from './events.js';
+import {
+  type CompiledWorkerOptions,
+  compileOptions,
+  type ShardContext,
+  type Stage,
+  type StageFunction,
+  type WatchInfo,
+  type WorkerOptions,
+} from './options.js';
+import { startTicker, type Ticker } from './schedule.js';
+
+/** Lifecycle states; `start()` and `stop()` move between them. */
+export type WorkerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** Why a shard stopped being owned. */
+export type RevokeReason = 'rebalance' | 'lease-lost' | 'claim-lost' | 'stop';
+
+/** Every event of a {@link Worker}, one payload object each. */
+export interface WorkerEventMap {
+  /** The lifecycle state changed. */
+  state: { readonly from: WorkerState; readonly to: WorkerState };
+  /** This replica registered with a new lease (at start and after a lost lease). */
+  'lease:registered': { readonly instance: string; readonly joinSeq: number };
+  /** This replica's lease is gone (self-fenced or reported by the backend); it re-registers. */
+  'lease:lost': { readonly instance: string; readonly error: LeaseLostError };
+  /** A member appeared in the view. */
+  'member:joined': { readonly member: Member };
+  /** A member left the view (stopped, crashed or lost its lease). */
+  'member:left': { readonly instance: string };
+  /** This replica claimed a shard. */
+  'shard:acquired': { readonly shard: number; readonly token: number };
+  /** This replica stopped owning a shard. */
+  'shard:revoked': { readonly shard: number; readonly token: number; readonly reason: RevokeReason };
+  /** This replica's slice changed (same payload as `handler.watch`). */
+  assignment: WatchInfo;
+  /** A cron tick found the previous run of the shard still going and skipped it. */
+  'tick:skipped': { readonly shard: number; readonly scheduledAt: Date };
+  /** A handler stage threw (also given to `handler.onError`). */
+  'handler:error': { readonly shard: number; readonly stage: Stage; readonly attempt: number; readonly error: unknown };
+  /** An unparsable backend record was skipped. */
+  'record:invalid': { readonly error: InvalidRecordError };
+  /** An infrastructure error (backend unreachable, revoke timeout, …). The worker carries on. */
+  error: { readonly error: unknown };
+}
+
+/** One owned shard. */
+interface ShardRun {
+  readonly shard: number;
+  readonly token: number;
+  readonly instance: string;
+  readonly controller: AbortController;
+  revoked: boolean;
+  /** The pipeline run in progress, if any. */
+  current: Promise<void> | undefined;
+}
+
+/** The current registration. */
+interface Lease {
+  readonly instance: string;
+  readonly joinSeq: number;
+  /** Monotonic time after which this replica must consider itself fenced. */
+  deadline: number;
+  fenced: boolean;
+}
+
+/** Snapshot returned by {@link Worker.status}. */
+export interface WorkerStatus {
+  readonly state: WorkerState;
+  readonly service: string;
+  readonly shardCount: number;
+  /** Current member id, `undefined` while not registered. */
+  readonly instance: string | undefined;
+  /** Owned shards with their tokens and whether a pipeline run is in progress. */
+  readonly shards: readonly { readonly shard: number; readonly token: number; readonly running: boolean }[];
+  /** Live members in the last view, in join order. */
+  readonly members: readonly string[];
+  /** Registered but assigned no shard (more replicas than shards). */
+  readonly standby: boolean;
+  /** Ms until the self-fencing deadline, `undefined` while not registered. */
+  readonly leaseRemainingMs: number | undefined;
+}
+
+const CLAIM_CONCURRENCY = 32;
+
+/**
+ * The worker's timers. Only `heartbeat` keeps the process alive: a running
+ * worker should, and the others exist only while it runs.
+ */
+type TimerName = 'heartbeat' | 'fence' | 'resync' | 'expiry' | 'retry';
+
+/**
+ * A replica of a sharded worker service.
+ *
+ * ```ts
+ * const worker = new Worker({ service: 'billing-sync', shards: 8, handler: { async do(ctx) { … } } });
+ * await worker.start();
+ * // …
+ * await worker.stop();
+ * ```
+ */
+export class Worker extends TypedEmitter<WorkerEventMap> {
+  readonly #o: CompiledWorkerOptions;
+  #state: WorkerState = 'idle';
+  #discovery: Discovery | undefined;
+  #ownsDiscovery = false;
+  #lease: Lease | undefined;
+  readonly #runs = new Map<number, ShardRun>();
+  #view: Member[] = [];
+  #lastWatch = '';
+  #reportedInvalid = new Set<string>();
+  #unwatch: (() => void) | undefined;
+  #ticker: Ticker | undefined;
+  readonly #timers = new Map<TimerName, ReturnType<typeof setTimeout>>();
+  #reconciling: Promise<void> | undefined;
+  #dirty = false;
+  #recovering: Promise<void> | undefined;
+  #startAbort = new AbortController();
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  #signalHandler: (() => void) | undefined;
+
+  /** Validates options at once; throws `InvalidOptionsError`, `InvalidCronError` or `InvalidParamsError`. */
+  constructor(options: WorkerOptions) {
+    super();
+    this.#o = compileOptions(options);
+  }
+
+  /** Current lifecycle state. */
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /** A consistent snapshot of what this replica owns and sees. */
+  status(): WorkerStatus {
+    const lease = this.#lease;
+    const usable = lease !== undefined && !lease.fenced;
+    return {
+      state: this.#state,
+      service: this.#o.service,
+      shardCount: this.#o.shardCount,
+      instance: usable ? lease.instance : undefined,
+      shards: [...this.#runs.values()]
+        .filter((r) => !r.revoked)
+        .sort((a, b) => a.shard - b.shard)
+        .map((r) => ({ shard: r.shard, token: r.token, running: r.current !== undefined })),
+      members: this.#view.map((m) => m.id),
+      standby: usable && this.#state === 'running' && this.#runs.size === 0 && this.#view.length > this.#o.shardCount,
+      leaseRemainingMs: usable ? Math.max(0, lease.deadline - this.#o.clock.now()) : undefined,
+    };
+  }
+
+  /**
+   * Connect, check the shard count, register, and make the first claims. Keeps
+   * retrying an unreachable backend (emitting `error`) for `startTimeoutMs`.
+   * Rejects with `ShardCountMismatchError` at once when the backend holds
+   * another shard count.
+   */
+  start(): Promise<void> {
+    if (this.#state !== 'idle') return Promise.reject(new IllegalStateError('start', this.#state));
+    this.#setState('starting');
+    this.#starting = this.#start().catch(async (error: unknown) => {
+      await this.#teardown();
+      this.#setState('stopped');
+      throw error;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#o;
+    if (typeof o.discovery === 'object') {
+      this.#discovery = o.discovery;
+    } else {
+      this.#discovery = await createDiscovery(o.discovery);
+      this.#ownsDiscovery = true;
+    }
+    const began = o.clock.now();
+    let delay = 100;
+    for (;;) {
+      try {
+        await this.#register();
+        break;
+      } catch (error) {
+        if (!isRetryableError(error)) throw error;
+        if (this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
+        if (o.clock.now() - began + delay > o.startTimeoutMs) throw new StartTimeoutError(o.startTimeoutMs, error);
+        this.#reportError(error);
+        await sleep(delay, this.#startAbort.signal).catch(() => undefined);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+    if (this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
+    this.#unwatch = this.#discovery.watch(o.service, () => this.#requestReconcile());
+    this.#setState('running');
+    if (o.schedule !== undefined) this.#ticker = startTicker(o.schedule, (at) => this.#onTick(at));
+    this.#scheduleResync();
+    if (o.handleSignals) this.#installSignalHandlers();
+    await this.#requestReconcile();
+  }
+
+  /**
+   * Stop taking work, abort and drain handlers (each bounded by
+   * `revokeTimeoutMs`), release claims and revoke the lease so peers take over
+   * at once. Idempotent; safe in any state.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    if (this.#state === 'idle' || this.#state === 'stopped') {
+      if (this.#state === 'idle') this.#setState('stopped');
+      return Promise.resolve();
+    }
+    this.#stopping = this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#startAbort.abort();
+    if (this.#state === 'starting') {
+      await this.#starting?.catch(() => undefined);
+      if ((this.#state as WorkerState) === 'stopped') return;
+    }
+    this.#setState('stopping');
+    this.#ticker?.stop();
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    this.#clearTimer('resync');
+    this.#clearTimer('expiry');
+    this.#clearTimer('retry');
+    await this.#reconciling?.catch(() => undefined);
+    await this.#recovering?.catch(() => undefined);
+    await Promise.all([...this.#runs.keys()].map((shard) => this.#revoke(shard, 'stop', true)));
+    const lease = this.#lease;
+    if (lease !== undefined && !lease.fenced) {
+      lease.fenced = true;
+      await this.#discovery?.unregister(this.#o.service, lease.instance).catch((e: unknown) => this.#reportError(e));
+    }
+    this.#emitWatch();
+    await this.#teardown();
+    this.#setState('stopped');
+  }
+
+  /** `await using worker = new Worker(…)` stops it at scope exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async #teardown(): Promise<void> {
+    for (const name of [...this.#timers.keys()]) this.#clearTimer(name);
+    this.#ticker?.stop();
+    this.#unwatch?.();
+    this.#removeSignalHandlers();
+    if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
+  }
+
+  #setState(to: WorkerState): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    this.emit('state', { from, to });
+  }
+
+  // ── lease ────────────────────────────────────────────────────────────────
+
+  /** Ensure the group (shard count) and register a new member with a fresh lease. */
+  async #register(): Promise<void> {
+    const o = this.#o;
+    const discovery = this.#discovery as Discovery;
+    const stored = await discovery.ensureGroup(o.service, o.shardCount);
+    if (stored !== o.shardCount) throw new ShardCountMismatchError(o.service, stored, o.shardCount);
+    const instance = randomBytes(9).toString('base64url');
+    const sentAt = o.clock.now();
+    const { joinSeq } = await discovery.register(
+      o.service,
+      { id: instance, host: o.host, pid: process.pid, startedAt: Date.now(), weight: o.weight, labels: o.labels },
+      o.leaseTtlMs,
+    );
+    // The backend starts the TTL when it processes the request, which is after
+    // `sentAt`: a deadline measured from `sentAt` is always the earlier one.
+    const lease: Lease = { instance, joinSeq, deadline: sentAt + o.leaseTtlMs - o.fenceMarginMs, fenced: false };
+    if (o.clock.now() >= lease.deadline) {
+      await discovery.unregister(o.service, instance).catch(() => undefined);
+      throw new LeaseLostError(instance, 'registration took longer than the lease TTL');
+    }
+    this.#lease = lease;
+    this.#armFence(lease);
+    this.#scheduleHeartbeat(o.heartbeatIntervalMs);
+    this.emit('lease:registered', { instance, joinSeq });
+  }
+
+  #scheduleHeartbeat(delay: number): void {
+    this.#setTimer('heartbeat', delay, () => void this.#heartbeat());
+  }
+
+  async #heartbeat(): Promise<void> {
+    const lease = this.#lease;
+    if (lease === undefined || lease.fenced || !this.#active()) return;
+    const o = this.#o;
+    const sentAt = o.clock.now();
+    try {
+      await (this.#discovery as Discovery).renew(o.service, lease.instance);
+      if (lease.fenced) return;
+      lease.deadline = Math.max(lease.deadline, sentAt + o.leaseTtlMs - o.fenceMarginMs);
+      this.#armFence(lease);
+      this.#scheduleHeartbeat(o.heartbeatIntervalMs);
+    } catch (error) {
+      if (lease.fenced) return;
+      if (error instanceof LeaseExpiredError) {
+        this.#fence(lease, 'the backend no longer knows this member');
+        return;
+      }
+      this.#reportError(error);
+      // Retry sooner than usual: every renewal before the deadline counts.
+      this.#scheduleHeartbeat(Math.max(10, o.heartbeatIntervalMs / 3));
+    }
+  }
+
+  #armFence(lease: Lease): void {
+    const delay = Math.max(0, lease.deadline - this.#o.clock.now());
+    this.#setTimer('fence', delay, () => {
+      if (this.#o.clock.now() >= lease.deadline) this.#fence(lease, 'no successful renewal before the deadline');
+      else this.#armFence(lease);
+    });
+  }
+
+  /** The lease is lost: stop every shard at once, then re-register in the background. */
+  #fence(lease: Lease, detail: string): void {
+    if (lease.fenced) return;
+    lease.fenced = true;
+    this.#clearTimer('fence');
+    this.#clearTimer('heartbeat');
+    const error = new LeaseLostError(lease.instance, detail);
+    for (const run of this.#runs.values()) {
+      if (run.instance !== lease.instance || run.revoked) continue;
+      run.revoked = true;
+      run.controller.abort(error);
+      this.emit('shard:revoked', { shard: run.shard, token: run.token, reason: 'lease-lost' });
+    }
+    this.emit('lease:lost', { instance: lease.instance, error });
+    if (this.#state === 'running')
+      this.#recovering ??= this.#recover(lease).finally(() => (this.#recovering = undefined));
+  }
+
+  async #recover(old: Lease): Promise<void> {
+    const o = this.#o;
+    const discovery = this.#discovery as Discovery;
+    // If the backend still holds the old lease, revoking it frees our shards for
+    // peers now rather than at expiry. Handlers already see `owned === false`.
+    void discovery.unregister(o.service, old.instance).catch(() => undefined);
+    await Promise.all(
+      [...this.#runs.values()]
+        .filter((r) => r.instance === old.instance)
+        .map(async (r) => {
+          await this.#settle(r);
+          this.#runs.delete(r.shard);
+        }),
+    );
+    this.#emitWatch();
+    let delay = 100;
+    while (this.#state === 'running') {
+      try {
+        await this.#register();
+        void this.#requestReconcile();
+        return;
+      } catch (error) {
+        this.#reportError(error);
+        await sleep(delay, this.#startAbort.signal).catch(() => undefined);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  /** Whether `instance` is the current, unexpired registration. Synchronous: reads the clock. */
+  #holds(instance: string): boolean {
+    const lease = this.#lease;
+    return lease !== undefined && lease.instance === instance && !lease.fenced && this.#o.clock.now() < lease.deadline;
+  }
+
+  #active(): boolean {
+    return this.#state === 'running' || this.#state === 'starting';
+  }
+
+  // ── resolver ─────────────────────────────────────────────────────────────
+
+  /** Run the reconcile loop, coalescing requests that arrive while it runs. */
+  #requestReconcile(): Promise<void> {
+    if (this.#state !== 'running') return Promise.resolve();
+    if (this.#reconciling !== undefined) {
+      this.#dirty = true;
+      return this.#reconciling;
+    }
+    this.#reconciling = (async () => {
+      do {
+        this.#dirty = false;
+        try {
+          await this.#reconcile();
+        } catch (error) {
+          this.#reportError(error);
+          this.#setTimer('retry', Math.min(1000, this.#o.resyncIntervalMs), () => void this.#requestReconcile());
+        }
+      } while (this.#dirty && this.#state === 'running');
+    })().finally(() => {
+      this.#reconciling = undefined;
+    });
+    return this.#reconciling;
+  }
+
+  async #reconcile(): Promise<void> {
+    const o = this.#o;
+    const lease = this.#lease;
+    if (lease === undefined || lease.fenced || this.#state !== 'running') return;
+    const discovery = this.#discovery as Discovery;
+    const snap = await discovery.snapshot(o.service);
+    if (lease.fenced || this.#state !== 'running') return;
+    this.#reportInvalid(snap);
+    if (snap.shardCount === undefined) {
+      // The backend lost its data (e.g. a Redis restart); our member is gone too.
+      await discovery.ensureGroup(o.service, o.shardCount);
+    } else if (snap.shardCount !== o.shardCount) {
+      throw new ShardCountMismatchError(o.service, snap.shardCount, o.shardCount);
+    }
+    const view = [...snap.members].sort((a, b) => a.joinSeq - b.joinSeq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.#updateView(view);
+    if (!view.some((m) => m.id === lease.instance)) {
+      this.#fence(lease, 'this member is missing from the backend');
+      return;
+    }
+    const claims = new Map(snap.claims.map((c) => [c.shard, c]));
+    const owners = new Map(snap.claims.map((c) => [c.shard, c.owner]));
+    const assignment: Assignment = computeAssignment(o.strategy, {
+      members: view.map((m) => ({ id: m.id, weight: m.weight })),
+      shardCount: o.shardCount,
+      owners,
+    });
+    const desired = new Set(assignment.get(lease.instance) ?? []);
+
+    // Revoke before assign. A run whose claim is gone or belongs to someone
+    // else lost it behind our back (the backend lost data): stop it at once.
+    const revocations: Promise<void>[] = [];
+    for (const run of this.#runs.values()) {
+      if (run.revoked) continue;
+      const claim = claims.get(run.shard);
+      if (claim === undefined || claim.owner !== lease.instance || claim.token !== run.token) {
+        revocations.push(this.#revoke(run.shard, 'claim-lost', false));
+      } else if (!desired.has(run.shard)) {
+        revocations.push(this.#revoke(run.shard, 'rebalance', true));
+      }
+    }
+    await Promise.all(revocations);
+    if (!this.#holds(lease.instance) || this.#state !== 'running') return;
+
+    const toClaim: number[] = [];
+    for (const shard of desired) {
+      if (this.#runs.has(shard)) continue;
+      const claim = claims.get(shard);
+      if (claim === undefined) toClaim.push(shard);
+      // A claim of ours with no run: a claim whose reply we never got. Adopt it.
+      else if (claim.owner === lease.instance) this.#acquire(shard, claim.token, lease.instance);
+      // Otherwise another live member still holds it: wait for its release event.
+    }
+    for (const claim of snap.claims) {
+      if (claim.owner === lease.instance && !desired.has(claim.shard) && !this.#runs.has(claim.shard)) {
+        await discovery.release(o.service, lease.instance, claim.shard, claim.token);
+      }
+    }
+    await mapLimit(toClaim, CLAIM_CONCURRENCY, async (shard) => {
+      if (!this.#holds(lease.instance) || this.#state !== 'running') return;
+      const result = await discovery.claim(o.service, lease.instance, shard);
+      if (result.ok && this.#holds(lease.instance) && this.#state === 'running') {
+        this.#acquire(shard, result.token, lease.instance);
+      } else if (result.ok) {
+        await discovery.release(o.service, lease.instance, shard, result.token).catch(() => undefined);
+      }
+    });
+    this.#emitWatch();
+    this.#scheduleExpiryCheck(view, lease.instance);
+  }
+
+  #updateView(view: Member[]): void {
+    const before = new Set(this.#view.map((m) => m.id));
+    const after = new Set(view.map((m) => m.id));
+    this.#view = view;
+    for (const m of view) if (!before.has(m.id)) this.emit('member:joined', { member: m });
+    for (const id of before) if (!after.has(id)) this.emit('member:left', { instance: id });
+  }
+
+  #reportInvalid(snap: Snapshot): void {
+    const seen = new Set<string>();
+    for (const bad of snap.invalid) {
+      const key = `${bad.key}\u0000${bad.reason}`;
+      seen.add(key);
+      if (!this.#reportedInvalid.has(key))
+        this.emit('record:invalid', { error: new InvalidRecordError(bad.key, bad.reason) });
+    }
+    this.#reportedInvalid = seen;
+  }
+
+  /** Re-list right after the earliest known lease expiry of a peer (backends that announce expiry make this moot). */
+  #scheduleExpiryCheck(view: readonly Member[], self: string): void {
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const m of view)
+      if (m.id !== self && m.expiresInMs !== undefined) earliest = Math.min(earliest, m.expiresInMs);
+    this.#clearTimer('expiry');
+    if (earliest === Number.POSITIVE_INFINITY) return;
+    this.#setTimer('expiry', earliest + 5, () => void this.#requestReconcile());
+  }
+
+  #scheduleResync(): void {
+    this.#setTimer('resync', this.#o.resyncIntervalMs, () => {
+      void this.#requestReconcile();
+      if (this.#state === 'running') this.#scheduleResync();
+    });
+  }
+
+  #emitWatch(): void {
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    const shards = [...this.#runs.values()]
+      .filter((r) => !r.revoked)
+      .map((r) => r.shard)
+      .sort((a, b) => a - b);
+    const key = `${lease.instance}|${shards.join(',')}`;
+    if (key === this.#lastWatch) return;
+    this.#lastWatch = key;
+    const params: Record<number, string> = {};
+    for (const shard of shards) {
+      const p = this.#o.params.get(shard);
+      if (p !== undefined) params[shard] = p;
+    }
+    const info: WatchInfo = {
+      instance: lease.instance,
+      shards,
+      shardCount: this.#o.shardCount,
+      members: this.#view,
+      params,
+    };
+    if (this.#o.handler.watch !== undefined) {
+      try {
+        this.#o.handler.watch(info);
+      } catch (error) {
+        this.#reportError(error);
+      }
+    }
+    this.emit('assignment', info);
+  }
+
+  // ── shards ───────────────────────────────────────────────────────────────
+
+  #acquire(shard: number, token: number, instance: string): void {
+    const run: ShardRun = {
+      shard,
+      token,
+      instance,
+      controller: new AbortController(),
+      revoked: false,
+      current: undefined,
+    };
+    this.#runs.set(shard, run);
+    this.emit('shard:acquired', { shard, token });
+    if (this.#o.schedule === undefined) this.#startPipeline(run, undefined);
+  }
+
+  /** Abort a shard's handler, wait for it (bounded), then release the claim if asked. */
+  async #revoke(shard: number, why: 'rebalance' | 'claim-lost' | 'stop', release: boolean): Promise<void> {
+    const run = this.#runs.get(shard);
+    if (run === undefined) return;
+    if (!run.revoked) {
+      run.revoked = true;
+      run.controller.abort(new NotOwnerError(shard, run.token, why));
+      this.emit('shard:revoked', { shard, token: run.token, reason: why });
+    }
+    await this.#settle(run);
+    if (release) {
+      await (this.#discovery as Discovery)
+        .release(this.#o.service, run.instance, shard, run.token)
+        .catch((e: unknown) => this.#reportError(e));
+    }
+    if (this.#runs.get(shard) === run) this.#runs.delete(shard);
+  }
+
+  /** Wait for a run's pipeline to finish, at most `revokeTimeoutMs`. */
+  async #settle(run: ShardRun): Promise<void> {
+    const current = run.current;
+    if (current === undefined) return;
+    const timeout = this.#o.revokeTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      current.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeout);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.#reportError(new RevokeTimeoutError(run.shard, timeout));
+  }
+
+  #onTick(scheduledAt: Date): void {
+    if (this.#state !== 'running') return;
+    for (const run of this.#runs.values()) {
+      if (run.revoked) continue;
+      if (run.current !== undefined) {
+        this.emit('tick:skipped', { shard: run.shard, scheduledAt });
+        continue;
+      }
+      this.#startPipeline(run, scheduledAt);
+    }
+  }
+
+  #startPipeline(run: ShardRun, scheduledAt: Date | undefined): void {
+    const done = this.#pipeline(run, scheduledAt).finally(() => {
+      if (run.current === done) run.current = undefined;
+    });
+    run.current = done;
+  }
+
+  async #pipeline(run: ShardRun, scheduledAt: Date | undefined): Promise<void> {
+    const o = this.#o;
+    const holds = (): boolean => !run.revoked && this.#holds(run.instance);
+    const ctx = {
+      service: o.service,
+      shard: run.shard,
+      shardCount: o.shardCount,
+      param: o.params.get(run.shard),
+      token: run.token,
+      signal: run.controller.signal,
+      instance: run.instance,
+      scheduledAt,
+      attempt: 1,
+      stage: 'before' as Stage,
+      data: {} as Record<string, unknown>,
+      get owned(): boolean {
+        return holds();
+      },
+      assertOwned(): void {
+        if (!holds()) throw new NotOwnerError(run.shard, run.token, 'revoked or lease deadline passed');
+      },
+    };
+    const { before, after } = o.handler;
+    const stages: [Stage, StageFunction | undefined][] = [
+      ['before', before],
+      ['do', o.handler.do],
+      ['after', after],
+    ];
+    // Let the claim's caller finish its bookkeeping before user code runs.
+    await Promise.resolve();
+    for (const [stage, fn] of stages) {
+      if (fn === undefined) continue;
+      ctx.stage = stage;
+      if (!(await this.#runStage(run, ctx, fn))) return;
+    }
+  }
+
+  /** Run one stage with retries; `true` when it succeeded. */
+  async #runStage(run: ShardRun, ctx: ShardContext & { attempt: number }, fn: StageFunction): Promise<boolean> {
+    const signal = run.controller.signal;
+    for (let attempt = 1; ; attempt++) {
+      if (signal.aborted) return false;
+      ctx.attempt = attempt;
+      try {
+        await fn.call(this.#o.handler, ctx);
+        return true;
+      } catch (error) {
+        if (signal.aborted) return false;
+        this.#handlerError(run, ctx, error);
+        if (!isRetryableError(error)) return false;
+        const delay = this.#o.retry(attempt, error);
+        if (delay === null) {
+          this.#handlerError(run, ctx, new AttemptsExhaustedError(ctx.stage, attempt, error));
+          return false;
+        }
+        try {
+          await sleep(delay, signal);
+        } catch {
+          return false;
+        }
+      }
+    }
+  }
+
+  #handlerError(run: ShardRun, ctx: ShardContext, error: unknown): void {
+    this.emit('handler:error', { shard: run.shard, stage: ctx.stage, attempt: ctx.attempt, error });
+    const onError = this.#o.handler.onError;
+    if (onError === undefined) return;
+    try {
+      onError.call(this.#o.handler, error, ctx);
+    } catch (thrown) {
+      this.#reportError(thrown);
+    }
+  }
+
+  // ── plumbing ─────────────────────────────────────────────────────────────
+
+  #reportError(error: unknown): void {
+    if (this.listenerCount('error') === 0) {
+      console.warn(`[shardwork ${this.#o.service}] ${errorReason(error)}`);
+      return;
+    }
+    this.emit('error', { error });
+  }
+
+  #setTimer(name: TimerName, delay: number, fn: () => void): void {
+    this.#clearTimer(name);
+    const timer = setTimeout(() => {
+      if (this.#timers.get(name) === timer) this.#timers.delete(name);
+      fn();
+    }, delay);
+    if (name !== 'heartbeat') timer.unref?.();
+    this.#timers.set(name, timer);
+  }
+
+  #clearTimer(name: TimerName): void {
+    clearTimeout(this.#timers.get(name));
+    this.#timers.delete(name);
+  }
+
+  #installSignalHandlers(): void {
+    const handler = (): void => {
+      this.#removeSignalHandlers();
+      void this.stop();
+    };
+    this.#signalHandler = handler;
+    process.once('SIGTERM', handler);
+    process.once('SIGINT', handler);
+  }
+
+  #removeSignalHandlers(): void {
+    const handler = this.#signalHandler;
+    if (handler === undefined) return;
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+    this.#signalHandler = undefined;
+  }
+}
+
+/** Run `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let firstError: unknown;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (error) {
+        if (!failed) firstError = error;
+        failed = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed) throw firstError;
+}
