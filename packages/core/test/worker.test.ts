@@ -1,0 +1,386 @@
+import {
+  AttemptsExhaustedError,
+  DiscoveryUnavailableError,
+  IllegalStateError,
+  LeaseLostError,
+  MemoryDiscovery,
+  MemoryStore,
+  NonRetryableError,
+  NotOwnerError,
+  RevokeTimeoutError,
+  type ShardContext,
+  ShardCountMismatchError,
+  StartTimeoutError,
+  sleep,
+  type WatchInfo,
+  Worker,
+} from '@shardwork/core';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { advanceUntil, Cluster, GarbageDiscovery, useFakeTime } from './harness.js';
+
+beforeEach(() => useFakeTime());
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+async function started(worker: Worker): Promise<void> {
+  const p = worker.start();
+  await vi.advanceTimersByTimeAsync(50);
+  await p;
+}
+
+async function stopped(worker: Worker): Promise<void> {
+  const p = worker.stop();
+  await vi.advanceTimersByTimeAsync(15_000);
+  await p;
+}
+
+describe('membership changes', () => {
+  let cluster: Cluster;
+  afterEach(async () => {
+    await cluster.stopAll();
+    cluster.assertExclusive();
+  });
+
+  it('splits shards evenly on join and gives a joiner its fair share within a few round trips', async () => {
+    cluster = new Cluster(12);
+    const a = cluster.add();
+    await started(a.worker);
+    expect(a.worker.status().shards).toHaveLength(12);
+    const b = cluster.add();
+    const c = cluster.add();
+    await started(b.worker);
+    await started(c.worker);
+    const took = await advanceUntil(
+      () => cluster.replicas.every(({ worker }) => worker.status().shards.length === 4) && cluster.fullyOwned(),
+      500,
+    );
+    expect(took).toBeLessThan(100);
+    // Sticky: the first replica kept its lowest shards.
+    expect(a.worker.status().shards.map((s) => s.shard)).toEqual([0, 1, 2, 3]);
+    const tokens = cluster.replicas.flatMap(({ worker }) => worker.status().shards.map((s) => s.token));
+    expect(new Set(tokens).size).toBe(12);
+  });
+
+  it('hands a stopped replica’s shards over within a few round trips, moving nothing else', async () => {
+    cluster = new Cluster(12);
+    const [a, b, c] = [cluster.add(), cluster.add(), cluster.add()];
+    for (const r of [a, b, c]) await started(r.worker);
+    await advanceUntil(() => cluster.fullyOwned() && b.worker.status().shards.length === 4, 500);
+    const keptA = a.worker.status().shards.map((s) => `${s.shard}:${s.token}`);
+    const stopping = b.worker.stop();
+    await vi.advanceTimersByTimeAsync(10);
+    await stopping;
+    const took = await advanceUntil(() => cluster.fullyOwned(), 500, 1);
+    expect(took).toBeLessThan(50);
+    expect(a.worker.status().shards.length).toBe(6);
+    // a kept every shard (and token) it had.
+    const nowA = a.worker.status().shards.map((s) => `${s.shard}:${s.token}`);
+    for (const kept of keptA) expect(nowA).toContain(kept);
+  });
+
+  it('self-fences a cut-off replica before its lease expires for the others, who take over after the TTL', async () => {
+    cluster = new Cluster(8);
+    const [a, b] = [cluster.add(), cluster.add()];
+    await started(a.worker);
+    await started(b.worker);
+    await advanceUntil(() => cluster.fullyOwned() && a.worker.status().shards.length === 4, 500);
+    const aShards = new Set(a.worker.status().shards.map((s) => s.shard));
+    let fencedAt = Number.NaN;
+    a.worker.on('lease:lost', ({ error }) => {
+      expect(error).toBeInstanceOf(LeaseLostError);
+      fencedAt = performance.now();
+    });
+    let takenAt = Number.NaN;
+    b.worker.on('shard:acquired', ({ shard }) => {
+      if (aShards.has(shard) && Number.isNaN(takenAt)) takenAt = performance.now();
+    });
+    const cutAt = performance.now();
+    a.conn.setAvailable(false);
+    await advanceUntil(() => b.worker.status().shards.length === 8, 3000, 5);
+    const recoveredAt = performance.now();
+    expect(fencedAt).toBeLessThan(takenAt);
+    // Self-fencing happens at most TTL − margin after the last renewal sent before the cut.
+    expect(fencedAt - cutAt).toBeLessThanOrEqual(1000 - 100);
+    // Crash bound: TTL plus one expiry scan and a few round trips.
+    expect(recoveredAt - cutAt).toBeLessThanOrEqual(1000 + 100);
+    expect(a.worker.status().shards).toEqual([]);
+    // Reconnected, it rejoins as a new member and gets its share back.
+    a.conn.setAvailable(true);
+    await advanceUntil(() => a.worker.status().shards.length === 4 && cluster.fullyOwned(), 3000);
+  });
+
+  it('aborts the signal of a revoked shard with NotOwnerError and turns ctx.owned false', async () => {
+    cluster = new Cluster(2);
+    const seen: ShardContext[] = [];
+    const a = cluster.add({
+      handler: {
+        async do(ctx) {
+          seen.push(ctx);
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+        },
+      },
+    });
+    await started(a.worker);
+    expect(seen.map((c) => c.owned)).toEqual([true, true]);
+    const b = cluster.add();
+    await started(b.worker);
+    await advanceUntil(() => b.worker.status().shards.length === 1, 500);
+    const revoked = seen.find((c) => c.shard === 1);
+    expect(revoked?.signal.aborted).toBe(true);
+    expect(revoked?.signal.reason).toBeInstanceOf(NotOwnerError);
+    expect(revoked?.owned).toBe(false);
+    expect(() => revoked?.assertOwned()).toThrow(NotOwnerError);
+    expect(seen.find((c) => c.shard === 0)?.owned).toBe(true);
+  });
+
+  it('releases a shard whose handler ignores the abort after revokeTimeoutMs, reporting it', async () => {
+    cluster = new Cluster(2);
+    const a = cluster.add({
+      revokeTimeoutMs: 500,
+      handler: {
+        async do() {
+          await new Promise((resolve) => setTimeout(resolve, 60_000));
+        },
+      },
+    });
+    await started(a.worker);
+    const b = cluster.add();
+    await started(b.worker);
+    const took = await advanceUntil(() => b.worker.status().shards.length === 1, 2000);
+    expect(took).toBeGreaterThanOrEqual(450);
+    expect(took).toBeLessThan(700);
+    expect(a.errors.some((e) => e instanceof RevokeTimeoutError && e.shard === 1)).toBe(true);
+  });
+
+  it('puts replicas beyond the shard count on standby and promotes one when an owner leaves', async () => {
+    cluster = new Cluster(2);
+    const rs = [cluster.add(), cluster.add(), cluster.add()];
+    for (const r of rs) await started(r.worker);
+    await advanceUntil(() => cluster.fullyOwned(), 500);
+    expect(rs.map((r) => r.worker.status().standby)).toEqual([false, false, true]);
+    const stopping = rs[0]?.worker.stop();
+    await vi.advanceTimersByTimeAsync(10);
+    await stopping;
+    await advanceUntil(() => cluster.fullyOwned() && rs[2]?.worker.status().shards.length === 1, 500);
+  });
+});
+
+describe('start', () => {
+  it('rejects a replica whose shard count disagrees with the backend', async () => {
+    const cluster = new Cluster(4);
+    const a = cluster.add();
+    await started(a.worker);
+    const b = cluster.add({ shards: 8 });
+    const result = b.worker.start().catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(50);
+    const error = await result;
+    expect(error).toBeInstanceOf(ShardCountMismatchError);
+    expect(error).toMatchObject({ service: 'svc', expected: 4, actual: 8 });
+    expect((error as Error).message).toMatch(/has 4 shards .* started with shards: 8/);
+    expect(b.worker.state).toBe('stopped');
+    expect(a.worker.status().shards).toHaveLength(4);
+    await cluster.stopAll();
+  });
+
+  it('waits for a backend that is down at start, reporting errors, and fails after startTimeoutMs', async () => {
+    const conn = new MemoryDiscovery({ store: new MemoryStore() });
+    conn.setAvailable(false);
+    const errors: unknown[] = [];
+    const worker = new Worker({
+      service: 's',
+      shards: 1,
+      discovery: conn,
+      startTimeoutMs: 2000,
+      handler: () => undefined,
+    });
+    worker.on('error', ({ error }) => errors.push(error));
+    const result = worker.start().catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(3000);
+    const error = await result;
+    expect(error).toBeInstanceOf(StartTimeoutError);
+    expect((error as StartTimeoutError).cause).toBeInstanceOf(DiscoveryUnavailableError);
+    expect(errors.length).toBeGreaterThan(2);
+    expect(worker.state).toBe('stopped');
+  });
+
+  it('starts once a backend that was down comes up', async () => {
+    const conn = new MemoryDiscovery({ store: new MemoryStore() });
+    conn.setAvailable(false);
+    const worker = new Worker({ service: 's', shards: 2, discovery: conn, handler: () => undefined });
+    worker.on('error', () => undefined);
+    const result = worker.start();
+    await vi.advanceTimersByTimeAsync(1500);
+    conn.setAvailable(true);
+    await vi.advanceTimersByTimeAsync(6000);
+    await result;
+    expect(worker.status().shards).toHaveLength(2);
+    await stopped(worker);
+  });
+
+  it('enforces the lifecycle and disposes with await using', async () => {
+    const store = new MemoryStore();
+    {
+      await using worker = new Worker({
+        service: 's',
+        shards: 1,
+        discovery: new MemoryDiscovery({ store }),
+        handler: () => undefined,
+      });
+      await started(worker);
+      await expect(worker.start()).rejects.toBeInstanceOf(IllegalStateError);
+      expect(worker.state).toBe('running');
+    }
+    const conn = new MemoryDiscovery({ store });
+    expect((await conn.snapshot('s')).members).toEqual([]);
+    const idle = new Worker({ service: 's', shards: 1, discovery: conn, handler: () => undefined });
+    await idle.stop();
+    await idle.stop();
+    expect(idle.state).toBe('stopped');
+    await expect(idle.start()).rejects.toThrow(/Cannot start while stopped/);
+  });
+
+  it('reports unparsable backend records once and carries on', async () => {
+    const worker = new Worker({
+      service: 's',
+      shards: 2,
+      discovery: new GarbageDiscovery({ store: new MemoryStore() }),
+      handler: () => undefined,
+    });
+    const invalid: string[] = [];
+    worker.on('record:invalid', ({ error }) => invalid.push(error.key));
+    await started(worker);
+    await vi.advanceTimersByTimeAsync(12_000);
+    expect(invalid).toEqual(['s/members/broken']);
+    expect(worker.status().shards).toHaveLength(2);
+    await stopped(worker);
+  });
+});
+
+describe('handler pipeline', () => {
+  const run = async (handler: ConstructorParameters<typeof Worker>[0]['handler'], extra = {}): Promise<Worker> => {
+    const worker = new Worker({
+      service: 'p',
+      shards: 1,
+      discovery: new MemoryDiscovery({ store: new MemoryStore() }),
+      handler,
+      ...extra,
+    });
+    await started(worker);
+    return worker;
+  };
+
+  it('runs before → do → after, retrying each failing stage with backoff and reporting every error', async () => {
+    const log: string[] = [];
+    let failures = 2;
+    const errors: { attempt: number; stage: string; at: number }[] = [];
+    const worker = await run({
+      before: (ctx) => void log.push(`before ${ctx.attempt}`),
+      do: (ctx) => {
+        log.push(`do ${ctx.attempt}`);
+        if (failures-- > 0) throw new Error('flaky');
+      },
+      after: () => void log.push('after'),
+      onError: (_error, ctx) => void errors.push({ attempt: ctx.attempt, stage: ctx.stage, at: performance.now() }),
+    });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(log).toEqual(['before 1', 'do 1', 'do 2', 'do 3', 'after']);
+    expect(errors.map((e) => `${e.stage}#${e.attempt}`)).toEqual(['do#1', 'do#2']);
+    // Default policy: 1 s, then 2 s.
+    expect(Math.round((errors[1]?.at ?? 0) - (errors[0]?.at ?? 0))).toBe(1000);
+    await stopped(worker);
+  });
+
+  it('gives up after maximumAttempts with AttemptsExhaustedError and skips later stages', async () => {
+    const errors: unknown[] = [];
+    let afterRan = false;
+    const worker = await run(
+      {
+        do: () => {
+          throw new Error('always');
+        },
+        after: () => {
+          afterRan = true;
+        },
+        onError: (e) => void errors.push(e),
+      },
+      { retry: { initialIntervalMs: 10, maximumAttempts: 3 } },
+    );
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(errors).toHaveLength(4);
+    expect(errors[3]).toBeInstanceOf(AttemptsExhaustedError);
+    expect(errors[3]).toMatchObject({ stage: 'do', attempts: 3 });
+    expect(afterRan).toBe(false);
+    await stopped(worker);
+  });
+
+  it('stops retrying at a NonRetryableError, and survives a throwing onError', async () => {
+    const errors: unknown[] = [];
+    let calls = 0;
+    const worker = await run({
+      do: () => {
+        calls++;
+        throw new NonRetryableError('bad input');
+      },
+      onError: (e) => {
+        errors.push(e);
+        throw new Error('onError itself broke');
+      },
+    });
+    worker.on('error', () => undefined);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(calls).toBe(1);
+    expect(errors).toHaveLength(1);
+    expect(worker.state).toBe('running');
+    await stopped(worker);
+  });
+
+  it('runs every owned shard on each cron tick, never overlapping runs of one shard', async () => {
+    const spans = new Map<number, [number, number][]>();
+    const skipped: number[] = [];
+    const store = new MemoryStore();
+    const worker = new Worker({
+      service: 'cron',
+      shards: 2,
+      discovery: new MemoryDiscovery({ store }),
+      schedule: '* * * * * *',
+      handler: {
+        async do(ctx) {
+          const start = performance.now();
+          await sleep(ctx.shard === 0 ? 2500 : 100);
+          spans.set(ctx.shard, [...(spans.get(ctx.shard) ?? []), [start, performance.now()]]);
+        },
+      },
+    });
+    worker.on('tick:skipped', ({ shard }) => skipped.push(shard));
+    await started(worker);
+    await vi.advanceTimersByTimeAsync(10_500);
+    const slow = spans.get(0) ?? [];
+    const fast = spans.get(1) ?? [];
+    expect(fast.length).toBeGreaterThanOrEqual(9);
+    expect(slow.length).toBeGreaterThanOrEqual(3);
+    expect(slow.length).toBeLessThanOrEqual(4);
+    for (let i = 1; i < slow.length; i++)
+      expect((slow[i] as number[])[0]).toBeGreaterThanOrEqual((slow[i - 1] as number[])[1] as number);
+    expect(skipped.filter((s) => s === 0).length).toBeGreaterThanOrEqual(5);
+    expect(skipped).not.toContain(1);
+    await stopped(worker);
+  });
+
+  it('tells watch and the handler context the slice, shard count and params', async () => {
+    const infos: WatchInfo[] = [];
+    const params: (string | undefined)[] = [];
+    const worker = await run(
+      {
+        do: (ctx) => void params.push(`${ctx.shard}/${ctx.shardCount}=${ctx.param}`),
+        watch: (info) => void infos.push(info),
+      },
+      { shards: 3, params: '0=beijing,2=shanghai' },
+    );
+    expect(infos.at(-1)).toMatchObject({ shards: [0, 1, 2], shardCount: 3, params: { 0: 'beijing', 2: 'shanghai' } });
+    expect(infos.at(-1)?.members).toHaveLength(1);
+    expect(params.sort()).toEqual(['0/3=beijing', '1/3=undefined', '2/3=shanghai']);
+    await stopped(worker);
+    expect(infos.at(-1)?.shards).toEqual([]);
+  });
+});
