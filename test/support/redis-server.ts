@@ -1,0 +1,224 @@
+/**
+ * A throw-away `redis-server` on a free loopback port for tests. Never the
+ * system Redis on 6379: every server gets its own port and its own temporary
+ * directory, and is killed by `stop()` (or when the test process exits).
+ *
+ * ```ts
+ * const redis = await startRedisServer();
+ * const discovery = new RedisDiscovery({ url: redis.url });
+ * await redis.restart(); // all data lost, same port
+ * await redis.stop();
+ * ```
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ShardworkError } from '@shardwork/core';
+
+/** A running test server. */
+export interface RedisTestServer {
+  /** Its loopback port. */
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Process id of the current server process. */
+  readonly pid: number | undefined;
+  /** Kill the server and remove its directory. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * Kill the server and start a new one on the same port. By default all data
+   * is lost; with `keepData` it is saved (`SAVE`) first and loaded again.
+   * `downMs` keeps the port closed that long in between.
+   */
+  restart(opts?: { keepData?: boolean; downMs?: number }): Promise<void>;
+  /** Send one command and return the raw RESP reply (meant for short replies such as `+OK`). */
+  command(...args: string[]): Promise<string>;
+}
+
+/** Command to run: `REDIS_SERVER_BIN` or `redis-server` from the PATH. */
+const binary = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (listen on 0, read it, close). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (port === 0) throw new Error('could not find a free port');
+  return port;
+}
+
+/** Send a RESP command and resolve with the first complete reply line(s). */
+export function redisCommand(port: number, args: readonly string[], timeoutMs = 1000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    let data = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no reply from 127.0.0.1:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => {
+      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+    socket.on('data', (chunk: string) => {
+      data += chunk;
+      if (!data.endsWith('\r\n')) return;
+      // Bulk replies: wait for the payload line too.
+      const bulk = /^\$(\d+)\r\n/.exec(data);
+      if (bulk?.[1] !== undefined && data.length < bulk[0].length + Number(bulk[1]) + 2) return;
+      clearTimeout(timer);
+      socket.end();
+      resolve(data);
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+function log(dir: string): string {
+  try {
+    return readFileSync(join(dir, 'redis.log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function waitForPing(port: number, dir: string, child: ChildProcess, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`redis-server on port ${port} exited early (${child.exitCode ?? child.signalCode}): ${log(dir)}`);
+    }
+    try {
+      if ((await redisCommand(port, ['PING'], 500)).startsWith('+PONG')) return;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`redis-server on port ${port} did not answer PING within ${withinMs} ms`, { cause: last });
+}
+
+function spawnServer(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn(
+    binary,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--dbfilename',
+      'dump.rdb',
+      '--logfile',
+      join(dir, 'redis.log'),
+    ],
+    { stdio: 'ignore' },
+  );
+  return new Promise((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') {
+        reject(
+          new ShardworkError(
+            'BACKEND_BINARY_MISSING',
+            `redis-server not found (tried "${binary}"). Install it with \`apt-get install -y redis-server\` ` +
+              '(or set REDIS_SERVER_BIN to its path).',
+            { cause: error },
+          ),
+        );
+      } else reject(error);
+    });
+    child.once('spawn', () => {
+      running.add(child);
+      child.once('exit', () => running.delete(child));
+      resolve(child);
+    });
+  });
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** Start a fresh `redis-server` on a free loopback port and wait until it answers PING. */
+export async function startRedisServer(): Promise<RedisTestServer> {
+  installExitHook();
+  const dir = mkdtempSync(join(tmpdir(), 'shardwork-redis-'));
+  let port = 0;
+  let child: ChildProcess | undefined;
+  // A port found free can be taken before redis binds it: try a few.
+  for (let attempt = 0; child === undefined; attempt++) {
+    port = await freePort();
+    const candidate = await spawnServer(port, dir);
+    try {
+      await waitForPing(port, dir, candidate, 5000);
+      child = candidate;
+    } catch (error) {
+      await kill(candidate);
+      if (attempt >= 2) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  }
+  let current: ChildProcess = child;
+  let stopped = false;
+
+  const server: RedisTestServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return current.pid;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await kill(current);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart(opts = {}) {
+      if (stopped) throw new Error('restart() after stop()');
+      if (opts.keepData === true) await redisCommand(port, ['SAVE'], 5000);
+      else rmSync(join(dir, 'dump.rdb'), { force: true });
+      await kill(current);
+      if (opts.downMs !== undefined && opts.downMs > 0) await new Promise((r) => setTimeout(r, opts.downMs));
+      current = await spawnServer(port, dir);
+      await waitForPing(port, dir, current, 5000);
+    },
+    command(...args: string[]) {
+      return redisCommand(port, args);
+    },
+  };
+  return server;
+}
