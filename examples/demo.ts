@@ -83,8 +83,9 @@ const ms = (x: number): string => `${x.toFixed(0)} ms`;
 
 console.log(`shardwork demo: ${SHARDS} shards, memory backend, lease TTL ${TTL_MS} ms, cron "* * * * * *"`);
 const began = performance.now();
-for (let i = 1; i <= 4; i++) await addReplica(`replica-${i}`).worker.start();
-console.log(`4 replicas started; all shards owned after ${ms(await timeUntilAllOwned())}`);
+await Promise.all([1, 2, 3, 4].map((i) => addReplica(`replica-${i}`).worker.start()));
+await timeUntilAllOwned(() => live().every((r) => r.worker.status().shards.length === SHARDS / 4));
+console.log(`4 replicas started at once; balanced, every shard owned after ${ms(performance.now() - began)}`);
 await new Promise((r) => setTimeout(r, 2200));
 printTable('Initial assignment (balanced, 3 shards each):');
 
