@@ -322,12 +322,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (lease === undefined || lease.fenced || !this.#active()) return;
     const o = this.#o;
     const sentAt = o.clock.now();
+    // Keep the cadence whatever the reply time: a renewal that hangs must not
+    // delay the next one (renewals are idempotent).
+    this.#scheduleHeartbeat(o.heartbeatIntervalMs);
     try {
       await (this.#discovery as Discovery).renew(o.service, lease.instance);
       if (lease.fenced) return;
       lease.deadline = Math.max(lease.deadline, sentAt + o.leaseTtlMs - o.fenceMarginMs);
       this.#armFence(lease);
-      this.#scheduleHeartbeat(o.heartbeatIntervalMs);
     } catch (error) {
       if (lease.fenced) return;
       if (error instanceof LeaseExpiredError) {
@@ -401,8 +403,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     return lease !== undefined && lease.instance === instance && !lease.fenced && this.#o.clock.now() < lease.deadline;
   }
 
+  /** Whether the lease should be kept alive: also while stopping, so that draining handlers stay owners. */
   #active(): boolean {
-    return this.#state === 'running' || this.#state === 'starting';
+    return this.#state === 'running' || this.#state === 'starting' || this.#state === 'stopping';
   }
 
   // ── resolver ─────────────────────────────────────────────────────────────

@@ -166,6 +166,39 @@ describe('membership changes', () => {
   });
 });
 
+describe('stop', () => {
+  it('keeps the lease alive while a slow handler drains for longer than the TTL, then releases everything', async () => {
+    const store = new MemoryStore();
+    const worker = new Worker({
+      service: 'drain',
+      shards: 2,
+      leaseTtlMs: 1000,
+      discovery: new MemoryDiscovery({ store }),
+      handler: {
+        async do(ctx) {
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+          await sleep(2500); // cleanup that outlasts the TTL
+        },
+      },
+    });
+    const lost: unknown[] = [];
+    worker.on('lease:lost', (e) => lost.push(e));
+    await started(worker);
+    const stopping = worker.stop();
+    await vi.advanceTimersByTimeAsync(2000);
+    const observer = new MemoryDiscovery({ store });
+    const during = await observer.snapshot('drain');
+    expect(during.members).toHaveLength(1);
+    expect(during.claims).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1000);
+    await stopping;
+    expect(lost).toEqual([]);
+    const after = await observer.snapshot('drain');
+    expect(after.members).toEqual([]);
+    expect(after.claims).toEqual([]);
+  });
+});
+
 describe('start', () => {
   it('rejects a replica whose shard count disagrees with the backend', async () => {
     const cluster = new Cluster(4);
