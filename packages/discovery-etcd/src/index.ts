@@ -1,1 +1,24 @@
-export {};
+/**
+ * The etcd discovery backend of shardwork: leases, linearizable claims by
+ * transaction, fencing tokens from etcd revisions, and watches.
+ *
+ * ```ts
+ * import { Worker } from '@shardwork/core';
+ * import { EtcdDiscovery } from '@shardwork/discovery-etcd';
+ *
+ * const discovery = new EtcdDiscovery({
+ *   endpoints: ['10.0.0.1:2379', '10.0.0.2:2379', '10.0.0.3:2379'],
+ *   prefix: 'prod/sw',
+ * });
+ * const worker = new Worker({ service: 'billing-sync', shards: 8, discovery, handler });
+ * // or by URL, loaded on first use: discovery: 'etcd://10.0.0.1:2379,10.0.0.2:2379?prefix=prod/sw'
+ * ```
+ *
+ * @module
+ */
+
+export { discoveryFromUrl, EtcdDiscovery, leaseTtlSeconds } from './etcd-discovery.js';
+export type { CompiledEtcdOptions, EtcdAuthOptions, EtcdDiscoveryOptions, EtcdTlsOptions } from './options.js';
+export { compileEtcdOptions, parseEtcdUrl, redactUrl } from './options.js';
+export type { ServiceKeys } from './records.js';
+export { serviceKeys } from './records.js';
