@@ -34,7 +34,14 @@ import {
   ShardworkError,
   type Snapshot,
 } from '@shardwork/core';
-import { ClientClosedError, castGrpcError, Etcd3, EtcdLeaseInvalidError, type IOptions } from 'etcd3';
+import {
+  ClientClosedError,
+  castGrpcError,
+  Etcd3,
+  EtcdLeaseInvalidError,
+  GRPCUnavailableError,
+  type IOptions,
+} from 'etcd3';
 import { type CompiledEtcdOptions, compileEtcdOptions, type EtcdDiscoveryOptions, parseEtcdUrl } from './options.js';
 import { faultHandling } from './policies.js';
 import { encodeMember, encodeMeta, parseMeta, parseService, type ServiceKeys, serviceKeys } from './records.js';
@@ -203,6 +210,7 @@ export class EtcdDiscovery implements Discovery {
           .options(this.#deadline())
           .commit();
         const created = res.succeeded ? res.header.revision : res.responses[1]?.response_range?.kvs[0]?.create_revision;
+        // (create_revision of an existing key is never the zero default, see RawKeyValue.)
         if (created === undefined) throw new Error('member key missing right after it was written');
         const previous = this.#leases.get(member.id);
         this.#leases.set(member.id, { service, id });
@@ -240,12 +248,28 @@ export class EtcdDiscovery implements Discovery {
   }
 
   /**
-   * One LeaseKeepAlive round trip on a stream of its own, bounded by the call
-   * deadline. Returns the remaining TTL in seconds; etcd answers 0 for a lease
-   * it does not know, and a keepalive never creates a lease.
+   * One LeaseKeepAlive round trip, bounded by the call deadline. Returns the
+   * remaining TTL in seconds; etcd answers 0 for a lease it does not know, and a
+   * keepalive never creates a lease. Streams bypass etcd3's global retry, so an
+   * unreachable host is retried here on the next one (which etcd3 picks, the
+   * failed host being skipped for a moment).
    */
   async #keepAliveOnce(id: string): Promise<number> {
-    const stream = await this.#client.leaseClient.leaseKeepAlive(this.#deadline());
+    const options = this.#deadline();
+    const attempts = Math.max(1, this.#options.endpoints.length);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#keepAliveStream(id, options);
+      } catch (error) {
+        if (attempt >= attempts || !(error instanceof GRPCUnavailableError) || Date.now() >= options.deadline) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  async #keepAliveStream(id: string, options: { deadline: number }): Promise<number> {
+    const stream = await this.#client.leaseClient.leaseKeepAlive(options);
     return new Promise<number>((resolve, reject) => {
       stream.on('data', (res) => {
         resolve(Number(res.TTL));
@@ -284,7 +308,7 @@ export class EtcdDiscovery implements Discovery {
       const revision = Number(res.header.revision);
       if (revision > (this.#listedAt.get(service) ?? 0)) this.#listedAt.set(service, revision);
       return {
-        revision: res.header.revision,
+        revision: String(res.header.revision),
         shardCount: parsed.shardCount,
         members: parsed.members,
         claims: parsed.claims satisfies Claim[],
@@ -346,7 +370,7 @@ export class EtcdDiscovery implements Discovery {
       const existing = res.responses[0]?.response_range?.kvs[0];
       const self = res.responses[1]?.response_range?.kvs[0];
       // The member key lives exactly as long as the lease: gone means expired or revoked.
-      if (self === undefined || self.lease !== entry.id) throw this.#leaseGone(memberId);
+      if (self === undefined || String(self.lease) !== entry.id) throw this.#leaseGone(memberId);
       if (existing === undefined) throw new Error(`claim transaction for ${claimKey} failed with no claim present`);
       return { ok: false, owner: existing.value.toString('utf8'), token: Number(existing.create_revision) };
     });

@@ -60,9 +60,9 @@ export function faultHandling(hostCount: number): FaultHandling {
       // With one host, or when every host failed lately, calling is better than failing unseen.
       if (hostCount > 1 && until > now && !allFailing(now)) throw new HostSkippedError(name);
       try {
-        const result = await fn({ signal: contextSignal(signal) });
-        failedUntil.delete(name);
-        return result;
+        // A success does not clear the mark: opening a stream "succeeds" even
+        // on a dead host (the error comes later), so the mark simply expires.
+        return await fn({ signal: contextSignal(signal) });
       } catch (error) {
         if (error instanceof Error && isRecoverableError(error)) failedUntil.set(name, Date.now() + HOST_SKIP_MS);
         throw error;

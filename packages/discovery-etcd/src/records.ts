@@ -106,12 +106,16 @@ export function parseMember(keyId: string, text: string): Parsed<MemberInfo> {
   };
 }
 
-/** One key/value as etcd3 returns it (numbers arrive as decimal strings). */
+/**
+ * One key/value as etcd3 returns it. int64 fields arrive as decimal strings,
+ * except that a zero default can arrive as the number 0 when the protobuf
+ * runtime runs without long.js: always compare through `String()`.
+ */
 export interface RawKeyValue {
   readonly key: Buffer;
   readonly value: Buffer;
-  readonly create_revision: string;
-  readonly lease: string;
+  readonly create_revision: string | number;
+  readonly lease: string | number;
 }
 
 /** What {@link parseService} makes of one range read of a service. */
@@ -152,7 +156,8 @@ export function parseService(root: string, kvs: readonly RawKeyValue[]): ParsedS
         invalid.push({ key, reason: 'member key is not percent-encoded' });
         continue;
       }
-      if (kv.lease === '0') {
+      const lease = String(kv.lease);
+      if (lease === '0') {
         invalid.push({ key, reason: 'member record is not bound to a lease' });
         continue;
       }
@@ -162,7 +167,7 @@ export function parseService(root: string, kvs: readonly RawKeyValue[]): ParsedS
         continue;
       }
       members.push({ ...parsed.value, joinSeq: Number(kv.create_revision) });
-      memberLeases.set(id, kv.lease);
+      memberLeases.set(id, lease);
     } else if (rest.startsWith('claims/')) {
       const shardText = rest.slice('claims/'.length);
       if (!SHARD.test(shardText)) {
@@ -178,7 +183,7 @@ export function parseService(root: string, kvs: readonly RawKeyValue[]): ParsedS
         shard: Number(shardText),
         owner: value,
         token: Number(kv.create_revision),
-        lease: kv.lease,
+        lease: String(kv.lease),
       });
     } else {
       invalid.push({ key, reason: 'unknown key under the service prefix' });

@@ -1,0 +1,158 @@
+import { InvalidOptionsError } from '@shardwork/core';
+import {
+  compileEtcdOptions,
+  discoveryFromUrl,
+  EtcdDiscovery,
+  leaseTtlSeconds,
+  parseEtcdUrl,
+  redactUrl,
+  serviceKeys,
+} from '@shardwork/discovery-etcd';
+import { Etcd3 } from 'etcd3';
+import { describe, expect, it } from 'vitest';
+
+function invalid(fn: () => unknown): InvalidOptionsError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    return error as InvalidOptionsError;
+  }
+  throw new Error('expected InvalidOptionsError');
+}
+
+describe('parseEtcdUrl', () => {
+  it('reads one endpoint with the default port', () => {
+    expect(parseEtcdUrl('etcd://10.0.0.1')).toEqual({ endpoints: ['10.0.0.1'], tls: false });
+    expect(compileEtcdOptions(parseEtcdUrl('etcd://10.0.0.1')).endpoints).toEqual(['http://10.0.0.1:2379']);
+  });
+
+  it('reads several endpoints, auth, prefix and timeouts', () => {
+    const options = parseEtcdUrl(
+      'etcd://app:p%40ss%3Aword@h1:2379,h2:2380,[::1]:2381/?prefix=prod/sw&callTimeoutMs=1500&dialTimeoutMs=3000',
+    );
+    expect(options).toEqual({
+      endpoints: ['h1:2379', 'h2:2380', '[::1]:2381'],
+      tls: false,
+      auth: { username: 'app', password: 'p@ss:word' },
+      prefix: 'prod/sw',
+      callTimeoutMs: 1500,
+      dialTimeoutMs: 3000,
+    });
+    const compiled = compileEtcdOptions(options);
+    expect(compiled.endpoints).toEqual(['http://h1:2379', 'http://h2:2380', 'http://[::1]:2381']);
+    expect(compiled.prefix).toBe('prod/sw');
+  });
+
+  it('turns TLS on for etcds://', () => {
+    const compiled = compileEtcdOptions(parseEtcdUrl('etcds://etcd-0.internal:2379,etcd-1.internal:2379'));
+    expect(compiled.tls).toEqual({});
+    expect(compiled.endpoints).toEqual(['https://etcd-0.internal:2379', 'https://etcd-1.internal:2379']);
+  });
+
+  it('accepts the scheme in any case', () => {
+    expect(parseEtcdUrl('ETCD://h:1').endpoints).toEqual(['h:1']);
+  });
+
+  it('rejects malformed URLs, naming the problem and hiding the password', () => {
+    expect(invalid(() => parseEtcdUrl('redis://h:6379')).message).toMatch(/etcd:\/\//);
+    expect(invalid(() => parseEtcdUrl('etcd://')).message).toMatch(/at least one host/);
+    expect(invalid(() => parseEtcdUrl('etcd://h:2379/some/path')).message).toMatch(/prefix=/);
+    expect(invalid(() => parseEtcdUrl('etcd://h:2379?prefx=a')).option).toBe('discovery?prefx');
+    expect(invalid(() => parseEtcdUrl('etcd://h:2379?callTimeoutMs=soon')).option).toBe('callTimeoutMs');
+    const error = invalid(() => parseEtcdUrl('etcd://u:secret@h:2379/x'));
+    expect(error.message).not.toContain('secret');
+    expect(redactUrl('etcds://u:secret@h:1,h2:2')).toBe('etcds://u:***@h:1,h2:2');
+    expect(() => compileEtcdOptions(parseEtcdUrl('etcd://h:99999'))).toThrow(InvalidOptionsError);
+    expect(() => compileEtcdOptions(parseEtcdUrl('etcd://h1:2379,,h2:2379'))).toThrow(InvalidOptionsError);
+  });
+
+  it('creates a discovery without connecting', async () => {
+    const discovery = discoveryFromUrl('etcd://127.0.0.1:1,127.0.0.1:2?prefix=x/y/');
+    expect(discovery).toBeInstanceOf(EtcdDiscovery);
+    expect(discovery.kind).toBe('etcd');
+    expect(discovery.prefix).toBe('x/y');
+    await discovery.close();
+  });
+});
+
+describe('compileEtcdOptions', () => {
+  it('fills defaults', () => {
+    expect(compileEtcdOptions({})).toEqual({
+      endpoints: ['http://127.0.0.1:2379'],
+      tls: false,
+      auth: undefined,
+      prefix: 'sw',
+      dialTimeoutMs: 5000,
+      callTimeoutMs: 2000,
+      keepaliveTimeMs: 5000,
+      keepaliveTimeoutMs: 2000,
+      client: undefined,
+    });
+  });
+
+  it('accepts endpoints as a list or a comma-separated string, with or without scheme', () => {
+    expect(compileEtcdOptions({ endpoints: 'a:1, b' }).endpoints).toEqual(['http://a:1', 'http://b:2379']);
+    expect(compileEtcdOptions({ endpoints: ['https://a:1', 'b:2'] }).endpoints).toEqual(['https://a:1', 'https://b:2']);
+  });
+
+  it('rejects each bad option with its name', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ endpoints: [] }, 'endpoints'],
+      [{ endpoints: 42 }, 'endpoints'],
+      [{ endpoints: ['a b'] }, 'endpoints[0]'],
+      [{ endpoints: ['http://a:1'], tls: true }, 'endpoints[0]'],
+      [{ prefix: '' }, 'prefix'],
+      [{ prefix: '/' }, 'prefix'],
+      [{ prefix: 3 }, 'prefix'],
+      [{ callTimeoutMs: 0 }, 'callTimeoutMs'],
+      [{ dialTimeoutMs: 1.5 }, 'dialTimeoutMs'],
+      [{ keepaliveTimeMs: 10 }, 'keepaliveTimeMs'],
+      [{ keepaliveTimeoutMs: Number.NaN }, 'keepaliveTimeoutMs'],
+      [{ auth: { username: '', password: 'x' } }, 'auth.username'],
+      [{ auth: { username: 'u' } }, 'auth.password'],
+      [{ tls: 'yes' }, 'tls'],
+      [{ tls: { rootCertificate: 'pem text' } }, 'tls.rootCertificate'],
+      [{ tls: { privateKey: Buffer.from('k') } }, 'tls'],
+      [{ client: {} }, 'client'],
+      [{ endpont: 'a' }, 'endpont'],
+    ];
+    for (const [options, option] of cases) {
+      expect(invalid(() => compileEtcdOptions(options)).option, JSON.stringify(options)).toBe(option);
+      expect(() => new EtcdDiscovery(options)).toThrow(InvalidOptionsError);
+    }
+  });
+
+  it('takes an existing client, and refuses connection options beside it', () => {
+    const client = new Etcd3({ hosts: '127.0.0.1:1' });
+    try {
+      expect(compileEtcdOptions({ client, prefix: 'p' }).client).toBe(client);
+      expect(invalid(() => compileEtcdOptions({ client, endpoints: ['a'] })).option).toBe('endpoints');
+      expect(invalid(() => compileEtcdOptions({ client, auth: { username: 'u', password: 'p' } })).option).toBe('auth');
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('lease TTL', () => {
+  it('rounds up to whole seconds, at least one', () => {
+    expect(leaseTtlSeconds(1)).toBe(1);
+    expect(leaseTtlSeconds(999)).toBe(1);
+    expect(leaseTtlSeconds(1000)).toBe(1);
+    expect(leaseTtlSeconds(1001)).toBe(2);
+    expect(leaseTtlSeconds(1500)).toBe(2);
+    expect(leaseTtlSeconds(30_000)).toBe(30);
+  });
+});
+
+describe('keys', () => {
+  it('lays keys out under prefix/service and escapes slashes', () => {
+    const keys = serviceKeys('sw', 'billing-sync');
+    expect(keys.root).toBe('sw/billing-sync/');
+    expect(keys.meta).toBe('sw/billing-sync/meta');
+    expect(keys.member('m-1')).toBe('sw/billing-sync/members/m-1');
+    expect(keys.claim(7)).toBe('sw/billing-sync/claims/7');
+    expect(serviceKeys('sw', 'a/b').root).toBe('sw/a%2Fb/');
+  });
+});
