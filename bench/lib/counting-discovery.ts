@@ -1,0 +1,85 @@
+/**
+ * A {@link Discovery} that forwards every call to another one and counts it
+ * per contract method, optionally reporting each successful lease renewal (the
+ * worker emits no event for those, and the crash-failover lag is measured from
+ * the last one).
+ *
+ * @module
+ */
+
+import type { ClaimResult, Discovery, DiscoveryListener, MemberInfo, Registration, Snapshot } from '@shardwork/core';
+
+/** Counts of calls per method, shared by all wrappers of one process. */
+export type CallCounts = Record<string, number>;
+
+/** Forwards to `inner`, counting calls into `counts`. */
+export class CountingDiscovery implements Discovery {
+  readonly kind: string;
+  readonly #inner: Discovery;
+  readonly #counts: CallCounts;
+  readonly #onRenew: ((sentAt: number) => void) | undefined;
+  readonly #now: () => number;
+
+  constructor(inner: Discovery, counts: CallCounts, now: () => number, onRenew?: (sentAt: number) => void) {
+    this.kind = inner.kind;
+    this.#inner = inner;
+    this.#counts = counts;
+    this.#now = now;
+    this.#onRenew = onRenew;
+  }
+
+  /** The wrapped connection. */
+  get inner(): Discovery {
+    return this.#inner;
+  }
+
+  #count(method: string): void {
+    this.#counts[method] = (this.#counts[method] ?? 0) + 1;
+  }
+
+  ensureGroup(service: string, shardCount: number): Promise<number> {
+    this.#count('ensureGroup');
+    return this.#inner.ensureGroup(service, shardCount);
+  }
+
+  register(service: string, member: MemberInfo, ttlMs: number): Promise<Registration> {
+    this.#count('register');
+    return this.#inner.register(service, member, ttlMs);
+  }
+
+  async renew(service: string, memberId: string): Promise<void> {
+    this.#count('renew');
+    const sentAt = this.#now();
+    await this.#inner.renew(service, memberId);
+    this.#onRenew?.(sentAt);
+  }
+
+  unregister(service: string, memberId: string): Promise<void> {
+    this.#count('unregister');
+    return this.#inner.unregister(service, memberId);
+  }
+
+  snapshot(service: string): Promise<Snapshot> {
+    this.#count('snapshot');
+    return this.#inner.snapshot(service);
+  }
+
+  watch(service: string, listener: DiscoveryListener): () => void {
+    this.#count('watch');
+    return this.#inner.watch(service, listener);
+  }
+
+  claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
+    this.#count('claim');
+    return this.#inner.claim(service, memberId, shard);
+  }
+
+  release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
+    this.#count('release');
+    return this.#inner.release(service, memberId, shard, token);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
