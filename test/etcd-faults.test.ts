@@ -370,7 +370,7 @@ describe('etcd faults with replica processes', () => {
 
 describe('etcd faults in a three-member cluster', () => {
   it('keeps ownership exclusive and every shard owned when the leader is killed', async () => {
-    const ttl = 2000;
+    const ttl = TTL;
     const cluster = await startEtcd({ members: 3 });
     clusters.push(cluster);
     const watcher = new EtcdDiscovery({ endpoints: cluster.endpoints, callTimeoutMs: 500 });
