@@ -1,0 +1,313 @@
+/**
+ * Multi-process fault tests against a real redis-server: replicas are child
+ * processes running a Worker with the Redis backend and appending what their
+ * handlers saw and did to a file; after every fault the file must show at most
+ * one owner per shard at any instant, with increasing tokens, and every shard
+ * must be owned again within a bound.
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  checkOwnership,
+  monotonicMs,
+  type OwnershipRecord,
+  type OwnershipReport,
+  readOwnershipRecords,
+  uniqueService,
+  waitForFullCoverage,
+} from '@shardwork/core/testing';
+import { RedisDiscovery } from '@shardwork/discovery-redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killAll, Replica } from './support/cluster.js';
+import { type RedisTestServer, startRedisServer } from './support/redis-server.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+
+const TTL = 1000;
+const SHARDS = 6;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+let server: RedisTestServer;
+let observer: RedisDiscovery;
+let dir: string;
+const replicas: Replica[] = [];
+const proxies: TcpProxy[] = [];
+/** Records of the data-wipe test, checked for overlaps by the test after it. */
+let wiped: { file: string; group: Replica[] } | undefined;
+/** Measured times, printed at the end. */
+const measured: Record<string, number> = {};
+
+/** Fail fast below a third of the TTL; poll often enough for short tests. */
+function redisUrl(port: number): string {
+  return `redis://127.0.0.1:${port}?commandTimeoutMs=250&connectTimeoutMs=500&pollIntervalMs=500`;
+}
+
+async function startReplicas(service: string, recordFile: string, urls: readonly string[]): Promise<Replica[]> {
+  const started = urls.map((discovery) =>
+    Replica.spawn({ discovery, service, shards: SHARDS, leaseTtlMs: TTL, recordFile, resyncIntervalMs: 1000 }),
+  );
+  replicas.push(...started);
+  await Promise.all(started.map((r) => r.ready()));
+  return started;
+}
+
+/** Wait until every replica's current instance holds its fair share (SHARDS / n) of claims. */
+async function waitBalanced(service: string, group: readonly Replica[], timeoutMs = 15_000): Promise<void> {
+  const deadline = monotonicMs() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const snap = await observer.snapshot(service);
+      const counts = group.map((r) => snap.claims.filter((c) => c.owner === r.instance).length);
+      if (counts.every((n) => n === SHARDS / group.length)) return;
+      last = `claims per replica ${counts.join('/')}, ${snap.members.length} members`;
+    } catch (error) {
+      last = String(error);
+    }
+    if (monotonicMs() > deadline) throw new Error(`not balanced within ${timeoutMs} ms (${last})`);
+    await sleep(20);
+  }
+}
+
+/** Per (shard, token): acquire, first/last effect and release times, for failure messages. */
+function timeline(records: readonly OwnershipRecord[]): string {
+  const rows = new Map<string, { shard: number; token: number; owner: string; times: Record<string, number[]> }>();
+  for (const r of records) {
+    const key = `${r.shard}/${r.token}`;
+    const row = rows.get(key) ?? { shard: r.shard, token: r.token, owner: r.owner, times: {} };
+    const times = row.times[r.kind] ?? [];
+    times.push(r.t);
+    row.times[r.kind] = times;
+    rows.set(key, row);
+  }
+  const f = (ts: number[] | undefined, pick: 'min' | 'max'): string =>
+    ts === undefined ? '-' : (pick === 'min' ? Math.min(...ts) : Math.max(...ts)).toFixed(1);
+  return [...rows.values()]
+    .sort((a, b) => a.shard - b.shard || a.token - b.token)
+    .map(
+      (r) =>
+        `shard ${r.shard} token ${r.token} ${r.owner}: acquire ${f(r.times.acquire, 'min')} effects ${f(r.times.effect, 'min')}…${f(r.times.effect, 'max')} release ${f(r.times.release, 'max')}`,
+    )
+    .join('\n');
+}
+
+function ownership(
+  recordFile: string,
+  group: readonly Replica[],
+  keep: (r: OwnershipRecord) => boolean = () => true,
+): OwnershipReport {
+  const records = readOwnershipRecords(recordFile).filter(keep);
+  const report = checkOwnership(records);
+  const logs = group.map((r) => `--- replica ${r.pid} (${r.instances.join(', ')}):\n${r.log.join('\n')}`).join('\n');
+  expect(report.violations, `${report.violations.join('\n')}\n${timeline(records)}\n${logs}`).toEqual([]);
+  expect(report.intervals.length).toBeGreaterThanOrEqual(SHARDS);
+  return report;
+}
+
+/** Effects recorded by any of `instances` after monotonic time `t`. */
+function effectsAfter(recordFile: string, instances: readonly string[], t: number): number {
+  return readOwnershipRecords(recordFile).filter((r) => r.kind === 'effect' && instances.includes(r.owner) && r.t > t)
+    .length;
+}
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  observer = new RedisDiscovery({ url: redisUrl(server.port) });
+  dir = mkdtempSync(join(tmpdir(), 'shardwork-redis-faults-'));
+});
+
+afterEach(async () => {
+  await killAll(replicas.splice(0));
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+
+afterAll(async () => {
+  await observer?.close();
+  await server?.stop();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  console.log(`redis fault timings (ms, TTL ${TTL}):`, JSON.stringify(measured));
+});
+
+describe('redis faults with replica processes', () => {
+  it('hands shards over on a graceful stop within a fraction of the TTL', async () => {
+    const service = uniqueService('graceful');
+    const file = join(dir, `${service}.jsonl`);
+    const group = await startReplicas(
+      service,
+      file,
+      [1, 2, 3].map(() => redisUrl(server.port)),
+    );
+    await waitBalanced(service, group);
+    await sleep(200);
+    const [a] = group as [Replica];
+    const t0 = monotonicMs();
+    expect(await a.stop()).toBe(0);
+    const exitedAt = monotonicMs();
+    const covered = await waitForFullCoverage(observer, service, SHARDS, {
+      timeoutMs: 5000,
+      excluding: a.instances,
+      minMembers: 2,
+      pollMs: 10,
+    });
+    measured.gracefulStopMs = Math.round(exitedAt - t0);
+    measured.gracefulHandoverMs = Math.round(covered - t0);
+    expect(covered - t0).toBeLessThan(TTL);
+    await sleep(200);
+    ownership(file, group);
+  });
+
+  it('moves the shards of a replica killed with SIGKILL after about one TTL', async () => {
+    const service = uniqueService('kill9');
+    const file = join(dir, `${service}.jsonl`);
+    const group = await startReplicas(
+      service,
+      file,
+      [1, 2, 3].map(() => redisUrl(server.port)),
+    );
+    await waitBalanced(service, group);
+    await sleep(200);
+    const [a] = group as [Replica];
+    const t0 = monotonicMs();
+    await a.kill();
+    const covered = await waitForFullCoverage(observer, service, SHARDS, {
+      timeoutMs: 5000,
+      excluding: a.instances,
+      minMembers: 2,
+      pollMs: 10,
+    });
+    measured.kill9HandoverMs = Math.round(covered - t0);
+    expect(covered - t0).toBeLessThan(TTL + 1000);
+    await sleep(200);
+    ownership(file, group);
+  });
+
+  it('fences a replica paused past its TTL (SIGSTOP) before anyone takes its shards', async () => {
+    const service = uniqueService('sigstop');
+    const file = join(dir, `${service}.jsonl`);
+    const group = await startReplicas(
+      service,
+      file,
+      [1, 2, 3].map(() => redisUrl(server.port)),
+    );
+    await waitBalanced(service, group);
+    await sleep(200);
+    const [a] = group as [Replica];
+    const frozen = [...a.instances];
+    const leaseLeft = (await observer.snapshot(service)).members.find((m) => m.id === a.instance)?.expiresInMs;
+    const t0 = monotonicMs();
+    a.signal('SIGSTOP');
+    console.log(`sigstop at ${t0.toFixed(1)}`);
+    const covered = await waitForFullCoverage(observer, service, SHARDS, {
+      timeoutMs: 5000,
+      excluding: frozen,
+      minMembers: 2,
+      pollMs: 10,
+    });
+    measured.sigstopHandoverMs = Math.round(covered - t0);
+    measured.sigstopLeaseLeftAtStopMs = leaseLeft ?? -1;
+    expect(covered - t0).toBeLessThan(TTL + 1000);
+    await sleep(Math.max(0, t0 + 2.5 * TTL - monotonicMs()));
+    const resumedAt = monotonicMs();
+    a.signal('SIGCONT');
+    console.log(`sigcont at ${resumedAt.toFixed(1)}`);
+    // It comes back as a new member and gets its share again.
+    const deadline = monotonicMs() + 10_000;
+    while (a.instances.length <= frozen.length && monotonicMs() < deadline) await sleep(20);
+    expect(a.instances.length).toBeGreaterThan(frozen.length);
+    await waitBalanced(service, group);
+    measured.sigstopRejoinMs = Math.round(monotonicMs() - resumedAt);
+    await sleep(200);
+    // A frozen process writes the `release` records of its old handlers when it
+    // resumes, long after its deadline: they mark when the handler ended, not
+    // when ownership did (which was its self-fencing deadline). checkOwnership
+    // would count them as ownership, so they are left out; the effects, which
+    // are what must never overlap, are all kept.
+    ownership(file, group, (r) => !(r.kind === 'release' && frozen.includes(r.owner) && r.t >= resumedAt));
+    // The frozen instance did nothing after resuming: its deadline had passed.
+    expect(effectsAfter(file, frozen, resumedAt)).toBe(0);
+  });
+
+  it('recovers from a Redis restart that lost all data, with tokens still increasing', async () => {
+    const service = uniqueService('wipe');
+    const file = join(dir, `${service}.jsonl`);
+    const group = await startReplicas(
+      service,
+      file,
+      [1, 2, 3].map(() => redisUrl(server.port)),
+    );
+    await waitBalanced(service, group);
+    await sleep(200);
+    const before = (await observer.snapshot(service)).claims;
+    const maxBefore = Math.max(...before.map((c) => c.token));
+    const counts = group.map((r) => r.instances.length);
+    const t0 = monotonicMs();
+    await server.restart({ downMs: 300 });
+    console.log(`wipe: restart began ${t0.toFixed(1)}, redis back ${monotonicMs().toFixed(1)}`);
+    // Every replica finds its lease gone, re-registers, and the shards are owned again.
+    const deadline = monotonicMs() + 15_000;
+    while (group.some((r, i) => r.instances.length <= (counts[i] ?? 0)) && monotonicMs() < deadline) await sleep(20);
+    expect(group.map((r, i) => r.instances.length > (counts[i] ?? 0))).toEqual([true, true, true]);
+    const covered = await waitForFullCoverage(observer, service, SHARDS, { timeoutMs: 10_000, minMembers: 3 });
+    measured.wipeCoverageMs = Math.round(covered - t0);
+    expect(covered - t0).toBeLessThan(300 + 2 * TTL + 2000);
+    const after = (await observer.snapshot(service)).claims;
+    expect(Math.min(...after.map((c) => c.token))).toBeGreaterThan(maxBefore);
+    await sleep(200);
+    // Tokens per shard increase across the wipe (the safety part is the next test).
+    wiped = { file, group };
+    const tokens = checkOwnership(readOwnershipRecords(file)).violations.filter(
+      (v) => v.includes('did not increase') || v.includes('several owners'),
+    );
+    expect(tokens).toEqual([]);
+  });
+
+  // Known gap, reported to the lead: a Redis that loses its data forgets live
+  // leases, and the first replica to notice re-registers and claims shards at
+  // once, while the others still hold them until their next heartbeat tells
+  // them (up to a heartbeat interval plus a reconnect later). The worker would
+  // have to hold off claiming for one TTL after losing a lease early. This
+  // test asserts no overlap and is expected to fail until then.
+  it.fails('has no overlapping owners across the data wipe (known worker gap)', () => {
+    if (wiped === undefined) throw new Error('the wipe test did not run');
+    ownership(wiped.file, wiped.group);
+  });
+
+  it('fences a replica cut off from Redis (TCP proxy) and lets the others take over without overlap', async () => {
+    const service = uniqueService('cut');
+    const file = join(dir, `${service}.jsonl`);
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: server.port });
+    proxies.push(proxy);
+    const group = await startReplicas(service, file, [
+      redisUrl(proxy.port),
+      redisUrl(server.port),
+      redisUrl(server.port),
+    ]);
+    await waitBalanced(service, group);
+    await sleep(200);
+    const [a] = group as [Replica];
+    const isolated = [...a.instances];
+    const t0 = monotonicMs();
+    proxy.cut();
+    const covered = await waitForFullCoverage(observer, service, SHARDS, {
+      timeoutMs: 5000,
+      excluding: isolated,
+      minMembers: 2,
+      pollMs: 10,
+    });
+    measured.cutHandoverMs = Math.round(covered - t0);
+    expect(covered - t0).toBeLessThan(TTL + 1000);
+    // The isolated replica stopped its effects on its own, before its lease could expire.
+    expect(effectsAfter(file, isolated, t0 + TTL)).toBe(0);
+    await sleep(Math.max(0, t0 + 2.5 * TTL - monotonicMs()));
+    const healedAt = monotonicMs();
+    proxy.heal();
+    const deadline = monotonicMs() + 10_000;
+    while (a.instances.length <= isolated.length && monotonicMs() < deadline) await sleep(20);
+    expect(a.instances.length).toBeGreaterThan(isolated.length);
+    await waitBalanced(service, group);
+    measured.cutRejoinMs = Math.round(monotonicMs() - healedAt);
+    await sleep(200);
+    ownership(file, group);
+  });
+});
