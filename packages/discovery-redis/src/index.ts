@@ -1,7 +1,7 @@
 /**
  * Redis discovery backend for shardwork: members with server-timed leases,
  * atomic claims with fencing tokens, and change notifications, each operation
- * one Lua script. Keys of a service share one hash tag (Redis Cluster safe).
+ * one Lua script. Keys of a service share one hash tag (one slot per service).
  *
  * ```ts
  * import { Worker } from '@shardwork/core';

@@ -270,8 +270,8 @@ interface WatchState {
 const EXPIRY_SLACK_MS = 5;
 
 /**
- * A {@link Discovery} backed by Redis (standalone, Sentinel through ioredis
- * options, or Cluster-compatible key layout).
+ * A {@link Discovery} backed by Redis (standalone, or Sentinel through ioredis
+ * options; the key layout is Cluster compatible, an ioredis `Cluster` client is not supported yet).
  *
  * ```ts
  * const discovery = new RedisDiscovery({ url: 'redis://127.0.0.1:6379/0?prefix=sw:' });
