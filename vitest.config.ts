@@ -4,7 +4,10 @@ import { defineConfig } from 'vitest/config';
 // the "@shardwork/source" export condition, so tests never need a build.
 const conditions = ['@shardwork/source', 'node', 'import', 'default'];
 const resolve = { conditions };
-const ssr = { resolve: { conditions, externalConditions: conditions } };
+// Only our own condition for externalized (Node-loaded) modules: adding "import"
+// there makes CommonJS require() of dual packages return ESM namespaces, which
+// breaks gRPC's 64-bit integers (long) under vitest.
+const ssr = { resolve: { conditions, externalConditions: ['@shardwork/source'] } };
 
 export default defineConfig({
   test: {

@@ -27,7 +27,7 @@ const worker = new Worker({
   handler: {
     async do(ctx) {
       const base = { shard: ctx.shard, token: ctx.token, owner: ctx.instance };
-      appendOwnershipRecord(spec.recordFile, { kind: 'acquire', ...base, t: monotonicMs() });
+      if (ctx.owned) appendOwnershipRecord(spec.recordFile, { kind: 'acquire', ...base, t: monotonicMs() });
       try {
         while (!ctx.signal.aborted) {
           // The side effect is recorded right after the synchronous check, with no await between.

@@ -140,6 +140,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #reconciling: Promise<void> | undefined;
   #dirty = false;
   #recovering: Promise<void> | undefined;
+  /** Monotonic time before which this replica must not claim (after the backend forgot its lease early). */
+  #claimsBlockedUntil = Number.NEGATIVE_INFINITY;
   #startAbort = new AbortController();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
@@ -356,6 +358,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     lease.fenced = true;
     this.#clearTimer('fence');
     this.#clearTimer('heartbeat');
+    const now = this.#o.clock.now();
+    if (now < lease.deadline) {
+      // The backend forgot a lease that cannot have expired yet: it lost its
+      // data (e.g. Redis restarted empty). Every other replica's lease from
+      // before the loss ends within one TTL on its own clock, and until then
+      // its owner may still act: claim nothing before that.
+      this.#claimsBlockedUntil = Math.max(this.#claimsBlockedUntil, now + this.#o.leaseTtlMs);
+    }
     const error = new LeaseLostError(lease.instance, detail);
     for (const run of this.#runs.values()) {
       if (run.instance !== lease.instance || run.revoked) continue;
@@ -392,9 +402,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       } catch (error) {
         this.#reportError(error);
         await sleep(delay, this.#startAbort.signal).catch(() => undefined);
-        delay = Math.min(delay * 2, 5000);
+        delay = Math.min(delay * 2, this.#maxRetryDelay());
       }
     }
+  }
+
+  /** Cap of the register retry backoff: short leases mean users want fast recovery. */
+  #maxRetryDelay(): number {
+    return Math.max(100, Math.min(5000, this.#o.leaseTtlMs / 4));
   }
 
   /** Whether `instance` is the current, unexpired registration. Synchronous: reads the clock. */
@@ -477,6 +492,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await Promise.all(revocations);
     if (!this.#holds(lease.instance) || this.#state !== 'running') return;
 
+    const blockedFor = this.#claimsBlockedUntil - o.clock.now();
+    if (blockedFor > 0) {
+      this.#setTimer('retry', blockedFor + 1, () => void this.#requestReconcile());
+      this.#emitWatch();
+      return;
+    }
     const toClaim: number[] = [];
     for (const shard of desired) {
       if (this.#runs.has(shard)) continue;

@@ -57,7 +57,7 @@ export class Cluster {
     return {
       async do(ctx) {
         const base = { shard: ctx.shard, token: ctx.token, owner: ctx.instance };
-        records.push({ kind: 'acquire', ...base, t: performance.now() });
+        if (ctx.owned) records.push({ kind: 'acquire', ...base, t: performance.now() });
         try {
           while (!ctx.signal.aborted) {
             if (ctx.owned) records.push({ kind: 'effect', ...base, t: performance.now() });

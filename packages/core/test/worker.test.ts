@@ -110,6 +110,25 @@ describe('membership changes', () => {
     await advanceUntil(() => a.worker.status().shards.length === 4 && cluster.fullyOwned(), 3000);
   });
 
+  it('survives a backend that loses all its data without two owners, waiting one TTL before claiming again', async () => {
+    cluster = new Cluster(8);
+    const [a, b, c] = [cluster.add(), cluster.add(), cluster.add()];
+    for (const r of [a, b, c]) await started(r.worker);
+    await advanceUntil(() => cluster.fullyOwned() && c.worker.status().shards.length > 0, 500);
+    const before = Math.max(...cluster.replicas.flatMap(({ worker }) => worker.status().shards.map((s) => s.token)));
+    // b does not hear of the loss for a while and keeps acting on its old lease,
+    // while a and c notice at once and re-register.
+    await vi.advanceTimersByTimeAsync(100);
+    b.conn.setAvailable(false);
+    cluster.store.reset();
+    setTimeout(() => b.conn.setAvailable(true), 600);
+    const tokens = (): number[] => cluster.replicas.flatMap(({ worker }) => worker.status().shards.map((s) => s.token));
+    // Everything is owned again, under new claims (tokens keep increasing across the loss).
+    const took = await advanceUntil(() => cluster.fullyOwned() && Math.min(...tokens()) > before, 5000);
+    expect(took).toBeGreaterThanOrEqual(1000);
+    expect(took).toBeLessThan(2500);
+  });
+
   it('aborts the signal of a revoked shard with NotOwnerError and turns ctx.owned false', async () => {
     cluster = new Cluster(2);
     const seen: ShardContext[] = [];

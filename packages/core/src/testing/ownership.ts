@@ -17,9 +17,11 @@ export function monotonicMs(): number {
 
 /**
  * One observation of a handler:
- * - `acquire`: the handler started for `(shard, token)`.
- * - `effect`: a side effect, recorded only after `ctx.assertOwned()` passed.
- * - `release`: the handler of `(shard, token)` ended for good.
+ * - `acquire`: the handler started for `(shard, token)` (record it after a `ctx.owned` check).
+ * - `effect`: a side effect, recorded only after `ctx.owned`/`ctx.assertOwned()` passed.
+ * - `release`: the handler of `(shard, token)` ended. It only marks the interval
+ *   as released: a process frozen by SIGSTOP writes it long after its ownership
+ *   ended, so it is no evidence of owning.
  */
 export interface OwnershipRecord {
   readonly kind: 'acquire' | 'effect' | 'release';
@@ -49,7 +51,8 @@ export interface OwnershipReport {
 }
 
 /**
- * Build intervals from records and check, per shard: one owner per token,
+ * Build intervals (from the first to the last `acquire`/`effect` of each
+ * `(shard, token)`) and check, per shard: one owner per token,
  * intervals that never overlap, and tokens that strictly increase from one owner
  * to the next (ordered by start time).
  */
@@ -62,17 +65,28 @@ export function checkOwnership(records: readonly OwnershipRecord[]): OwnershipRe
     const key = `${r.shard}/${r.token}`;
     let entry = byKey.get(key);
     if (entry === undefined) {
-      entry = { shard: r.shard, token: r.token, owners: new Set(), start: r.t, end: r.t, released: false };
+      entry = {
+        shard: r.shard,
+        token: r.token,
+        owners: new Set(),
+        start: Number.POSITIVE_INFINITY,
+        end: Number.NEGATIVE_INFINITY,
+        released: false,
+      };
       byKey.set(key, entry);
     }
     entry.owners.add(r.owner);
+    if (r.kind === 'release') {
+      entry.released = true;
+      continue;
+    }
     entry.start = Math.min(entry.start, r.t);
     entry.end = Math.max(entry.end, r.t);
-    if (r.kind === 'release') entry.released = true;
   }
   const violations: string[] = [];
   const intervals: OwnershipInterval[] = [];
   for (const e of byKey.values()) {
+    if (e.start === Number.POSITIVE_INFINITY) continue; // released without ever acting
     if (e.owners.size > 1) {
       violations.push(`shard ${e.shard} token ${e.token} was used by several owners: ${[...e.owners].join(', ')}`);
     }
