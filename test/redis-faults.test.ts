@@ -12,21 +12,19 @@ import { join } from 'node:path';
 import {
   checkOwnership,
   monotonicMs,
-  type OwnershipRecord,
-  type OwnershipReport,
   readOwnershipRecords,
   uniqueService,
   waitForFullCoverage,
 } from '@shardwork/core/testing';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, Replica } from './support/cluster.js';
+import { killAll, type Replica } from './support/cluster.js';
+import { effectsAfter, faultKit, sleep } from './support/faults.js';
 import { type RedisTestServer, startRedisServer } from './support/redis-server.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const TTL = 1000;
 const SHARDS = 6;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 let server: RedisTestServer;
 let observer: RedisDiscovery;
@@ -37,78 +35,14 @@ const proxies: TcpProxy[] = [];
 let wiped: { file: string; group: Replica[] } | undefined;
 /** Measured times, printed at the end. */
 const measured: Record<string, number> = {};
+const kit = faultKit({ shards: SHARDS, ttlMs: TTL, replicas });
+const { startReplicas, ownership } = kit;
+const waitBalanced = (service: string, group: readonly Replica[]): Promise<void> =>
+  kit.waitBalanced(observer, service, group);
 
 /** Fail fast below a third of the TTL; poll often enough for short tests. */
 function redisUrl(port: number): string {
   return `redis://127.0.0.1:${port}?commandTimeoutMs=250&connectTimeoutMs=500&pollIntervalMs=500`;
-}
-
-async function startReplicas(service: string, recordFile: string, urls: readonly string[]): Promise<Replica[]> {
-  const started = urls.map((discovery) =>
-    Replica.spawn({ discovery, service, shards: SHARDS, leaseTtlMs: TTL, recordFile, resyncIntervalMs: 1000 }),
-  );
-  replicas.push(...started);
-  await Promise.all(started.map((r) => r.ready()));
-  return started;
-}
-
-/** Wait until every replica's current instance holds its fair share (SHARDS / n) of claims. */
-async function waitBalanced(service: string, group: readonly Replica[], timeoutMs = 15_000): Promise<void> {
-  const deadline = monotonicMs() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const snap = await observer.snapshot(service);
-      const counts = group.map((r) => snap.claims.filter((c) => c.owner === r.instance).length);
-      if (counts.every((n) => n === SHARDS / group.length)) return;
-      last = `claims per replica ${counts.join('/')}, ${snap.members.length} members`;
-    } catch (error) {
-      last = String(error);
-    }
-    if (monotonicMs() > deadline) throw new Error(`not balanced within ${timeoutMs} ms (${last})`);
-    await sleep(20);
-  }
-}
-
-/** Per (shard, token): acquire, first/last effect and release times, for failure messages. */
-function timeline(records: readonly OwnershipRecord[]): string {
-  const rows = new Map<string, { shard: number; token: number; owner: string; times: Record<string, number[]> }>();
-  for (const r of records) {
-    const key = `${r.shard}/${r.token}`;
-    const row = rows.get(key) ?? { shard: r.shard, token: r.token, owner: r.owner, times: {} };
-    const times = row.times[r.kind] ?? [];
-    times.push(r.t);
-    row.times[r.kind] = times;
-    rows.set(key, row);
-  }
-  const f = (ts: number[] | undefined, pick: 'min' | 'max'): string =>
-    ts === undefined ? '-' : (pick === 'min' ? Math.min(...ts) : Math.max(...ts)).toFixed(1);
-  return [...rows.values()]
-    .sort((a, b) => a.shard - b.shard || a.token - b.token)
-    .map(
-      (r) =>
-        `shard ${r.shard} token ${r.token} ${r.owner}: acquire ${f(r.times.acquire, 'min')} effects ${f(r.times.effect, 'min')}…${f(r.times.effect, 'max')} release ${f(r.times.release, 'max')}`,
-    )
-    .join('\n');
-}
-
-function ownership(
-  recordFile: string,
-  group: readonly Replica[],
-  keep: (r: OwnershipRecord) => boolean = () => true,
-): OwnershipReport {
-  const records = readOwnershipRecords(recordFile).filter(keep);
-  const report = checkOwnership(records);
-  const logs = group.map((r) => `--- replica ${r.pid} (${r.instances.join(', ')}):\n${r.log.join('\n')}`).join('\n');
-  expect(report.violations, `${report.violations.join('\n')}\n${timeline(records)}\n${logs}`).toEqual([]);
-  expect(report.intervals.length).toBeGreaterThanOrEqual(SHARDS);
-  return report;
-}
-
-/** Effects recorded by any of `instances` after monotonic time `t`. */
-function effectsAfter(recordFile: string, instances: readonly string[], t: number): number {
-  return readOwnershipRecords(recordFile).filter((r) => r.kind === 'effect' && instances.includes(r.owner) && r.t > t)
-    .length;
 }
 
 beforeAll(async () => {
