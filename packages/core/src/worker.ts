@@ -480,12 +480,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     // Revoke before assign. A run whose claim is gone or belongs to someone
     // else lost it behind our back (the backend lost data): stop it at once.
     const revocations: Promise<void>[] = [];
+    const released = new Set<number>();
     for (const run of this.#runs.values()) {
       if (run.revoked) continue;
       const claim = claims.get(run.shard);
       if (claim === undefined || claim.owner !== lease.instance || claim.token !== run.token) {
         revocations.push(this.#revoke(run.shard, 'claim-lost', false));
       } else if (!desired.has(run.shard)) {
+        released.add(run.shard);
         revocations.push(this.#revoke(run.shard, 'rebalance', true));
       }
     }
@@ -508,16 +510,25 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       // Otherwise another live member still holds it: wait for its release event.
     }
     for (const claim of snap.claims) {
-      if (claim.owner === lease.instance && !desired.has(claim.shard) && !this.#runs.has(claim.shard)) {
+      // A claim of ours that we do not run and do not want (e.g. a claim whose reply was lost): give it back.
+      if (
+        claim.owner === lease.instance &&
+        !desired.has(claim.shard) &&
+        !this.#runs.has(claim.shard) &&
+        !released.has(claim.shard)
+      ) {
         await discovery.release(o.service, lease.instance, claim.shard, claim.token);
       }
     }
     await mapLimit(toClaim, CLAIM_CONCURRENCY, async (shard) => {
       if (!this.#holds(lease.instance) || this.#state !== 'running') return;
       const result = await discovery.claim(o.service, lease.instance, shard);
-      if (result.ok && this.#holds(lease.instance) && this.#state === 'running') {
+      // `ok: false` naming us: an earlier attempt of this call (retried by the
+      // backend client after a timeout) did create the claim.
+      const ours = result.ok || result.owner === lease.instance;
+      if (ours && this.#holds(lease.instance) && this.#state === 'running') {
         this.#acquire(shard, result.token, lease.instance);
-      } else if (result.ok) {
+      } else if (ours) {
         await discovery.release(o.service, lease.instance, shard, result.token).catch(() => undefined);
       }
     });

@@ -292,6 +292,26 @@ describe('start', () => {
     await expect(idle.start()).rejects.toThrow(/Cannot start while stopped/);
   });
 
+  it('adopts a claim that a retried call reports as already ours', async () => {
+    // Models a backend client that retried a timed-out claim on another endpoint: the
+    // first attempt did create the claim, the retry reports it as taken by ourselves.
+    class RetriedClaims extends MemoryDiscovery {
+      override async claim(service: string, memberId: string, shard: number) {
+        const result = await super.claim(service, memberId, shard);
+        return result.ok ? { ok: false as const, owner: memberId, token: result.token } : result;
+      }
+    }
+    const worker = new Worker({
+      service: 's',
+      shards: 3,
+      discovery: new RetriedClaims({ store: new MemoryStore() }),
+      handler: () => undefined,
+    });
+    await started(worker);
+    expect(worker.status().shards.map((s) => s.shard)).toEqual([0, 1, 2]);
+    await stopped(worker);
+  });
+
   it('reports unparsable backend records once and carries on', async () => {
     const worker = new Worker({
       service: 's',
