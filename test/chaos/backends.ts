@@ -8,7 +8,8 @@
 import type { ChaosBounds } from './check.js';
 import { MemoryCluster } from './memory-cluster.js';
 import { ProcessCluster } from './process-cluster.js';
-import { type ChaosBackend, type ChaosResult, runChaos } from './runner.js';
+import { type ChaosBackend, type ChaosResult, type ChaosRunOptions, runChaos } from './runner.js';
+import type { ChaosEvent } from './schedule.js';
 
 /** Every backend, in the order the CLI runs them. */
 export const CHAOS_BACKENDS: readonly ChaosBackend[] = ['memory', 'redis', 'etcd'];
@@ -31,22 +32,71 @@ export function boundsFor(backend: ChaosBackend): ChaosBounds {
   return { ttlMs: TTL_MS, crashMs: TTL_MS + 2500, gracefulMs: 2500, gapToleranceMs: 1000 };
 }
 
+/** Options of {@link runBackendChaos}. */
+export interface BackendChaosOptions {
+  readonly seed: number;
+  readonly durationMs: number;
+  /** Live progress lines. */
+  readonly log?: (line: string) => void;
+  /** Keep the replicas' record files (process backends) and return their directory. */
+  readonly keepRecords?: boolean;
+  /** Redis restarts lose every key (`lose`, the default) or reload a snapshot (`keep`). */
+  readonly redisRestart?: 'lose' | 'keep';
+  /** Play these events instead of the seed's schedule (a hand-written scenario). */
+  readonly events?: readonly ChaosEvent[];
+  /** Trace worker events of the memory cluster. */
+  readonly trace?: (line: string) => void;
+}
+
+const live = new Set<ProcessCluster>();
+
 /** Run one backend's chaos; record files are removed afterwards unless `keepRecords`. */
 export async function runBackendChaos(
   backend: ChaosBackend,
-  options: { seed: number; durationMs: number; log?: (line: string) => void; keepRecords?: boolean },
+  options: BackendChaosOptions,
 ): Promise<ChaosResult & { recordDir?: string; replicaLogs?: string }> {
   const bounds = boundsFor(backend);
-  const run = { seed: options.seed, durationMs: options.durationMs, bounds, ...(options.log && { log: options.log }) };
+  const run: ChaosRunOptions = {
+    seed: options.seed,
+    durationMs: options.durationMs,
+    bounds,
+    ...(options.log && { log: options.log }),
+    ...(options.events && { events: options.events }),
+  };
   if (backend === 'memory') {
-    return runChaos(new MemoryCluster({ replicas: REPLICAS, shards: SHARDS, ttlMs: TTL_MS }), run);
+    const cluster = new MemoryCluster({
+      replicas: REPLICAS,
+      shards: SHARDS,
+      ttlMs: TTL_MS,
+      ...(options.trace && { trace: options.trace }),
+    });
+    return runChaos(cluster, run);
   }
-  const cluster = new ProcessCluster({ backend, replicas: REPLICAS, shards: SHARDS, ttlMs: TTL_MS });
+  const cluster = new ProcessCluster({
+    backend,
+    replicas: REPLICAS,
+    shards: SHARDS,
+    ttlMs: TTL_MS,
+    redisRestart: options.redisRestart ?? 'lose',
+  });
+  live.add(cluster);
   try {
     const result = await runChaos(cluster, run);
     const extra = result.verdict.ok ? {} : { replicaLogs: cluster.logs() };
     return options.keepRecords ? { ...result, ...extra, recordDir: cluster.recordDir } : { ...result, ...extra };
   } finally {
+    live.delete(cluster);
     if (!options.keepRecords) cluster.dispose();
   }
+}
+
+/** Kill every replica, proxy and server of runs still in progress (for `afterAll` after a timeout). */
+export async function teardownLiveClusters(): Promise<void> {
+  await Promise.all(
+    [...live].map(async (cluster) => {
+      await cluster.teardown();
+      cluster.dispose();
+    }),
+  );
+  live.clear();
 }

@@ -8,7 +8,8 @@
  * Events: `stop` is SIGTERM (graceful), `kill` is SIGKILL, `pause`/`resume`
  * are SIGSTOP/SIGCONT, `cut`/`heal` cut (reset) or stall (black hole) the
  * replica's proxy, `restart-backend` kills the server and starts it again on
- * the same port: Redis comes back empty (data loss), etcd on its data dir.
+ * the same port: Redis comes back empty (data loss) unless asked to keep its
+ * data, etcd comes back on its data dir.
  *
  * @module
  */
@@ -40,6 +41,13 @@ export interface ProcessClusterOptions {
   readonly ttlMs?: number;
   /** Ms between recorded effects per owned shard. @defaultValue 20 */
   readonly effectIntervalMs?: number;
+  /**
+   * What a Redis restart does to the data: `lose` (no persistence: every
+   * member, claim and the group are gone) or `keep` (`SAVE`, then the restarted
+   * server loads it, as a persistent Redis would). etcd always keeps its data.
+   * @defaultValue 'lose'
+   */
+  readonly redisRestart?: 'lose' | 'keep';
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -52,6 +60,7 @@ export class ProcessCluster implements ChaosCluster {
   readonly replicas: number;
   readonly #ttlMs: number;
   readonly #effectMs: number;
+  readonly #redisRestart: 'lose' | 'keep';
   readonly #dir = mkdtempSync(join(tmpdir(), 'shardwork-chaos-'));
   #redis: RedisTestServer | undefined;
   #etcd: EtcdCluster | undefined;
@@ -67,6 +76,7 @@ export class ProcessCluster implements ChaosCluster {
     this.shardCount = options.shards ?? 24;
     this.#ttlMs = options.ttlMs ?? 1500;
     this.#effectMs = options.effectIntervalMs ?? 20;
+    this.#redisRestart = options.redisRestart ?? 'lose';
   }
 
   get observer(): Discovery {
@@ -132,7 +142,7 @@ export class ProcessCluster implements ChaosCluster {
   async apply(event: ChaosEvent): Promise<void> {
     if (event.kind === 'restart-backend') {
       if (this.#redis !== undefined) {
-        await this.#redis.restart({ downMs: event.downMs });
+        await this.#redis.restart({ downMs: event.downMs, keepData: this.#redisRestart === 'keep' });
       } else if (this.#etcd !== undefined) {
         await this.#etcd.kill(0, 'SIGKILL');
         await sleep(event.downMs);

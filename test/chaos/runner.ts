@@ -62,6 +62,8 @@ export interface ChaosRunOptions {
   readonly log?: (line: string) => void;
   /** Observer poll interval. @defaultValue 50 */
   readonly pollMs?: number;
+  /** Play these events instead of the seed's schedule (a hand-written scenario). */
+  readonly events?: readonly ChaosEvent[];
 }
 
 /** What a run produced. */
@@ -79,11 +81,13 @@ export interface ChaosResult {
 export async function runChaos(cluster: ChaosCluster, options: ChaosRunOptions): Promise<ChaosResult> {
   const { seed, durationMs, bounds } = options;
   const log = options.log ?? (() => undefined);
-  const schedule = makeSchedule(seed, durationMs, {
-    replicas: cluster.replicas,
-    ttlMs: bounds.ttlMs,
-    ...options.schedule,
-  });
+  const schedule =
+    options.events ??
+    makeSchedule(seed, durationMs, {
+      replicas: cluster.replicas,
+      ttlMs: bounds.ttlMs,
+      ...options.schedule,
+    });
   const outcomes: EventOutcome[] = [];
   const runErrors: string[] = [];
   let t0 = Number.NaN;
