@@ -15,7 +15,7 @@
 
 import { createInterface } from 'node:readline';
 import { createDiscovery, type Discovery, MemoryDiscovery, MemoryStore, Worker } from '@shardwork/core';
-import { balanceOf } from './lib/balance.js';
+import { trackConvergence } from './lib/balance.js';
 import { type CallCounts, CountingDiscovery } from './lib/counting-discovery.js';
 import {
   HOST_CONFIG_ENV,
@@ -97,17 +97,16 @@ async function startOne(w: number): Promise<void> {
   say({ e: 'started', w, id, t0, t: monotonicMs() });
 }
 
-async function watchConvergence(): Promise<void> {
+async function watchConvergence(timeoutMs: number): Promise<void> {
   if (store === undefined) return;
   const observer = new MemoryDiscovery({ store });
-  for (;;) {
-    const b = balanceOf(await observer.snapshot(cfg.service), cfg.shards, cfg.workers);
-    if (b.balanced) {
-      say({ e: 'converged', t: monotonicMs() });
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  const c = await trackConvergence(() => observer.snapshot(cfg.service), cfg.shards, cfg.workers, {
+    timeoutMs,
+    pollMs: 10,
+  });
+  const b = c.last;
+  const detail = b === undefined ? '' : `${b.covered} shards covered, ${b.members} members, ${b.offQuota} off quota`;
+  say({ e: 'converged', t: c.balanced, allMembers: c.allMembers, allCovered: c.allCovered, detail });
 }
 
 let stopping: Promise<void> | undefined;
@@ -139,7 +138,7 @@ lines.on('line', (line) => {
       for (let w = 0; w < cfg.workers; w++) {
         startOne(w).catch((error: unknown) => say({ e: 'fatal', msg: `worker ${w}: ${String(error)}` }));
       }
-      if (cfg.converge === true) void watchConvergence();
+      if (cfg.convergeTimeoutMs !== undefined) void watchConvergence(cfg.convergeTimeoutMs);
       break;
     case 'stop':
       void stopAll();

@@ -34,6 +34,7 @@ const HELP = `Usage: pnpm bench [flags]
   --scale-ttl MS         lease TTL of the scale runs (default 10000, the library default)
   --scale-window MS      steady-state measurement window (default 20000)
   --scale-warmup MS      wait after convergence before the window (default 3000)
+  --scale-timeout MS     give up on convergence after this long (default 180000)
   --processes N          replica-host processes for Redis/etcd scale runs (default 4)
   --movement-sizes LIST  N of the movement computation (default 3,4,8,16,50,200)
   --movement-shards LIST T of the movement computation (default 12,32,256,1000)
@@ -54,6 +55,7 @@ interface Options {
   scaleTtlMs: number;
   scaleWindowMs: number;
   scaleWarmupMs: number;
+  scaleTimeoutMs: number;
   processes: number;
   movementSizes: number[];
   movementShards: number[];
@@ -75,6 +77,7 @@ function parseArgs(argv: readonly string[]): Options {
     scaleTtlMs: 10_000,
     scaleWindowMs: 20_000,
     scaleWarmupMs: 3000,
+    scaleTimeoutMs: 180_000,
     processes: 4,
     movementSizes: [3, 4, 8, 16, 50, 200],
     movementShards: [12, 32, 256, 1000],
@@ -145,6 +148,9 @@ function parseArgs(argv: readonly string[]): Options {
         break;
       case '--scale-warmup':
         o.scaleWarmupMs = int(flag, value, 0);
+        break;
+      case '--scale-timeout':
+        o.scaleTimeoutMs = int(flag, value, 1000);
         break;
       case '--processes':
         o.processes = int(flag, value);
@@ -302,25 +308,9 @@ function movementTables(result: MovementResult, churn: number): void {
 }
 
 function scaleTables(results: readonly ScaleResult[]): void {
-  out('### Scale: simultaneous start, then steady state\n');
-  const rows = results.map((r) => [
-    r.backend,
-    `${r.replicas} (${r.processes} proc)`,
-    String(r.shards),
-    String(r.ttlMs),
-    ms(r.convergeMs),
-    ms(r.slowestStartMs),
-    num(r.serverRequestsPerReplicaSec, 2),
-    num(
-      Object.values(r.callsPerReplicaSec).reduce((a, b) => a + b, 0),
-      2,
-    ),
-    num(r.cpuPctPerReplica, 2),
-    num(r.rssMiBPerReplica, 2),
-    num(r.rssTotalMiBPerReplica, 1),
-    num(r.serverCpuPct, 1),
-    num(r.serverRssMiB, 0),
-  ]);
+  out('### Scale: simultaneous start of every replica → balanced\n');
+  const phase = (x: number | undefined, r: ScaleResult): string =>
+    x === undefined ? `> ${(r.convergeTimeoutMs / 1000).toFixed(0)} s` : ms(x);
   out(
     markdownTable(
       [
@@ -328,8 +318,36 @@ function scaleTables(results: readonly ScaleResult[]): void {
         'replicas',
         'shards',
         'TTL ms',
-        'converge ms',
+        'all registered ms',
+        'all shards owned ms',
+        'balanced ms',
         'slowest start() ms',
+        'worker errors',
+        'state at the end',
+      ],
+      results.map((r) => [
+        r.backend,
+        `${r.replicas} (${r.processes} proc)`,
+        String(r.shards),
+        String(r.ttlMs),
+        phase(r.allMembersMs, r),
+        phase(r.allCoveredMs, r),
+        phase(r.convergeMs, r),
+        ms(r.slowestStartMs),
+        String(r.errors),
+        r.convergeMs === undefined ? r.convergeDetail : 'balanced',
+      ]),
+    ),
+  );
+  out();
+  out('### Scale: steady state after convergence\n');
+  const steady = results.filter((r) => r.convergeMs !== undefined);
+  out(
+    markdownTable(
+      [
+        'backend',
+        'replicas',
+        'window s',
         'server requests / replica / s',
         'contract calls / replica / s',
         'CPU / replica, % of a core',
@@ -338,21 +356,43 @@ function scaleTables(results: readonly ScaleResult[]): void {
         'server CPU %',
         'server RSS MiB',
       ],
-      rows,
+      steady.map((r) => [
+        r.backend,
+        `${r.replicas} (${r.processes} proc)`,
+        num(r.windowMs / 1000, 0),
+        num(r.serverRequestsPerReplicaSec, 2),
+        num(
+          Object.values(r.callsPerReplicaSec).reduce((a, b) => a + b, 0),
+          2,
+        ),
+        num(r.cpuPctPerReplica, 2),
+        num(r.rssMiBPerReplica, 2),
+        num(r.rssTotalMiBPerReplica, 1),
+        num(r.serverCpuPct, 1),
+        num(r.serverRssMiB, 0),
+      ]),
     ),
   );
   out();
-  out('Per method, per replica per second (server side; client contract calls):\n');
-  const detail = results.map((r) => {
-    const fmt = (record: Readonly<Record<string, number>>): string =>
-      Object.entries(record)
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-        .join(', ');
-    return [r.backend, String(r.replicas), fmt(r.serverByMethod) || '–', fmt(r.callsPerReplicaSec)];
-  });
-  out(markdownTable(['backend', 'replicas', 'server', 'contract calls'], detail));
+  out("Per method, per replica per second (server side; the workers' contract calls):\n");
+  const fmt = (record: Readonly<Record<string, number>>): string =>
+    Object.entries(record)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+      .join(', ');
+  out(
+    markdownTable(
+      ['backend', 'replicas', 'server', 'contract calls'],
+      steady.map((r) => [r.backend, String(r.replicas), fmt(r.serverByMethod) || '–', fmt(r.callsPerReplicaSec)]),
+    ),
+  );
   out();
+  const errored = results.filter((r) => r.errorSamples.length > 0);
+  if (errored.length > 0) {
+    out('Worker errors seen (first distinct messages):\n');
+    for (const r of errored) out(`- ${r.backend} ${r.replicas}: ${r.errorSamples.map((e) => `\`${e}\``).join('; ')}`);
+    out();
+  }
 }
 
 async function main(): Promise<void> {
@@ -434,6 +474,7 @@ async function main(): Promise<void> {
               ttlMs: o.scaleTtlMs,
               warmupMs: o.scaleWarmupMs,
               windowMs: o.scaleWindowMs,
+              convergeTimeoutMs: o.scaleTimeoutMs,
               log,
             }),
           );

@@ -15,7 +15,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createDiscovery } from '@shardwork/core';
-import { waitBalanced } from './lib/balance.js';
+import { type Convergence, trackConvergence } from './lib/balance.js';
 import { HostProcess } from './lib/host.js';
 import { type HostMessage, type HostStats, monotonicMs } from './lib/protocol.js';
 import type { BenchServer, ServerCounters } from './lib/servers.js';
@@ -32,6 +32,8 @@ export interface ScaleOptions {
   readonly warmupMs: number;
   /** Length of the steady-state window. */
   readonly windowMs: number;
+  /** Give up waiting for convergence after this long (the steady state is then not measured). */
+  readonly convergeTimeoutMs: number;
   readonly log: (line: string) => void;
 }
 
@@ -43,10 +45,22 @@ export interface ScaleResult {
   readonly shards: number;
   readonly ttlMs: number;
   readonly windowMs: number;
-  /** From the simultaneous `start` to balanced. */
-  readonly convergeMs: number;
-  /** Slowest `worker.start()` (registered and first reconcile done). */
-  readonly slowestStartMs: number;
+  /** From the simultaneous `start` to balanced; `undefined` when not within the timeout. */
+  readonly convergeMs: number | undefined;
+  /** From the start until every replica was registered. */
+  readonly allMembersMs: number | undefined;
+  /** From the start until every shard was owned. */
+  readonly allCoveredMs: number | undefined;
+  /** How long convergence was waited for. */
+  readonly convergeTimeoutMs: number;
+  /** The state last seen before balance (or the timeout). */
+  readonly convergeDetail: string;
+  /** Slowest `worker.start()` (registered and first reconcile done); `undefined` if not all started. */
+  readonly slowestStartMs: number | undefined;
+  /** Errors the workers reported (each worker reports its first 5). */
+  readonly errors: number;
+  /** A few distinct error messages. */
+  readonly errorSamples: readonly string[];
   /** Server-side requests per replica per second (Redis: commands sent by clients; etcd: gRPC messages). */
   readonly serverRequestsPerReplicaSec: number | undefined;
   /** Redis: commands per replica per second including those inside scripts. */
@@ -56,11 +70,11 @@ export interface ScaleResult {
   /** Discovery contract calls made by the workers, per replica per second, per method. */
   readonly callsPerReplicaSec: Readonly<Record<string, number>>;
   /** Replica-host CPU per replica, % of one core. */
-  readonly cpuPctPerReplica: number;
+  readonly cpuPctPerReplica: number | undefined;
   /** Growth of the hosts' RSS from standby to the end of the window, per replica, MiB. */
-  readonly rssMiBPerReplica: number;
+  readonly rssMiBPerReplica: number | undefined;
   /** Whole host RSS divided by replicas, MiB (includes Node itself and the loaded modules). */
-  readonly rssTotalMiBPerReplica: number;
+  readonly rssTotalMiBPerReplica: number | undefined;
   /** Server CPU, % of one core, over the window. */
   readonly serverCpuPct: number | undefined;
   /** Server RSS at the end, MiB. */
@@ -106,43 +120,97 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         workers,
         leaseTtlMs: options.ttlMs,
         events: false,
-        converge: backend === 'memory',
+        ...(backend === 'memory' ? { convergeTimeoutMs: options.convergeTimeoutMs } : {}),
       }),
     );
   }
   const observer = backend === 'memory' ? undefined : await createDiscovery(url);
+  let errors = 0;
+  const errorSamples = new Set<string>();
+  for (const h of hosts) {
+    h.onMessage((m: HostMessage) => {
+      if (m.e !== 'err' && m.e !== 'fatal') return;
+      errors += 1;
+      const text = m.msg.replace(/[A-Za-z0-9_-]{12}/g, '…').slice(0, 200);
+      if (errorSamples.size < 4 && !errorSamples.has(text)) {
+        errorSamples.add(text);
+        log(`${backend} scale ${n}: ${m.e}: ${m.msg.slice(0, 300)}`);
+      }
+    });
+  }
   try {
     const standby = await Promise.all(hosts.map((h) => h.standby));
-    const started = hosts.map((h) => {
-      let left = h.config.workers;
-      let slowest = 0;
-      return new Promise<number>((resolve, reject) => {
-        const off = h.onMessage((m: HostMessage) => {
-          if (m.e === 'fatal') reject(new Error(`${backend} scale ${n}: ${m.msg}`));
-          if (m.e !== 'started') return;
-          slowest = Math.max(slowest, m.t - m.t0);
-          if (--left === 0) {
-            off();
-            resolve(slowest);
-          }
-        });
+    let startedCount = 0;
+    let slowestStart = 0;
+    for (const h of hosts) {
+      h.onMessage((m: HostMessage) => {
+        if (m.e !== 'started') return;
+        startedCount += 1;
+        slowestStart = Math.max(slowestStart, m.t - m.t0);
       });
-    });
-    const converged =
+    }
+    const inChild =
       backend === 'memory'
-        ? (hosts[0] as HostProcess).next((m) => m.e === 'converged', 600_000).then((m) => (m as { t: number }).t)
+        ? (hosts[0] as HostProcess).next(
+            (m): m is Extract<HostMessage, { e: 'converged' }> => m.e === 'converged',
+            options.convergeTimeoutMs + 60_000,
+          )
         : undefined;
     const t0 = monotonicMs();
     for (const h of hosts) h.send({ cmd: 'start' });
-    const t1 =
-      converged !== undefined
-        ? await converged
-        : await waitBalanced(observer as NonNullable<typeof observer>, service, t, n, {
-            timeoutMs: 600_000,
-            pollMs: 50,
-          });
-    const slowestStartMs = Math.max(...(await Promise.all(started)));
-    log(`${backend} scale ${n}: converged in ${(t1 - t0).toFixed(0)} ms`);
+    let convergence: Convergence;
+    let childDetail = '';
+    if (inChild !== undefined) {
+      const m = await inChild;
+      childDetail = m.detail;
+      convergence = { allMembers: m.allMembers, allCovered: m.allCovered, balanced: m.t, last: undefined };
+    } else {
+      const o = observer as NonNullable<typeof observer>;
+      convergence = await trackConvergence(() => o.snapshot(service), t, n, {
+        timeoutMs: options.convergeTimeoutMs,
+        pollMs: 50,
+        progress: (b) =>
+          log(`${backend} scale ${n}: ${b.members}/${n} members, ${b.covered}/${t} shards, ${b.offQuota} off quota`),
+      });
+    }
+    const since = (x: number | undefined): number | undefined => (x === undefined ? undefined : x - t0);
+    const last = convergence.last;
+    const convergeDetail =
+      last === undefined
+        ? childDetail
+        : `${last.members}/${n} members, ${last.covered}/${t} shards, ${last.offQuota} off quota`;
+    const base = {
+      backend,
+      replicas: n,
+      processes,
+      shards: t,
+      ttlMs: options.ttlMs,
+      convergeMs: since(convergence.balanced),
+      allMembersMs: since(convergence.allMembers),
+      allCoveredMs: since(convergence.allCovered),
+      convergeDetail,
+      convergeTimeoutMs: options.convergeTimeoutMs,
+      slowestStartMs: startedCount === n ? slowestStart : undefined,
+    };
+    if (convergence.balanced === undefined) {
+      log(`${backend} scale ${n}: not converged within ${options.convergeTimeoutMs} ms (${convergeDetail})`);
+      return {
+        ...base,
+        errors,
+        errorSamples: [...errorSamples],
+        windowMs: 0,
+        serverRequestsPerReplicaSec: undefined,
+        serverCommandsPerReplicaSec: undefined,
+        serverByMethod: {},
+        callsPerReplicaSec: {},
+        cpuPctPerReplica: undefined,
+        rssMiBPerReplica: undefined,
+        rssTotalMiBPerReplica: undefined,
+        serverCpuPct: undefined,
+        serverRssMiB: undefined,
+      };
+    }
+    log(`${backend} scale ${n}: converged in ${(convergence.balanced - t0).toFixed(0)} ms`);
 
     // The poller is idle from here: the window sees only the replicas.
     await sleep(options.warmupMs);
@@ -158,15 +226,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const rssEnd = statsB.reduce((sum, s) => sum + s.rss, 0);
     const rssStandby = standby.reduce((sum, s) => sum + s.rss, 0);
     const perReplicaSec = n * seconds;
-    const result: ScaleResult = {
-      backend,
-      replicas: n,
-      processes,
-      shards: t,
-      ttlMs: options.ttlMs,
+    return {
+      ...base,
+      errors,
+      errorSamples: [...errorSamples],
       windowMs: Math.round(seconds * 1000),
-      convergeMs: t1 - t0,
-      slowestStartMs,
       serverRequestsPerReplicaSec:
         serverA && serverB ? (serverB.requests - serverA.requests) / perReplicaSec : undefined,
       serverCommandsPerReplicaSec:
@@ -181,7 +245,6 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       serverCpuPct: serverA && serverB ? ((serverB.cpuMs - serverA.cpuMs) / (seconds * 1000)) * 100 : undefined,
       serverRssMiB: serverB ? serverB.rssBytes / MiB : undefined,
     };
-    return result;
   } finally {
     await Promise.all(hosts.map((h) => h.stop(30_000)));
     await observer?.close();

@@ -69,3 +69,55 @@ export async function waitBalanced(
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 20));
   }
 }
+
+/** When each stage of convergence was first seen ({@link monotonicMs}); `undefined` if never. */
+export interface Convergence {
+  /** Every expected member registered. */
+  readonly allMembers: number | undefined;
+  /** Every shard claimed by a live member. */
+  readonly allCovered: number | undefined;
+  /** Balanced (see {@link balanceOf}). */
+  readonly balanced: number | undefined;
+  /** The last state seen. */
+  readonly last: Balance | undefined;
+}
+
+/**
+ * Poll until balanced or `timeoutMs`, noting when all members and full
+ * coverage were first seen. Never rejects: a timeout leaves `balanced` unset.
+ */
+export async function trackConvergence(
+  snapshot: () => Promise<Snapshot>,
+  shardCount: number,
+  expectedMembers: number,
+  options: {
+    readonly timeoutMs: number;
+    readonly pollMs: number;
+    readonly progress?: (b: Balance) => void;
+    readonly progressEveryMs?: number;
+  },
+): Promise<Convergence> {
+  const deadline = monotonicMs() + options.timeoutMs;
+  let allMembers: number | undefined;
+  let allCovered: number | undefined;
+  let last: Balance | undefined;
+  let reported = monotonicMs();
+  while (monotonicMs() < deadline) {
+    try {
+      const b = balanceOf(await snapshot(), shardCount, expectedMembers);
+      const now = monotonicMs();
+      last = b;
+      if (allMembers === undefined && b.members >= expectedMembers) allMembers = now;
+      if (allCovered === undefined && b.covered === shardCount) allCovered = now;
+      if (b.balanced) return { allMembers, allCovered, balanced: now, last };
+      if (options.progress !== undefined && now - reported >= (options.progressEveryMs ?? 10_000)) {
+        reported = now;
+        options.progress(b);
+      }
+    } catch {
+      // unreachable for a moment: poll again
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs));
+  }
+  return { allMembers, allCovered, balanced: undefined, last };
+}

@@ -25,8 +25,8 @@ export interface HostConfig {
   readonly resyncIntervalMs?: number;
   /** Report every acquisition, revocation and renewal (off for the scale runs). */
   readonly events: boolean;
-  /** Memory only: report `converged` once all replicas hold their quotas. */
-  readonly converge?: boolean;
+  /** Memory only: report `converged` once all replicas hold their quotas, giving up after this many ms. */
+  readonly convergeTimeoutMs?: number;
 }
 
 /** A command on the child's stdin. */
@@ -67,7 +67,14 @@ export type HostMessage =
   | { readonly e: 'renew'; readonly w: number; readonly sent: number; readonly t: number }
   | { readonly e: 'lost'; readonly w: number; readonly id: string; readonly t: number }
   | { readonly e: 'err'; readonly w: number; readonly msg: string }
-  | { readonly e: 'converged'; readonly t: number }
+  | {
+      readonly e: 'converged';
+      /** Balanced, or `undefined` when it was not within the time given. */
+      readonly t: number | undefined;
+      readonly allMembers: number | undefined;
+      readonly allCovered: number | undefined;
+      readonly detail: string;
+    }
   | ({ readonly e: 'stats' } & HostStats)
   | { readonly e: 'stopped'; readonly t: number }
   | { readonly e: 'fatal'; readonly msg: string };
