@@ -50,6 +50,8 @@ export interface LatencyResult {
   readonly replicas: number;
   readonly shards: number;
   readonly handoff: number[];
+  /** Of the handoff: until the leaver's own `stop()` had released its claims and revoked its lease. */
+  readonly handoffLeaverStop: number[];
   readonly failover: number[];
   /** Failover time minus the time left on the dead replica's lease at the crash. */
   readonly failoverAfterExpiry: number[];
@@ -84,6 +86,7 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyResult
     replicas: n,
     shards: t,
     handoff: [],
+    handoffLeaverStop: [],
     failover: [],
     failoverAfterExpiry: [],
     leaseLeftAtCrash: [],
@@ -141,7 +144,11 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyResult
       await waitForFullCoverage(observer, service, t, { timeoutMs: timeout, excluding: [instance], pollMs: 10 });
       const took = t1 - t0;
       result.shardsMoved.push(held.size);
-      if (kind === 'handoff' && wantHandoff) result.handoff.push(took);
+      if (kind === 'handoff' && wantHandoff) {
+        result.handoff.push(took);
+        const down = await ledger.until(() => ledger.downAt(victim.name), 30_000, `${backend} stop() of the leaver`);
+        result.handoffLeaverStop.push(down - t0);
+      }
       if (kind === 'failover') {
         result.failover.push(took);
         if (renewedAt !== undefined) {

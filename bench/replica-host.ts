@@ -86,6 +86,10 @@ async function startOne(w: number): Promise<void> {
     say({ e: 'reg', w, id, t: monotonicMs() });
   });
   worker.on('lease:lost', ({ instance }) => say({ e: 'lost', w, id: instance, t: monotonicMs() }));
+  // stop() has released the claims and revoked the lease.
+  worker.on('state', ({ to }) => {
+    if (to === 'stopped') say({ e: 'down', w, t: monotonicMs() });
+  });
   worker.on('error', ({ error }) => {
     if (errors++ < MAX_ERRORS_REPORTED) say({ e: 'err', w, msg: String(error) });
   });

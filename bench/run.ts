@@ -206,9 +206,35 @@ function latencyTables(results: readonly LatencyResult[], sections: ReadonlySet<
     out('### Graceful handoff: stop → every shard of the leaver owned by another replica\n');
     const rows = results.map((r) => {
       const s = summarize(r.handoff);
-      return [r.backend, String(r.ttlMs), shape(r), String(s?.n ?? 0), ms(s?.median), ms(s?.p99), ms(s?.max)];
+      const own = summarize(r.handoffLeaverStop);
+      return [
+        r.backend,
+        String(r.ttlMs),
+        shape(r),
+        String(s?.n ?? 0),
+        ms(s?.median),
+        ms(s?.p99),
+        ms(s?.max),
+        ms(own?.median),
+        ms(own?.p99),
+      ];
     });
-    out(markdownTable(['backend', 'TTL ms', 'replicas × shards', 'runs', 'median ms', 'p99 ms', 'max ms'], rows));
+    out(
+      markdownTable(
+        [
+          'backend',
+          'TTL ms',
+          'replicas × shards',
+          'runs',
+          'median ms',
+          'p99 ms',
+          'max ms',
+          "leaver's stop(), median ms",
+          "leaver's stop(), p99 ms",
+        ],
+        rows,
+      ),
+    );
     out();
   }
   if (sections.has('failover')) {
@@ -322,6 +348,10 @@ function scaleTables(results: readonly ScaleResult[]): void {
         'all shards owned ms',
         'balanced ms',
         'slowest start() ms',
+        'snapshots / replica',
+        'claim calls (T)',
+        'server requests',
+        'server CPU s',
         'worker errors',
         'state at the end',
       ],
@@ -334,6 +364,10 @@ function scaleTables(results: readonly ScaleResult[]): void {
         phase(r.allCoveredMs, r),
         phase(r.convergeMs, r),
         ms(r.slowestStartMs),
+        num((r.duringConvergence.calls.snapshot ?? 0) / r.replicas, 0),
+        `${r.duringConvergence.calls.claim ?? 0} (${r.shards})`,
+        r.duringConvergence.serverRequests === undefined ? '–' : String(Math.round(r.duringConvergence.serverRequests)),
+        num(r.duringConvergence.serverCpuMs === undefined ? undefined : r.duringConvergence.serverCpuMs / 1000, 1),
         String(r.errors),
         r.convergeMs === undefined ? r.convergeDetail : 'balanced',
       ]),

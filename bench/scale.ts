@@ -61,6 +61,16 @@ export interface ScaleResult {
   readonly errors: number;
   /** A few distinct error messages. */
   readonly errorSamples: readonly string[];
+  /** From the start to balance (or the timeout): what it cost. */
+  readonly duringConvergence: {
+    /** Contract calls of all workers together, per method. */
+    readonly calls: Readonly<Record<string, number>>;
+    /** Server-side requests in total. */
+    readonly serverRequests: number | undefined;
+    /** Server CPU in ms. */
+    readonly serverCpuMs: number | undefined;
+    readonly seconds: number;
+  };
   /** Server-side requests per replica per second (Redis: commands sent by clients; etcd: gRPC messages). */
   readonly serverRequestsPerReplicaSec: number | undefined;
   /** Redis: commands per replica per second including those inside scripts. */
@@ -156,6 +166,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
             options.convergeTimeoutMs + 60_000,
           )
         : undefined;
+    const serverAtStart = await options.server?.counters();
     const t0 = monotonicMs();
     for (const h of hosts) h.send({ cmd: 'start' });
     let convergence: Convergence;
@@ -174,6 +185,14 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       });
     }
     const since = (x: number | undefined): number | undefined => (x === undefined ? undefined : x - t0);
+    const serverAtEnd = await options.server?.counters();
+    const statsAtEnd = await Promise.all(hosts.map((h) => h.stats()));
+    const duringConvergence = {
+      calls: sumCalls(statsAtEnd),
+      serverRequests: serverAtStart && serverAtEnd ? serverAtEnd.requests - serverAtStart.requests : undefined,
+      serverCpuMs: serverAtStart && serverAtEnd ? serverAtEnd.cpuMs - serverAtStart.cpuMs : undefined,
+      seconds: ((convergence.balanced ?? monotonicMs()) - t0) / 1000,
+    };
     const last = convergence.last;
     const convergeDetail =
       last === undefined
@@ -190,12 +209,13 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       allCoveredMs: since(convergence.allCovered),
       convergeDetail,
       convergeTimeoutMs: options.convergeTimeoutMs,
-      slowestStartMs: startedCount === n ? slowestStart : undefined,
+      duringConvergence,
     };
     if (convergence.balanced === undefined) {
       log(`${backend} scale ${n}: not converged within ${options.convergeTimeoutMs} ms (${convergeDetail})`);
       return {
         ...base,
+        slowestStartMs: startedCount === n ? slowestStart : undefined,
         errors,
         errorSamples: [...errorSamples],
         windowMs: 0,
@@ -228,6 +248,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const perReplicaSec = n * seconds;
     return {
       ...base,
+      slowestStartMs: startedCount === n ? slowestStart : undefined,
       errors,
       errorSamples: [...errorSamples],
       windowMs: Math.round(seconds * 1000),

@@ -66,6 +66,7 @@ export type HostMessage =
     }
   | { readonly e: 'renew'; readonly w: number; readonly sent: number; readonly t: number }
   | { readonly e: 'lost'; readonly w: number; readonly id: string; readonly t: number }
+  | { readonly e: 'down'; readonly w: number; readonly t: number }
   | { readonly e: 'err'; readonly w: number; readonly msg: string }
   | {
       readonly e: 'converged';

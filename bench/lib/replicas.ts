@@ -28,6 +28,7 @@ export class Ledger {
   readonly acquisitions: Acquisition[] = [];
   readonly #owned = new Map<string, Set<number>>();
   readonly #lastRenewSent = new Map<string, number>();
+  readonly #down = new Map<string, number>();
   readonly #waiters = new Set<() => void>();
 
   acquired(a: Acquisition): void {
@@ -43,6 +44,17 @@ export class Ledger {
 
   renewed(replica: string, sentAt: number): void {
     this.#lastRenewSent.set(replica, Math.max(sentAt, this.#lastRenewSent.get(replica) ?? 0));
+  }
+
+  /** A replica's `stop()` finished (claims released, lease revoked). */
+  down(replica: string, t: number): void {
+    this.#down.set(replica, t);
+    this.#wake();
+  }
+
+  /** When the replica's `stop()` finished, if it did. */
+  downAt(replica: string): number | undefined {
+    return this.#down.get(replica);
   }
 
   /** Shards a replica holds now, as far as its reports go. */
@@ -146,6 +158,9 @@ export class ProcessReplica implements TrialReplica {
         case 'renew':
           ledger.renewed(this.name, m.sent);
           break;
+        case 'down':
+          ledger.down(this.name, m.t);
+          break;
         default:
           break;
       }
@@ -192,6 +207,7 @@ export class MemoryReplica implements TrialReplica {
   readonly name = `m${++counter}`;
   readonly #worker: Worker;
   readonly #connection: MemoryDiscovery;
+  readonly #ledger: Ledger;
   #instance: string | undefined;
 
   constructor(
@@ -200,6 +216,7 @@ export class MemoryReplica implements TrialReplica {
     ledger: Ledger,
   ) {
     this.#connection = new MemoryDiscovery({ store });
+    this.#ledger = ledger;
     const counts: CallCounts = {};
     const discovery = new CountingDiscovery(this.#connection, counts, monotonicMs, (sent) =>
       ledger.renewed(this.name, sent),
@@ -244,7 +261,7 @@ export class MemoryReplica implements TrialReplica {
 
   stop(): number {
     const t = monotonicMs();
-    void this.#worker.stop();
+    void this.#worker.stop().then(() => this.#ledger.down(this.name, monotonicMs()));
     return t;
   }
 
