@@ -75,7 +75,9 @@ export interface ChurnRow {
   readonly t: number;
   readonly events: number;
   /** Per strategy: total moves, and the total of the minimum from each of its own states. */
-  readonly strategies: Readonly<Record<string, { readonly moves: number; readonly minimum: number }>>;
+  readonly strategies: Readonly<
+    Record<string, { readonly moves: number; readonly minimum: number; readonly eventsAboveMinimum: number }>
+  >;
 }
 
 /** Results of {@link runMovement}. */
@@ -130,22 +132,26 @@ function churn(n: number, t: number, events: number, random: () => number): Chur
     plan.push({ join, pick: random() });
     size += join ? 1 : -1;
   }
-  const totals: Record<string, { moves: number; minimum: number }> = {};
+  const totals: Record<string, { moves: number; minimum: number; eventsAboveMinimum: number }> = {};
   for (const [name, strategy] of Object.entries(STRATEGIES)) {
     let view = ids(n);
     let next = n;
     let owners = assign(strategy, view, t, new Map());
     let total = 0;
     let min = 0;
+    let above = 0;
     for (const step of plan) {
       if (step.join) view = [...view, `m${next++}`];
       else view = view.filter((_, i) => i !== Math.floor(step.pick * view.length));
-      min += minimumMoves(owners, view, t);
+      const least = minimumMoves(owners, view, t);
       const after = assign(strategy, view, t, owners);
-      total += moved(owners, after, t);
+      const m = moved(owners, after, t);
+      min += least;
+      total += m;
+      if (m > least) above += 1;
       owners = after;
     }
-    totals[name] = { moves: total, minimum: min };
+    totals[name] = { moves: total, minimum: min, eventsAboveMinimum: above };
   }
   return { n, t, events, strategies: totals };
 }

@@ -36,8 +36,8 @@ const HELP = `Usage: pnpm bench [flags]
   --scale-warmup MS      wait after convergence before the window (default 3000)
   --scale-timeout MS     give up on convergence after this long (default 180000)
   --processes N          replica-host processes for Redis/etcd scale runs (default 4)
-  --movement-sizes LIST  N of the movement computation (default 3,4,8,16,50,200)
-  --movement-shards LIST T of the movement computation (default 12,32,256,1000)
+  --movement-sizes LIST  N of the movement computation (default 3,4,8,50,200)
+  --movement-shards LIST T of the movement computation (default 12,32,1000)
   --churn N              random joins/leaves per churn sequence (default 200)
   --seed N               seed of the random choices (default 1)
   --json FILE            also write the raw results as JSON
@@ -79,8 +79,8 @@ function parseArgs(argv: readonly string[]): Options {
     scaleWarmupMs: 3000,
     scaleTimeoutMs: 180_000,
     processes: 4,
-    movementSizes: [3, 4, 8, 16, 50, 200],
-    movementShards: [12, 32, 256, 1000],
+    movementSizes: [3, 4, 8, 50, 200],
+    movementShards: [12, 32, 1000],
     churn: 200,
     seed: 1,
     json: undefined,
@@ -319,14 +319,15 @@ function movementTables(result: MovementResult, churn: number): void {
   ]);
   out(markdownTable(['N', 'T', 'event', 'minimum', ...names], rows));
   out();
-  out(`### Movement over ${churn} random joins and leaves (N kept within [N/2, 2N]): total moves, × the minimum\n`);
+  out(`### Movement over ${churn} random joins and leaves (N kept within [N/2, 2N])\n`);
+  out('Total moves, their ratio to the total minimum, and how many events moved more than their minimum.\n');
   const churnRows = result.churn.map((r) => [
     String(r.n),
     String(r.t),
     ...names.map((name) => {
       const s = r.strategies[name];
       if (s === undefined) return '–';
-      return `${s.moves} (×${num(s.minimum === 0 ? undefined : s.moves / s.minimum, 2)})`;
+      return `${s.moves} (×${num(s.minimum === 0 ? undefined : s.moves / s.minimum, 2)}; ${s.eventsAboveMinimum} above)`;
     }),
   ]);
   out(markdownTable(['N', 'T', ...names], churnRows));
@@ -352,6 +353,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
         'claim calls (T)',
         'server requests',
         'server CPU s',
+        'replicas CPU s',
         'worker errors',
         'state at the end',
       ],
@@ -368,6 +370,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
         `${r.duringConvergence.calls.claim ?? 0} (${r.shards})`,
         r.duringConvergence.serverRequests === undefined ? '–' : String(Math.round(r.duringConvergence.serverRequests)),
         num(r.duringConvergence.serverCpuMs === undefined ? undefined : r.duringConvergence.serverCpuMs / 1000, 1),
+        num(r.duringConvergence.replicaCpuMs / 1000, 1),
         String(r.errors),
         r.convergeMs === undefined ? r.convergeDetail : 'balanced',
       ]),

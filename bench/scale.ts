@@ -69,6 +69,8 @@ export interface ScaleResult {
     readonly serverRequests: number | undefined;
     /** Server CPU in ms. */
     readonly serverCpuMs: number | undefined;
+    /** CPU of the replica-host processes together, ms. */
+    readonly replicaCpuMs: number;
     readonly seconds: number;
   };
   /** Server-side requests per replica per second (Redis: commands sent by clients; etcd: gRPC messages). */
@@ -191,6 +193,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       calls: sumCalls(statsAtEnd),
       serverRequests: serverAtStart && serverAtEnd ? serverAtEnd.requests - serverAtStart.requests : undefined,
       serverCpuMs: serverAtStart && serverAtEnd ? serverAtEnd.cpuMs - serverAtStart.cpuMs : undefined,
+      replicaCpuMs: statsAtEnd.reduce((sum, x, i) => sum + x.cpuMs - (standby[i] as HostStats).cpuMs, 0),
       seconds: ((convergence.balanced ?? monotonicMs()) - t0) / 1000,
     };
     const last = convergence.last;
