@@ -45,6 +45,30 @@ export function effectsAfter(recordFile: string, instances: readonly string[], t
     .length;
 }
 
+/**
+ * Wait until each replica of `group` has registered more instances than
+ * `counts` (its count before a fault): it lost its lease and came back as a
+ * new member. Fails if one has not within `timeoutMs`.
+ */
+export async function waitForNewInstances(
+  group: readonly Replica[],
+  counts: readonly number[],
+  timeoutMs = 10_000,
+): Promise<void> {
+  const renewed = (): boolean[] => group.map((r, i) => r.instances.length > (counts[i] ?? 0));
+  const deadline = monotonicMs() + timeoutMs;
+  while (!renewed().every(Boolean) && monotonicMs() < deadline) await sleep(20);
+  expect(renewed(), `a new instance per replica within ${timeoutMs} ms`).toEqual(group.map(() => true));
+}
+
+/** Instances `group` registered beyond `counts`: each one is a lease a replica lost. */
+export function leasesLost(group: readonly Replica[], counts: readonly number[]): number {
+  return group.reduce((n, r, i) => n + r.instances.length - (counts[i] ?? 0), 0);
+}
+
+/** The toolkit {@link faultKit} returns. */
+export type FaultKit = ReturnType<typeof faultKit>;
+
 /** The fault-test toolkit for one file: its shard count, TTL and the list of replicas to kill afterwards. */
 export function faultKit(config: { shards: number; ttlMs: number; replicas: Replica[] }) {
   const { shards, ttlMs, replicas } = config;
