@@ -143,7 +143,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     h.onMessage((m: HostMessage) => {
       if (m.e !== 'err' && m.e !== 'fatal') return;
       errors += 1;
-      const text = m.msg.replace(/[A-Za-z0-9_-]{12}/g, '…').slice(0, 200);
+      // One sample per kind of failure: drop the parts that differ between occurrences.
+      const text = m.msg.replace(/after [\d.]+s.*$/, '').slice(0, 160);
       if (errorSamples.size < 4 && !errorSamples.has(text)) {
         errorSamples.add(text);
         log(`${backend} scale ${n}: ${m.e}: ${m.msg.slice(0, 300)}`);
