@@ -354,7 +354,8 @@ function scaleTables(results: readonly ScaleResult[]): void {
         'server requests',
         'server CPU s',
         'replicas CPU s',
-        'worker errors',
+        'leases lost',
+        'worker errors (≤ 5 each)',
         'state at the end',
       ],
       results.map((r) => [
@@ -371,6 +372,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
         r.duringConvergence.serverRequests === undefined ? '–' : String(Math.round(r.duringConvergence.serverRequests)),
         num(r.duringConvergence.serverCpuMs === undefined ? undefined : r.duringConvergence.serverCpuMs / 1000, 1),
         num(r.duringConvergence.replicaCpuMs / 1000, 1),
+        String(r.leasesLost),
         String(r.errors),
         r.convergeMs === undefined ? r.convergeDetail : 'balanced',
       ]),

@@ -59,6 +59,8 @@ export interface ScaleResult {
   readonly slowestStartMs: number | undefined;
   /** Errors the workers reported (each worker reports its first 5). */
   readonly errors: number;
+  /** Leases lost (self-fenced or expired) during the whole run. */
+  readonly leasesLost: number;
   /** A few distinct error messages. */
   readonly errorSamples: readonly string[];
   /** From the start to balance (or the timeout): what it cost. */
@@ -138,9 +140,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   }
   const observer = backend === 'memory' ? undefined : await createDiscovery(url);
   let errors = 0;
+  let leasesLost = 0;
   const errorSamples = new Set<string>();
   for (const h of hosts) {
     h.onMessage((m: HostMessage) => {
+      if (m.e === 'lost') leasesLost += 1;
       if (m.e !== 'err' && m.e !== 'fatal') return;
       errors += 1;
       // One sample per kind of failure: drop the parts that differ between occurrences.
@@ -221,6 +225,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         ...base,
         slowestStartMs: startedCount === n ? slowestStart : undefined,
         errors,
+        leasesLost,
         errorSamples: [...errorSamples],
         windowMs: 0,
         serverRequestsPerReplicaSec: undefined,
@@ -254,6 +259,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       ...base,
       slowestStartMs: startedCount === n ? slowestStart : undefined,
       errors,
+      leasesLost,
       errorSamples: [...errorSamples],
       windowMs: Math.round(seconds * 1000),
       serverRequestsPerReplicaSec:
