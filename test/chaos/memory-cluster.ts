@@ -332,7 +332,8 @@ export class MemoryCluster implements ChaosCluster {
     return {
       async do(ctx: ShardContext) {
         const base = { shard: ctx.shard, token: ctx.token, owner: ctx.instance };
-        records.push({ kind: 'acquire', ...base, t: stamp() });
+        // Like replica-main.ts: an `acquire` is evidence of owning, so only after the check.
+        if (ctx.owned) records.push({ kind: 'acquire', ...base, t: stamp() });
         try {
           while (!ctx.signal.aborted) {
             // The effect is recorded right after the synchronous check, with no await between.
