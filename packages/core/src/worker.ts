@@ -494,6 +494,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await Promise.all(revocations);
     if (!this.#holds(lease.instance) || this.#state !== 'running') return;
 
+    if (snap.groupAgeMs !== undefined && snap.groupAgeMs < o.leaseTtlMs) {
+      // A young group in a backend that can lose data may be a recreated one,
+      // with owners from before the loss still inside their leases.
+      this.#claimsBlockedUntil = Math.max(this.#claimsBlockedUntil, o.clock.now() + o.leaseTtlMs - snap.groupAgeMs);
+    }
     const blockedFor = this.#claimsBlockedUntil - o.clock.now();
     if (blockedFor > 0) {
       this.#setTimer('retry', blockedFor + 1, () => void this.#requestReconcile());

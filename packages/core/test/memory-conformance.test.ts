@@ -1,5 +1,6 @@
 import { MemoryDiscovery, MemoryStore } from '@shardwork/core';
 import { describeDiscoveryConformance } from '@shardwork/core/testing';
+import { describe, expect, it } from 'vitest';
 
 const store = new MemoryStore();
 
@@ -13,4 +14,20 @@ describeDiscoveryConformance({
   name: 'memory with latency',
   ttlMs: 200,
   connect: () => new MemoryDiscovery({ store, latencyMs: 2 }),
+});
+
+describe('memory group age', () => {
+  it('is reported only for groups created after the store lost its data', async () => {
+    const fresh = new MemoryStore();
+    const conn = new MemoryDiscovery({ store: fresh });
+    await conn.ensureGroup('g', 2);
+    expect((await conn.snapshot('g')).groupAgeMs).toBeUndefined();
+    fresh.reset();
+    expect((await conn.snapshot('g')).shardCount).toBeUndefined();
+    await conn.ensureGroup('g', 2);
+    await new Promise((r) => setTimeout(r, 30));
+    const age = (await conn.snapshot('g')).groupAgeMs;
+    expect(age).toBeGreaterThanOrEqual(25);
+    expect(age).toBeLessThan(1000);
+  });
 });

@@ -129,6 +129,29 @@ describe('membership changes', () => {
     expect(took).toBeLessThan(2500);
   });
 
+  it('makes a replica started right after a data loss wait out one TTL, so it cannot overlap an old owner', async () => {
+    cluster = new Cluster(6);
+    const [a, b] = [cluster.add(), cluster.add()];
+    await started(a.worker);
+    await started(b.worker);
+    await advanceUntil(() => cluster.fullyOwned() && b.worker.status().shards.length === 3, 500);
+    // b is cut off and keeps acting on its old lease until its own deadline;
+    // a newcomer starts at once on the wiped backend and sees a fresh group.
+    b.conn.setAvailable(false);
+    cluster.store.reset();
+    const newcomer = cluster.add();
+    const startedAt = performance.now();
+    let firstClaimAt = Number.NaN;
+    newcomer.worker.on('shard:acquired', () => {
+      if (Number.isNaN(firstClaimAt)) firstClaimAt = performance.now();
+    });
+    await started(newcomer.worker);
+    await advanceUntil(() => cluster.fullyOwned([b.worker]), 5000);
+    expect(firstClaimAt - startedAt).toBeGreaterThanOrEqual(1000 - 60);
+    b.conn.setAvailable(true);
+    await advanceUntil(() => cluster.fullyOwned() && b.worker.status().shards.length === 2, 5000);
+  });
+
   it('aborts the signal of a revoked shard with NotOwnerError and turns ctx.owned false', async () => {
     cluster = new Cluster(2);
     const seen: ShardContext[] = [];

@@ -81,8 +81,8 @@ function asStringOrNull(value: unknown): string | null | undefined {
 
 /** Turn the reply of `snapshot.lua` into a {@link Snapshot}. */
 export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): Snapshot {
-  if (!Array.isArray(reply) || reply.length !== 4) throw new UnexpectedReplyError('snapshot', reply);
-  const [revision, rawCount, rawMembers, rawClaims] = reply as unknown[];
+  if (!Array.isArray(reply) || reply.length < 4) throw new UnexpectedReplyError('snapshot', reply);
+  const [revision, rawCount, rawMembers, rawClaims, rawAge] = reply as unknown[];
   if (typeof revision !== 'string' || !Array.isArray(rawMembers) || !Array.isArray(rawClaims)) {
     throw new UnexpectedReplyError('snapshot', reply);
   }
@@ -127,7 +127,9 @@ export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): Snapshot 
       invalid.push({ key: field(keys.claims, shard), reason: `owner ${parsed.owner} is not a listed member` });
     } else claims.push(parsed);
   }
-  return { revision, shardCount, members, claims, invalid };
+  const age = asStringOrNull(rawAge);
+  const groupAgeMs = typeof age === 'string' && /^\d+$/.test(age) ? Number(age) : undefined;
+  return { revision, shardCount, members, claims, invalid, groupAgeMs };
 }
 
 /** Turn the reply of `reap.lua` into the revision and the time until the earliest expiry. */

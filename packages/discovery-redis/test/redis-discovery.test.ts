@@ -282,6 +282,20 @@ describe('against a redis-server', () => {
     expect(after.token).toBeGreaterThan(before.token);
   });
 
+  it('reports the group age by server time, so the worker can wait out a possible data loss', async () => {
+    const d = connect();
+    const svc = uniqueService();
+    expect((await d.snapshot(svc)).groupAgeMs).toBeUndefined();
+    await d.ensureGroup(svc, 4);
+    await sleep(120);
+    const age = (await d.snapshot(svc)).groupAgeMs ?? -1;
+    expect(age).toBeGreaterThanOrEqual(100);
+    expect(age).toBeLessThan(2000);
+    // A second replica's ensureGroup does not make the group younger.
+    await d.ensureGroup(svc, 4);
+    expect((await d.snapshot(svc)).groupAgeMs).toBeGreaterThanOrEqual(age);
+  });
+
   it('announces an expiry by its own timer, without relying on the poll', async () => {
     const a = connect({ pollIntervalMs: 60_000 });
     const b = connect();

@@ -84,6 +84,15 @@ export interface Snapshot {
   readonly claims: readonly Claim[];
   /** Records that could not be parsed (skipped, never fatal). */
   readonly invalid: readonly InvalidRecord[];
+  /**
+   * Milliseconds since the group metadata was created, by the backend's clock,
+   * for backends that can lose all their data (Redis without persistence, a
+   * memory store after `reset()`). A backend cannot tell a new service from one
+   * whose data it lost while owners were still acting on their leases, so the
+   * worker claims nothing while the group is younger than one lease TTL.
+   * `undefined` for durable backends (etcd) and groups known to be original.
+   */
+  readonly groupAgeMs?: number | undefined;
 }
 
 /** Outcome of {@link Discovery.claim}. */

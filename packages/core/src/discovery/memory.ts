@@ -33,6 +33,8 @@ interface MemberRecord {
 
 interface ServiceState {
   shardCount: number | undefined;
+  /** Creation time of the group, kept only once the store has lost data (see {@link Snapshot.groupAgeMs}). */
+  createdAt: number | undefined;
   readonly members: Map<string, MemberRecord>;
   readonly claims: Map<number, { owner: string; token: number }>;
   readonly listeners: Set<DiscoveryListener>;
@@ -56,6 +58,7 @@ export class MemoryStore {
   readonly #services = new Map<string, ServiceState>();
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #expiryAt = Number.POSITIVE_INFINITY;
+  #lostData = false;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -72,6 +75,7 @@ export class MemoryStore {
     if (state === undefined) {
       state = {
         shardCount: undefined,
+        createdAt: undefined,
         members: new Map(),
         claims: new Map(),
         listeners: new Set(),
@@ -95,8 +99,19 @@ export class MemoryStore {
     this.#scheduleExpiry();
   }
 
+  /**
+   * Whether groups must report their age: only after a {@link reset}. Every
+   * user of a memory store lives in its process, so a group created in a store
+   * that never lost data has no owners from before its creation.
+   * @internal
+   */
+  get lostData(): boolean {
+    return this.#lostData;
+  }
+
   /** Remove every service (simulates a backend that lost all data). */
   reset(): void {
+    this.#lostData = true;
     for (const state of this.#services.values()) {
       state.members.clear();
       state.claims.clear();
@@ -225,6 +240,7 @@ export class MemoryDiscovery implements Discovery {
       const state = this.#store.service(service);
       if (state.shardCount === undefined) {
         state.shardCount = shardCount;
+        state.createdAt = this.#store.lostData ? this.#store.clock.now() : undefined;
         this.#store.changed(state);
       }
       return state.shardCount;
@@ -275,7 +291,15 @@ export class MemoryDiscovery implements Discovery {
         expiresInMs: Math.max(0, m.expiresAt - now),
       }));
       const claims: Claim[] = [...state.claims].map(([shard, c]) => ({ shard, owner: c.owner, token: c.token }));
-      return { revision: String(state.revision), shardCount: state.shardCount, members, claims, invalid: [] };
+      const groupAgeMs = state.createdAt === undefined ? undefined : now - state.createdAt;
+      return {
+        revision: String(state.revision),
+        shardCount: state.shardCount,
+        members,
+        claims,
+        invalid: [],
+        groupAgeMs,
+      };
     });
   }
 

@@ -1,12 +1,13 @@
 -- snapshot.lua: reap expired members, then read the whole service at one revision.
 -- KEYS:  the seven service keys (see common.lua)
 -- ARGV:  [1] events channel
--- Reply: {revision, shardCount, members, claims} where
+-- Reply: {revision, shardCount, members, claims, groupAgeMs} where
 --        revision   digits, '0' when the service has no revision yet (nothing
 --                   stored, e.g. never used or wiped: equal revisions, equal contents)
 --        shardCount bulk string or nil
 --        members    flat {id, expiresInMs, info JSON or nil, ...}
 --        claims     flat {shard, value, ...} exactly as stored (parsed by the client)
+--        groupAgeMs digits, ms since the group was created (server TIME), or nil
 
 if reap() then changed() end
 local members = {}
@@ -17,9 +18,11 @@ for i = 1, #zset, 2 do
   members[#members + 1] = digits(math.max(0, tonumber(zset[i + 1]) - NOW_MS))
   members[#members + 1] = redis.call('HGET', K_INFO, id)
 end
+local created = tonumber(redis.call('HGET', K_META, 'createdAt'))
 return {
   redis.call('GET', K_REV) or '0',
   redis.call('HGET', K_META, 'shardCount'),
   members,
   redis.call('HGETALL', K_CLAIMS),
+  created and digits(math.max(0, NOW_MS - created)) or false,
 }
