@@ -99,6 +99,26 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyResult
     all.push(r);
     return r;
   };
+  /** What the backend and the replicas' reports say, for a failure message. */
+  const describe = async (replicas: readonly TrialReplica[]): Promise<string> => {
+    const lines: string[] = [];
+    try {
+      const snap = await observer.snapshot(service);
+      const counts = new Map<string, number>();
+      for (const c of snap.claims) counts.set(c.owner, (counts.get(c.owner) ?? 0) + 1);
+      const view = [...snap.members].sort((a, b) => a.joinSeq - b.joinSeq);
+      lines.push(`backend: ${snap.claims.length}/${t} claims`);
+      for (const m of view) lines.push(`  member ${m.id} joinSeq ${m.joinSeq}: ${counts.get(m.id) ?? 0} claims`);
+    } catch (error) {
+      lines.push(`backend: ${String(error)}`);
+    }
+    for (const r of replicas) {
+      lines.push(`replica ${r.name} (${r.instance ?? 'no lease'}): reports ${ledger.owned(r.name).size} shards`);
+      const log = r.log();
+      if (log !== '') lines.push(`  log: ${log.split('\n').slice(-10).join('\n  ')}`);
+    }
+    return lines.join('\n');
+  };
   const balanced = (members: number): Promise<number> =>
     waitBalanced(observer, service, t, members, { timeoutMs: 30_000 + 3 * ttlMs, pollMs: 10 });
 
@@ -166,16 +186,20 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyResult
       await sleep(100);
       const joiner = standby;
       const startedAt = await joiner.start();
-      const joined = await ledger.until(
-        () => {
-          const mine = ledger.acquisitions.filter((a) => a.replica === joiner.name);
-          return ledger.owned(joiner.name).size >= fairShare && mine.length >= fairShare
-            ? (mine[fairShare - 1] as { t: number }).t
-            : undefined;
-        },
-        30_000 + 3 * ttlMs,
-        `${backend} join after trial ${i + 1}`,
-      );
+      const joined = await ledger
+        .until(
+          () => {
+            const mine = ledger.acquisitions.filter((a) => a.replica === joiner.name);
+            return ledger.owned(joiner.name).size >= fairShare && mine.length >= fairShare
+              ? (mine[fairShare - 1] as { t: number }).t
+              : undefined;
+          },
+          30_000 + 3 * ttlMs,
+          `${backend} join after trial ${i + 1}`,
+        )
+        .catch(async (error: unknown) => {
+          throw new Error(`${String(error)}\n${await describe([...live, joiner])}`);
+        });
       if (options.kinds.has('join')) result.join.push(joined - startedAt);
       log(`${backend} join ${i + 1}/${leaves.length}: ${(joined - startedAt).toFixed(1)} ms`);
       live.push(joiner);

@@ -44,6 +44,7 @@ export class HostProcess {
           continue;
         }
         if (message.e === 'err' || message.e === 'fatal') this.#remember(`${message.e}: ${message.msg}`);
+        if (message.e === 'lost') this.#remember(`lease lost: ${message.id}`);
         for (const listener of [...this.#listeners]) listener(message);
       }
     });

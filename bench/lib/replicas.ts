@@ -130,6 +130,8 @@ export interface TrialReplica {
   crash(): number;
   /** Release every resource (stop whatever is left). */
   dispose(): Promise<void>;
+  /** Recent errors and stderr, for failure messages. */
+  log(): string;
 }
 
 let counter = 0;
@@ -191,6 +193,10 @@ export class ProcessReplica implements TrialReplica {
     const t = monotonicMs();
     this.#host.signal('SIGKILL');
     return t;
+  }
+
+  log(): string {
+    return this.#host.log;
   }
 
   async dispose(): Promise<void> {
@@ -269,6 +275,10 @@ export class MemoryReplica implements TrialReplica {
     const t = monotonicMs();
     this.#connection.setAvailable(false);
     return t;
+  }
+
+  log(): string {
+    return '';
   }
 
   async dispose(): Promise<void> {
