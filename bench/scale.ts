@@ -3,6 +3,10 @@
  * simultaneous start, then the steady-state cost per replica (backend
  * requests, CPU, memory) over a measurement window.
  *
+ * The service's group (shard count) is created before the replicas start and
+ * is older than one TTL when they do: this is every replica of a service
+ * (re)starting at once, e.g. a full redeploy.
+ *
  * Replicas run as Workers inside a few replica-host processes (each Worker
  * with its own backend connection); memory runs them all in one process with
  * the store. Every host loads its modules first and reports `standby`; then
@@ -95,7 +99,7 @@ export interface ScaleResult {
   readonly serverRssMiB: number | undefined;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 const MiB = 1024 * 1024;
 
 function perSecond(
@@ -139,6 +143,12 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     );
   }
   const observer = backend === 'memory' ? undefined : await createDiscovery(url);
+  // The service exists before the replicas start, older than one TTL: the
+  // measurement is of every replica (re)starting at once, not of a brand-new
+  // group (on Redis a group younger than one TTL holds all claims back, since
+  // Redis cannot tell a new group from one whose data it lost).
+  const groupCreated = monotonicMs();
+  await observer?.ensureGroup(service, t);
   let errors = 0;
   let leasesLost = 0;
   const errorSamples = new Set<string>();
@@ -173,6 +183,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
             options.convergeTimeoutMs + 60_000,
           )
         : undefined;
+    if (observer !== undefined) await sleep(groupCreated + options.ttlMs + 200 - monotonicMs());
     const serverAtStart = await options.server?.counters();
     const t0 = monotonicMs();
     for (const h of hosts) h.send({ cmd: 'start' });
