@@ -121,6 +121,10 @@ export async function runChaos(cluster: ChaosCluster, options: ChaosRunOptions):
       })(),
       60_000,
     );
+    // Claims can land just as the observer first sees full coverage (a new
+    // service on Redis claims only once its group is one TTL old); let the
+    // handlers start on them before the liveness clock does.
+    await cluster.drive(cluster.sleep(500), 5_000);
     t0 = cluster.now();
     log(`${rel(t0)} all ${cluster.shardCount} shards owned; schedule starts`);
 
