@@ -8,6 +8,7 @@
  * shards, one backend server).
  */
 
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { type LatencyKind, type LatencyResult, runLatency } from './latency.js';
@@ -187,6 +188,19 @@ function seeded(seed: number): () => number {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The commit being measured, and whether the work tree differs from it. */
+function commitInfo(): string {
+  const pinned = process.env.SHARDWORK_BENCH_COMMIT;
+  if (pinned !== undefined) return `commit ${pinned.slice(0, 12)} (frozen export, bench/pinned.sh)`;
+  try {
+    const sha = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'packages'], { encoding: 'utf8' }).trim();
+    return `commit ${sha.slice(0, 12)}${dirty === '' ? '' : ' with uncommitted changes in packages/'}`;
+  } catch {
+    return 'unknown commit';
+  }
 }
 
 const log = (line: string): void => {
@@ -444,6 +458,7 @@ async function main(): Promise<void> {
   out(
     `- machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB, Node ${process.version}`,
   );
+  out(`- code: ${commitInfo()}`);
   out(`- load average at start (1, 5, 15 min): ${load()}`);
   out(`- started: ${new Date(began).toISOString()}`);
 
