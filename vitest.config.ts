@@ -11,6 +11,10 @@ const ssr = { resolve: { conditions, externalConditions: ['@shardwork/source'] }
 
 export default defineConfig({
   test: {
+    // One test file at a time: fault and chaos tests assert failover bounds of
+    // about one lease TTL, and on a 2-core machine a parallel file running its
+    // own servers and replica processes would eat into those bounds.
+    maxWorkers: 1,
     projects: [
       { resolve, ssr, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
       {
