@@ -18,7 +18,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { createDiscovery } from '@shardwork/core';
+import { createDiscovery, type Discovery } from '@shardwork/core';
 import { type Convergence, trackConvergence } from './lib/balance.js';
 import { HostProcess } from './lib/host.js';
 import { type HostMessage, type HostStats, monotonicMs } from './lib/protocol.js';
@@ -142,13 +142,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       }),
     );
   }
-  const observer = backend === 'memory' ? undefined : await createDiscovery(url);
-  // The service exists before the replicas start, older than one TTL: the
-  // measurement is of every replica (re)starting at once, not of a brand-new
-  // group (on Redis a group younger than one TTL holds all claims back, since
-  // Redis cannot tell a new group from one whose data it lost).
-  const groupCreated = monotonicMs();
-  await observer?.ensureGroup(service, t);
+  let observer: Discovery | undefined;
   let errors = 0;
   let leasesLost = 0;
   const errorSamples = new Set<string>();
@@ -166,6 +160,13 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     });
   }
   try {
+    observer = backend === 'memory' ? undefined : await createDiscovery(url);
+    // The service exists before the replicas start, older than one TTL: the
+    // measurement is of every replica (re)starting at once, not of a brand-new
+    // group (on Redis a group younger than one TTL holds all claims back, since
+    // Redis cannot tell a new group from one whose data it lost).
+    const groupCreated = monotonicMs();
+    await observer?.ensureGroup(service, t);
     const standby = await Promise.all(hosts.map((h) => h.standby));
     let startedCount = 0;
     let slowestStart = 0;
