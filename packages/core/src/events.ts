@@ -53,6 +53,8 @@ export class TypedEmitter<M extends { error: { error: unknown } }> {
       } catch (error) {
         if (event === 'error') {
           console.error('shardwork: an "error" listener threw', error);
+        } else if (this.listenerCount('error') === 0) {
+          console.warn(`shardwork: a "${String(event)}" listener threw`, error);
         } else {
           this.emit('error', { error } as M['error']);
         }

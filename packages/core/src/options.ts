@@ -135,6 +135,7 @@ export interface WorkerOptions {
   readonly host?: string;
   /**
    * Lease TTL in ms: a crashed replica's shards move after about this long.
+   * Use the same value on every replica of a service.
    * @defaultValue 10000
    */
   readonly leaseTtlMs?: number;
@@ -199,7 +200,10 @@ export interface CompiledWorkerOptions {
 
 const SERVICE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 
-function positive(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** The longest delay a Node.js timer honours; longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+function positive(option: string, value: unknown, min: number, max = MAX_TIMER_MS): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw new InvalidOptionsError(option, value, `a number in [${min}, ${max}]`);
   }

@@ -8,6 +8,9 @@
 
 import { InvalidOptionsError } from './errors.js';
 
+/** The longest delay a Node.js timer honours; longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Declarative retry policy. Every field is optional. */
 export interface RetryOptions {
   /**
@@ -50,18 +53,18 @@ export function compileRetry(input: RetryOptions | RetryPolicyFunction | undefin
   const initial = options.initialIntervalMs ?? 1000;
   const coefficient = options.backoffCoefficient ?? 2;
   const maximumAttempts = options.maximumAttempts ?? 0;
-  if (!Number.isFinite(initial) || initial < 0) {
-    throw new InvalidOptionsError('retry.initialIntervalMs', initial, 'a finite number ≥ 0');
+  if (!Number.isFinite(initial) || initial < 0 || initial > MAX_TIMER_MS) {
+    throw new InvalidOptionsError('retry.initialIntervalMs', initial, `a number from 0 to ${MAX_TIMER_MS}`);
   }
   if (!Number.isFinite(coefficient) || coefficient < 1) {
     throw new InvalidOptionsError('retry.backoffCoefficient', coefficient, 'a finite number ≥ 1');
   }
-  const maximum = options.maximumIntervalMs ?? initial * 10;
-  if (!Number.isFinite(maximum) || maximum < initial) {
+  const maximum = options.maximumIntervalMs ?? Math.min(initial * 10, MAX_TIMER_MS);
+  if (!Number.isFinite(maximum) || maximum < initial || maximum > MAX_TIMER_MS) {
     throw new InvalidOptionsError(
       'retry.maximumIntervalMs',
       maximum,
-      `a finite number ≥ initialIntervalMs (${initial})`,
+      `a number from initialIntervalMs (${initial}) to ${MAX_TIMER_MS}`,
     );
   }
   if (!Number.isInteger(maximumAttempts) || maximumAttempts < 0) {

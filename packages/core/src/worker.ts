@@ -12,6 +12,7 @@ import type { Discovery, Member, Snapshot } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
 import {
   AttemptsExhaustedError,
+  DiscoveryUnavailableError,
   reason as errorReason,
   IllegalStateError,
   InvalidRecordError,
@@ -140,6 +141,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #reconciling: Promise<void> | undefined;
   #dirty = false;
   #recovering: Promise<void> | undefined;
+  /** Revocations in progress: they drain in the background so that one slow handler delays nothing else. */
+  readonly #revocations = new Set<Promise<void>>();
   /** Monotonic time before which this replica must not claim (after the backend forgot its lease early). */
   #claimsBlockedUntil = Number.NEGATIVE_INFINITY;
   #startAbort = new AbortController();
@@ -187,6 +190,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (this.#state !== 'idle') return Promise.reject(new IllegalStateError('start', this.#state));
     this.#setState('starting');
     this.#starting = this.#start().catch(async (error: unknown) => {
+      await this.#releaseLease();
       await this.#teardown();
       this.#setState('stopped');
       throw error;
@@ -203,10 +207,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#ownsDiscovery = true;
     }
     const began = o.clock.now();
+    // One id for every attempt: a registration whose reply was lost is then
+    // overwritten by the retry instead of lingering as a ghost member for a TTL.
+    const instance = newInstanceId();
     let delay = 100;
     for (;;) {
+      if (this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
       try {
-        await this.#register();
+        await this.#register(instance);
         break;
       } catch (error) {
         if (!isRetryableError(error)) throw error;
@@ -257,11 +265,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await this.#reconciling?.catch(() => undefined);
     await this.#recovering?.catch(() => undefined);
     await Promise.all([...this.#runs.keys()].map((shard) => this.#revoke(shard, 'stop', true)));
-    const lease = this.#lease;
-    if (lease !== undefined && !lease.fenced) {
-      lease.fenced = true;
-      await this.#discovery?.unregister(this.#o.service, lease.instance).catch((e: unknown) => this.#reportError(e));
-    }
+    await Promise.all([...this.#revocations]);
+    await this.#releaseLease();
     this.#emitWatch();
     await this.#teardown();
     this.#setState('stopped');
@@ -270,6 +275,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** `await using worker = new Worker(…)` stops it at scope exit. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /** Revoke the current lease (best effort): peers see this member leave at once. */
+  async #releaseLease(): Promise<void> {
+    const lease = this.#lease;
+    if (lease === undefined || lease.fenced) return;
+    lease.fenced = true;
+    this.#clearTimer('fence');
+    this.#clearTimer('heartbeat');
+    await this.#discovery?.unregister(this.#o.service, lease.instance).catch((e: unknown) => this.#reportError(e));
   }
 
   async #teardown(): Promise<void> {
@@ -289,13 +304,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   // ── lease ────────────────────────────────────────────────────────────────
 
-  /** Ensure the group (shard count) and register a new member with a fresh lease. */
-  async #register(): Promise<void> {
+  /** Ensure the group (shard count) and register member `instance` with a fresh lease. */
+  async #register(instance: string): Promise<void> {
     const o = this.#o;
     const discovery = this.#discovery as Discovery;
     const stored = await discovery.ensureGroup(o.service, o.shardCount);
     if (stored !== o.shardCount) throw new ShardCountMismatchError(o.service, stored, o.shardCount);
-    const instance = randomBytes(9).toString('base64url');
     const sentAt = o.clock.now();
     const { joinSeq } = await discovery.register(
       o.service,
@@ -307,7 +321,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const lease: Lease = { instance, joinSeq, deadline: sentAt + o.leaseTtlMs - o.fenceMarginMs, fenced: false };
     if (o.clock.now() >= lease.deadline) {
       await discovery.unregister(o.service, instance).catch(() => undefined);
-      throw new LeaseLostError(instance, 'registration took longer than the lease TTL');
+      throw new DiscoveryUnavailableError(
+        discovery.kind,
+        `registration took longer than the lease TTL (${o.leaseTtlMs} ms)`,
+      );
     }
     this.#lease = lease;
     this.#armFence(lease);
@@ -329,7 +346,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#scheduleHeartbeat(o.heartbeatIntervalMs);
     try {
       await (this.#discovery as Discovery).renew(o.service, lease.instance);
-      if (lease.fenced) return;
+      if (lease.fenced || this.#state === 'stopped') return;
       lease.deadline = Math.max(lease.deadline, sentAt + o.leaseTtlMs - o.fenceMarginMs);
       this.#armFence(lease);
     } catch (error) {
@@ -393,10 +410,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         }),
     );
     this.#emitWatch();
+    const instance = newInstanceId();
     let delay = 100;
     while (this.#state === 'running') {
       try {
-        await this.#register();
+        await this.#register(instance);
         void this.#requestReconcile();
         return;
       } catch (error) {
@@ -479,19 +497,18 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
     // Revoke before assign. A run whose claim is gone or belongs to someone
     // else lost it behind our back (the backend lost data): stop it at once.
-    const revocations: Promise<void>[] = [];
-    const released = new Set<number>();
+    // Each revocation drains its handler and releases its claim in the
+    // background and asks for another pass when done; a revoked run stays in
+    // #runs until then, so its shard is not claimed again meanwhile.
     for (const run of this.#runs.values()) {
       if (run.revoked) continue;
       const claim = claims.get(run.shard);
       if (claim === undefined || claim.owner !== lease.instance || claim.token !== run.token) {
-        revocations.push(this.#revoke(run.shard, 'claim-lost', false));
+        this.#revokeInBackground(run.shard, 'claim-lost', false);
       } else if (!desired.has(run.shard)) {
-        released.add(run.shard);
-        revocations.push(this.#revoke(run.shard, 'rebalance', true));
+        this.#revokeInBackground(run.shard, 'rebalance', true);
       }
     }
-    await Promise.all(revocations);
     if (!this.#holds(lease.instance) || this.#state !== 'running') return;
 
     if (snap.groupAgeMs !== undefined && snap.groupAgeMs < o.leaseTtlMs) {
@@ -516,12 +533,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     for (const claim of snap.claims) {
       // A claim of ours that we do not run and do not want (e.g. a claim whose reply was lost): give it back.
-      if (
-        claim.owner === lease.instance &&
-        !desired.has(claim.shard) &&
-        !this.#runs.has(claim.shard) &&
-        !released.has(claim.shard)
-      ) {
+      if (claim.owner === lease.instance && !desired.has(claim.shard) && !this.#runs.has(claim.shard)) {
         await discovery.release(o.service, lease.instance, claim.shard, claim.token);
       }
     }
@@ -625,7 +637,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (this.#o.schedule === undefined) this.#startPipeline(run, undefined);
   }
 
-  /** Abort a shard's handler, wait for it (bounded), then release the claim if asked. */
+  #revokeInBackground(shard: number, why: 'rebalance' | 'claim-lost', release: boolean): void {
+    const done: Promise<void> = this.#revoke(shard, why, release).finally(() => {
+      this.#revocations.delete(done);
+      void this.#requestReconcile();
+    });
+    this.#revocations.add(done);
+  }
+
+  /** Abort a shard's handler, wait for it (bounded), then release the claim if asked. Never rejects. */
   async #revoke(shard: number, why: 'rebalance' | 'claim-lost' | 'stop', release: boolean): Promise<void> {
     const run = this.#runs.get(shard);
     if (run === undefined) return;
@@ -672,9 +692,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #startPipeline(run: ShardRun, scheduledAt: Date | undefined): void {
-    const done = this.#pipeline(run, scheduledAt).finally(() => {
-      if (run.current === done) run.current = undefined;
-    });
+    const done = this.#pipeline(run, scheduledAt)
+      .catch((error: unknown) => this.#reportError(error))
+      .finally(() => {
+        if (run.current === done) run.current = undefined;
+      });
     run.current = done;
   }
 
@@ -728,8 +750,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         if (signal.aborted) return false;
         this.#handlerError(run, ctx, error);
         if (!isRetryableError(error)) return false;
-        const delay = this.#o.retry(attempt, error);
-        if (delay === null) {
+        let delay: number | null;
+        try {
+          delay = this.#o.retry(attempt, error);
+        } catch (policyError) {
+          this.#reportError(policyError);
+          delay = null;
+        }
+        if (delay === null || !Number.isFinite(delay) || delay < 0) {
           this.#handlerError(run, ctx, new AttemptsExhaustedError(ctx.stage, attempt, error));
           return false;
         }
@@ -745,7 +773,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #handlerError(run: ShardRun, ctx: ShardContext, error: unknown): void {
     this.emit('handler:error', { shard: run.shard, stage: ctx.stage, attempt: ctx.attempt, error });
     const onError = this.#o.handler.onError;
-    if (onError === undefined) return;
+    if (onError === undefined) {
+      // Nobody would hear of it: say so once per failing run, and when it gives up.
+      if (this.listenerCount('handler:error') === 0 && (ctx.attempt === 1 || error instanceof AttemptsExhaustedError)) {
+        console.warn(`[shardwork ${this.#o.service}] shard ${run.shard} ${ctx.stage} failed: ${errorReason(error)}`);
+      }
+      return;
+    }
     try {
       onError.call(this.#o.handler, error, ctx);
     } catch (thrown) {
@@ -795,6 +829,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     process.off('SIGINT', handler);
     this.#signalHandler = undefined;
   }
+}
+
+/** A new member id: 12 URL-safe characters. */
+function newInstanceId(): string {
+  return randomBytes(9).toString('base64url');
 }
 
 /** Run `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */

@@ -66,6 +66,7 @@ describe('compileRetry', () => {
     [{ backoffCoefficient: 0.5 }, 'retry.backoffCoefficient'],
     [{ initialIntervalMs: 100, maximumIntervalMs: 50 }, 'retry.maximumIntervalMs'],
     [{ maximumAttempts: 1.5 }, 'retry.maximumAttempts'],
+    [{ initialIntervalMs: 1000, maximumIntervalMs: 2 ** 31 }, 'retry.maximumIntervalMs'],
   ])('rejects %o naming %s', (options, option) => {
     expect(() => compileRetry(options)).toThrow(expect.objectContaining({ option }));
   });
@@ -129,6 +130,8 @@ describe('compileOptions', () => {
     [{ weight: 0 }, 'weight'],
     [{ discovery: 42 as never }, 'discovery'],
     [{ labels: { a: 1 as never } }, 'labels.a'],
+    [{ revokeTimeoutMs: 3e9 }, 'revokeTimeoutMs'],
+    [{ resyncIntervalMs: 2 ** 31 }, 'resyncIntervalMs'],
   ])('rejects %o naming option %s', (override, option) => {
     expect(() => compileOptions({ ...base, ...override })).toThrow(InvalidOptionsError);
     expect(() => compileOptions({ ...base, ...override })).toThrow(expect.objectContaining({ option }));

@@ -31,3 +31,23 @@ describe('memory group age', () => {
     expect(age).toBeLessThan(1000);
   });
 });
+
+describe('memory reconnect notifications', () => {
+  it('sends reset once per watch after a cut, and never after unwatch', async () => {
+    const conn = new MemoryDiscovery({ store: new MemoryStore() });
+    const seen: string[] = [];
+    const listener = (e: { type: string }): void => void seen.push(e.type);
+    const offA = conn.watch('a', listener);
+    const offB = conn.watch('b', listener);
+    conn.setAvailable(false);
+    conn.setAvailable(true);
+    await Promise.resolve();
+    expect(seen).toEqual(['reset', 'reset']);
+    offA();
+    conn.setAvailable(false);
+    conn.setAvailable(true);
+    offB(); // unsubscribed before the queued notification is delivered
+    await Promise.resolve();
+    expect(seen).toEqual(['reset', 'reset']);
+  });
+});

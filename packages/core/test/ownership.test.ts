@@ -1,5 +1,5 @@
 import { checkOwnership, type OwnershipRecord } from '@shardwork/core/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 const r = (kind: OwnershipRecord['kind'], shard: number, token: number, owner: string, t: number): OwnershipRecord => ({
   kind,
@@ -39,5 +39,28 @@ describe('checkOwnership', () => {
       expect.stringMatching(/shard 1 token 9 was used by several owners/),
       expect.stringMatching(/shard 0: token did not increase/),
     ]);
+  });
+});
+
+describe('TypedEmitter guard', () => {
+  it('warns about a throwing listener when nobody listens for errors', async () => {
+    const { MemoryDiscovery, MemoryStore, Worker } = await import('@shardwork/core');
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const worker = new Worker({
+        service: 'e',
+        shards: 1,
+        discovery: new MemoryDiscovery({ store: new MemoryStore() }),
+        handler: () => undefined,
+      });
+      worker.on('shard:acquired', () => {
+        throw new Error('listener bug');
+      });
+      await worker.start();
+      expect(warn.mock.calls.some((c) => String(c[0]).includes('"shard:acquired" listener threw'))).toBe(true);
+      await worker.stop();
+    } finally {
+      warn.mockRestore();
+    }
   });
 });

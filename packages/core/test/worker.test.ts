@@ -3,6 +3,7 @@ import {
   DiscoveryUnavailableError,
   IllegalStateError,
   LeaseLostError,
+  type MemberInfo,
   MemoryDiscovery,
   MemoryStore,
   NonRetryableError,
@@ -335,6 +336,52 @@ describe('start', () => {
     await stopped(worker);
   });
 
+  it('gives the lease back when stopped while start() is registering', async () => {
+    const store = new MemoryStore();
+    const worker = new Worker({
+      service: 's',
+      shards: 2,
+      discovery: new MemoryDiscovery({ store, latencyMs: 20 }),
+      handler: () => undefined,
+    });
+    const starting = worker.start().catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(5); // ensureGroup done, register in flight
+    const stopping = worker.stop();
+    await vi.advanceTimersByTimeAsync(200);
+    await stopping;
+    expect(await starting).toBeInstanceOf(IllegalStateError);
+    expect(worker.state).toBe('stopped');
+    expect(worker.status().instance).toBeUndefined();
+    expect((await new MemoryDiscovery({ store }).snapshot('s')).members).toEqual([]);
+  });
+
+  it('retries a registration whose reply was lost under the same id, leaving no ghost member', async () => {
+    class LosesFirstReply extends MemoryDiscovery {
+      lost = false;
+      override async register(service: string, member: MemberInfo, ttlMs: number) {
+        const result = await super.register(service, member, ttlMs);
+        if (this.lost) return result;
+        this.lost = true;
+        throw new DiscoveryUnavailableError('memory', 'reply lost');
+      }
+    }
+    const store = new MemoryStore();
+    const worker = new Worker({
+      service: 's',
+      shards: 2,
+      discovery: new LosesFirstReply({ store }),
+      handler: () => undefined,
+    });
+    worker.on('error', () => undefined);
+    const starting = worker.start();
+    await vi.advanceTimersByTimeAsync(500); // past the first retry backoff
+    await starting;
+    const members = (await new MemoryDiscovery({ store }).snapshot('s')).members;
+    expect(members.map((m) => m.id)).toEqual([worker.status().instance]);
+    expect(worker.status().shards).toHaveLength(2);
+    await stopped(worker);
+  });
+
   it('reports unparsable backend records once and carries on', async () => {
     const worker = new Worker({
       service: 's',
@@ -428,6 +475,50 @@ describe('handler pipeline', () => {
     expect(errors).toHaveLength(1);
     expect(worker.state).toBe('running');
     await stopped(worker);
+  });
+
+  it('survives a retry policy that throws: the error is reported and the stage gives up', async () => {
+    const errors: unknown[] = [];
+    const handlerErrors: unknown[] = [];
+    let calls = 0;
+    const worker = await run(
+      {
+        do: () => {
+          calls++;
+          throw new Error('boom');
+        },
+        onError: (e) => void handlerErrors.push(e),
+      },
+      {
+        retry: () => {
+          throw new TypeError('policy bug');
+        },
+      },
+    );
+    worker.on('error', ({ error }) => errors.push(error));
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(calls).toBe(1);
+    expect(handlerErrors.at(-1)).toBeInstanceOf(AttemptsExhaustedError);
+    expect(worker.state).toBe('running');
+    await stopped(worker);
+  });
+
+  it('warns when a stage fails and nobody listens, instead of retrying silently', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const worker = await run(
+        () => {
+          throw new Error('nobody hears this');
+        },
+        { retry: { initialIntervalMs: 10, maximumAttempts: 3 } },
+      );
+      await vi.advanceTimersByTimeAsync(1000);
+      const lines = warn.mock.calls.map((c) => String(c[0]));
+      expect(lines.filter((l) => l.includes('nobody hears this'))).toHaveLength(2); // first failure, then giving up
+      await stopped(worker);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('runs every owned shard on each cron tick, never overlapping runs of one shard', async () => {

@@ -218,7 +218,11 @@ export class MemoryDiscovery implements Discovery {
     const wasDown = !this.#available;
     this.#available = available;
     if (available && wasDown) {
-      for (const listener of this.#resetListeners) queueMicrotask(() => listener({ type: 'reset' }));
+      for (const listener of this.#resetListeners) {
+        queueMicrotask(() => {
+          if (this.#resetListeners.has(listener)) listener({ type: 'reset' });
+        });
+      }
     }
   }
 
@@ -310,11 +314,14 @@ export class MemoryDiscovery implements Discovery {
     const guarded: DiscoveryListener = (event) => {
       if (this.#available && !this.#closed) listener(event);
     };
+    // Its own wrapper per watch, so that one function watching two services is
+    // told of a reconnect once per watch and unwatching one keeps the other.
+    const onReset: DiscoveryListener = (event) => listener(event);
     state.listeners.add(guarded);
-    this.#resetListeners.add(listener);
+    this.#resetListeners.add(onReset);
     const unwatch = (): void => {
       state.listeners.delete(guarded);
-      this.#resetListeners.delete(listener);
+      this.#resetListeners.delete(onReset);
       this.#unwatch.delete(unwatch);
     };
     this.#unwatch.add(unwatch);
