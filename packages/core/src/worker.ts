@@ -264,7 +264,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#clearTimer('retry');
     await this.#reconciling?.catch(() => undefined);
     await this.#recovering?.catch(() => undefined);
-    await Promise.all([...this.#runs.keys()].map((shard) => this.#revoke(shard, 'stop', true)));
+    // Drain every handler (bounded), then revoke the lease: that deletes the
+    // member and all its claims in one step. Releasing claims one by one first
+    // would be pure cost, since peers give shards straight back to a member
+    // that is still in the view.
+    await Promise.all([...this.#runs.keys()].map((shard) => this.#revoke(shard, 'stop', false)));
     await Promise.all([...this.#revocations]);
     await this.#releaseLease();
     this.#emitWatch();

@@ -66,14 +66,25 @@ describe('membership changes', () => {
   it('hands a stopped replica’s shards over within a few round trips, moving nothing else', async () => {
     cluster = new Cluster(12);
     const [a, b, c] = [cluster.add(), cluster.add(), cluster.add()];
+    const calls: string[] = [];
+    for (const method of ['release', 'unregister'] as const) {
+      const original = b.conn[method].bind(b.conn) as (...args: never[]) => Promise<unknown>;
+      (b.conn as unknown as Record<string, unknown>)[method] = (...args: never[]) => {
+        calls.push(method);
+        return original(...args);
+      };
+    }
     for (const r of [a, b, c]) await started(r.worker);
     await advanceUntil(() => cluster.fullyOwned() && b.worker.status().shards.length === 4, 500);
     const keptA = a.worker.status().shards.map((s) => `${s.shard}:${s.token}`);
+    calls.length = 0; // rebalancing on the joins before released claims one by one; the stop must not
     const stopping = b.worker.stop();
     await vi.advanceTimersByTimeAsync(10);
     await stopping;
     const took = await advanceUntil(() => cluster.fullyOwned(), 500, 1);
     expect(took).toBeLessThan(50);
+    // One lease revocation drops member and claims at once: no claim-by-claim release.
+    expect(calls).toEqual(['unregister']);
     expect(a.worker.status().shards.length).toBe(6);
     // a kept every shard (and token) it had.
     const nowA = a.worker.status().shards.map((s) => `${s.shard}:${s.token}`);
