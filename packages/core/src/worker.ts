@@ -140,6 +140,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #timers = new Map<TimerName, ReturnType<typeof setTimeout>>();
   #reconciling: Promise<void> | undefined;
   #dirty = false;
+  /** Called after every reconcile pass; `start()` waits for the first one only. */
+  #afterPass: (() => void) | undefined;
   #recovering: Promise<void> | undefined;
   /** Revocations in progress: they drain in the background so that one slow handler delays nothing else. */
   readonly #revocations = new Set<Promise<void>>();
@@ -181,8 +183,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   /**
-   * Connect, check the shard count, register, and make the first claims. Keeps
-   * retrying an unreachable backend (emitting `error`) for `startTimeoutMs`.
+   * Connect, check the shard count, register, and make the first claims:
+   * resolves after the first reconcile pass, while later passes (peers still
+   * joining) carry on in the background. Keeps retrying an unreachable backend
+   * (emitting `error`) for `startTimeoutMs`.
    * Rejects with `ShardCountMismatchError` at once when the backend holds
    * another shard count.
    */
@@ -231,7 +235,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (o.schedule !== undefined) this.#ticker = startTicker(o.schedule, (at) => this.#onTick(at));
     this.#scheduleResync();
     if (o.handleSignals) this.#installSignalHandlers();
-    await this.#requestReconcile();
+    // Resolve after the first pass (first claims made), not when the loop goes
+    // idle: under churn more passes keep coming and would hold start() up.
+    await new Promise<void>((resolve) => {
+      this.#afterPass = resolve;
+      void this.#requestReconcile();
+    });
+    this.#afterPass = undefined;
   }
 
   /**
@@ -463,6 +473,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
           this.#reportError(error);
           this.#setTimer('retry', Math.min(1000, this.#o.resyncIntervalMs), () => void this.#requestReconcile());
         }
+        this.#afterPass?.();
       } while (this.#dirty && this.#state === 'running');
     })().finally(() => {
       this.#reconciling = undefined;
