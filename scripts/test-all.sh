@@ -27,4 +27,7 @@ fi
 pnpm install --frozen-lockfile
 pnpm lint
 pnpm typecheck
-pnpm test
+mkdir -p .tmp
+pnpm test --reporter=default --reporter=json --outputFile=.tmp/vitest-results.json
+# A plain closing line with the counts.
+node -e "const r = require('./.tmp/vitest-results.json'); console.log(r.numPassedTests + ' passed, ' + r.numFailedTests + ' failed' + (r.numPendingTests ? ', ' + r.numPendingTests + ' skipped' : ''))"
