@@ -18,6 +18,9 @@ export interface Clock {
  */
 export const systemClock: Clock = { now: () => performance.now() };
 
+/** The longest delay a Node.js timer honours; longer ones fire after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** Resolve after `ms`, or reject with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

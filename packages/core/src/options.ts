@@ -8,7 +8,7 @@
 
 import { hostname } from 'node:os';
 import { type AssignmentStrategy, type StrategyName, strategies } from './assignment.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, MAX_TIMER_MS, systemClock } from './clock.js';
 import type { Discovery, Member } from './discovery/contract.js';
 import { InvalidOptionsError } from './errors.js';
 import { parseParams, type ShardParamsInput } from './params.js';
@@ -199,9 +199,6 @@ export interface CompiledWorkerOptions {
 }
 
 const SERVICE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
-
-/** The longest delay a Node.js timer honours; longer ones fire after 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 function positive(option: string, value: unknown, min: number, max = MAX_TIMER_MS): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {

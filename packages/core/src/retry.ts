@@ -6,10 +6,8 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from './clock.js';
 import { InvalidOptionsError } from './errors.js';
-
-/** The longest delay a Node.js timer honours; longer ones fire after 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** Declarative retry policy. Every field is optional. */
 export interface RetryOptions {

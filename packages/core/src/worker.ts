@@ -172,10 +172,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       service: this.#o.service,
       shardCount: this.#o.shardCount,
       instance: usable ? lease.instance : undefined,
-      shards: [...this.#runs.values()]
-        .filter((r) => !r.revoked)
-        .sort((a, b) => a.shard - b.shard)
-        .map((r) => ({ shard: r.shard, token: r.token, running: r.current !== undefined })),
+      shards: this.#ownedRuns().map((r) => ({ shard: r.shard, token: r.token, running: r.current !== undefined })),
       members: this.#view.map((m) => m.id),
       standby: usable && this.#state === 'running' && this.#runs.size === 0 && this.#view.length > this.#o.shardCount,
       leaseRemainingMs: usable ? Math.max(0, lease.deadline - this.#o.clock.now()) : undefined,
@@ -246,8 +243,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /**
    * Stop taking work, abort and drain handlers (each bounded by
-   * `revokeTimeoutMs`), release claims and revoke the lease so peers take over
-   * at once. Idempotent; safe in any state.
+   * `revokeTimeoutMs`), then revoke the lease, which drops the member and its
+   * claims at once so peers take over. Idempotent; safe in any state.
    */
   stop(): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
@@ -294,10 +291,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** Revoke the current lease (best effort): peers see this member leave at once. */
   async #releaseLease(): Promise<void> {
     const lease = this.#lease;
-    if (lease === undefined || lease.fenced) return;
-    lease.fenced = true;
-    this.#clearTimer('fence');
-    this.#clearTimer('heartbeat');
+    if (lease === undefined || !this.#retire(lease)) return;
     await this.#discovery?.unregister(this.#o.service, lease.instance).catch((e: unknown) => this.#reportError(e));
   }
 
@@ -330,9 +324,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       { id: instance, host: o.host, pid: process.pid, startedAt: Date.now(), weight: o.weight, labels: o.labels },
       o.leaseTtlMs,
     );
-    // The backend starts the TTL when it processes the request, which is after
-    // `sentAt`: a deadline measured from `sentAt` is always the earlier one.
-    const lease: Lease = { instance, joinSeq, deadline: sentAt + o.leaseTtlMs - o.fenceMarginMs, fenced: false };
+    const lease: Lease = { instance, joinSeq, deadline: this.#deadlineAfter(sentAt), fenced: false };
     if (o.clock.now() >= lease.deadline) {
       await discovery.unregister(o.service, instance).catch(() => undefined);
       throw new DiscoveryUnavailableError(
@@ -344,6 +336,24 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#armFence(lease);
     this.#scheduleHeartbeat(o.heartbeatIntervalMs);
     this.emit('lease:registered', { instance, joinSeq });
+  }
+
+  /**
+   * The self-fencing deadline of a registration or renewal sent at `sentAt`.
+   * The backend starts the TTL when it processes the request, after `sentAt`,
+   * so this is always earlier than the backend's expiry.
+   */
+  #deadlineAfter(sentAt: number): number {
+    return sentAt + this.#o.leaseTtlMs - this.#o.fenceMarginMs;
+  }
+
+  /** Mark a lease as no longer ours and stop renewing it. Returns false if it already was. */
+  #retire(lease: Lease): boolean {
+    if (lease.fenced) return false;
+    lease.fenced = true;
+    this.#clearTimer('fence');
+    this.#clearTimer('heartbeat');
+    return true;
   }
 
   #scheduleHeartbeat(delay: number): void {
@@ -361,7 +371,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     try {
       await (this.#discovery as Discovery).renew(o.service, lease.instance);
       if (lease.fenced || this.#state === 'stopped') return;
-      lease.deadline = Math.max(lease.deadline, sentAt + o.leaseTtlMs - o.fenceMarginMs);
+      lease.deadline = Math.max(lease.deadline, this.#deadlineAfter(sentAt));
       this.#armFence(lease);
     } catch (error) {
       if (lease.fenced) return;
@@ -385,10 +395,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** The lease is lost: stop every shard at once, then re-register in the background. */
   #fence(lease: Lease, detail: string): void {
-    if (lease.fenced) return;
-    lease.fenced = true;
-    this.#clearTimer('fence');
-    this.#clearTimer('heartbeat');
+    if (!this.#retire(lease)) return;
     const now = this.#o.clock.now();
     if (now < lease.deadline) {
       // The backend forgot a lease that cannot have expired yet: it lost its
@@ -604,13 +611,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     });
   }
 
+  /** Runs of shards still owned (not being revoked), by shard. */
+  #ownedRuns(): ShardRun[] {
+    return [...this.#runs.values()].filter((r) => !r.revoked).sort((a, b) => a.shard - b.shard);
+  }
+
   #emitWatch(): void {
     const lease = this.#lease;
     if (lease === undefined) return;
-    const shards = [...this.#runs.values()]
-      .filter((r) => !r.revoked)
-      .map((r) => r.shard)
-      .sort((a, b) => a - b);
+    const shards = this.#ownedRuns().map((r) => r.shard);
     const key = `${lease.instance}|${shards.join(',')}`;
     if (key === this.#lastWatch) return;
     this.#lastWatch = key;
