@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { mulberry32 } from '../test/chaos/schedule.js';
 import { type LatencyKind, type LatencyResult, runLatency } from './latency.js';
 import { type BenchServer, startServer } from './lib/servers.js';
 import { markdownTable, ms, num, summarize } from './lib/stats.js';
@@ -65,6 +66,11 @@ interface Options {
   json: string | undefined;
 }
 
+type NumberOption = {
+  [K in keyof Options]: Options[K] extends number ? K : never;
+}[keyof Options];
+type ListOption = { [K in keyof Options]: Options[K] extends number[] ? K : never }[keyof Options];
+
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     sections: new Set(SECTIONS),
@@ -97,6 +103,26 @@ function parseArgs(argv: readonly string[]): Options {
     return n;
   };
   const ints = (flag: string, value: string): number[] => list(value).map((v) => int(flag, v));
+  // Integer flags: the option they set and their minimum.
+  const intFlags: Record<string, [NumberOption, number]> = {
+    '--trials': ['trials', 1],
+    '--ttl': ['ttlMs', 100],
+    '--replicas': ['replicas', 2],
+    '--shards': ['shards', 1],
+    '--scale-shards': ['scaleShards', 1],
+    '--scale-ttl': ['scaleTtlMs', 100],
+    '--scale-window': ['scaleWindowMs', 100],
+    '--scale-warmup': ['scaleWarmupMs', 0],
+    '--scale-timeout': ['scaleTimeoutMs', 1000],
+    '--processes': ['processes', 1],
+    '--churn': ['churn', 1],
+    '--seed': ['seed', 0],
+  };
+  const listFlags: Record<string, ListOption> = {
+    '--scale-sizes': 'scaleSizes',
+    '--movement-sizes': 'movementSizes',
+    '--movement-shards': 'movementShards',
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--help' || arg === '-h') {
@@ -108,6 +134,16 @@ function parseArgs(argv: readonly string[]): Options {
     const flag = eq === -1 ? arg : arg.slice(0, eq);
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
     if (value === undefined) throw new Error(`${flag}: missing value`);
+    const intFlag = intFlags[flag];
+    if (intFlag !== undefined) {
+      o[intFlag[0]] = int(flag, value, intFlag[1]);
+      continue;
+    }
+    const listFlag = listFlags[flag];
+    if (listFlag !== undefined) {
+      o[listFlag] = ints(flag, value);
+      continue;
+    }
     switch (flag) {
       case '--only': {
         const picked = list(value);
@@ -123,51 +159,6 @@ function parseArgs(argv: readonly string[]): Options {
         o.backends = picked as Backend[];
         break;
       }
-      case '--trials':
-        o.trials = int(flag, value);
-        break;
-      case '--ttl':
-        o.ttlMs = int(flag, value, 100);
-        break;
-      case '--replicas':
-        o.replicas = int(flag, value, 2);
-        break;
-      case '--shards':
-        o.shards = int(flag, value);
-        break;
-      case '--scale-sizes':
-        o.scaleSizes = ints(flag, value);
-        break;
-      case '--scale-shards':
-        o.scaleShards = int(flag, value);
-        break;
-      case '--scale-ttl':
-        o.scaleTtlMs = int(flag, value, 100);
-        break;
-      case '--scale-window':
-        o.scaleWindowMs = int(flag, value, 100);
-        break;
-      case '--scale-warmup':
-        o.scaleWarmupMs = int(flag, value, 0);
-        break;
-      case '--scale-timeout':
-        o.scaleTimeoutMs = int(flag, value, 1000);
-        break;
-      case '--processes':
-        o.processes = int(flag, value);
-        break;
-      case '--movement-sizes':
-        o.movementSizes = ints(flag, value);
-        break;
-      case '--movement-shards':
-        o.movementShards = ints(flag, value);
-        break;
-      case '--churn':
-        o.churn = int(flag, value);
-        break;
-      case '--seed':
-        o.seed = int(flag, value, 0);
-        break;
       case '--json':
         o.json = value;
         break;
@@ -176,18 +167,6 @@ function parseArgs(argv: readonly string[]): Options {
     }
   }
   return o;
-}
-
-/** mulberry32: a small seeded PRNG, so runs pick the same victims and jitters. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The commit being measured, and whether the work tree differs from it. */
@@ -450,7 +429,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const random = seeded(o.seed);
+  const random = mulberry32(o.seed);
   const raw: Record<string, unknown> = { argv: process.argv.slice(2), options: { ...o, sections: [...o.sections] } };
   const began = Date.now();
   out('## shardwork benchmarks\n');
