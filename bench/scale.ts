@@ -231,14 +231,18 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       convergeTimeoutMs: options.convergeTimeoutMs,
       duringConvergence,
     };
+    // Read when a result is returned: errors and lost leases keep counting through the window.
+    const counts = () => ({
+      slowestStartMs: startedCount === n ? slowestStart : undefined,
+      errors,
+      leasesLost,
+      errorSamples: [...errorSamples],
+    });
     if (convergence.balanced === undefined) {
       log(`${backend} scale ${n}: not converged within ${options.convergeTimeoutMs} ms (${convergeDetail})`);
       return {
         ...base,
-        slowestStartMs: startedCount === n ? slowestStart : undefined,
-        errors,
-        leasesLost,
-        errorSamples: [...errorSamples],
+        ...counts(),
         windowMs: 0,
         serverRequestsPerReplicaSec: undefined,
         serverCommandsPerReplicaSec: undefined,
@@ -269,10 +273,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const perReplicaSec = n * seconds;
     return {
       ...base,
-      slowestStartMs: startedCount === n ? slowestStart : undefined,
-      errors,
-      leasesLost,
-      errorSamples: [...errorSamples],
+      ...counts(),
       windowMs: Math.round(seconds * 1000),
       serverRequestsPerReplicaSec:
         serverA && serverB ? (serverB.requests - serverA.requests) / perReplicaSec : undefined,
