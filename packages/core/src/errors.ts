@@ -26,14 +26,18 @@ export type ShardworkErrorCode =
   | 'START_TIMEOUT'
   | 'BACKEND_BINARY_MISSING';
 
-/** Base class of every error shardwork creates. Switch on {@link ShardworkError.code}. */
-export class ShardworkError extends Error {
+/**
+ * Base class of every error shardwork creates. Switch on {@link ShardworkError.code}.
+ * Other packages extend the code union with their own codes:
+ * `class JobsError extends ShardworkError<JobsErrorCode> {}`.
+ */
+export class ShardworkError<C extends string = ShardworkErrorCode> extends Error {
   /** Stable machine-readable code. */
-  readonly code: ShardworkErrorCode;
+  readonly code: C;
   /** Whether retrying the same operation later can succeed. */
   readonly retryable: boolean;
 
-  constructor(code: ShardworkErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: C, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ShardworkError';
     this.code = code;
@@ -189,19 +193,23 @@ export class DiscoveryUnavailableError extends ShardworkError {
   }
 }
 
-/** No discovery factory is registered for the protocol of a URL. */
+/** No factory is registered for the protocol of a URL (a discovery backend, a job queue adapter). */
 export class UnknownProtocolError extends ShardworkError {
   /** The protocol without the colon, e.g. `redis`. */
   readonly protocol: string;
+  /** What the URL was for, e.g. `discovery backend` or `job queue adapter`. */
+  readonly kind: string;
 
-  constructor(protocol: string, known: readonly string[], hint?: string) {
+  constructor(kind: string, protocol: string, known: readonly string[], hint?: string, cause?: unknown) {
     super(
       'UNKNOWN_PROTOCOL',
-      `No discovery backend registered for "${protocol}://" (registered: ${known.map((p) => `${p}://`).join(', ')}).` +
+      `No ${kind} registered for "${protocol}://" (registered: ${known.map((p) => `${p}://`).join(', ')}).` +
         (hint === undefined ? '' : ` ${hint}`),
+      cause === undefined ? undefined : { cause },
     );
     this.name = 'UnknownProtocolError';
     this.protocol = protocol;
+    this.kind = kind;
   }
 }
 

@@ -29,11 +29,18 @@ export type {
 export type { MemoryDiscoveryOptions, MemoryStoreOptions } from './discovery/memory.js';
 export { MemoryDiscovery, MemoryStore, sharedMemoryStore } from './discovery/memory.js';
 export type { DiscoveryFactory, DiscoveryModule } from './discovery/registry.js';
-export { createDiscovery, DISCOVERY_ENV, registerDiscovery, registeredProtocols } from './discovery/registry.js';
+export {
+  createDiscovery,
+  DISCOVERY_ENV,
+  parseDiscoveryUrl,
+  registerDiscovery,
+  registeredProtocols,
+} from './discovery/registry.js';
 export type { ShardworkErrorCode } from './errors.js';
 export {
   AttemptsExhaustedError,
   DiscoveryUnavailableError,
+  describe as describeValue,
   IllegalStateError,
   InvalidAssignmentError,
   InvalidCronError,
@@ -46,11 +53,14 @@ export {
   NonRetryableError,
   NotOwnerError,
   RevokeTimeoutError,
+  reason as errorMessage,
   ShardCountMismatchError,
   ShardworkError,
   StartTimeoutError,
   UnknownProtocolError,
 } from './errors.js';
+export type { Listener } from './events.js';
+export { TypedEmitter } from './events.js';
 export type {
   CompiledWorkerOptions,
   Handler,
@@ -63,6 +73,8 @@ export type {
 export { compileOptions } from './options.js';
 export type { ShardParamsInput } from './params.js';
 export { parseParams } from './params.js';
+export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from './protocols.js';
+export { ProtocolRegistry } from './protocols.js';
 export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
 export { compileRetry } from './retry.js';
 export type { CompiledSchedule, ScheduleInput } from './schedule.js';

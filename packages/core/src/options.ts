@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { type AssignmentStrategy, type StrategyName, strategies } from './assignment.js';
 import { type Clock, MAX_TIMER_MS, systemClock } from './clock.js';
 import type { Discovery, Member } from './discovery/contract.js';
+import { parseDiscoveryUrl } from './discovery/registry.js';
 import { InvalidOptionsError } from './errors.js';
 import { parseParams, type ShardParamsInput } from './params.js';
 import { compileRetry, type RetryOptions, type RetryPolicy, type RetryPolicyFunction } from './retry.js';
@@ -180,7 +181,8 @@ export interface CompiledWorkerOptions {
   readonly service: string;
   readonly shardCount: number;
   readonly handler: Required<Pick<Handler, 'do'>> & Handler;
-  readonly discovery: string | Discovery | undefined;
+  /** A checked URL (resolved from the environment at construction) or an instance. */
+  readonly discovery: string | Discovery;
   readonly schedule: CompiledSchedule | undefined;
   readonly retry: RetryPolicy;
   readonly params: ReadonlyMap<number, string>;
@@ -228,9 +230,15 @@ export function compileOptions(options: WorkerOptions): CompiledWorkerOptions {
       throw new InvalidOptionsError(`handler.${key}`, handler[key], 'a function');
     }
   }
-  const discovery = options.discovery;
-  if (discovery !== undefined && typeof discovery !== 'string' && typeof discovery?.snapshot !== 'function') {
-    throw new InvalidOptionsError('discovery', discovery, 'a URL string or a Discovery instance');
+  const discoveryInput = options.discovery;
+  let discovery: string | Discovery;
+  if (discoveryInput === undefined || typeof discoveryInput === 'string') {
+    // A malformed URL or an unknown scheme fails here, not at start().
+    discovery = parseDiscoveryUrl(discoveryInput).url;
+  } else if (typeof discoveryInput === 'object' && typeof discoveryInput?.snapshot === 'function') {
+    discovery = discoveryInput;
+  } else {
+    throw new InvalidOptionsError('discovery', discoveryInput, 'a URL string or a Discovery instance');
   }
   const strategyInput = options.strategy ?? 'balanced';
   const strategy = typeof strategyInput === 'function' ? strategyInput : strategies[strategyInput];

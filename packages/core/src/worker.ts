@@ -5,7 +5,7 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
+import { nanoid } from 'nanoid';
 import { type Assignment, computeAssignment } from './assignment.js';
 import { sleep } from './clock.js';
 import type { Discovery, Member, Snapshot } from './discovery/contract.js';
@@ -201,7 +201,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   async #start(): Promise<void> {
     const o = this.#o;
-    if (typeof o.discovery === 'object') {
+    if (typeof o.discovery !== 'string') {
       this.#discovery = o.discovery;
     } else {
       this.#discovery = await createDiscovery(o.discovery);
@@ -855,9 +855,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 }
 
-/** A new member id: 12 URL-safe characters. */
+/** A new member id: 12 URL-safe characters (nanoid). */
 function newInstanceId(): string {
-  return randomBytes(9).toString('base64url');
+  return nanoid(12);
 }
 
 /** Run `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */

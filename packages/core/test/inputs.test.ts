@@ -5,7 +5,10 @@ import {
   InvalidCronError,
   InvalidOptionsError,
   InvalidParamsError,
+  ProtocolRegistry,
   parseParams,
+  UnknownProtocolError,
+  Worker,
   type WorkerOptions,
 } from '@shardwork/core';
 import { describe, expect, it } from 'vitest';
@@ -129,6 +132,9 @@ describe('compileOptions', () => {
     [{ leaseTtlMs: 1000, heartbeatIntervalMs: 600 }, 'heartbeatIntervalMs'],
     [{ weight: 0 }, 'weight'],
     [{ discovery: 42 as never }, 'discovery'],
+    [{ discovery: 'localhost:6379' }, 'discovery'],
+    [{ discovery: 'redis:/host' }, 'discovery'],
+    [{ discovery: '' }, 'discovery'],
     [{ labels: { a: 1 as never } }, 'labels.a'],
     [{ revokeTimeoutMs: 3e9 }, 'revokeTimeoutMs'],
     [{ resyncIntervalMs: 2 ** 31 }, 'resyncIntervalMs'],
@@ -137,8 +143,57 @@ describe('compileOptions', () => {
     expect(() => compileOptions({ ...base, ...override })).toThrow(expect.objectContaining({ option }));
   });
 
+  it('rejects an unknown discovery scheme at construction, naming the registered ones', () => {
+    expect(() => new Worker({ ...base, discovery: 'consul://x' })).toThrow(UnknownProtocolError);
+    expect(() => new Worker({ ...base, discovery: 'consul://x' })).toThrow(
+      /discovery backend.*"consul:\/\/".*redis:\/\//,
+    );
+  });
+
+  it('reads SHARDWORK_DISCOVERY at construction and names it when it is malformed', () => {
+    const saved = process.env.SHARDWORK_DISCOVERY;
+    process.env.SHARDWORK_DISCOVERY = 'not a url';
+    try {
+      expect(() => new Worker(base)).toThrow(/SHARDWORK_DISCOVERY/);
+    } finally {
+      if (saved === undefined) delete process.env.SHARDWORK_DISCOVERY;
+      else process.env.SHARDWORK_DISCOVERY = saved;
+    }
+  });
+
   it('rejects bad cron and params at construction', () => {
     expect(() => compileOptions({ ...base, schedule: 'nope' })).toThrow(InvalidCronError);
     expect(() => compileOptions({ ...base, params: '7=x' })).toThrow(InvalidParamsError);
+  });
+});
+
+describe('ProtocolRegistry', () => {
+  const make = () =>
+    new ProtocolRegistry<string, [number]>({
+      kind: 'thing',
+      option: 'thing',
+      env: 'SHARDWORK_TEST_THING',
+      fallback: 'mem://',
+      examples: ['mem://'],
+      builtin: { mem: (url, n) => `mem:${url}:${n}` },
+      packages: { missing: '@shardwork/does-not-exist' },
+      exportName: 'thingFromUrl',
+    });
+
+  it('creates built-in and registered protocols, case-insensitively, passing extra arguments', async () => {
+    const r = make();
+    r.register('custom', (url, n) => `custom:${url}:${n}`);
+    expect(await r.create(undefined, 1)).toBe('mem:mem://:1');
+    expect(await r.create('CUSTOM://a', 2)).toBe('custom:CUSTOM://a:2');
+    expect(r.protocols()).toEqual(['custom', 'mem', 'missing']);
+  });
+
+  it('names the package to install when a lazily loaded protocol is missing', async () => {
+    await expect(make().create('missing://x', 0)).rejects.toThrow(/Install @shardwork\/does-not-exist/);
+  });
+
+  it('refuses bad protocol names and factories', () => {
+    expect(() => make().register('Bad://', () => 'x')).toThrow(InvalidOptionsError);
+    expect(() => make().register('ok', 3 as never)).toThrow(InvalidOptionsError);
   });
 });
