@@ -17,6 +17,7 @@ export default defineConfig({
     maxWorkers: 1,
     projects: [
       { resolve, ssr, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      { resolve, ssr, test: { name: 'jobs', include: ['packages/jobs/test/**/*.test.ts'] } },
       {
         resolve,
         ssr,

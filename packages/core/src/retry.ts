@@ -44,29 +44,32 @@ export type RetryPolicyFunction = (attempt: number, error: unknown) => number | 
 /** A compiled policy: the same shape as {@link RetryPolicyFunction}. */
 export type RetryPolicy = RetryPolicyFunction;
 
-/** Validate retry options (or accept a function) and return the policy. */
-export function compileRetry(input: RetryOptions | RetryPolicyFunction | undefined): RetryPolicy {
+/**
+ * Validate retry options (or accept a function) and return the policy.
+ * @param option - the option's name in error messages, e.g. `retry` or `send_email.backoff`.
+ */
+export function compileRetry(input: RetryOptions | RetryPolicyFunction | undefined, option = 'retry'): RetryPolicy {
   if (typeof input === 'function') return input;
   const options = input ?? {};
   const initial = options.initialIntervalMs ?? 1000;
   const coefficient = options.backoffCoefficient ?? 2;
   const maximumAttempts = options.maximumAttempts ?? 0;
   if (!Number.isFinite(initial) || initial < 0 || initial > MAX_TIMER_MS) {
-    throw new InvalidOptionsError('retry.initialIntervalMs', initial, `a number from 0 to ${MAX_TIMER_MS}`);
+    throw new InvalidOptionsError(`${option}.initialIntervalMs`, initial, `a number from 0 to ${MAX_TIMER_MS}`);
   }
   if (!Number.isFinite(coefficient) || coefficient < 1) {
-    throw new InvalidOptionsError('retry.backoffCoefficient', coefficient, 'a finite number ≥ 1');
+    throw new InvalidOptionsError(`${option}.backoffCoefficient`, coefficient, 'a finite number ≥ 1');
   }
   const maximum = options.maximumIntervalMs ?? Math.min(initial * 10, MAX_TIMER_MS);
   if (!Number.isFinite(maximum) || maximum < initial || maximum > MAX_TIMER_MS) {
     throw new InvalidOptionsError(
-      'retry.maximumIntervalMs',
+      `${option}.maximumIntervalMs`,
       maximum,
       `a number from initialIntervalMs (${initial}) to ${MAX_TIMER_MS}`,
     );
   }
   if (!Number.isInteger(maximumAttempts) || maximumAttempts < 0) {
-    throw new InvalidOptionsError('retry.maximumAttempts', maximumAttempts, 'an integer ≥ 0 (0 = unlimited)');
+    throw new InvalidOptionsError(`${option}.maximumAttempts`, maximumAttempts, 'an integer ≥ 0 (0 = unlimited)');
   }
   return (attempt) => {
     if (maximumAttempts !== 0 && attempt >= maximumAttempts) return null;

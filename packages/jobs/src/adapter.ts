@@ -1,0 +1,153 @@
+/**
+ * The adapter contract: what a job store (in-process, Redis, RabbitMQ)
+ * implements. The {@link JobQueue} facade does everything that is the same for
+ * every adapter (checking jobs and options, ids, middleware, running an attempt
+ * with its timeout and deciding retry or death, events, lifecycle); an adapter
+ * stores jobs and dispatches them with the semantics the conformance suite in
+ * `@shardwork/jobs/testing` checks: priorities, `maxConcurrency`, `unique`,
+ * `ordered`, due times, pause, the dead set.
+ *
+ * @module
+ */
+
+import type { JobFeature } from './errors.js';
+import type { DeadReason, JobQueueEventMap } from './events.js';
+import type { EnqueueResult, JobInfo, JobRecord, JobRef, JobState } from './job.js';
+import type { CompiledQueueOptions, CompiledRegistration } from './options.js';
+
+/** A job an adapter hands to {@link AdapterRuntime.run}. */
+export interface RunnableJob extends JobRecord {
+  /** Failed attempts so far (the attempt about to run is `fails + 1`). */
+  readonly fails: number;
+}
+
+/** What the adapter adds to one attempt's context. */
+export interface RunExtras {
+  /** Aborts the attempt from outside (stop past its timeout, partition lost). */
+  readonly signal?: AbortSignal;
+  /** Partition of the job, on adapters with partitions. */
+  readonly partition?: number;
+  /** Fencing token of the partition's ownership. */
+  readonly token?: number;
+  /** Synchronous ownership check of the partition (core's `ctx.owned`). */
+  readonly owned?: () => boolean;
+}
+
+/** What one attempt came to; the adapter persists it, then calls {@link AdapterRuntime.report}. */
+export type AttemptOutcome =
+  | { readonly type: 'completed'; readonly durationMs: number }
+  | { readonly type: 'retry'; readonly error: unknown; readonly delayMs: number }
+  | { readonly type: 'dead'; readonly error: unknown; readonly reason: DeadReason }
+  /** Aborted from outside ({@link RunExtras.signal}): not a failure; put the job back. */
+  | { readonly type: 'aborted'; readonly error: unknown };
+
+/** What the facade gives an adapter (see {@link JobAdapter.attach}). */
+export interface AdapterRuntime {
+  /** Registered handlers by name (fixed once the queue starts). */
+  readonly handlers: ReadonlyMap<string, CompiledRegistration>;
+  /** The queue's compiled options. */
+  readonly options: CompiledQueueOptions;
+  /**
+   * Run one attempt: `job:started`, middleware, handler, timeout; decide
+   * completed, retry (with the delay) or dead. Never rejects. Resolves when the
+   * handler settles, or at once when the attempt times out or `extras.signal`
+   * aborts (a handler that ignores its signal is not waited for; its
+   * `ctx.owned` is false from then on).
+   */
+  run(job: RunnableJob, extras?: RunExtras): Promise<AttemptOutcome>;
+  /** Emit the events of an outcome the adapter has persisted (`job:completed`, `job:failed`, `job:dead`). */
+  report(job: RunnableJob, outcome: AttemptOutcome, nextRunAt?: number): void;
+  /** Emit an event of the queue's map (e.g. `job:recovered`, `job:dropped`, `record:invalid`, `error`). */
+  emit<K extends keyof JobQueueEventMap>(event: K, payload: JobQueueEventMap[K]): void;
+}
+
+/** Counts of jobs by state. */
+export type StateCounts = Record<JobState, number>;
+
+/** What `stats()` returns. */
+export interface JobStats {
+  /** Over every queue. */
+  readonly total: StateCounts;
+  /** Per queue name. */
+  readonly queues: Readonly<Record<string, StateCounts>>;
+  /** Per handler name, with whether it is paused. */
+  readonly handlers: Readonly<Record<string, StateCounts & { readonly paused: boolean }>>;
+}
+
+/** Paging and filters of `list()`. */
+export interface ListOptions {
+  readonly queue?: string;
+  readonly handler?: string;
+  /** @defaultValue 0 */
+  readonly offset?: number;
+  /** @defaultValue 50 */
+  readonly limit?: number;
+}
+
+/** One page of `list()`. */
+export interface JobPage {
+  /** Matching jobs in all pages. */
+  readonly total: number;
+  readonly jobs: readonly JobInfo[];
+}
+
+/** What `stop()` reports. */
+export interface StopResult {
+  /** Running attempts aborted at the timeout. */
+  readonly aborted: number;
+  /** Jobs that an in-process adapter dropped (scheduled, queued or aborted); 0 for durable adapters. */
+  readonly dropped: number;
+}
+
+/** A job store. See the module documentation. */
+export interface JobAdapter {
+  /** Adapter kind for messages and `status()`: `memory`, `redis`, `amqp`. */
+  readonly kind: string;
+  /** Whether jobs outlive the process (stop puts aborted jobs back instead of dropping them). */
+  readonly durable: boolean;
+  /**
+   * Check a registration against what the adapter can do, before it is added;
+   * throw `UnsupportedFeatureError` for a feature it lacks.
+   */
+  checkRegistration?(registration: CompiledRegistration): void;
+  /** Features the adapter lacks altogether (the conformance suite skips their cases and checks the refusal). */
+  readonly unsupported?: readonly JobFeature[];
+  /**
+   * Called once, right after the adapter is created and before any other
+   * method: the runtime stays valid for the adapter's life.
+   */
+  attach(runtime: AdapterRuntime): void;
+  /**
+   * Store jobs: all or none. A job whose `uniqueKey` is held by a queued or
+   * running job (or by an earlier job of the same batch) is not added; its
+   * result names the holder. Rejects with `QueueUnavailableError` when the
+   * store cannot be reached, and with `UnknownHandlerError` if the adapter
+   * refuses unregistered handlers (only the in-process one can know).
+   */
+  enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]>;
+  /** Begin consuming the registered handlers' jobs. */
+  start(): Promise<void>;
+  /**
+   * Stop consuming: start nothing new, wait up to `timeoutMs` for running
+   * attempts, then abort them and put them back (durable) or drop them.
+   */
+  stop(timeoutMs: number): Promise<StopResult>;
+  /** Release connections and timers. Idempotent. */
+  close(): Promise<void>;
+  /** Counts by queue, handler and state. */
+  stats(): Promise<JobStats>;
+  /** A page of the jobs in a state, oldest first. */
+  list(state: JobState, options: Required<Pick<ListOptions, 'offset' | 'limit'>> & ListOptions): Promise<JobPage>;
+  /** Move one dead job (or all, without `id`) back to ready; returns how many. */
+  retryDead(id?: string): Promise<number>;
+  /** Delete one dead job (or all, without `id`); returns how many. */
+  deleteDead(id?: string): Promise<number>;
+  /** Stop starting jobs of a handler (they stay queued) until {@link JobAdapter.unpause}. */
+  pause(handler: string): Promise<void>;
+  unpause(handler: string): Promise<void>;
+}
+
+/** The `JobRef` of a record. */
+export function refOf(job: JobRecord): JobRef {
+  return { id: job.id, handler: job.handler, queue: job.queue, key: job.key, args: job.args };
+}

@@ -1,0 +1,192 @@
+/**
+ * Errors of the job layer. They extend core's {@link ShardworkError} with the
+ * codes of {@link JobsErrorCode}, so one `instanceof ShardworkError` and one
+ * `switch (error.code)` cover both packages. Invalid options reuse core's
+ * `InvalidOptionsError`, and a handler throws core's `NonRetryableError` to send
+ * its job to the dead set at once.
+ *
+ * @module
+ */
+
+import { errorMessage, ShardworkError } from '@shardwork/core';
+
+/** Codes of the job layer's errors. */
+export type JobsErrorCode =
+  | 'INVALID_JOB'
+  | 'INVALID_JOB_ARGS'
+  | 'JOB_ARGS_TOO_LARGE'
+  | 'UNKNOWN_HANDLER'
+  | 'JOB_TIMEOUT'
+  | 'JOB_ABORTED'
+  | 'UNSUPPORTED_FEATURE'
+  | 'QUEUE_UNAVAILABLE'
+  | 'JOB_NOT_FOUND';
+
+/** Base class of the job layer's errors. */
+export class JobsError extends ShardworkError<JobsErrorCode> {
+  constructor(code: JobsErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(code, message, options);
+    this.name = 'JobsError';
+  }
+}
+
+/** A job passed to `perform*` is malformed (handler name, queue, key, time). */
+export class InvalidJobError extends JobsError {
+  /** Path of the offending field, e.g. `jobs[2].queue`. */
+  readonly path: string;
+
+  constructor(path: string, problem: string) {
+    super('INVALID_JOB', `Invalid job: ${path} ${problem}`);
+    this.name = 'InvalidJobError';
+    this.path = path;
+  }
+}
+
+/** Job args that are not plain JSON data. Nothing was enqueued. */
+export class InvalidJobArgsError extends JobsError {
+  /** Path of the offending value, e.g. `args.user.createdAt`. */
+  readonly path: string;
+
+  constructor(path: string, problem: string) {
+    super('INVALID_JOB_ARGS', `Invalid job args: ${path} ${problem}; args must be plain JSON data`);
+    this.name = 'InvalidJobArgsError';
+    this.path = path;
+  }
+}
+
+/** Job args whose JSON is larger than the queue's `maxArgsBytes`. Nothing was enqueued. */
+export class JobArgsTooLargeError extends JobsError {
+  /** Path of the args, e.g. `args` or `jobs[3].args`. */
+  readonly path: string;
+  /** Size of the args as JSON, in bytes. */
+  readonly bytes: number;
+  /** The limit. */
+  readonly limit: number;
+
+  constructor(path: string, bytes: number, limit: number, largest: string | undefined) {
+    super(
+      'JOB_ARGS_TOO_LARGE',
+      `Job args too large: ${path} is ${bytes} bytes as JSON, over the limit of ${limit} (maxArgsBytes)` +
+        (largest === undefined ? '' : `; the largest field is ${largest}`) +
+        '. Store large data elsewhere and pass a reference.',
+    );
+    this.name = 'JobArgsTooLargeError';
+    this.path = path;
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** `perform` named a handler that this (in-process) queue has not registered. Nothing was enqueued. */
+export class UnknownHandlerError extends JobsError {
+  /** The handler name. */
+  readonly handler: string;
+
+  constructor(handler: string, known: readonly string[]) {
+    super(
+      'UNKNOWN_HANDLER',
+      `No handler registered for job "${handler}" (registered: ${known.length === 0 ? 'none' : known.join(', ')}). ` +
+        'Call register() before perform().',
+    );
+    this.name = 'UnknownHandlerError';
+    this.handler = handler;
+  }
+}
+
+/** A job attempt ran longer than its `timeoutMs`: its signal aborted and the attempt failed. Retryable. */
+export class JobTimeoutError extends JobsError {
+  /** The bound that was exceeded. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number) {
+    super('JOB_TIMEOUT', `Job attempt timed out after ${timeoutMs} ms`, { retryable: true });
+    this.name = 'JobTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A running job was aborted from outside: the queue stopped past its timeout,
+ * or (on adapters with partitions) this replica lost the job's partition. The
+ * attempt does not count as a failure; durable adapters run the job again.
+ */
+export class JobAbortedError extends JobsError {
+  constructor(why: string) {
+    super('JOB_ABORTED', `Job aborted: ${why}`, { retryable: true });
+    this.name = 'JobAbortedError';
+  }
+}
+
+/** Features an adapter may not offer; `register` refuses options that need them. */
+export type JobFeature =
+  | 'unique'
+  | 'ordered'
+  | 'priority'
+  | 'maxConcurrency'
+  | 'pause'
+  | 'admin'
+  | 'scheduled'
+  | 'timeout';
+
+/** An adapter cannot offer a feature that a registration asked for. */
+export class UnsupportedFeatureError extends JobsError {
+  /** The feature. */
+  readonly feature: JobFeature;
+  /** Adapter kind, e.g. `amqp`. */
+  readonly adapter: string;
+
+  constructor(adapter: string, feature: JobFeature, why: string) {
+    super('UNSUPPORTED_FEATURE', `The ${adapter} job adapter does not support ${feature}: ${why}`);
+    this.name = 'UnsupportedFeatureError';
+    this.feature = feature;
+    this.adapter = adapter;
+  }
+}
+
+/** The job store or broker cannot be reached. Retryable; `perform` rejects with it once its retries are spent. */
+export class QueueUnavailableError extends JobsError {
+  /** Adapter kind, e.g. `redis`. */
+  readonly adapter: string;
+
+  constructor(adapter: string, detail: string, cause?: unknown) {
+    super('QUEUE_UNAVAILABLE', `Job queue ${adapter} unavailable: ${detail}`, { cause, retryable: true });
+    this.name = 'QueueUnavailableError';
+    this.adapter = adapter;
+  }
+}
+
+/** An admin call named a job that is not in the state it needs (e.g. retrying a job that is not dead). */
+export class JobNotFoundError extends JobsError {
+  /** The job id. */
+  readonly id: string;
+
+  constructor(id: string, where: string) {
+    super('JOB_NOT_FOUND', `No job ${id} ${where}`);
+    this.name = 'JobNotFoundError';
+    this.id = id;
+  }
+}
+
+/** A serialisable summary of an error, as stored with a failed or dead job. */
+export interface JobErrorInfo {
+  /** `error.name`, or `typeof` for thrown non-errors. */
+  readonly name: string;
+  /** The message. */
+  readonly message: string;
+  /** `error.code` when it has one. */
+  readonly code?: string;
+  /** When it happened, ms since the epoch. */
+  readonly at: number;
+}
+
+/** Summarise a thrown value for storage. */
+export function errorInfo(error: unknown, at: number): JobErrorInfo {
+  const name = error instanceof Error ? error.name : typeof error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return {
+    name,
+    message: errorMessage(error).slice(0, 2000),
+    ...(typeof code === 'string' ? { code } : {}),
+    at,
+  };
+}

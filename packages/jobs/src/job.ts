@@ -1,0 +1,163 @@
+/**
+ * The shapes of the job contract: a job as given to `perform*`, as stored by an
+ * adapter, as seen by its handler, and as listed by the admin API; plus the
+ * types that carry a job's args type from `register` to `perform`.
+ *
+ * @module
+ */
+
+import type { JobArgs } from './args.js';
+import type { JobErrorInfo } from './errors.js';
+
+/**
+ * The jobs a queue knows, by handler name: `{ send_email: { to: string } }`.
+ * Give it as the type parameter of `createJobQueue<MyJobs>()` and `perform`
+ * with an unknown name or the wrong args fails to compile.
+ */
+export type JobMap = object;
+
+/** The map used when none is given: any name, any args object. */
+export type AnyJobs = Record<string, JobArgs>;
+
+/** Handler names of a job map. */
+export type JobName<J extends JobMap> = keyof J & string;
+
+/** Args of job `N` of map `J`. */
+export type ArgsOf<J extends JobMap, N extends JobName<J>> = J[N] extends object ? J[N] : JobArgs;
+
+/** What `perform` takes: Buffalo's `worker.Job` (`Handler`, `Args`, `Queue`) plus an ordering `key`. */
+export type Job<J extends JobMap = AnyJobs, N extends JobName<J> = JobName<J>> = {
+  /** Name the handler was registered under. */
+  readonly handler: N;
+  /**
+   * Queue the job goes to.
+   * @defaultValue the `queue` of the handler's registration, else `'default'`
+   */
+  readonly queue?: string;
+  /**
+   * Routing and ordering key: jobs of `ordered` handlers with the same key run
+   * one at a time, in order; adapters with partitions route by it.
+   */
+  readonly key?: string;
+} & (Record<never, never> extends ArgsOf<J, N>
+  ? {
+      /** Plain JSON data. @defaultValue `{}` */
+      readonly args?: ArgsOf<J, N>;
+    }
+  : {
+      /** Plain JSON data. */
+      readonly args: ArgsOf<J, N>;
+    });
+
+/** A job for `performMany`: optionally with its own due time. */
+export type BulkJob<J extends JobMap = AnyJobs, N extends JobName<J> = JobName<J>> = Job<J, N> & {
+  /** Run at or after this time (a `Date` or ms since the epoch). @defaultValue now */
+  readonly at?: Date | number;
+};
+
+/** What `perform*` resolves to once the adapter has accepted the job. */
+export interface EnqueueResult {
+  /** The job's id (nanoid); for a duplicate of a unique job, the id of the job already queued or running. */
+  readonly id: string;
+  /** `true` when a `unique` job with the same unique key was already queued or running: nothing was added. */
+  readonly duplicate: boolean;
+}
+
+/** A job as an adapter stores it. Produced by the queue from a checked {@link Job}. */
+export interface JobRecord {
+  /** nanoid. */
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  readonly key: string | undefined;
+  readonly args: JobArgs;
+  /** The args as JSON text, as checked (adapters that serialise store this). */
+  readonly argsJson: string;
+  /** When `perform*` was called, ms since the epoch. */
+  readonly enqueuedAt: number;
+  /** When the job is due, ms since the epoch (equal to `enqueuedAt` for `perform`). */
+  readonly runAt: number;
+  /** For `unique` handlers: the key that at most one queued-or-running job may hold. */
+  readonly uniqueKey: string | undefined;
+}
+
+/** Where a job is. */
+export type JobState = 'scheduled' | 'ready' | 'running' | 'retrying' | 'dead';
+
+/** Every {@link JobState}, in lifecycle order. */
+export const JOB_STATES: readonly JobState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
+
+/** A job as listed by the admin API. */
+export interface JobInfo {
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  readonly key: string | undefined;
+  readonly args: JobArgs;
+  readonly state: JobState;
+  /** Failed attempts so far. */
+  readonly fails: number;
+  /** When it was enqueued, ms since the epoch. */
+  readonly enqueuedAt: number;
+  /** When it is (or was last) due, ms since the epoch. */
+  readonly runAt: number;
+  /** The error of the last failed attempt. */
+  readonly lastError: JobErrorInfo | undefined;
+}
+
+/** What events carry about a job. */
+export interface JobRef {
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  readonly key: string | undefined;
+  readonly args: JobArgs;
+}
+
+/** What a handler (and middleware) receives with each attempt. */
+export interface JobContext<A = JobArgs> {
+  /** The job's id. */
+  readonly id: string;
+  /** Handler name. */
+  readonly handler: string;
+  /** The job's args (a JSON round trip of what was performed). */
+  readonly args: A;
+  readonly queue: string;
+  readonly key: string | undefined;
+  /** Attempt number, 1-based (failed attempts so far + 1). */
+  readonly attempt: number;
+  /** When `perform*` was called. */
+  readonly enqueuedAt: Date;
+  /** When the job was due (`performAt`/`performIn` time, or the retry time). */
+  readonly scheduledAt: Date;
+  /**
+   * Aborts when the attempt times out (`timeoutMs`), when the queue stops past
+   * its timeout, or when this replica loses the job's partition.
+   */
+  readonly signal: AbortSignal;
+  /** Partition of the job, on adapters with partitions. */
+  readonly partition: number | undefined;
+  /** Fencing token of this replica's ownership of the partition, on adapters with partitions. */
+  readonly token: number | undefined;
+  /**
+   * Synchronous check: `true` while this attempt may still act (not timed out,
+   * not aborted, and on adapters with partitions, the partition's lease is
+   * held). Check it, or call {@link JobContext.assertOwned}, right before each
+   * side effect.
+   */
+  readonly owned: boolean;
+  /** Throw (core's `NotOwnerError` or the abort reason) unless {@link JobContext.owned}. */
+  assertOwned(): void;
+  /** A bag shared by the middleware and the handler of one attempt. */
+  readonly data: Record<string, unknown>;
+}
+
+/** A job handler: Buffalo's `worker.Handler`. Throw to fail the attempt. */
+export type JobHandler<A = JobArgs> = (args: A, ctx: JobContext<A>) => unknown;
+
+/**
+ * Middleware around every attempt, chained in `use` order. Call `next()` to run
+ * the rest of the chain and the handler; return without calling it to finish the
+ * job without running the handler; throw to fail the attempt.
+ */
+export type Middleware = (ctx: JobContext, next: () => Promise<void>) => unknown;

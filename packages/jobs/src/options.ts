@@ -1,0 +1,223 @@
+/**
+ * Options of a job queue and of each registration, and the single place that
+ * validates them, fills defaults and converts forms: {@link compileQueueOptions}
+ * and {@link compileRegistration}. Everything after them reads the compiled types.
+ *
+ * @module
+ */
+
+import { compileRetry, InvalidOptionsError, MAX_TIMER_MS, type RetryOptions } from '@shardwork/core';
+import { canonicalJson, DEFAULT_MAX_ARGS_BYTES, type JobArgs } from './args.js';
+import type { JobHandler } from './job.js';
+
+/** A name of a handler: letters, digits, `_ . : -`, 1–100 characters. */
+export const HANDLER_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+/** A queue name: letters, digits, `_ . -`, 1–100 characters (it names a coordinator service on Redis). */
+export const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+/** The longest ordering key, in characters. */
+export const MAX_KEY_LENGTH = 1000;
+
+/**
+ * Delay before the next attempt: given the number of failed attempts so far
+ * (1 after the first failure) and the error, return ms, or `null` to give up
+ * (the job goes to the dead set).
+ */
+export type BackoffFunction = (fails: number, error: unknown) => number | null;
+
+/**
+ * gocraft/work's (and Sidekiq's) default curve, in ms: `fails⁴ + 15 + rand(30) × (fails + 1)` seconds,
+ * so about 16–74 s after the first failure, 31–104 s after the second, 96–189 s after the third.
+ */
+export const gocraftBackoff: BackoffFunction = (fails) =>
+  (fails ** 4 + 15 + Math.floor(Math.random() * 30) * (fails + 1)) * 1000;
+
+/** Options of `register(name, handler, options)`, with gocraft/work's meaning and defaults. */
+export interface RegisterOptions<A = JobArgs> {
+  /**
+   * Attempts before the job goes to the dead set (gocraft's `MaxFails`): the
+   * attempt that fails for the `maxFails`-th time is the last.
+   * @defaultValue 4
+   */
+  readonly maxFails?: number;
+  /**
+   * Delay before each retry: gocraft's default curve, a core-style retry policy
+   * (`{ initialIntervalMs, backoffCoefficient, maximumIntervalMs }`; the number
+   * of attempts is `maxFails`), or a {@link BackoffFunction}.
+   * @defaultValue {@link gocraftBackoff}
+   */
+  readonly backoff?: BackoffFunction | Omit<RetryOptions, 'maximumAttempts'>;
+  /**
+   * Bound of one attempt in ms: then `ctx.signal` aborts with `JobTimeoutError`,
+   * `ctx.owned` turns false and the attempt counts as failed. `0` = no bound.
+   * @defaultValue 0
+   */
+  readonly timeoutMs?: number;
+  /**
+   * gocraft's priority, 1–100000: when several handlers have jobs waiting, the
+   * next one is drawn at random with probability proportional to its priority,
+   * so a higher priority runs more often and a lower one never starves.
+   * @defaultValue 1
+   */
+  readonly priority?: number;
+  /**
+   * Most attempts of this handler running at once (across the cluster on
+   * adapters that share a store). `0` = no limit beyond the queue's `concurrency`.
+   * @defaultValue 0
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * At most one queued-or-running job per unique key: `true` keys on the args,
+   * a function returns the key. A duplicate `perform` resolves with
+   * `duplicate: true` and the existing job's id. The key is released when the
+   * job completes or dies.
+   * @defaultValue false
+   */
+  readonly unique?: boolean | ((args: A) => string);
+  /**
+   * Jobs of ordered handlers that share a `key` (within a queue) run one at a
+   * time, in the order they became due, across retries: a failed job holds
+   * back the later jobs of its key until it completes or dies.
+   * @defaultValue false
+   */
+  readonly ordered?: boolean;
+  /**
+   * Queue that this handler's jobs go to when `perform` names none.
+   * @defaultValue `'default'`
+   */
+  readonly queue?: string;
+}
+
+/** A registration after {@link compileRegistration}. */
+export interface CompiledRegistration {
+  readonly name: string;
+  readonly handler: JobHandler<JobArgs>;
+  readonly maxFails: number;
+  readonly backoff: BackoffFunction;
+  readonly timeoutMs: number;
+  readonly priority: number;
+  readonly maxConcurrency: number;
+  /** The unique key of a job's args, or `undefined` when the handler is not unique. */
+  readonly uniqueKey: ((args: JobArgs) => string) | undefined;
+  readonly ordered: boolean;
+  readonly queue: string;
+}
+
+function integer(option: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionsError(option, value, `an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+function compileBackoff(name: string, input: RegisterOptions['backoff']): BackoffFunction {
+  if (input === undefined) return gocraftBackoff;
+  if (typeof input === 'function') return input;
+  if (typeof input !== 'object' || input === null) {
+    throw new InvalidOptionsError(`${name}.backoff`, input, 'a function or { initialIntervalMs, backoffCoefficient }');
+  }
+  if ('maximumAttempts' in input) {
+    throw new InvalidOptionsError(
+      `${name}.backoff.maximumAttempts`,
+      (input as RetryOptions).maximumAttempts,
+      'absent: the number of attempts of a job is maxFails',
+    );
+  }
+  return compileRetry(input, `${name}.backoff`);
+}
+
+/** Validate a registration and fill defaults. Throws `InvalidOptionsError` naming the option. */
+export function compileRegistration(
+  name: string,
+  handler: unknown,
+  options: RegisterOptions<never> | undefined,
+): CompiledRegistration {
+  if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
+    throw new InvalidOptionsError('name', name, 'a handler name of 1–100 letters, digits, "_", ".", ":" or "-"');
+  }
+  if (typeof handler !== 'function') throw new InvalidOptionsError(`${name}.handler`, handler, 'a function');
+  const o = (options ?? {}) as RegisterOptions<JobArgs>;
+  if (typeof o !== 'object' || o === null) throw new InvalidOptionsError(`${name}.options`, o, 'an object');
+  const known = new Set([
+    'maxFails',
+    'backoff',
+    'timeoutMs',
+    'priority',
+    'maxConcurrency',
+    'unique',
+    'ordered',
+    'queue',
+  ]);
+  for (const key of Object.keys(o)) {
+    if (!known.has(key))
+      throw new InvalidOptionsError(`${name}.${key}`, (o as Record<string, unknown>)[key], 'a known option');
+  }
+  const unique = o.unique ?? false;
+  let uniqueKey: CompiledRegistration['uniqueKey'];
+  if (unique === true) uniqueKey = (args) => canonicalJson(args);
+  else if (typeof unique === 'function') uniqueKey = unique;
+  else if (unique !== false)
+    throw new InvalidOptionsError(`${name}.unique`, unique, 'a boolean or a function (args) => key');
+  const ordered = o.ordered ?? false;
+  if (typeof ordered !== 'boolean') throw new InvalidOptionsError(`${name}.ordered`, ordered, 'a boolean');
+  const queue = o.queue ?? 'default';
+  if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) {
+    throw new InvalidOptionsError(`${name}.queue`, queue, 'a queue name of 1–100 letters, digits, "_", "." or "-"');
+  }
+  return {
+    name,
+    handler: handler as JobHandler<JobArgs>,
+    maxFails: integer(`${name}.maxFails`, o.maxFails ?? 4, 1, 1_000_000),
+    backoff: compileBackoff(name, o.backoff),
+    timeoutMs: integer(`${name}.timeoutMs`, o.timeoutMs ?? 0, 0, MAX_TIMER_MS),
+    priority: integer(`${name}.priority`, o.priority ?? 1, 1, 100_000),
+    maxConcurrency: integer(`${name}.maxConcurrency`, o.maxConcurrency ?? 0, 0, 1_000_000),
+    uniqueKey,
+    ordered,
+    queue,
+  };
+}
+
+/** Options of a job queue (`createJobQueue(url, options)`); adapters read the ones they use. */
+export interface JobQueueOptions {
+  /**
+   * Most job attempts this process runs at once.
+   * @defaultValue 10
+   */
+  readonly concurrency?: number;
+  /**
+   * Largest args, as JSON bytes, that `perform` accepts.
+   * @defaultValue 1048576 (1 MiB)
+   */
+  readonly maxArgsBytes?: number;
+  /**
+   * Default bound of `stop()` in ms, after which running jobs are aborted.
+   * @defaultValue 10000
+   */
+  readonly stopTimeoutMs?: number;
+  /** Adapter-specific options, passed through to the adapter's factory. */
+  readonly adapter?: Readonly<Record<string, unknown>>;
+}
+
+/** Queue options after {@link compileQueueOptions}. */
+export interface CompiledQueueOptions {
+  readonly concurrency: number;
+  readonly maxArgsBytes: number;
+  readonly stopTimeoutMs: number;
+  readonly adapter: Readonly<Record<string, unknown>>;
+}
+
+/** Validate queue options and fill defaults. Throws `InvalidOptionsError` naming the option. */
+export function compileQueueOptions(options: JobQueueOptions | undefined): CompiledQueueOptions {
+  const o = options ?? {};
+  if (typeof o !== 'object' || o === null) throw new InvalidOptionsError('options', o, 'an object');
+  const adapter = o.adapter ?? {};
+  if (typeof adapter !== 'object' || adapter === null) {
+    throw new InvalidOptionsError('adapter', adapter, 'an object of adapter options');
+  }
+  return {
+    concurrency: integer('concurrency', o.concurrency ?? 10, 1, 100_000),
+    maxArgsBytes: integer('maxArgsBytes', o.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES, 2, 512 * 1024 * 1024),
+    stopTimeoutMs: integer('stopTimeoutMs', o.stopTimeoutMs ?? 10_000, 0, MAX_TIMER_MS),
+    adapter,
+  };
+}

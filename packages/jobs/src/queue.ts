@@ -1,0 +1,522 @@
+/**
+ * {@link JobQueue}: Buffalo's `worker.Worker` (`Register`, `Start`, `Stop`,
+ * `Perform`, `PerformAt`, `PerformIn`) over any adapter, and
+ * {@link createJobQueue}, which picks the adapter by URL.
+ *
+ * @module
+ */
+
+import { errorMessage, IllegalStateError, InvalidOptionsError, TypedEmitter } from '@shardwork/core';
+import { nanoid } from 'nanoid';
+import {
+  type AdapterRuntime,
+  type AttemptOutcome,
+  type JobAdapter,
+  type JobPage,
+  type JobStats,
+  type ListOptions,
+  type RunExtras,
+  type RunnableJob,
+  refOf,
+  type StopResult,
+} from './adapter.js';
+import { checkArgs, type JobArgs } from './args.js';
+import { InvalidJobError, UnknownHandlerError } from './errors.js';
+import type { JobQueueEventMap, JobQueueState } from './events.js';
+import { runAttempt } from './execute.js';
+import {
+  type AnyJobs,
+  type ArgsOf,
+  type BulkJob,
+  type EnqueueResult,
+  JOB_STATES,
+  type Job,
+  type JobHandler,
+  type JobMap,
+  type JobName,
+  type JobRecord,
+  type JobState,
+  type Middleware,
+} from './job.js';
+import {
+  type CompiledQueueOptions,
+  type CompiledRegistration,
+  compileQueueOptions,
+  compileRegistration,
+  HANDLER_NAME,
+  type JobQueueOptions,
+  MAX_KEY_LENGTH,
+  QUEUE_NAME,
+  type RegisterOptions,
+} from './options.js';
+import { createJobAdapter, parseJobQueueUrl } from './registry.js';
+
+/** Allowed lifecycle moves; anything else is a bug and throws. */
+const TRANSITIONS: Readonly<Record<JobQueueState, readonly JobQueueState[]>> = {
+  idle: ['starting', 'stopping'],
+  starting: ['running', 'stopping', 'stopped'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
+
+/** Snapshot returned by {@link JobQueue.status}. */
+export interface JobQueueStatus {
+  readonly state: JobQueueState;
+  /** Adapter kind, once it is loaded (`memory`, `redis`, `amqp`). */
+  readonly adapter: string | undefined;
+  /** Whether this process runs jobs (started); a process that never starts only enqueues. */
+  readonly consuming: boolean;
+  /** Registered handler names. */
+  readonly handlers: readonly string[];
+  /** Attempts running in this process now. */
+  readonly running: number;
+  /** What this process did since it was created. */
+  readonly counts: {
+    readonly enqueued: number;
+    readonly duplicates: number;
+    readonly started: number;
+    readonly completed: number;
+    readonly failed: number;
+    readonly dead: number;
+  };
+}
+
+/** Options of {@link JobQueue.start}. */
+export interface StartOptions {
+  /** Stop the queue (gracefully, with the default timeout) when this signal aborts, like Buffalo's `Start(ctx)`. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link JobQueue.stop}. */
+export interface StopOptions {
+  /**
+   * How long running attempts may take before they are aborted (and put back,
+   * on durable adapters).
+   * @defaultValue the queue's `stopTimeoutMs` (10000)
+   */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A background job queue.
+ *
+ * ```ts
+ * type Jobs = { send_email: { to: string } };
+ * const jobs = createJobQueue<Jobs>(process.env.SHARDWORK_JOBS ?? 'memory://');
+ * jobs.register('send_email', async (args, ctx) => mailer.send(args.to, { signal: ctx.signal }), { maxFails: 5 });
+ * await jobs.start();
+ * const { id } = await jobs.perform({ handler: 'send_email', args: { to: 'a@example.com' } });
+ * await jobs.stop({ timeoutMs: 10_000 });
+ * ```
+ */
+export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueEventMap> {
+  readonly #options: CompiledQueueOptions;
+  readonly #source: string | JobAdapter;
+  readonly #handlers = new Map<string, CompiledRegistration>();
+  readonly #middleware: Middleware[] = [];
+  #state: JobQueueState = 'idle';
+  #adapter: JobAdapter | undefined;
+  #loading: Promise<JobAdapter> | undefined;
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<StopResult> | undefined;
+  #running = 0;
+  readonly #counts = { enqueued: 0, duplicates: 0, started: 0, completed: 0, failed: 0, dead: 0 };
+
+  /**
+   * @param adapter - a URL (`memory://`, `redis://…`, `amqp://…`; checked now,
+   *   connected on first use) or an adapter instance.
+   *   @defaultValue `process.env.SHARDWORK_JOBS`, else `memory://`
+   * @param options - queue options; invalid ones throw `InvalidOptionsError` at once.
+   */
+  constructor(adapter?: string | JobAdapter, options?: JobQueueOptions) {
+    super();
+    this.#options = compileQueueOptions(options);
+    if (adapter === undefined || typeof adapter === 'string') {
+      this.#source = parseJobQueueUrl(adapter).url;
+    } else if (typeof adapter === 'object' && adapter !== null && typeof adapter.enqueue === 'function') {
+      this.#source = adapter;
+    } else {
+      throw new InvalidOptionsError('adapter', adapter, 'a URL string or a JobAdapter instance');
+    }
+  }
+
+  /** Current lifecycle state. */
+  get state(): JobQueueState {
+    return this.#state;
+  }
+
+  /**
+   * Register the handler of jobs named `name` (before `start()`). Registering
+   * in a process that never starts is harmless and gives `perform` the
+   * handler's `unique` and `queue` options.
+   * Throws `InvalidOptionsError` naming a bad option, or `UnsupportedFeatureError`
+   * when the adapter cannot honour one.
+   */
+  register<N extends JobName<J>>(
+    name: N,
+    handler: JobHandler<ArgsOf<J, N>>,
+    options?: RegisterOptions<ArgsOf<J, N>>,
+  ): this {
+    if (this.#state !== 'idle') throw new IllegalStateError('register a handler', this.#state);
+    if (this.#handlers.has(name)) throw new InvalidOptionsError('name', name, 'a handler name not registered yet');
+    const registration = compileRegistration(name, handler, options as RegisterOptions<never>);
+    this.#adapter?.checkRegistration?.(registration);
+    this.#handlers.set(name, registration);
+    return this;
+  }
+
+  /** Add middleware around every attempt; middleware runs in the order added. */
+  use(middleware: Middleware): this {
+    if (typeof middleware !== 'function') throw new InvalidOptionsError('middleware', middleware, 'a function');
+    if (this.#state !== 'idle') throw new IllegalStateError('add middleware', this.#state);
+    this.#middleware.push(middleware);
+    return this;
+  }
+
+  /** Begin running jobs. Resolves once the adapter consumes. */
+  start(options: StartOptions = {}): Promise<void> {
+    if (this.#state !== 'idle') return Promise.reject(new IllegalStateError('start', this.#state));
+    const signal = options.signal;
+    if (signal !== undefined && typeof signal.addEventListener !== 'function') {
+      return Promise.reject(new InvalidOptionsError('signal', signal, 'an AbortSignal'));
+    }
+    this.#setState('starting');
+    this.#starting = (async () => {
+      const adapter = await this.#load();
+      await adapter.start();
+      if (this.#state === 'starting') this.#setState('running');
+    })().catch(async (error: unknown) => {
+      await this.#adapter?.close().catch(() => undefined);
+      if (this.#state === 'starting') this.#setState('stopped');
+      throw error;
+    });
+    if (signal !== undefined) {
+      const onAbort = (): void => void this.stop();
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    return this.#starting;
+  }
+
+  /**
+   * Stop: start nothing new, wait up to `timeoutMs` for running attempts, then
+   * abort them (durable adapters put them back; the in-process one reports them
+   * with `job:dropped`, like the scheduled and queued jobs it drops), and close
+   * the adapter. Never hangs past the timeout plus the adapter's close.
+   * Idempotent; also closes a producer-only queue that never started.
+   */
+  stop(options: StopOptions = {}): Promise<StopResult> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    const timeoutMs = options.timeoutMs ?? this.#options.stopTimeoutMs;
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      return Promise.reject(new InvalidOptionsError('timeoutMs', timeoutMs, 'a number of ms ≥ 0'));
+    }
+    if (this.#state === 'stopped') return Promise.resolve({ aborted: 0, dropped: 0 });
+    this.#stopping = (async () => {
+      if (this.#state === 'starting') await this.#starting?.catch(() => undefined);
+      if (this.#state === 'stopped') return { aborted: 0, dropped: 0 };
+      this.#setState('stopping');
+      await this.#loading?.catch(() => undefined);
+      const adapter = this.#adapter;
+      let result: StopResult = { aborted: 0, dropped: 0 };
+      if (adapter !== undefined) {
+        try {
+          result = await adapter.stop(timeoutMs);
+        } finally {
+          await adapter.close().catch((error: unknown) => this.#reportError(error));
+        }
+      }
+      this.#setState('stopped');
+      return result;
+    })();
+    return this.#stopping;
+  }
+
+  /** `await using jobs = createJobQueue(…)` stops it at scope exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** Enqueue a job to run now. Resolves with its id once the adapter has accepted it. */
+  async perform<N extends JobName<J>>(job: Job<J, N>): Promise<EnqueueResult> {
+    return this.#enqueueOne(job, undefined, 'job');
+  }
+
+  /** Enqueue a job to run at or after `at` (a `Date` or ms since the epoch; a past time runs now). */
+  async performAt<N extends JobName<J>>(job: Job<J, N>, at: Date | number): Promise<EnqueueResult> {
+    return this.#enqueueOne(job, dueTime(at, 'at'), 'job');
+  }
+
+  /** Enqueue a job to run in `ms` milliseconds. */
+  async performIn<N extends JobName<J>>(job: Job<J, N>, ms: number): Promise<EnqueueResult> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new InvalidJobError('ms', `must be a number of ms ≥ 0 (got ${String(ms)})`);
+    }
+    return this.#enqueueOne(job, Date.now() + ms, 'job');
+  }
+
+  /**
+   * Enqueue many jobs in one call (one round trip on adapters with a server):
+   * all are checked first, and either all are accepted or none. Each may carry
+   * its own `at`. Results are in input order.
+   */
+  async performMany<N extends JobName<J>>(jobs: readonly BulkJob<J, N>[]): Promise<EnqueueResult[]> {
+    if (!Array.isArray(jobs)) throw new InvalidJobError('jobs', 'must be an array');
+    this.#assertAccepting();
+    const now = Date.now();
+    const records = jobs.map((job, i) =>
+      this.#record(job, job?.at === undefined ? now : dueTime(job.at, `jobs[${i}].at`), `jobs[${i}]`, now),
+    );
+    return this.#submit(records);
+  }
+
+  /** A snapshot of this process's view of the queue. */
+  status(): JobQueueStatus {
+    return {
+      state: this.#state,
+      adapter: this.#adapter?.kind,
+      consuming: this.#state === 'running',
+      handlers: [...this.#handlers.keys()].sort(),
+      running: this.#running,
+      counts: { ...this.#counts },
+    };
+  }
+
+  /** Counts of jobs by queue, handler and state, over the whole store. */
+  async stats(): Promise<JobStats> {
+    return (await this.#load()).stats();
+  }
+
+  /** A page of the jobs in `state`, oldest first, with their last errors. */
+  async list(state: JobState, options: ListOptions = {}): Promise<JobPage> {
+    if (!JOB_STATES.includes(state)) throw new InvalidOptionsError('state', state, `one of ${JOB_STATES.join(', ')}`);
+    const offset = options.offset ?? 0;
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(offset) || offset < 0) throw new InvalidOptionsError('offset', offset, 'an integer ≥ 0');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new InvalidOptionsError('limit', limit, 'an integer in [1, 10000]');
+    }
+    return (await this.#load()).list(state, { ...options, offset, limit });
+  }
+
+  /** Move a dead job (or every dead job, without `id`) back to ready. Returns how many moved. */
+  async retryDead(id?: string): Promise<number> {
+    return (await this.#load()).retryDead(id);
+  }
+
+  /** Delete a dead job (or every dead job, without `id`). Returns how many were deleted. */
+  async deleteDead(id?: string): Promise<number> {
+    return (await this.#load()).deleteDead(id);
+  }
+
+  /** Start no more jobs of `handler` (they stay queued) until {@link JobQueue.unpause}; cluster-wide where the store is shared. */
+  async pause(handler: string): Promise<void> {
+    checkHandlerName(handler, 'handler');
+    await (await this.#load()).pause(handler);
+  }
+
+  /** Resume a paused handler. */
+  async unpause(handler: string): Promise<void> {
+    checkHandlerName(handler, 'handler');
+    await (await this.#load()).unpause(handler);
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────
+
+  #setState(to: JobQueueState): void {
+    const from = this.#state;
+    if (!TRANSITIONS[from].includes(to)) throw new IllegalStateError(`move to ${to}`, from);
+    this.#state = to;
+    this.emit('state', { from, to });
+  }
+
+  #assertAccepting(): void {
+    if (this.#state === 'stopping' || this.#state === 'stopped') throw new IllegalStateError('perform', this.#state);
+  }
+
+  async #enqueueOne(job: unknown, runAt: number | undefined, path: string): Promise<EnqueueResult> {
+    this.#assertAccepting();
+    const now = Date.now();
+    const [result] = await this.#submit([this.#record(job, runAt ?? now, path, now)]);
+    return result as EnqueueResult;
+  }
+
+  /** Check a job and build its record. Throws naming `path`. */
+  #record(job: unknown, runAt: number, path: string, now: number): JobRecord {
+    if (typeof job !== 'object' || job === null)
+      throw new InvalidJobError(path, 'must be an object { handler, args?, queue?, key? }');
+    const { handler, queue, key, args } = job as { handler?: unknown; queue?: unknown; key?: unknown; args?: unknown };
+    checkHandlerName(handler, `${path}.handler`);
+    const reg = this.#handlers.get(handler);
+    const queueName = queue ?? reg?.queue ?? 'default';
+    if (typeof queueName !== 'string' || !QUEUE_NAME.test(queueName)) {
+      throw new InvalidJobError(
+        `${path}.queue`,
+        `must be 1–100 letters, digits, "_", "." or "-" (got ${JSON.stringify(queueName)})`,
+      );
+    }
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)) {
+      throw new InvalidJobError(`${path}.key`, `must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+    }
+    const argsJson = checkArgs(args ?? {}, this.#options.maxArgsBytes, `${path === 'job' ? '' : `${path}.`}args`);
+    const copy = JSON.parse(argsJson) as JobArgs;
+    let uniqueKey: string | undefined;
+    if (reg?.uniqueKey !== undefined) {
+      let value: unknown;
+      try {
+        value = reg.uniqueKey(copy);
+      } catch (error) {
+        throw new InvalidJobError(
+          `${path}.args`,
+          `made the unique key function of "${handler}" throw: ${errorMessage(error)}`,
+        );
+      }
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new InvalidJobError(
+          `${path}.args`,
+          `gave a unique key that is not a non-empty string (${String(value)})`,
+        );
+      }
+      uniqueKey = `${handler}:${value}`;
+    }
+    return {
+      id: nanoid(),
+      handler,
+      queue: queueName,
+      key: key as string | undefined,
+      args: copy,
+      argsJson,
+      enqueuedAt: now,
+      runAt: Math.max(runAt, now),
+      uniqueKey,
+    };
+  }
+
+  async #submit(records: JobRecord[]): Promise<EnqueueResult[]> {
+    if (records.length === 0) return [];
+    const adapter = await this.#load();
+    this.#assertAccepting();
+    const results = await adapter.enqueue(records);
+    records.forEach((record, i) => {
+      if (results[i]?.duplicate) {
+        this.#counts.duplicates++;
+        return;
+      }
+      this.#counts.enqueued++;
+      this.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
+    });
+    return results;
+  }
+
+  /** The adapter, created (and its package loaded) on first use. */
+  #load(): Promise<JobAdapter> {
+    this.#loading ??= (async () => {
+      const source = this.#source;
+      const adapter = typeof source === 'string' ? await createJobAdapter(source, this.#options) : source;
+      for (const registration of this.#handlers.values()) adapter.checkRegistration?.(registration);
+      adapter.attach(this.#runtime());
+      this.#adapter = adapter;
+      return adapter;
+    })();
+    return this.#loading;
+  }
+
+  #runtime(): AdapterRuntime {
+    return {
+      handlers: this.#handlers,
+      options: this.#options,
+      run: (job, extras) => this.#run(job, extras),
+      report: (job, outcome, nextRunAt) => this.#report(job, outcome, nextRunAt),
+      emit: (event, payload) => this.emit(event, payload),
+    };
+  }
+
+  async #run(job: RunnableJob, extras: RunExtras = {}): Promise<AttemptOutcome> {
+    const reg = this.#handlers.get(job.handler);
+    if (reg === undefined) {
+      return { type: 'aborted', error: new UnknownHandlerError(job.handler, [...this.#handlers.keys()]) };
+    }
+    this.#running++;
+    try {
+      return await runAttempt(reg, this.#middleware, job, extras, () => {
+        this.#counts.started++;
+        this.emit('job:started', { job: refOf(job), attempt: job.fails + 1 });
+      });
+    } finally {
+      this.#running--;
+    }
+  }
+
+  #report(job: RunnableJob, outcome: AttemptOutcome, nextRunAt: number | undefined): void {
+    const ref = refOf(job);
+    const attempt = job.fails + 1;
+    switch (outcome.type) {
+      case 'completed':
+        this.#counts.completed++;
+        this.emit('job:completed', { job: ref, attempt, durationMs: outcome.durationMs });
+        return;
+      case 'retry':
+        this.#counts.failed++;
+        this.emit('job:failed', {
+          job: ref,
+          attempt,
+          error: outcome.error,
+          nextRunAt: new Date(nextRunAt ?? Date.now() + outcome.delayMs),
+        });
+        this.#warnUnheard(job, attempt, outcome.error, 'will retry');
+        return;
+      case 'dead':
+        this.#counts.failed++;
+        this.#counts.dead++;
+        this.emit('job:failed', { job: ref, attempt, error: outcome.error, nextRunAt: undefined });
+        this.emit('job:dead', { job: ref, attempt, error: outcome.error, reason: outcome.reason });
+        this.#warnUnheard(job, attempt, outcome.error, `dead (${outcome.reason})`);
+        return;
+      case 'aborted':
+        return;
+    }
+  }
+
+  /** A failure nobody listens to would be silent: print it. */
+  #warnUnheard(job: RunnableJob, attempt: number, error: unknown, what: string): void {
+    if (this.listenerCount('job:failed') > 0 || this.listenerCount('job:dead') > 0) return;
+    console.warn(
+      `[shardwork jobs] ${job.handler} ${job.id} attempt ${attempt} failed, ${what}: ${errorMessage(error)}`,
+    );
+  }
+
+  #reportError(error: unknown): void {
+    if (this.listenerCount('error') === 0) console.warn(`[shardwork jobs] ${errorMessage(error)}`);
+    else this.emit('error', { error });
+  }
+}
+
+function checkHandlerName(name: unknown, path: string): asserts name is string {
+  if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
+    throw new InvalidJobError(
+      path,
+      `must be a handler name of 1–100 letters, digits, "_", ".", ":" or "-" (got ${JSON.stringify(name) ?? String(name)})`,
+    );
+  }
+}
+
+function dueTime(at: unknown, path: string): number {
+  const ms = at instanceof Date ? at.getTime() : at;
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new InvalidJobError(path, `must be a valid Date or a number of ms since the epoch (got ${String(at)})`);
+  }
+  return ms;
+}
+
+/**
+ * Create a job queue. The adapter is chosen by URL (`memory://`, the default;
+ * `redis://…`; `amqp://…`), else by `SHARDWORK_JOBS`; its package loads on
+ * first use. A malformed URL or an unknown scheme throws at once.
+ */
+export function createJobQueue<J extends JobMap = AnyJobs>(
+  adapter?: string | JobAdapter,
+  options?: JobQueueOptions,
+): JobQueue<J> {
+  return new JobQueue<J>(adapter, options);
+}

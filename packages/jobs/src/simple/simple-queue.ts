@@ -1,0 +1,466 @@
+/**
+ * SimpleQueue, the `memory://` adapter and the default (Buffalo's
+ * `worker.Simple`): jobs live in this process and run here. It honours every
+ * register option: priorities (gocraft's weighted draw), `maxConcurrency`,
+ * `unique`, `ordered`, due times on one timer (no drift past 2^31 ms), pause,
+ * and a dead set with retry and delete. Nothing is persisted: `stop()` reports
+ * every job it drops with `job:dropped` and counts them.
+ *
+ * @module
+ */
+
+import { IllegalStateError, MAX_TIMER_MS } from '@shardwork/core';
+import {
+  type AdapterRuntime,
+  type AttemptOutcome,
+  type JobAdapter,
+  type JobPage,
+  type JobStats,
+  type ListOptions,
+  refOf,
+  type StateCounts,
+  type StopResult,
+} from '../adapter.js';
+import { errorInfo, type JobErrorInfo, JobNotFoundError, UnknownHandlerError } from '../errors.js';
+import type { DropReason } from '../events.js';
+import type { EnqueueResult, JobInfo, JobRecord, JobState } from '../job.js';
+import type { CompiledQueueOptions, CompiledRegistration } from '../options.js';
+import { Fifo, MinHeap } from './structures.js';
+
+/** A job's state in this adapter; `done` means removed. */
+type EntryState = JobState | 'done';
+
+/** Named state changes; anything else is a bug and throws. */
+const MOVES: Readonly<Record<EntryState, readonly EntryState[]>> = {
+  scheduled: ['ready', 'done'],
+  ready: ['running', 'done'],
+  running: ['done', 'retrying', 'dead', 'ready'],
+  retrying: ['ready', 'done'],
+  dead: ['ready', 'done'],
+  done: [],
+};
+
+interface Entry {
+  readonly record: JobRecord;
+  state: EntryState;
+  fails: number;
+  runAt: number;
+  /** Tie-breaker among equal due times: enqueue (or retry) order. */
+  seq: number;
+  lastError: JobErrorInfo | undefined;
+  /** An ordered job that holds its place in its key's line. */
+  inLine: boolean;
+}
+
+function emptyCounts(): StateCounts {
+  return { scheduled: 0, ready: 0, running: 0, retrying: 0, dead: 0 };
+}
+
+/** The in-process adapter. Create it through `createJobQueue('memory://')` or pass `new SimpleQueue(options)`. */
+export class SimpleQueue implements JobAdapter {
+  readonly kind = 'memory';
+  readonly durable = false;
+  #runtime: AdapterRuntime | undefined;
+  readonly #concurrency: number | undefined;
+  readonly #entries = new Map<string, Entry>();
+  readonly #due = new MinHeap<Entry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.seq < b.seq));
+  /** Ready jobs per handler, in the order they became due. */
+  readonly #ready = new Map<string, Fifo<Entry>>();
+  /** Ordered jobs per queue and key, head first; only the head is ready to run. */
+  readonly #lines = new Map<string, Entry[]>();
+  readonly #unique = new Map<string, string>();
+  readonly #dead = new Map<string, Entry>();
+  readonly #paused = new Set<string>();
+  readonly #runningBy = new Map<string, number>();
+  readonly #attempts = new Set<Promise<void>>();
+  #running = 0;
+  #seq = 0;
+  #consuming = false;
+  #pumpScheduled = false;
+  #abort = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+
+  /** @param options - `concurrency` is read from the queue's options unless given here. */
+  constructor(options?: Partial<Pick<CompiledQueueOptions, 'concurrency'>>) {
+    this.#concurrency = options?.concurrency;
+  }
+
+  attach(runtime: AdapterRuntime): void {
+    if (this.#runtime !== undefined) throw new IllegalStateError('attach a SimpleQueue twice', 'attached');
+    this.#runtime = runtime;
+  }
+
+  get #rt(): AdapterRuntime {
+    if (this.#runtime === undefined) throw new IllegalStateError('use a SimpleQueue', 'not attached to a JobQueue');
+    return this.#runtime;
+  }
+
+  async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
+    const handlers = this.#rt.handlers;
+    // All or none: refuse the batch before adding anything.
+    for (const r of records) {
+      if (!handlers.has(r.handler)) throw new UnknownHandlerError(r.handler, [...handlers.keys()].sort());
+    }
+    const now = Date.now();
+    const results = records.map((record): EnqueueResult => {
+      const holder = record.uniqueKey === undefined ? undefined : this.#unique.get(record.uniqueKey);
+      if (holder !== undefined) return { id: holder, duplicate: true };
+      if (record.uniqueKey !== undefined) this.#unique.set(record.uniqueKey, record.id);
+      const entry: Entry = {
+        record,
+        state: 'scheduled',
+        fails: 0,
+        runAt: record.runAt,
+        seq: this.#seq++,
+        lastError: undefined,
+        inLine: false,
+      };
+      this.#entries.set(record.id, entry);
+      if (entry.runAt <= now) this.#makeReady(entry);
+      else this.#due.push(entry);
+      return { id: record.id, duplicate: false };
+    });
+    this.#armTimer();
+    // Dispatch on the next turn of the event loop: the caller sees perform()
+    // resolve (and emits job:enqueued) before the job starts, and a burst of
+    // performs is drawn from together, by priority.
+    if (!this.#pumpScheduled && this.#consuming) {
+      this.#pumpScheduled = true;
+      setImmediate(() => {
+        this.#pumpScheduled = false;
+        this.#pump();
+      });
+    }
+    return results;
+  }
+
+  async start(): Promise<void> {
+    this.#consuming = true;
+    this.#abort = new AbortController();
+    this.#moveDue();
+    this.#armTimer();
+    this.#pump();
+  }
+
+  async stop(timeoutMs: number): Promise<StopResult> {
+    this.#consuming = false;
+    this.#clearTimer();
+    let aborted = 0;
+    if (this.#attempts.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        Promise.all([...this.#attempts]).then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        aborted = this.#running;
+        this.#abort.abort();
+        // Aborted attempts resolve at once (runAttempt does not wait for a handler that ignores its signal).
+        await Promise.all([...this.#attempts]);
+      }
+    }
+    let dropped = 0;
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.state === 'dead') continue;
+      const reason: DropReason =
+        entry.state === 'scheduled' || entry.state === 'retrying'
+          ? 'scheduled'
+          : entry.state === 'ready'
+            ? 'queued'
+            : 'aborted';
+      this.#finish(entry);
+      dropped++;
+      this.#rt.emit('job:dropped', { job: refOf(entry.record), reason });
+    }
+    return { aborted, dropped };
+  }
+
+  async close(): Promise<void> {
+    this.#consuming = false;
+    this.#clearTimer();
+  }
+
+  async stats(): Promise<JobStats> {
+    const total = emptyCounts();
+    const queues: Record<string, StateCounts> = {};
+    const handlers: Record<string, StateCounts & { paused: boolean }> = {};
+    for (const name of this.#rt.handlers.keys()) handlers[name] = { ...emptyCounts(), paused: this.#paused.has(name) };
+    for (const { record, state } of this.#entries.values()) {
+      if (state === 'done') continue;
+      total[state]++;
+      const byQueue = queues[record.queue] ?? emptyCounts();
+      queues[record.queue] = byQueue;
+      byQueue[state]++;
+      const byHandler = handlers[record.handler] ?? { ...emptyCounts(), paused: this.#paused.has(record.handler) };
+      handlers[record.handler] = byHandler;
+      byHandler[state]++;
+    }
+    return { total, queues, handlers };
+  }
+
+  async list(
+    state: JobState,
+    options: Required<Pick<ListOptions, 'offset' | 'limit'>> & ListOptions,
+  ): Promise<JobPage> {
+    const source = state === 'dead' ? [...this.#dead.values()] : [...this.#entries.values()];
+    const matching = source
+      .filter(
+        (e) =>
+          e.state === state &&
+          (options.queue === undefined || e.record.queue === options.queue) &&
+          (options.handler === undefined || e.record.handler === options.handler),
+      )
+      .sort((a, b) => (state === 'dead' ? 0 : a.runAt - b.runAt || a.seq - b.seq));
+    return {
+      total: matching.length,
+      jobs: matching.slice(options.offset, options.offset + options.limit).map((e) => this.#info(e)),
+    };
+  }
+
+  async retryDead(id?: string): Promise<number> {
+    const targets = id === undefined ? [...this.#dead.values()] : [this.#deadEntry(id)];
+    let moved = 0;
+    for (const entry of targets) {
+      const uniqueKey = entry.record.uniqueKey;
+      // A new job holds the unique key now: retrying this one would make two. It stays dead.
+      if (uniqueKey !== undefined && this.#unique.has(uniqueKey)) continue;
+      if (uniqueKey !== undefined) this.#unique.set(uniqueKey, entry.record.id);
+      this.#dead.delete(entry.record.id);
+      entry.fails = 0;
+      entry.runAt = Date.now();
+      entry.seq = this.#seq++;
+      this.#makeReady(entry);
+      moved++;
+    }
+    this.#pump();
+    return moved;
+  }
+
+  async deleteDead(id?: string): Promise<number> {
+    const targets = id === undefined ? [...this.#dead.values()] : [this.#deadEntry(id)];
+    for (const entry of targets) this.#finish(entry);
+    return targets.length;
+  }
+
+  async pause(handler: string): Promise<void> {
+    this.#paused.add(handler);
+  }
+
+  async unpause(handler: string): Promise<void> {
+    this.#paused.delete(handler);
+    this.#pump();
+  }
+
+  // ── dispatch ─────────────────────────────────────────────────────────────
+
+  #move(entry: Entry, to: EntryState): void {
+    if (!MOVES[entry.state].includes(to)) {
+      throw new IllegalStateError(`move job ${entry.record.id} to ${to}`, entry.state);
+    }
+    entry.state = to;
+  }
+
+  #deadEntry(id: string): Entry {
+    const entry = this.#dead.get(id);
+    if (entry === undefined) throw new JobNotFoundError(id, 'in the dead set');
+    return entry;
+  }
+
+  #registration(entry: Entry): CompiledRegistration | undefined {
+    return this.#rt.handlers.get(entry.record.handler);
+  }
+
+  #lineKey(entry: Entry): string | undefined {
+    const { key, queue } = entry.record;
+    return key !== undefined && this.#registration(entry)?.ordered === true ? `${queue}\u0000${key}` : undefined;
+  }
+
+  /** A job became due: queue it behind its handler's ready jobs, or behind its key's line if ordered. */
+  #makeReady(entry: Entry): void {
+    this.#move(entry, 'ready');
+    const lineKey = this.#lineKey(entry);
+    if (lineKey !== undefined && !entry.inLine) {
+      entry.inLine = true;
+      const line = this.#lines.get(lineKey);
+      if (line !== undefined) {
+        line.push(entry); // waits for the jobs of its key ahead of it
+        return;
+      }
+      this.#lines.set(lineKey, [entry]);
+    }
+    this.#pushReady(entry);
+  }
+
+  #pushReady(entry: Entry): void {
+    let fifo = this.#ready.get(entry.record.handler);
+    if (fifo === undefined) {
+      fifo = new Fifo();
+      this.#ready.set(entry.record.handler, fifo);
+    }
+    fifo.push(entry);
+  }
+
+  /** The job completed, died or was dropped: release its unique key, and let the next job of its key run. */
+  #releaseHolds(entry: Entry): void {
+    const uniqueKey = entry.record.uniqueKey;
+    if (uniqueKey !== undefined && this.#unique.get(uniqueKey) === entry.record.id) this.#unique.delete(uniqueKey);
+    if (!entry.inLine) return;
+    entry.inLine = false;
+    const lineKey = this.#lineKey(entry) as string;
+    const line = this.#lines.get(lineKey);
+    if (line === undefined) return;
+    const at = line.indexOf(entry);
+    if (at >= 0) line.splice(at, 1);
+    const next = line[0];
+    if (next === undefined) this.#lines.delete(lineKey);
+    else if (at === 0) this.#pushReady(next);
+  }
+
+  /** Remove a job for good. */
+  #finish(entry: Entry): void {
+    if (entry.state === 'done') return;
+    this.#move(entry, 'done');
+    this.#entries.delete(entry.record.id);
+    this.#dead.delete(entry.record.id);
+    this.#releaseHolds(entry);
+  }
+
+  /** Draw the next handler to run: gocraft's draw weighted by priority, among those with capacity. */
+  #pick(): Fifo<Entry> | undefined {
+    let total = 0;
+    const candidates: [Fifo<Entry>, number][] = [];
+    for (const [name, fifo] of this.#ready) {
+      if (fifo.length === 0 || this.#paused.has(name)) continue;
+      const reg = this.#rt.handlers.get(name);
+      if (reg === undefined) continue;
+      if (reg.maxConcurrency > 0 && (this.#runningBy.get(name) ?? 0) >= reg.maxConcurrency) continue;
+      total += reg.priority;
+      candidates.push([fifo, reg.priority]);
+    }
+    if (candidates.length <= 1) return candidates[0]?.[0];
+    let draw = Math.random() * total;
+    for (const [fifo, weight] of candidates) {
+      draw -= weight;
+      if (draw < 0) return fifo;
+    }
+    return candidates[candidates.length - 1]?.[0];
+  }
+
+  #pump(): void {
+    const limit = this.#concurrency ?? this.#rt.options.concurrency;
+    while (this.#consuming && this.#running < limit) {
+      const entry = this.#pick()?.shift();
+      if (entry === undefined) return;
+      this.#startAttempt(entry);
+    }
+  }
+
+  #startAttempt(entry: Entry): void {
+    this.#move(entry, 'running');
+    const name = entry.record.handler;
+    this.#running++;
+    this.#runningBy.set(name, (this.#runningBy.get(name) ?? 0) + 1);
+    const job = { ...entry.record, fails: entry.fails, runAt: entry.runAt };
+    const attempt: Promise<void> = this.#rt
+      .run(job, { signal: this.#abort.signal })
+      .then((outcome) => {
+        this.#running--;
+        this.#runningBy.set(name, (this.#runningBy.get(name) ?? 1) - 1);
+        const nextRunAt = this.#settle(entry, outcome);
+        this.#rt.report(job, outcome, nextRunAt);
+      })
+      .catch((error: unknown) => this.#rt.emit('error', { error }))
+      .finally(() => {
+        this.#attempts.delete(attempt);
+        this.#pump();
+      });
+    this.#attempts.add(attempt);
+  }
+
+  /** Apply an attempt's outcome; returns the retry time. */
+  #settle(entry: Entry, outcome: AttemptOutcome): number | undefined {
+    const now = Date.now();
+    switch (outcome.type) {
+      case 'completed':
+        this.#finish(entry);
+        return undefined;
+      case 'retry':
+        entry.fails++;
+        entry.lastError = errorInfo(outcome.error, now);
+        this.#move(entry, 'retrying');
+        entry.runAt = now + outcome.delayMs;
+        entry.seq = this.#seq++;
+        this.#due.push(entry);
+        this.#armTimer();
+        return entry.runAt;
+      case 'dead': {
+        entry.fails++;
+        entry.lastError = errorInfo(outcome.error, now);
+        this.#move(entry, 'dead');
+        this.#dead.set(entry.record.id, entry);
+        this.#releaseHolds(entry);
+        return undefined;
+      }
+      case 'aborted':
+        // Stopped past the timeout: stop() drops it and reports it.
+        return undefined;
+    }
+  }
+
+  // ── due times ────────────────────────────────────────────────────────────
+
+  #moveDue(): void {
+    const now = Date.now();
+    for (let top = this.#due.peek(); top !== undefined && top.runAt <= now; top = this.#due.peek()) {
+      this.#due.pop();
+      if (top.state === 'scheduled' || top.state === 'retrying') this.#makeReady(top);
+    }
+  }
+
+  /** One timer at the earliest due time, in steps of at most 2^31−1 ms. */
+  #armTimer(): void {
+    if (!this.#consuming) return;
+    const top = this.#due.peek();
+    if (top === undefined) {
+      this.#clearTimer();
+      return;
+    }
+    if (this.#timer !== undefined && this.#timerAt <= top.runAt) return;
+    this.#clearTimer();
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, top.runAt - Date.now()));
+    this.#timerAt = top.runAt;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      this.#moveDue();
+      this.#armTimer();
+      this.#pump();
+    }, delay);
+  }
+
+  #clearTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  #info(entry: Entry): JobInfo {
+    const { record } = entry;
+    return {
+      id: record.id,
+      handler: record.handler,
+      queue: record.queue,
+      key: record.key,
+      args: record.args,
+      state: entry.state as JobState,
+      fails: entry.fails,
+      enqueuedAt: record.enqueuedAt,
+      runAt: entry.runAt,
+      lastError: entry.lastError,
+    };
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Test helpers for shardwork job adapters: the conformance suite that every
+ * adapter runs unchanged.
+ *
+ * ```ts
+ * import { describeJobQueueConformance } from '@shardwork/jobs/testing';
+ * describeJobQueueConformance({ name: 'mine', durable: true, refusesUnknownHandlers: false, create: (o, ns) => … });
+ * ```
+ *
+ * Requires `vitest` (an optional peer dependency).
+ *
+ * @module
+ */
+
+export type { JobQueueHarness } from './conformance.js';
+export { describeJobQueueConformance } from './conformance.js';
