@@ -18,6 +18,8 @@
  * @module
  */
 
+// Re-exported so that handlers import what they throw from one place.
+export { NonRetryableError } from '@shardwork/core';
 export type {
   AdapterRuntime,
   AttemptOutcome,

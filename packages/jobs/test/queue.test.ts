@@ -1,0 +1,161 @@
+import { InvalidOptionsError, UnknownProtocolError } from '@shardwork/core';
+import {
+  createJobQueue,
+  type JobAdapter,
+  JobQueue,
+  type JobQueueEventMap,
+  registerJobQueue,
+  SimpleQueue,
+} from '@shardwork/jobs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+describe('choosing the adapter by URL', () => {
+  afterEach(() => {
+    delete process.env.SHARDWORK_JOBS;
+  });
+
+  it('refuses a malformed URL or an unknown scheme at construction', () => {
+    expect(() => createJobQueue('localhost:6379')).toThrow(InvalidOptionsError);
+    expect(() => createJobQueue('sqs://queue')).toThrow(UnknownProtocolError);
+    expect(() => createJobQueue('sqs://queue')).toThrow(/job queue adapter.*memory:\/\//);
+    process.env.SHARDWORK_JOBS = 'nonsense';
+    expect(() => createJobQueue()).toThrow(/SHARDWORK_JOBS/);
+  });
+
+  it('uses SHARDWORK_JOBS, else memory://', async () => {
+    const q = createJobQueue();
+    await q.stats();
+    expect(q.status().adapter).toBe('memory');
+    await q.stop();
+  });
+
+  it('loads a registered protocol with the compiled queue options', async () => {
+    let seen: unknown;
+    registerJobQueue('custom', (url, options) => {
+      seen = { url, concurrency: options.concurrency, adapter: options.adapter };
+      return new SimpleQueue();
+    });
+    process.env.SHARDWORK_JOBS = 'custom://somewhere';
+    const q = createJobQueue(undefined, { concurrency: 3, adapter: { region: 'x' } });
+    q.register('h', () => undefined);
+    await q.perform({ handler: 'h' });
+    expect(seen).toEqual({ url: 'custom://somewhere', concurrency: 3, adapter: { region: 'x' } });
+    await q.stop();
+  });
+
+  it('names the package to install for an adapter that is not installed', async () => {
+    const q = createJobQueue('amqp://127.0.0.1:5672');
+    await expect(q.perform({ handler: 'h' })).rejects.toThrow(/Install @shardwork\/jobs-amqp/);
+    await q.stop();
+  });
+
+  it.each([
+    [{ concurrency: 0 }, 'concurrency'],
+    [{ maxArgsBytes: 1.5 }, 'maxArgsBytes'],
+    [{ stopTimeoutMs: -1 }, 'stopTimeoutMs'],
+    [{ adapter: 'x' }, 'adapter'],
+  ])('refuses queue options %o naming %s', (options, option) => {
+    expect(() => createJobQueue('memory://', options as never)).toThrow(expect.objectContaining({ option }));
+  });
+
+  it('refuses something that is neither a URL nor an adapter', () => {
+    expect(() => new JobQueue(42 as unknown as JobAdapter)).toThrow(expect.objectContaining({ option: 'adapter' }));
+  });
+});
+
+describe('SimpleQueue specifics', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'Date'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('runs a job due in 40 days at its time, not early (timers longer than 2^31 ms are stepped)', async () => {
+    const q = new JobQueue(new SimpleQueue());
+    const ran: number[] = [];
+    q.register('far', () => void ran.push(Date.now()));
+    await q.start();
+    const due = Date.now() + 40 * 86_400_000;
+    await q.performAt({ handler: 'far' }, due);
+    await vi.advanceTimersByTimeAsync(39 * 86_400_000);
+    expect(ran).toEqual([]);
+    await vi.advanceTimersByTimeAsync(86_400_000 + 10);
+    expect(ran).toHaveLength(1);
+    expect(Math.abs((ran[0] as number) - due)).toBeLessThan(50);
+    await q.stop();
+  });
+
+  it('reports every job it drops at stop, with the reason, and counts them', async () => {
+    const q = createJobQueue('memory://');
+    const dropped: JobQueueEventMap['job:dropped'][] = [];
+    q.on('job:dropped', (e) => dropped.push(e));
+    q.register('paused', () => undefined);
+    q.register('later', () => undefined);
+    await q.pause('paused');
+    await q.start();
+    const queued = await q.perform({ handler: 'paused' });
+    const scheduled = await q.performIn({ handler: 'later' }, 60_000);
+    const result = await q.stop({ timeoutMs: 0 });
+    expect(result).toEqual({ aborted: 0, dropped: 2 });
+    expect(new Map(dropped.map((d) => [d.job.id, d.reason]))).toEqual(
+      new Map([
+        [queued.id, 'queued'],
+        [scheduled.id, 'scheduled'],
+      ]),
+    );
+  });
+
+  it('reports the jobs of a queue that never started when it is stopped', async () => {
+    const q = createJobQueue('memory://');
+    const dropped: string[] = [];
+    q.on('job:dropped', ({ job }) => dropped.push(job.id));
+    q.register('h', () => undefined);
+    const { id } = await q.perform({ handler: 'h' });
+    expect(await q.stop()).toEqual({ aborted: 0, dropped: 1 });
+    expect(dropped).toEqual([id]);
+  });
+
+  it('prints failures when nobody listens for them', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const q = createJobQueue('memory://');
+      q.register(
+        'bad',
+        () => {
+          throw new Error('nobody hears me');
+        },
+        { maxFails: 1 },
+      );
+      await q.start();
+      await q.perform({ handler: 'bad' });
+      await vi.advanceTimersByTimeAsync(10);
+      expect(warn).toHaveBeenCalledWith(
+        expect.stringMatching(/bad .* attempt 1 failed, dead \(max-fails\): nobody hears me/),
+      );
+      await q.stop();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('counts what this process did in status()', async () => {
+    const q = createJobQueue('memory://');
+    q.register('ok', () => undefined, { unique: true });
+    q.register(
+      'bad',
+      () => {
+        throw new Error('x');
+      },
+      { maxFails: 2, backoff: () => 1 },
+    );
+    q.on('job:failed', () => undefined);
+    await q.start();
+    await q.perform({ handler: 'ok' });
+    await q.perform({ handler: 'ok' });
+    await q.perform({ handler: 'bad' });
+    await vi.advanceTimersByTimeAsync(20);
+    expect(q.status().counts).toEqual({ enqueued: 2, duplicates: 1, started: 3, completed: 1, failed: 2, dead: 1 });
+    await q.stop();
+  });
+});
