@@ -19,6 +19,12 @@
  * @module
  */
 
+export type { UnavailableFactory } from './connection.js';
+export { RedisConnection, reconnectDelay, TRANSIENT_REPLY } from './connection.js';
 export type { RedisServiceKeys } from './keys.js';
 export type { CompiledRedisOptions, RedisDiscoveryOptions } from './redis-discovery.js';
-export { discoveryFromUrl, RedisDiscovery } from './redis-discovery.js';
+export { compileOptions as compileRedisOptions, discoveryFromUrl, RedisDiscovery } from './redis-discovery.js';
+export type { LoadedScript, LuaScriptsOptions } from './scripts.js';
+export { LuaScripts, runScript } from './scripts.js';
+export type { ParsedRedisUrl } from './url.js';
+export { parseRedisUrl, redactUrl } from './url.js';

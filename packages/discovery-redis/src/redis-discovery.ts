@@ -20,13 +20,13 @@ import {
   LeaseExpiredError,
   type MemberInfo,
   type Registration,
-  ShardworkError,
   type Snapshot,
 } from '@shardwork/core';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { RedisConnection, reconnectDelay } from './connection.js';
 import { type RedisServiceKeys, serviceKeys } from './keys.js';
 import { parsePositiveInteger, parseReap, parseSnapshot, UnexpectedReplyError } from './records.js';
-import { runScript, type ScriptName, script } from './scripts.js';
+import { type ScriptName, script } from './scripts.js';
 import { parseRedisUrl, redactUrl } from './url.js';
 
 /** Options of {@link RedisDiscovery}. Give at most one of `url`/`redis` (they combine) or `client`. */
@@ -119,12 +119,6 @@ export interface CompiledRedisOptions {
 }
 
 const DEFAULTS = { prefix: 'sw:', commandTimeoutMs: 1000, connectTimeoutMs: 2000, pollIntervalMs: 2000 } as const;
-
-/** Reconnect backoff: 50 ms doubling up to 1 s, with jitter so clients do not reconnect in lockstep. */
-function reconnectDelay(attempt: number): number {
-  const base = Math.min(1000, 50 * 2 ** Math.min(attempt - 1, 5));
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}
 
 function checkDuration(option: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
@@ -247,9 +241,6 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
   };
 }
 
-/** Redis reply errors after which a later retry can succeed (failover, loading, busy script). */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MOVED|ASK)\b/;
-
 interface Listening {
   readonly listener: DiscoveryListener;
 }
@@ -282,30 +273,15 @@ export class RedisDiscovery implements Discovery {
   /** Backend kind for messages. */
   readonly kind = 'redis';
   readonly #options: CompiledRedisOptions;
-  readonly #redis: Redis;
-  readonly #ownsClient: boolean;
+  readonly #connection: RedisConnection;
   #subscriber: Redis | undefined;
   #subscriberReadies = 0;
   readonly #watches = new Map<string, WatchState>();
-  #connecting: { promise: Promise<Redis>; reject: (error: Error) => void } | undefined;
-  #lastError: Error | undefined;
   #closed = false;
 
   constructor(options: RedisDiscoveryOptions = {}) {
     this.#options = compileOptions(options);
-    const { connection } = this.#options;
-    if (connection.kind === 'external') {
-      this.#redis = connection.client;
-      this.#ownsClient = false;
-    } else {
-      this.#redis = new Redis(connection.options);
-      this.#ownsClient = true;
-      // Without a listener ioredis prints every failed reconnect; calls report
-      // the last error in their DiscoveryUnavailableError instead.
-      this.#redis.on('error', (error: Error) => {
-        this.#lastError = error;
-      });
-    }
+    this.#connection = new RedisConnection(this.#options, (detail, cause) => this.#unavailable(detail, cause));
   }
 
   /** Key prefix in use. */
@@ -322,73 +298,10 @@ export class RedisDiscovery implements Discovery {
     return new DiscoveryUnavailableError('redis', `${this.#options.target}: ${detail}`, cause);
   }
 
-  /** The command connection once ready; waits at most `connectTimeoutMs`, fails on the first connection error. */
-  #connection(): Promise<Redis> {
-    if (this.#closed) return Promise.reject(this.#unavailable('connection closed'));
-    const redis = this.#redis;
-    if (redis.status === 'ready') return Promise.resolve(redis);
-    if (redis.status === 'end') {
-      return Promise.reject(this.#unavailable('connection ended', this.#lastError));
-    }
-    if (this.#connecting !== undefined) return this.#connecting.promise;
-    if (redis.status === 'wait') redis.connect().catch(() => undefined);
-    let reject: (error: Error) => void = () => undefined;
-    const promise = new Promise<Redis>((resolve, rejectPromise) => {
-      const settle = (error: Error | undefined): void => {
-        clearTimeout(timer);
-        redis.off('ready', onReady);
-        redis.off('error', onError);
-        redis.off('end', onEnd);
-        this.#connecting = undefined;
-        if (error === undefined) resolve(redis);
-        else rejectPromise(error);
-      };
-      const onReady = (): void => settle(undefined);
-      const onError = (error: Error): void => settle(this.#unavailable(`cannot connect: ${error.message}`, error));
-      const onEnd = (): void => settle(this.#unavailable('connection ended', this.#lastError));
-      const timer = setTimeout(() => {
-        const last = this.#lastError === undefined ? '' : ` (last error: ${this.#lastError.message})`;
-        settle(this.#unavailable(`not connected within ${this.#options.connectTimeoutMs} ms${last}`, this.#lastError));
-      }, this.#options.connectTimeoutMs);
-      redis.once('ready', onReady);
-      redis.on('error', onError);
-      redis.once('end', onEnd);
-      reject = settle;
-    });
-    this.#connecting = { promise, reject };
-    return promise;
-  }
-
   /** Run one script for `service`, bounded by `commandTimeoutMs`, with errors mapped to the contract. */
-  async #run(name: ScriptName, keys: RedisServiceKeys, args: readonly (string | number)[]): Promise<unknown> {
+  #run(name: ScriptName, keys: RedisServiceKeys, args: readonly (string | number)[]): Promise<unknown> {
     const loaded = script(name); // a missing .lua file is a packaging bug, not an outage: let it through
-    const redis = await this.#connection();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(this.#unavailable(`no reply within ${this.#options.commandTimeoutMs} ms`)),
-        this.#options.commandTimeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([runScript(redis, loaded, keys.all, [keys.events, ...args]), timeout]);
-    } catch (error) {
-      throw this.#mapError(error);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #mapError(error: unknown): unknown {
-    if (error instanceof ShardworkError) return error;
-    if (!(error instanceof Error)) return this.#unavailable(String(error), error);
-    if (error.name === 'ReplyError') {
-      // Other reply errors (NOPERM, WRONGTYPE, a script error) are configuration
-      // or data problems that retrying does not fix: pass them on as they are.
-      return TRANSIENT_REPLY.test(error.message) ? this.#unavailable(error.message, error) : error;
-    }
-    // Connection closed, stream not writeable, max retries, socket timeout, ECONNREFUSED…
-    return this.#unavailable(error.message, error);
+    return this.#connection.run(loaded, keys.all, [keys.events, ...args]);
   }
 
   async ensureGroup(service: string, shardCount: number): Promise<number> {
@@ -528,19 +441,8 @@ export class RedisDiscovery implements Discovery {
 
   #ensureSubscriber(): Redis {
     if (this.#subscriber !== undefined) return this.#subscriber;
-    // A duplicate keeps host, TLS and credentials. It resubscribes by itself on
-    // every ready (autoResubscribe off) so it knows when the subscription is live.
-    const sub = this.#redis.duplicate({
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      autoResubscribe: false,
-      retryStrategy: reconnectDelay,
-      socketTimeout: undefined,
-      connectTimeout: this.#options.connectTimeoutMs,
-    });
-    sub.on('error', () => undefined); // reconnects on its own; the poll covers the gap
+    // It resubscribes by itself on every ready so it knows when the subscription is live.
+    const sub = this.#connection.subscriber();
     sub.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
     sub.on('ready', () => void this.#onSubscriberReady(sub));
     this.#subscriber = sub;
@@ -618,27 +520,7 @@ export class RedisDiscovery implements Discovery {
     if (this.#closed) return;
     this.#closed = true;
     for (const state of [...this.#watches.values()]) this.#unwatchService(state);
-    this.#connecting?.reject(this.#unavailable('connection closed'));
-    const closing: Promise<unknown>[] = [];
-    const end = (redis: Redis): void => {
-      // Only an open socket emits 'end' after disconnect(); one that is waiting
-      // to reconnect just stops waiting. The timer bounds close() regardless.
-      if (redis.status === 'connect' || redis.status === 'connecting' || redis.status === 'ready') {
-        closing.push(
-          new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 1000);
-            redis.once('end', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-        );
-      }
-      if (redis.status !== 'end') redis.disconnect();
-    };
-    if (this.#subscriber !== undefined) end(this.#subscriber);
-    if (this.#ownsClient) end(this.#redis);
-    await Promise.all(closing);
+    await this.#connection.close();
   }
 
   /** `await using discovery = new RedisDiscovery(…)` closes it at the end of the scope. */

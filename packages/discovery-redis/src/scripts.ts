@@ -4,7 +4,8 @@
  * not know the script yet (`NOSCRIPT`, e.g. after a restart or `SCRIPT FLUSH`).
  *
  * Every script is `common.lua` followed by its own file, so the reaping of
- * expired members lives in one place.
+ * expired members lives in one place. {@link LuaScripts} is the loader, also
+ * used by `@shardwork/jobs-redis` for its own scripts.
  *
  * @module
  */
@@ -30,41 +31,71 @@ export interface LoadedScript {
   readonly sha: string;
 }
 
-const loaded = new Map<ScriptName | 'common', string>();
-const compiled = new Map<ScriptName, LoadedScript>();
-
-/**
- * Where the `.lua` files are: next to this module when running from `src/`,
- * and `../src/lua` when running from `dist/` (tsc does not copy them, and the
- * package ships `src/`, so no copy step is needed).
- */
-const directories = ['./lua/', '../src/lua/'] as const;
-
-function readLua(name: ScriptName | 'common'): string {
-  const cached = loaded.get(name);
-  if (cached !== undefined) return cached;
-  let lastError: unknown;
-  for (const directory of directories) {
-    try {
-      const text = readFileSync(new URL(`${directory}${name}.lua`, import.meta.url), 'utf8');
-      loaded.set(name, text);
-      return text;
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw new Error(`@shardwork/discovery-redis: cannot read the Lua script ${name}.lua`, { cause: lastError });
+/** Where a package keeps its `.lua` files, and which one is prepended to every script. */
+export interface LuaScriptsOptions {
+  /** `import.meta.url` of a module of the package, the base of `directories`. */
+  readonly base: string;
+  /**
+   * Directories relative to `base`, tried in order: next to the module when
+   * running from `src/`, and `../src/lua/` when running from `dist/` (tsc does
+   * not copy `.lua` files, and the packages ship `src/`, so no copy step is needed).
+   */
+  readonly directories: readonly string[];
+  /** A file (without `.lua`) prepended to every script, so shared helpers live in one place. */
+  readonly common?: string;
+  /** Package name for error messages. */
+  readonly pkg: string;
 }
 
-/** The full source and SHA1 of a script. */
-export function script(name: ScriptName): LoadedScript {
-  let found = compiled.get(name);
-  if (found === undefined) {
-    const source = `${readLua('common')}\n${readLua(name)}`;
-    found = { source, sha: createHash('sha1').update(source).digest('hex') };
-    compiled.set(name, found);
+/** The Lua scripts of a package, each read and hashed on first use. */
+export class LuaScripts<N extends string> {
+  readonly #options: LuaScriptsOptions;
+  readonly #files = new Map<string, string>();
+  readonly #compiled = new Map<N, LoadedScript>();
+
+  constructor(options: LuaScriptsOptions) {
+    this.#options = options;
   }
-  return found;
+
+  #read(name: string): string {
+    const cached = this.#files.get(name);
+    if (cached !== undefined) return cached;
+    let lastError: unknown;
+    for (const directory of this.#options.directories) {
+      try {
+        const text = readFileSync(new URL(`${directory}${name}.lua`, this.#options.base), 'utf8');
+        this.#files.set(name, text);
+        return text;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw new Error(`${this.#options.pkg}: cannot read the Lua script ${name}.lua`, { cause: lastError });
+  }
+
+  /** The full source (common file first) and SHA1 of a script. */
+  get(name: N): LoadedScript {
+    let found = this.#compiled.get(name);
+    if (found === undefined) {
+      const common = this.#options.common;
+      const source = common === undefined ? this.#read(name) : `${this.#read(common)}\n${this.#read(name)}`;
+      found = { source, sha: createHash('sha1').update(source).digest('hex') };
+      this.#compiled.set(name, found);
+    }
+    return found;
+  }
+}
+
+const scripts = new LuaScripts<ScriptName>({
+  base: import.meta.url,
+  directories: ['./lua/', '../src/lua/'],
+  common: 'common',
+  pkg: '@shardwork/discovery-redis',
+});
+
+/** The full source and SHA1 of a discovery script. */
+export function script(name: ScriptName): LoadedScript {
+  return scripts.get(name);
 }
 
 /** Run a loaded script with `EVALSHA`, sending its source with `EVAL` on `NOSCRIPT`. */
