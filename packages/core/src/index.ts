@@ -77,7 +77,7 @@ export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from
 export { ProtocolRegistry } from './protocols.js';
 export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
 export { compileRetry } from './retry.js';
-export type { CompiledSchedule, ScheduleInput } from './schedule.js';
-export { compileSchedule } from './schedule.js';
+export type { CompiledSchedule, ScheduleInput, Ticker } from './schedule.js';
+export { compileSchedule, startTicker, ticksBetween } from './schedule.js';
 export type { RevokeReason, WorkerEventMap, WorkerState, WorkerStatus } from './worker.js';
 export { Worker } from './worker.js';

@@ -51,3 +51,29 @@ export function startTicker(schedule: CompiledSchedule, onTick: (scheduledAt: Da
   );
   return { stop: () => job.stop() };
 }
+
+/**
+ * Fire times of the schedule after `after` (exclusive) up to `until`
+ * (inclusive), oldest first, at most `max` of them (the newest `max` when there
+ * are more). For catching up on ticks that nobody ran.
+ */
+export function ticksBetween(schedule: CompiledSchedule, after: Date, until: Date, max: number): Date[] {
+  const cron = new Cron(schedule.cron, {
+    paused: true,
+    ...(schedule.timezone === undefined ? {} : { timezone: schedule.timezone }),
+  });
+  const ticks: Date[] = [];
+  try {
+    for (
+      let next = cron.nextRun(after);
+      next !== null && next.getTime() <= until.getTime();
+      next = cron.nextRun(next)
+    ) {
+      ticks.push(next);
+      if (ticks.length > max) ticks.shift();
+    }
+  } finally {
+    cron.stop();
+  }
+  return ticks;
+}

@@ -13,7 +13,7 @@
 import type { JobFeature } from './errors.js';
 import type { DeadReason, JobQueueEventMap } from './events.js';
 import type { EnqueueResult, JobInfo, JobRecord, JobRef, JobState } from './job.js';
-import type { CompiledQueueOptions, CompiledRegistration } from './options.js';
+import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 
 /** A job an adapter hands to {@link AdapterRuntime.run}. */
 export interface RunnableJob extends JobRecord {
@@ -47,6 +47,10 @@ export interface AdapterRuntime {
   readonly handlers: ReadonlyMap<string, CompiledRegistration>;
   /** The queue's compiled options. */
   readonly options: CompiledQueueOptions;
+  /** Periodic jobs (fixed once the queue starts); consuming adapters enqueue one job per tick. */
+  readonly periodics: readonly CompiledPeriodic[];
+  /** The record of the job `periodic` enqueues for the tick at `tickMs` (ms since the epoch). */
+  periodicRecord(periodic: CompiledPeriodic, tickMs: number): JobRecord;
   /**
    * Run one attempt: `job:started`, middleware, handler, timeout; decide
    * completed, retry (with the delay) or dead. Never rejects. Resolves when the

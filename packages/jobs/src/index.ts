@@ -70,12 +70,22 @@ export type {
 export { JOB_STATES } from './job.js';
 export type {
   BackoffFunction,
+  CatchUp,
+  CompiledPeriodic,
   CompiledQueueOptions,
   CompiledRegistration,
   JobQueueOptions,
+  PeriodicOptions,
   RegisterOptions,
 } from './options.js';
-export { compileQueueOptions, compileRegistration, gocraftBackoff } from './options.js';
+export {
+  compilePeriodic,
+  compileQueueOptions,
+  compileRegistration,
+  gocraftBackoff,
+  HANDLER_NAME,
+  QUEUE_NAME,
+} from './options.js';
 export type { JobQueueStatus, StartOptions, StopOptions } from './queue.js';
 export { createJobQueue, JobQueue } from './queue.js';
 export type { JobAdapterFactory, JobAdapterModule } from './registry.js';

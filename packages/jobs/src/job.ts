@@ -79,6 +79,11 @@ export interface JobRecord {
   readonly runAt: number;
   /** For `unique` handlers: the key that at most one queued-or-running job may hold. */
   readonly uniqueKey: string | undefined;
+  /**
+   * Whether the handler is `ordered` in this process's registration (adapters
+   * whose consumers publish their registrations also know it without this).
+   */
+  readonly ordered: boolean;
 }
 
 /** Where a job is. */

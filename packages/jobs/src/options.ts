@@ -6,9 +6,17 @@
  * @module
  */
 
-import { compileRetry, InvalidOptionsError, MAX_TIMER_MS, type RetryOptions } from '@shardwork/core';
+import {
+  type CompiledSchedule,
+  compileRetry,
+  compileSchedule,
+  InvalidOptionsError,
+  MAX_TIMER_MS,
+  type RetryOptions,
+  type ScheduleInput,
+} from '@shardwork/core';
 import { canonicalJson, DEFAULT_MAX_ARGS_BYTES, type JobArgs } from './args.js';
-import type { JobHandler } from './job.js';
+import type { AnyJobs, Job, JobHandler } from './job.js';
 
 /** A name of a handler: letters, digits, `_ . : -`, 1–100 characters. */
 export const HANDLER_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -219,5 +227,61 @@ export function compileQueueOptions(options: JobQueueOptions | undefined): Compi
     maxArgsBytes: integer('maxArgsBytes', o.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES, 2, 512 * 1024 * 1024),
     stopTimeoutMs: integer('stopTimeoutMs', o.stopTimeoutMs ?? 10_000, 0, MAX_TIMER_MS),
     adapter,
+  };
+}
+
+/** What to do, when a replica takes over a periodic job, about ticks that nobody enqueued. */
+export type CatchUp = 'skip' | 'once' | 'all';
+
+/** Options of `periodic(name, schedule, job, options)`. */
+export interface PeriodicOptions {
+  /**
+   * Ticks missed while no replica owned the schedule (all stopped, or a
+   * failover), within `horizonMs`: `skip` enqueues none of them, `once` the
+   * newest one, `all` every one (at most 1000).
+   * @defaultValue `'once'`
+   */
+  readonly catchUp?: CatchUp;
+  /**
+   * How far back missed ticks count.
+   * @defaultValue 3600000 (one hour)
+   */
+  readonly horizonMs?: number;
+}
+
+/** A periodic job after {@link compilePeriodic}. */
+export interface CompiledPeriodic {
+  /** Identity of the schedule (its last enqueued tick is kept under this name). */
+  readonly name: string;
+  readonly schedule: CompiledSchedule;
+  /** The job each tick enqueues. */
+  readonly job: Job<AnyJobs>;
+  readonly catchUp: CatchUp;
+  readonly horizonMs: number;
+}
+
+/** Validate a periodic job. Throws `InvalidOptionsError` or `InvalidCronError`. */
+export function compilePeriodic(
+  name: string,
+  schedule: ScheduleInput,
+  job: Job<AnyJobs>,
+  options: PeriodicOptions | undefined,
+): CompiledPeriodic {
+  if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
+    throw new InvalidOptionsError('periodic.name', name, 'a name of 1–100 letters, digits, "_", ".", ":" or "-"');
+  }
+  const compiled = compileSchedule(schedule);
+  if (compiled === undefined) throw new InvalidOptionsError(`${name}.schedule`, schedule, 'a cron expression');
+  const o = options ?? {};
+  const catchUp = o.catchUp ?? 'once';
+  if (catchUp !== 'skip' && catchUp !== 'once' && catchUp !== 'all') {
+    throw new InvalidOptionsError(`${name}.catchUp`, catchUp, '"skip", "once" or "all"');
+  }
+  return {
+    name,
+    schedule: compiled,
+    job,
+    catchUp,
+    horizonMs: integer(`${name}.horizonMs`, o.horizonMs ?? 3_600_000, 0, 366 * 86_400_000),
   };
 }

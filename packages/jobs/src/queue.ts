@@ -6,7 +6,13 @@
  * @module
  */
 
-import { errorMessage, IllegalStateError, InvalidOptionsError, TypedEmitter } from '@shardwork/core';
+import {
+  errorMessage,
+  IllegalStateError,
+  InvalidOptionsError,
+  type ScheduleInput,
+  TypedEmitter,
+} from '@shardwork/core';
 import { nanoid } from 'nanoid';
 import {
   type AdapterRuntime,
@@ -39,13 +45,16 @@ import {
   type Middleware,
 } from './job.js';
 import {
+  type CompiledPeriodic,
   type CompiledQueueOptions,
   type CompiledRegistration,
+  compilePeriodic,
   compileQueueOptions,
   compileRegistration,
   HANDLER_NAME,
   type JobQueueOptions,
   MAX_KEY_LENGTH,
+  type PeriodicOptions,
   QUEUE_NAME,
   type RegisterOptions,
 } from './options.js';
@@ -115,6 +124,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   readonly #source: string | JobAdapter;
   readonly #handlers = new Map<string, CompiledRegistration>();
   readonly #middleware: Middleware[] = [];
+  readonly #periodics: CompiledPeriodic[] = [];
   #state: JobQueueState = 'idle';
   #adapter: JobAdapter | undefined;
   #loading: Promise<JobAdapter> | undefined;
@@ -163,6 +173,29 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     const registration = compileRegistration(name, handler, options as RegisterOptions<never>);
     this.#adapter?.checkRegistration?.(registration);
     this.#handlers.set(name, registration);
+    return this;
+  }
+
+  /**
+   * Enqueue `job` at every tick of a cron schedule (gocraft's
+   * `PeriodicallyEnqueue`), while this queue consumes. Across replicas that
+   * share a store each tick is enqueued exactly once, by one replica; ticks
+   * that nobody enqueued (every replica down) are caught up per `catchUp`.
+   * The job's `scheduledAt` is its tick. Call before `start()`.
+   */
+  periodic<N extends JobName<J>>(
+    name: string,
+    schedule: ScheduleInput,
+    job: Job<J, N>,
+    options?: PeriodicOptions,
+  ): this {
+    if (this.#state !== 'idle') throw new IllegalStateError('add a periodic job', this.#state);
+    if (this.#periodics.some((p) => p.name === name)) {
+      throw new InvalidOptionsError('periodic.name', name, 'a name not used by another periodic job');
+    }
+    const periodic = compilePeriodic(name, schedule, job as Job<AnyJobs>, options);
+    this.#record(job, Date.now(), `${name}.job`, Date.now()); // refuse a bad job now, not at the first tick
+    this.#periodics.push(periodic);
     return this;
   }
 
@@ -390,6 +423,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       enqueuedAt: now,
       runAt: Math.max(runAt, now),
       uniqueKey,
+      ordered: reg?.ordered ?? false,
     };
   }
 
@@ -426,6 +460,11 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     return {
       handlers: this.#handlers,
       options: this.#options,
+      periodics: this.#periodics,
+      periodicRecord: (periodic, tickMs) => {
+        const now = Date.now();
+        return { ...this.#record(periodic.job, tickMs, `${periodic.name}.job`, now), runAt: tickMs };
+      },
       run: (job, extras) => this.#run(job, extras),
       report: (job, outcome, nextRunAt) => this.#report(job, outcome, nextRunAt),
       emit: (event, payload) => this.emit(event, payload),

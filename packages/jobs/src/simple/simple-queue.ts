@@ -9,7 +9,7 @@
  * @module
  */
 
-import { IllegalStateError, MAX_TIMER_MS } from '@shardwork/core';
+import { IllegalStateError, MAX_TIMER_MS, startTicker, type Ticker } from '@shardwork/core';
 import {
   type AdapterRuntime,
   type AttemptOutcome,
@@ -24,7 +24,7 @@ import {
 import { errorInfo, type JobErrorInfo, JobNotFoundError, UnknownHandlerError } from '../errors.js';
 import type { DropReason } from '../events.js';
 import type { EnqueueResult, JobInfo, JobRecord, JobState } from '../job.js';
-import type { CompiledQueueOptions, CompiledRegistration } from '../options.js';
+import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from '../options.js';
 import { Fifo, MinHeap } from './structures.js';
 
 /** A job's state in this adapter; `done` means removed. */
@@ -80,6 +80,7 @@ export class SimpleQueue implements JobAdapter {
   #abort = new AbortController();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
+  #tickers: Ticker[] = [];
 
   /** @param options - `concurrency` is read from the queue's options unless given here. */
   constructor(options?: Partial<Pick<CompiledQueueOptions, 'concurrency'>>) {
@@ -141,10 +142,28 @@ export class SimpleQueue implements JobAdapter {
     this.#moveDue();
     this.#armTimer();
     this.#pump();
+    // One process owns the store, so every tick is enqueued once and none is missed while it runs.
+    this.#tickers = this.#rt.periodics.map((periodic) =>
+      startTicker(periodic.schedule, (at) => void this.#enqueueTick(periodic, at.getTime())),
+    );
+  }
+
+  async #enqueueTick(periodic: CompiledPeriodic, tickMs: number): Promise<void> {
+    if (!this.#consuming) return;
+    try {
+      const record = this.#rt.periodicRecord(periodic, tickMs);
+      const [result] = await this.enqueue([record]);
+      if (result?.duplicate === false) {
+        this.#rt.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
+      }
+    } catch (error) {
+      this.#rt.emit('error', { error });
+    }
   }
 
   async stop(timeoutMs: number): Promise<StopResult> {
     this.#consuming = false;
+    for (const ticker of this.#tickers.splice(0)) ticker.stop();
     this.#clearTimer();
     let aborted = 0;
     if (this.#attempts.size > 0) {
@@ -181,6 +200,7 @@ export class SimpleQueue implements JobAdapter {
 
   async close(): Promise<void> {
     this.#consuming = false;
+    for (const ticker of this.#tickers.splice(0)) ticker.stop();
     this.#clearTimer();
   }
 
