@@ -57,6 +57,14 @@ export interface ShardContext {
   readonly owned: boolean;
   /** Throw `NotOwnerError` unless {@link ShardContext.owned}. */
   assertOwned(): void;
+  /**
+   * Like {@link ShardContext.owned}, but it stays `true` while a revoked shard's
+   * handler drains (a rebalance or a graceful stop): the claim is only released
+   * once the handler settles (or `revokeTimeoutMs` passes), so until then no
+   * other replica can own the shard. `false` once the lease deadline passes or
+   * the claim is gone. For handlers that hand work over during a drain.
+   */
+  readonly held: boolean;
 }
 
 /** The slice of this replica, given to `watch` whenever it changes. */

@@ -42,13 +42,19 @@ export interface Ticker {
 
 /** Call `onTick` at every fire time of the schedule until stopped. */
 export function startTicker(schedule: CompiledSchedule, onTick: (scheduledAt: Date) => void): Ticker {
+  // The nominal fire time (what the tick is for), not the moment the timer ran:
+  // replicas that compute the same schedule agree on it to the millisecond.
+  let expected: Date | null = null;
   const job = new Cron(
     schedule.cron,
     { ...(schedule.timezone === undefined ? {} : { timezone: schedule.timezone }), unref: true },
     (self: Cron) => {
-      onTick(self.currentRun() ?? new Date());
+      const at = expected ?? self.currentRun() ?? new Date();
+      expected = self.nextRun();
+      onTick(at);
     },
   );
+  expected = job.nextRun();
   return { stop: () => job.stop() };
 }
 

@@ -77,6 +77,8 @@ interface ShardRun {
   readonly instance: string;
   readonly controller: AbortController;
   revoked: boolean;
+  /** The claim is gone or about to be released: `ctx.held` is false from here on. */
+  released: boolean;
   /** The pipeline run in progress, if any. */
   current: Promise<void> | undefined;
 }
@@ -654,6 +656,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       instance,
       controller: new AbortController(),
       revoked: false,
+      released: false,
       current: undefined,
     };
     this.#runs.set(shard, run);
@@ -675,10 +678,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (run === undefined) return;
     if (!run.revoked) {
       run.revoked = true;
+      // A claim lost behind our back is not ours even while the handler drains.
+      if (why === 'claim-lost') run.released = true;
       run.controller.abort(new NotOwnerError(shard, run.token, why));
       this.emit('shard:revoked', { shard, token: run.token, reason: why });
     }
     await this.#settle(run);
+    run.released = true;
     if (release) {
       await (this.#discovery as Discovery)
         .release(this.#o.service, run.instance, shard, run.token)
@@ -727,6 +733,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   async #pipeline(run: ShardRun, scheduledAt: Date | undefined): Promise<void> {
     const o = this.#o;
     const holds = (): boolean => !run.revoked && this.#holds(run.instance);
+    const held = (): boolean => !run.released && this.#holds(run.instance);
     const ctx = {
       service: o.service,
       shard: run.shard,
@@ -741,6 +748,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       data: {} as Record<string, unknown>,
       get owned(): boolean {
         return holds();
+      },
+      get held(): boolean {
+        return held();
       },
       assertOwned(): void {
         if (!holds()) throw new NotOwnerError(run.shard, run.token, 'revoked or lease deadline passed');

@@ -20,6 +20,7 @@ export type JobsErrorCode =
   | 'JOB_ABORTED'
   | 'UNSUPPORTED_FEATURE'
   | 'QUEUE_UNAVAILABLE'
+  | 'QUEUE_DATA_LOST'
   | 'JOB_NOT_FOUND';
 
 /** Base class of the job layer's errors. */
@@ -152,6 +153,27 @@ export class QueueUnavailableError extends JobsError {
     super('QUEUE_UNAVAILABLE', `Job queue ${adapter} unavailable: ${detail}`, { cause, retryable: true });
     this.name = 'QueueUnavailableError';
     this.adapter = adapter;
+  }
+}
+
+/**
+ * The store lost its data (e.g. Redis restarted without persistence): the
+ * queue's marker is gone or different. Reported as an `error` event by every
+ * process that saw the old data; the queue is recreated and carries on, but the
+ * jobs that were in it are gone.
+ */
+export class QueueDataLostError extends JobsError {
+  /** The queue. */
+  readonly queue: string;
+
+  constructor(adapter: string, queue: string, detail: string) {
+    super(
+      'QUEUE_DATA_LOST',
+      `Job queue ${adapter} lost the data of queue "${queue}": ${detail}. Jobs accepted before are gone; ` +
+        'run Redis with appendonly yes (and appendfsync everysec or always) to keep them.',
+    );
+    this.name = 'QueueDataLostError';
+    this.queue = queue;
   }
 }
 

@@ -45,6 +45,7 @@ export {
   JobNotFoundError,
   JobsError,
   JobTimeoutError,
+  QueueDataLostError,
   QueueUnavailableError,
   UnknownHandlerError,
   UnsupportedFeatureError,

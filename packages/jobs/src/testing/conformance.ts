@@ -185,6 +185,8 @@ export function describeJobQueueConformance(harness: JobQueueHarness): void {
         const q = await queue();
         const queues: string[] = [];
         q.register('mail', (_args, ctx) => void queues.push(ctx.queue), { queue: 'mailers' });
+        // A process consumes the queues its registrations name: 'urgent' is one of them here.
+        q.register('page', () => undefined, { queue: 'urgent' });
         await q.start();
         await q.perform({ handler: 'mail' });
         await q.perform({ handler: 'mail', queue: 'urgent' });

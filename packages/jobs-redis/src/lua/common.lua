@@ -1,0 +1,175 @@
+-- common.lua: helpers prepended to every script of this directory; never run on its own.
+--
+-- Every key of a queue starts with B = '<prefix>{<queue>}:' (one hash tag per
+-- queue, so each script touches one slot and runs on Redis Cluster):
+--   B..'jobs'    HASH  id -> job record JSON (immutable once enqueued)
+--   B..'meta'    HASH  id -> '{"h":handler,"p":partition,"k":ordered key or "","u":unique key or ""}'
+--   B..'fails'   HASH  id -> failed attempts (absent = 0)
+--   B..'err'     HASH  id -> JSON of the last error
+--   B..'unique'  HASH  unique key -> id of the queued-or-running job holding it
+--   B..'dead'    ZSET  id -> time of death (ms)
+--   B..'paused'  SET   handler names
+--   B..'conc'    HASH  handler -> attempts running, cluster-wide (maxConcurrency)
+--   B..'cw:'..h  SET   partitions whose fetch found handler h at its maxConcurrency
+--   B..'seen'    SET   handler names ever enqueued
+--   B..'ordered' SET   handler names that consumers registered as ordered
+--   B..'fence'   HASH  partition -> fencing token of its current owner
+--   B..'count'   HASH  '<state>:<handler>' -> number of jobs (ready, scheduled, retrying, running, dead)
+--   B..'cron'    HASH  periodic name -> newest tick enqueued (ms)
+--   B..'info'    HASH  'epoch' -> marker of this incarnation of the data, 'partitions' -> P
+--   B..'p'..p..':r:'..h     LIST  ready jobs of handler h in partition p
+--   B..'p'..p..':due'       ZSET  id -> due time (ms): scheduled and retrying jobs
+--   B..'p'..p..':run'       HASH  id -> '<handler>|<start ms>' for running jobs
+--   B..'p'..p..':busy'      HASH  ordered key -> id of the job at the head of its line
+--   B..'p'..p..':line:'..k  LIST  ordered jobs of key k waiting behind the head
+--   B..'p'..p..':idle'      STRING set when a fetch found nothing: the next enqueue publishes a wake-up
+-- Channel B..'wake': messages are a partition number, or '*' for all.
+--
+-- KEYS[1] is B..'jobs' (it routes the call on Cluster). ARGV[1] = B,
+-- ARGV[2] = the epoch the caller knows ('' for none), ARGV[3] = the caller's
+-- partition count; a script's own arguments start at ARGV[4].
+-- Every reply starts with a status: 'OK' (then the epoch), 'LOST' (the data
+-- was lost: the epoch marker is gone or different), 'PARTS' (then the stored
+-- partition count, which differs from the caller's) or 'STALE' (a fencing
+-- token that is not the partition's current one).
+--
+-- Time comes from the server's TIME only: client clocks are never compared.
+
+if redis.replicate_commands then redis.replicate_commands() end
+
+local B = ARGV[1]
+local K_JOBS, K_META, K_FAILS, K_ERR = B .. 'jobs', B .. 'meta', B .. 'fails', B .. 'err'
+local K_UNIQUE, K_DEAD, K_PAUSED, K_CONC = B .. 'unique', B .. 'dead', B .. 'paused', B .. 'conc'
+local K_SEEN, K_ORDERED, K_FENCE, K_COUNT = B .. 'seen', B .. 'ordered', B .. 'fence', B .. 'count'
+local K_CRON, K_INFO = B .. 'cron', B .. 'info'
+local CHANNEL = B .. 'wake'
+
+local TIME = redis.call('TIME')
+local NOW = tonumber(TIME[1]) * 1000 + math.floor(tonumber(TIME[2]) / 1000)
+
+-- Integers as plain digits: tostring() would print 1.7e+15 for large numbers.
+local function digits(n)
+  return string.format('%.0f', n)
+end
+
+local function pk(p, name)
+  return B .. 'p' .. p .. ':' .. name
+end
+
+local function count(state, handler, by)
+  redis.call('HINCRBY', K_COUNT, state .. ':' .. handler, by)
+end
+
+-- Check the epoch and partition count; create them for a new queue.
+-- Returns the epoch, or a status reply table to return at once.
+local function check_queue()
+  local want, parts = ARGV[2], ARGV[3]
+  local info = redis.call('HMGET', K_INFO, 'epoch', 'partitions')
+  local epoch, stored = info[1], info[2]
+  if not epoch then
+    if want ~= '' then return nil, { 'LOST' } end
+    epoch = TIME[1] .. string.rep('0', 6 - #TIME[2]) .. TIME[2]
+    redis.call('HSET', K_INFO, 'epoch', epoch)
+  elseif want ~= '' and epoch ~= want then
+    return nil, { 'LOST' }
+  end
+  if not stored then
+    redis.call('HSET', K_INFO, 'partitions', parts)
+  elseif stored ~= parts then
+    return nil, { 'PARTS', stored }
+  end
+  return epoch, nil
+end
+
+local function fenced(p, token)
+  return redis.call('HGET', K_FENCE, p) == token
+end
+
+local function meta_of(id)
+  local raw = redis.call('HGET', K_META, id)
+  if not raw then return nil end
+  local ok, meta = pcall(cjson.decode, raw)
+  if not ok or type(meta) ~= 'table' or type(meta.h) ~= 'string' then return nil end
+  return meta
+end
+
+local function wake(p)
+  if redis.call('DEL', pk(p, 'idle')) == 1 then redis.call('PUBLISH', CHANNEL, p) end
+end
+
+-- A job became due: behind its handler's ready jobs, or behind the line of its ordered key.
+local function make_ready(p, id, h, okey)
+  count('ready', h, 1)
+  if okey ~= '' then
+    local head = redis.call('HGET', pk(p, 'busy'), okey)
+    if head and head ~= id then
+      redis.call('RPUSH', pk(p, 'line:' .. okey), id)
+      return
+    end
+    redis.call('HSET', pk(p, 'busy'), okey, id)
+  end
+  redis.call('RPUSH', pk(p, 'r:' .. h), id)
+end
+
+-- One fewer running attempt of h: free its concurrency slot, wake partitions that waited for one.
+local function left_running(p, id, h)
+  redis.call('HDEL', pk(p, 'run'), id)
+  count('running', h, -1)
+  if redis.call('HINCRBY', K_CONC, h, -1) < 0 then redis.call('HSET', K_CONC, h, 0) end
+  local waiting = redis.call('SMEMBERS', B .. 'cw:' .. h)
+  if #waiting > 0 then
+    redis.call('DEL', B .. 'cw:' .. h)
+    for _, q in ipairs(waiting) do redis.call('PUBLISH', CHANNEL, q) end
+  end
+end
+
+-- The job completed or died: release its unique key; the next job of its ordered key may run.
+local function release_holds(p, id, meta)
+  if meta == nil then return end
+  if meta.u ~= nil and meta.u ~= '' and redis.call('HGET', K_UNIQUE, meta.u) == id then
+    redis.call('HDEL', K_UNIQUE, meta.u)
+  end
+  if meta.k ~= nil and meta.k ~= '' and redis.call('HGET', pk(p, 'busy'), meta.k) == id then
+    local nxt = redis.call('LPOP', pk(p, 'line:' .. meta.k))
+    if nxt then
+      redis.call('HSET', pk(p, 'busy'), meta.k, nxt)
+      local m = meta_of(nxt)
+      -- To the front: it waited longest.
+      redis.call('LPUSH', pk(p, 'r:' .. (m and m.h or '?')), nxt)
+      wake(p)
+    else
+      redis.call('HDEL', pk(p, 'busy'), meta.k)
+    end
+  end
+end
+
+-- Store one job (ARGV from index i: id, handler, partition, runAt, unique key, ordered 0/1, key, record JSON).
+-- Returns '' when stored (or already stored under this id), else the id of the unique key's holder.
+local function enqueue_one(i, woke)
+  local id, h, p, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local uk, ord, key, json = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  -- A retried call whose first attempt did get through: nothing to do.
+  if redis.call('HEXISTS', K_JOBS, id) == 1 then return '' end
+  if uk ~= '' then
+    local holder = redis.call('HGET', K_UNIQUE, uk)
+    if holder and redis.call('HEXISTS', K_JOBS, holder) == 1 and redis.call('ZSCORE', K_DEAD, holder) == false then
+      return holder
+    end
+    redis.call('HSET', K_UNIQUE, uk, id)
+  end
+  local okey = ''
+  if key ~= '' and (ord == '1' or redis.call('SISMEMBER', K_ORDERED, h) == 1) then okey = key end
+  redis.call('HSET', K_JOBS, id, json)
+  redis.call('HSET', K_META, id, cjson.encode({ h = h, p = tonumber(p), k = okey, u = uk }))
+  redis.call('SADD', K_SEEN, h)
+  if run_at > NOW then
+    local first = redis.call('ZRANGE', pk(p, 'due'), 0, 0, 'WITHSCORES')
+    redis.call('ZADD', pk(p, 'due'), digits(run_at), id)
+    count('scheduled', h, 1)
+    if #first == 0 or tonumber(first[2]) > run_at then woke[p] = true end
+  else
+    make_ready(p, id, h, okey)
+    woke[p] = true
+  end
+  return ''
+end

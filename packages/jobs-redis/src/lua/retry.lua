@@ -1,0 +1,22 @@
+-- retry.lua: an attempt failed and will run again after a delay. An ordered job
+-- keeps the head of its key's line meanwhile.
+-- KEYS:  [1] B..'jobs'
+-- ARGV:  [1] B, [2] epoch, [3] partitions, [4] partition, [5] token, [6] id,
+--        [7] delay ms, [8] error JSON
+-- Reply: {'OK', epoch, due time ms, fails} or {'OK', epoch, -1} when the job was
+--        not running here; {'STALE'}; or a status of common.lua
+
+local epoch, status = check_queue()
+if status then return status end
+local p, token, id = ARGV[4], ARGV[5], ARGV[6]
+if not fenced(p, token) then return { 'STALE' } end
+local running = redis.call('HGET', pk(p, 'run'), id)
+if not running then return { 'OK', epoch, -1 } end
+local h = string.match(running, '^(.*)|%d+$') or running
+left_running(p, id, h)
+local fails = redis.call('HINCRBY', K_FAILS, id, 1)
+redis.call('HSET', K_ERR, id, ARGV[8])
+local due = NOW + tonumber(ARGV[7])
+redis.call('ZADD', pk(p, 'due'), digits(due), id)
+count('retrying', h, 1)
+return { 'OK', epoch, digits(due), fails }

@@ -1,0 +1,26 @@
+-- takeover.lua: a replica acquired a partition: store its fencing token and put
+-- the jobs left running under an older token back to ready, at the front.
+-- KEYS:  [1] B..'jobs'
+-- ARGV:  [1] B, [2] epoch, [3] partitions, [4] partition, [5] token
+-- Reply: {'OK', epoch, {id, record JSON, …}} the jobs put back; {'STALE', current token}
+--        when the partition already has this or a newer token; or a status of common.lua
+
+local epoch, status = check_queue()
+if status then return status end
+local p, token = ARGV[4], ARGV[5]
+local current = redis.call('HGET', K_FENCE, p)
+if current and tonumber(current) >= tonumber(token) then return { 'STALE', current } end
+redis.call('HSET', K_FENCE, p, token)
+local running = redis.call('HGETALL', pk(p, 'run'))
+local back = {}
+for i = 1, #running, 2 do
+  local id = running[i]
+  local h = string.match(running[i + 1], '^(.*)|%d+$') or running[i + 1]
+  left_running(p, id, h)
+  count('ready', h, 1)
+  redis.call('LPUSH', pk(p, 'r:' .. h), id)
+  back[#back + 1] = id
+  back[#back + 1] = redis.call('HGET', K_JOBS, id) or ''
+end
+redis.call('DEL', pk(p, 'idle'))
+return { 'OK', epoch, back }

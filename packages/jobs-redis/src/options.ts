@@ -1,0 +1,199 @@
+/**
+ * Options of the Redis job adapter and {@link compileRedisJobOptions}, the one
+ * place that validates them (connection options through the discovery
+ * package's compiler, so URLs, ACL users, TLS and fail-fast settings behave the
+ * same in both packages).
+ *
+ * @module
+ */
+
+import type { ConnectionOptions } from 'node:tls';
+import { type Discovery, InvalidOptionsError, parseDiscoveryUrl } from '@shardwork/core';
+import { type CompiledRedisOptions, compileRedisOptions, redactUrl } from '@shardwork/discovery-redis';
+import { QUEUE_NAME } from '@shardwork/jobs';
+import type { Redis, RedisOptions } from 'ioredis';
+
+/** Options of the Redis job adapter (`createJobQueue('redis://…', { adapter: { … } })` or `new RedisJobAdapter(…)`). */
+export interface RedisJobOptions {
+  /**
+   * `redis[s]://[[user][:password]@]host[:port][/db]`; the query may carry
+   * `prefix`, `partitions`, `leaseTtlMs`, `commandTimeoutMs`, `connectTimeoutMs`.
+   * Explicit options win over the URL.
+   * @defaultValue `redis://127.0.0.1:6379`
+   */
+  readonly url?: string;
+  /** ioredis options applied over the URL's (`keyPrefix` is refused: use `prefix`). */
+  readonly redis?: RedisOptions;
+  /** An existing ioredis connection (not closed by the adapter). */
+  readonly client?: Redis;
+  /** TLS: `true` or Node TLS options; `rediss://` turns it on. */
+  readonly tls?: boolean | ConnectionOptions;
+  /** ACL user name. */
+  readonly username?: string;
+  /** Password. */
+  readonly password?: string;
+  /** Database number. */
+  readonly db?: number;
+  /**
+   * Prefix of every key and channel.
+   * @defaultValue `"swj:"`
+   */
+  readonly prefix?: string;
+  /**
+   * Partitions per queue: the unit of ownership, fencing and per-key order.
+   * Fixed per queue (stored by its first user; a different value is refused).
+   * More partitions than replicas lets the load spread; replicas beyond the
+   * partition count stand by.
+   * @defaultValue 16
+   */
+  readonly partitions?: number;
+  /**
+   * Queues this process consumes.
+   * @defaultValue the queues of the registered handlers and periodic jobs
+   */
+  readonly queues?: readonly string[];
+  /**
+   * Where the partition owners coordinate: a discovery URL or instance.
+   * @defaultValue this Redis, under `<prefix>coord:`
+   */
+  readonly discovery?: string | Discovery;
+  /**
+   * Lease TTL of a consumer replica: a crashed replica's in-flight jobs run
+   * again elsewhere about this long after the crash. Same on every replica.
+   * @defaultValue 10000
+   */
+  readonly leaseTtlMs?: number;
+  /**
+   * How long a partition handed to another replica (a rebalance) lets its
+   * running jobs finish before they are aborted and put back.
+   * @defaultValue 10000
+   */
+  readonly revokeTimeoutMs?: number;
+  /**
+   * How long `start()` waits for Redis and for its first partitions.
+   * @defaultValue 30000
+   */
+  readonly startTimeoutMs?: number;
+  /**
+   * How long `perform` retries while Redis is unreachable before it rejects
+   * with `QueueUnavailableError`.
+   * @defaultValue 5000
+   */
+  readonly enqueueTimeoutMs?: number;
+  /**
+   * Most jobs one fetch takes (also bounded by free `concurrency` slots).
+   * @defaultValue 100
+   */
+  readonly batchSize?: number;
+  /**
+   * Safety net: an idle partition re-checks this often even without a
+   * wake-up message (covers a subscriber that died silently). Not a poll in
+   * normal operation: work is fetched on notification and at due times.
+   * @defaultValue 30000
+   */
+  readonly idleCheckMs?: number;
+  /** Longest wait for one Redis reply. @defaultValue 2000 */
+  readonly commandTimeoutMs?: number;
+  /** Longest wait for a connection. @defaultValue 2000 */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Options after {@link compileRedisJobOptions}. */
+export interface CompiledRedisJobOptions {
+  readonly connection: CompiledRedisOptions;
+  readonly prefix: string;
+  readonly partitions: number;
+  readonly queues: readonly string[] | undefined;
+  readonly discovery: string | Discovery | undefined;
+  readonly leaseTtlMs: number;
+  readonly revokeTimeoutMs: number;
+  readonly startTimeoutMs: number;
+  readonly enqueueTimeoutMs: number;
+  readonly batchSize: number;
+  readonly idleCheckMs: number;
+  /** Where we connect, without secrets. */
+  readonly target: string;
+}
+
+const OWN_URL_PARAMS = ['prefix', 'partitions', 'leaseTtlMs'] as const;
+
+function integer(option: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidOptionsError(option, value, `an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+/** Validate options and fill defaults. Throws `InvalidOptionsError` naming the option. */
+export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJobOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options', options, 'an object');
+  // Our own query parameters come off the URL; the rest is the discovery package's to parse.
+  let url = options.url;
+  const fromUrl: Partial<Record<(typeof OWN_URL_PARAMS)[number], string>> = {};
+  if (url !== undefined) {
+    if (typeof url !== 'string') throw new InvalidOptionsError('url', url, 'a redis:// or rediss:// URL');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new InvalidOptionsError('url', redactUrl(url), 'a URL such as "redis://127.0.0.1:6379"');
+    }
+    for (const name of OWN_URL_PARAMS) {
+      const value = parsed.searchParams.get(name);
+      if (value !== null) fromUrl[name] = value;
+      parsed.searchParams.delete(name);
+    }
+    url = parsed.toString();
+  }
+  const numberFromUrl = (name: 'partitions' | 'leaseTtlMs'): number | undefined => {
+    const raw = fromUrl[name];
+    if (raw === undefined) return undefined;
+    if (!/^\d+$/.test(raw)) throw new InvalidOptionsError(name, raw, 'a whole number in the URL');
+    return Number(raw);
+  };
+  const connection = compileRedisOptions({
+    ...(url === undefined ? {} : { url }),
+    ...(options.redis === undefined ? {} : { redis: options.redis }),
+    ...(options.client === undefined ? {} : { client: options.client }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.username === undefined ? {} : { username: options.username }),
+    ...(options.password === undefined ? {} : { password: options.password }),
+    ...(options.db === undefined ? {} : { db: options.db }),
+    commandTimeoutMs: options.commandTimeoutMs ?? 2000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+  });
+  const prefix = options.prefix ?? fromUrl.prefix ?? 'swj:';
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw new InvalidOptionsError('prefix', prefix, 'a string without "{" or "}" (the queue name is the hash tag)');
+  }
+  const queues = options.queues;
+  if (queues !== undefined) {
+    if (!Array.isArray(queues) || queues.length === 0) {
+      throw new InvalidOptionsError('queues', queues, 'a non-empty array of queue names');
+    }
+    for (const [i, q] of queues.entries()) {
+      if (typeof q !== 'string' || !QUEUE_NAME.test(q)) {
+        throw new InvalidOptionsError(`queues[${i}]`, q, 'a queue name of 1–100 letters, digits, "_", "." or "-"');
+      }
+    }
+  }
+  const discovery = options.discovery;
+  if (typeof discovery === 'string') parseDiscoveryUrl(discovery);
+  else if (discovery !== undefined && typeof (discovery as Discovery)?.snapshot !== 'function') {
+    throw new InvalidOptionsError('discovery', discovery, 'a discovery URL or a Discovery instance');
+  }
+  return {
+    connection,
+    prefix,
+    partitions: integer('partitions', options.partitions ?? numberFromUrl('partitions') ?? 16, 1, 4096),
+    queues,
+    discovery,
+    leaseTtlMs: integer('leaseTtlMs', options.leaseTtlMs ?? numberFromUrl('leaseTtlMs') ?? 10_000, 500, 3_600_000),
+    revokeTimeoutMs: integer('revokeTimeoutMs', options.revokeTimeoutMs ?? 10_000, 0, 3_600_000),
+    startTimeoutMs: integer('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0, 3_600_000),
+    enqueueTimeoutMs: integer('enqueueTimeoutMs', options.enqueueTimeoutMs ?? 5000, 0, 3_600_000),
+    batchSize: integer('batchSize', options.batchSize ?? 100, 1, 10_000),
+    idleCheckMs: integer('idleCheckMs', options.idleCheckMs ?? 30_000, 10, 3_600_000),
+    target: connection.target,
+  };
+}

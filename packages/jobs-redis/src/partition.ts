@@ -1,0 +1,430 @@
+/**
+ * The consumer of one owned partition: the `do` of the core `Worker` shard
+ * that is the partition. It fences the partition (taking over the jobs left
+ * running under an older token), fetches in batches while there is work,
+ * sleeps on a wake-up message or the earliest due time when there is none,
+ * persists each outcome with its token (a zombie's is refused), runs the
+ * partition's periodic jobs, and hands the partition over cleanly.
+ *
+ * @module
+ */
+
+import {
+  errorMessage,
+  InvalidRecordError,
+  type ShardContext,
+  sleep,
+  startTicker,
+  type Ticker,
+  ticksBetween,
+} from '@shardwork/core';
+import type {
+  AdapterRuntime,
+  AttemptOutcome,
+  CompiledPeriodic,
+  JobArgs,
+  JobRecord,
+  RunnableJob,
+} from '@shardwork/jobs';
+import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs';
+import { recordArgs, recordJson } from './records.js';
+import type { Slots } from './slots.js';
+import type { QueueStore } from './store.js';
+
+/** What a partition consumer needs from the adapter. */
+export interface ConsumerHost {
+  readonly store: QueueStore;
+  readonly runtime: AdapterRuntime;
+  readonly slots: Slots;
+  readonly batchSize: number;
+  readonly idleCheckMs: number;
+  readonly revokeTimeoutMs: number;
+  /** `[name, priority, maxConcurrency, …]` of the handlers this process runs for the queue. */
+  readonly specs: readonly (string | number)[];
+  /** Aborts when the adapter stops fetching (`stop()` began). */
+  readonly stopping: AbortSignal;
+  /** Aborts when running attempts must be aborted (`stop()` reached its timeout). */
+  readonly aborting: AbortSignal;
+  /** Aborts when the adapter closes: background retries of writes give up. */
+  readonly closed: AbortSignal;
+  /** Periodic jobs whose schedule this partition owns. */
+  readonly periodics: readonly CompiledPeriodic[];
+  /** The partition a job goes to. */
+  partitionOf(record: JobRecord): number;
+  /** Newest tick recorded for a periodic job, ms. */
+  lastTick(name: string): Promise<number | undefined>;
+  reportError(error: unknown): void;
+}
+
+interface Completed {
+  readonly job: RunnableJob;
+  readonly outcome: AttemptOutcome;
+}
+
+/** See the module documentation. */
+export class PartitionConsumer {
+  readonly #host: ConsumerHost;
+  readonly #ctx: ShardContext;
+  readonly #inflight = new Map<string, AbortController>();
+  readonly #attempts = new Set<Promise<void>>();
+  readonly #pending = new Set<Promise<unknown>>();
+  #wakeUp: (() => void) | undefined;
+  #woken = false;
+  #completed: Completed[] = [];
+  #flushScheduled = false;
+  #tickers: Ticker[] = [];
+  #seed = Math.floor(Math.random() * 2_147_483_646) + 1;
+
+  constructor(host: ConsumerHost, ctx: ShardContext) {
+    this.#host = host;
+    this.#ctx = ctx;
+  }
+
+  /** The partition. */
+  get partition(): number {
+    return this.#ctx.shard;
+  }
+
+  /** Attempts running now. */
+  get running(): number {
+    return this.#inflight.size;
+  }
+
+  /** A wake-up message (new work, a sooner due time, a free concurrency slot, unpause). */
+  wake(): void {
+    this.#woken = true;
+    this.#wakeUp?.();
+  }
+
+  /** Resolves once no attempt of this partition runs and every write is done. */
+  async drained(): Promise<void> {
+    while (this.#attempts.size > 0 || this.#pending.size > 0 || this.#completed.length > 0) {
+      await Promise.all([...this.#attempts, ...this.#pending]);
+      if (this.#completed.length > 0) await this.#flush();
+    }
+  }
+
+  async run(): Promise<void> {
+    const host = this.#host;
+    const ctx = this.#ctx;
+    const p = ctx.shard;
+    const token = String(ctx.token);
+    const stop = AbortSignal.any([ctx.signal, host.stopping]);
+    const abortAll = (reason: unknown): void => {
+      for (const controller of this.#inflight.values()) controller.abort(reason);
+    };
+    // Lease lost or claim gone: the attempts must stop at once (the next owner's
+    // takeover puts them back). A rebalance drains them first (below).
+    const onLost = (): void => {
+      if (!ctx.held) abortAll(ctx.signal.reason);
+    };
+    ctx.signal.addEventListener('abort', onLost, { once: true });
+    const onAbortAll = (): void => abortAll(new JobAbortedError('the queue stopped past its timeout'));
+    host.aborting.addEventListener('abort', onAbortAll, { once: true });
+    try {
+      const takeover = await this.#write('takeover', [p, token], stop);
+      if (takeover === undefined || takeover.stale) return;
+      const back = takeover.reply[0] as string[];
+      for (let i = 0; i < back.length; i += 2) {
+        const ref = recordArgs(back[i + 1]);
+        host.runtime.emit('job:recovered', {
+          job: {
+            id: back[i] as string,
+            handler: ref?.handler ?? '?',
+            queue: host.store.queue,
+            key: ref?.key,
+            args: ref?.args ?? {},
+          },
+          reason: 'running under an older owner of its partition',
+        });
+      }
+      await this.#startPeriodics(stop);
+      await this.#loop(stop);
+    } finally {
+      for (const ticker of this.#tickers.splice(0)) ticker.stop();
+      ctx.signal.removeEventListener('abort', onLost);
+      if (!host.stopping.aborted && ctx.held && this.#inflight.size > 0) {
+        // Handed to another replica: let running attempts finish while the claim
+        // is still ours, then put the rest back before core releases it.
+        const budget = Math.max(0, host.revokeTimeoutMs - 1000);
+        await Promise.race([this.drained(), sleep(budget)]);
+        abortAll(new JobAbortedError(`partition ${p} handed over`));
+      } else if (!ctx.held) {
+        abortAll(ctx.signal.reason);
+      }
+      await this.drained();
+      host.aborting.removeEventListener('abort', onAbortAll);
+    }
+  }
+
+  async #loop(stop: AbortSignal): Promise<void> {
+    const host = this.#host;
+    const p = this.#ctx.shard;
+    const token = String(this.#ctx.token);
+    let failures = 0;
+    while (!stop.aborted) {
+      const slots = await host.slots.take(host.batchSize, stop);
+      if (slots === 0) return;
+      this.#woken = false;
+      let fetched: Awaited<ReturnType<QueueStore['fenced']>>;
+      try {
+        fetched = await host.store.fenced('fetch', [p, token, slots, this.#nextSeed(), ...host.specs]);
+        failures = 0;
+      } catch (error) {
+        host.slots.give(slots);
+        host.reportError(error);
+        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)), stop).catch(() => undefined);
+        continue;
+      }
+      if (fetched.stale) {
+        host.slots.give(slots);
+        return;
+      }
+      const [flat, missing, nextDue] = fetched.reply as [string[], string[], number];
+      const count = flat.length / 4;
+      host.slots.give(slots - count);
+      for (const id of missing) {
+        host.runtime.emit('record:invalid', {
+          error: new InvalidRecordError(`${host.store.keys.jobs}[${id}]`, 'a ready job without a record (dropped)'),
+        });
+      }
+      for (let i = 0; i < flat.length; i += 4) {
+        this.#launch(flat[i] as string, flat[i + 1] as string, flat[i + 2] as string, Number(flat[i + 3]));
+      }
+      if (count === 0 && !this.#woken) await this.#idle(Number(nextDue), stop);
+    }
+  }
+
+  #nextSeed(): number {
+    this.#seed = (this.#seed * 48271) % 2_147_483_647;
+    return this.#seed;
+  }
+
+  /** Wait for a wake-up message, the earliest due time, the safety re-check, or the end. */
+  async #idle(nextDueMs: number, stop: AbortSignal): Promise<void> {
+    const wait = Math.min(this.#host.idleCheckMs, nextDueMs >= 0 ? nextDueMs + 1 : Number.POSITIVE_INFINITY);
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        stop.removeEventListener('abort', done);
+        this.#wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      stop.addEventListener('abort', done, { once: true });
+      this.#wakeUp = done;
+    });
+  }
+
+  #launch(id: string, handler: string, raw: string, fails: number): void {
+    const host = this.#host;
+    const record = recordJson(raw, id, handler, host.store.queue);
+    if (typeof record === 'string') {
+      host.runtime.emit('record:invalid', { error: new InvalidRecordError(`${host.store.keys.jobs}[${id}]`, record) });
+      this.#track(
+        this.#write('dead', [
+          this.#ctx.shard,
+          String(this.#ctx.token),
+          id,
+          JSON.stringify({ name: 'InvalidRecordError', message: record, at: Date.now() }),
+        ]),
+      );
+      host.slots.give(1);
+      return;
+    }
+    const controller = new AbortController();
+    this.#inflight.set(id, controller);
+    const job: RunnableJob = { ...record, fails };
+    const attempt: Promise<void> = host.runtime
+      .run(job, {
+        signal: controller.signal,
+        partition: this.#ctx.shard,
+        token: this.#ctx.token,
+        owned: () => this.#ctx.held,
+      })
+      .then((outcome) => this.#settle(job, outcome))
+      .catch((error: unknown) => host.reportError(error))
+      .finally(() => {
+        this.#inflight.delete(id);
+        this.#attempts.delete(attempt);
+        host.slots.give(1);
+      });
+    this.#attempts.add(attempt);
+  }
+
+  async #settle(job: RunnableJob, outcome: AttemptOutcome): Promise<void> {
+    const p = this.#ctx.shard;
+    const token = String(this.#ctx.token);
+    const rt = this.#host.runtime;
+    switch (outcome.type) {
+      case 'completed':
+        this.#completed.push({ job, outcome });
+        if (this.#completed.length >= 100) await this.#flush();
+        else if (!this.#flushScheduled) {
+          this.#flushScheduled = true;
+          setImmediate(() => void this.#flush());
+        }
+        return;
+      case 'retry': {
+        const info = JSON.stringify(errorInfo(outcome.error, Date.now()));
+        const result = await this.#write('retry', [p, token, job.id, Math.round(outcome.delayMs), info]);
+        if (result === undefined || result.stale || Number(result.reply[0]) < 0) return;
+        rt.report(job, outcome, Number(result.reply[0]));
+        // Fetch again to learn the new earliest due time (the retry may be the soonest).
+        this.wake();
+        return;
+      }
+      case 'dead': {
+        const info = JSON.stringify(errorInfo(outcome.error, Date.now()));
+        const result = await this.#write('dead', [p, token, job.id, info]);
+        if (result === undefined || result.stale || result.reply[0] !== 1) return;
+        rt.report(job, outcome);
+        return;
+      }
+      case 'aborted': {
+        // Without the claim the next owner's takeover puts it back; with it, put it back now.
+        if (!this.#ctx.held) return;
+        const result = await this.#write('requeue', [p, token, 1, job.id]);
+        if (result !== undefined && !result.stale && result.reply[0] === 1) {
+          rt.emit('job:recovered', {
+            job: { id: job.id, handler: job.handler, queue: job.queue, key: job.key, args: job.args },
+            reason: errorMessage(outcome.error),
+          });
+        }
+        return;
+      }
+    }
+  }
+
+  /** Record the completions gathered since the last flush in one script call. */
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    const batch = this.#completed;
+    if (batch.length === 0) return;
+    this.#completed = [];
+    const ids = batch.map((c) => c.job.id);
+    const result = await this.#write('complete', [this.#ctx.shard, String(this.#ctx.token), ids.length, ...ids]);
+    if (result === undefined || result.stale) return;
+    const recorded = result.reply[0] as number[];
+    batch.forEach((c, i) => {
+      if (recorded[i] === 1) this.#host.runtime.report(c.job, c.outcome);
+    });
+  }
+
+  #track(write: Promise<unknown>): void {
+    this.#pending.add(write);
+    void write.finally(() => this.#pending.delete(write));
+  }
+
+  /**
+   * A fenced write, retried while Redis is unreachable until it succeeds, is
+   * refused as stale, or the adapter closes (then the job runs again after the
+   * next takeover). `undefined` when it gave up.
+   */
+  async #write(
+    name: Parameters<QueueStore['fenced']>[0],
+    args: readonly (string | number)[],
+    until: AbortSignal = this.#host.closed,
+  ): Promise<Awaited<ReturnType<QueueStore['fenced']>> | undefined> {
+    const run = (async () => {
+      for (let failures = 0; ; failures++) {
+        try {
+          return await this.#host.store.fenced(name, args);
+        } catch (error) {
+          if (!(error instanceof QueueUnavailableError) || until.aborted) {
+            this.#host.reportError(error);
+            return undefined;
+          }
+          if (failures === 0) this.#host.reportError(error);
+          await sleep(Math.min(2000, 50 * 2 ** Math.min(failures, 6)), until).catch(() => undefined);
+          if (until.aborted) return undefined;
+        }
+      }
+    })();
+    this.#pending.add(run);
+    try {
+      return await run;
+    } finally {
+      this.#pending.delete(run);
+    }
+  }
+
+  async #startPeriodics(stop: AbortSignal): Promise<void> {
+    for (const periodic of this.#host.periodics) {
+      if (stop.aborted) return;
+      const last = await this.#host.lastTick(periodic.name).catch((error: unknown) => {
+        this.#host.reportError(error);
+        return undefined;
+      });
+      if (last !== undefined && periodic.catchUp !== 'skip') {
+        const now = Date.now();
+        const from = new Date(Math.max(last, now - periodic.horizonMs));
+        const missed = ticksBetween(periodic.schedule, from, new Date(now), 1000).map((d) => d.getTime());
+        const ticks = periodic.catchUp === 'once' ? missed.slice(-1) : missed;
+        if (ticks.length > 0) await this.#enqueueTicks(periodic, ticks, '');
+      } else if (last !== undefined) {
+        const missed = ticksBetween(periodic.schedule, new Date(last), new Date(), 1);
+        const newest = missed[missed.length - 1];
+        if (newest !== undefined) await this.#enqueueTicks(periodic, [], String(newest.getTime()));
+      }
+      this.#tickers.push(startTicker(periodic.schedule, (at) => void this.#enqueueTicks(periodic, [at.getTime()], '')));
+    }
+  }
+
+  async #enqueueTicks(periodic: CompiledPeriodic, ticks: readonly number[], skipTo: string): Promise<void> {
+    const rt = this.#host.runtime;
+    const records: JobRecord[] = [];
+    try {
+      for (const tick of ticks) records.push(rt.periodicRecord(periodic, tick));
+    } catch (error) {
+      this.#host.reportError(error);
+      return;
+    }
+    const args: (string | number)[] = [this.#ctx.shard, String(this.#ctx.token), periodic.name, skipTo, records.length];
+    records.forEach((record, i) => {
+      args.push(ticks[i] as number, ...enqueueFields(record, this.#host.partitionOf(record)));
+    });
+    const result = await this.#write('cron', args);
+    if (result === undefined || result.stale) return;
+    const outcome = result.reply[0] as string[];
+    records.forEach((record, i) => {
+      if (outcome[i] === 'new') {
+        rt.emit('job:enqueued', {
+          job: {
+            id: record.id,
+            handler: record.handler,
+            queue: record.queue,
+            key: record.key,
+            args: record.args as JobArgs,
+          },
+          runAt: new Date(record.runAt),
+        });
+      }
+    });
+  }
+}
+
+/** The 8 per-job fields of `enqueue.lua` and `cron.lua`. */
+export function enqueueFields(record: JobRecord, partition: number): (string | number)[] {
+  return [
+    record.id,
+    record.handler,
+    partition,
+    record.runAt,
+    record.uniqueKey ?? '',
+    record.ordered ? 1 : 0,
+    record.key ?? '',
+    serializeRecord(record),
+  ];
+}
+
+/** The stored JSON of a record (args spliced in as checked, not serialised again). */
+export function serializeRecord(record: JobRecord): string {
+  return (
+    `{"id":${JSON.stringify(record.id)},"handler":${JSON.stringify(record.handler)},` +
+    `"queue":${JSON.stringify(record.queue)},"key":${record.key === undefined ? 'null' : JSON.stringify(record.key)},` +
+    `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},` +
+    `"uniqueKey":${record.uniqueKey === undefined ? 'null' : JSON.stringify(record.uniqueKey)},` +
+    `"ordered":${record.ordered},"args":${record.argsJson}}`
+  );
+}

@@ -1,0 +1,56 @@
+/**
+ * Reading job records back: what a consumer fetched is checked before it runs,
+ * so a garbage record (written by hand, by another program, or truncated) goes
+ * to the dead set with a reason instead of crashing or stalling the consumer.
+ *
+ * @module
+ */
+
+import type { JobArgs, JobRecord } from '@shardwork/jobs';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The record of `raw`, or what is wrong with it. */
+export function recordJson(raw: string, id: string, handler: string, queue: string): JobRecord | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return `not JSON: ${raw.slice(0, 80)}`;
+  }
+  if (!isObject(value)) return 'not a JSON object';
+  const { args, key, enqueuedAt, runAt, uniqueKey, ordered } = value;
+  if (value.id !== id) return `its id ${JSON.stringify(value.id)} is not ${id}`;
+  if (value.handler !== handler) return `its handler ${JSON.stringify(value.handler)} is not ${handler}`;
+  if (value.queue !== queue) return `its queue ${JSON.stringify(value.queue)} is not ${queue}`;
+  if (!isObject(args)) return 'its args are not an object';
+  if (key !== null && key !== undefined && typeof key !== 'string') return 'its key is not a string';
+  if (typeof enqueuedAt !== 'number' || typeof runAt !== 'number') return 'its times are not numbers';
+  return {
+    id,
+    handler,
+    queue,
+    key: typeof key === 'string' ? key : undefined,
+    args: args as JobArgs,
+    argsJson: '',
+    enqueuedAt,
+    runAt,
+    uniqueKey: typeof uniqueKey === 'string' ? uniqueKey : undefined,
+    ordered: ordered === true,
+  };
+}
+
+/** Handler, key and args of a stored record, as far as they can be read (for events about it). */
+export function recordArgs(raw: string | undefined): { handler?: string; key?: string; args?: JobArgs } | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    const value = JSON.parse(raw) as Record<string, unknown>;
+    return {
+      ...(typeof value.handler === 'string' ? { handler: value.handler } : {}),
+      ...(typeof value.key === 'string' ? { key: value.key } : {}),
+      ...(isObject(value.args) ? { args: value.args as JobArgs } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * One queue's scripts: every call sends the queue's base, the epoch this
+ * process knows and the partition count, and turns the common status replies
+ * into outcomes: data loss is reported once and the queue carries on, a
+ * partition-count mismatch is a clear error, a stale token is a value.
+ *
+ * @module
+ */
+
+import { InvalidOptionsError } from '@shardwork/core';
+import type { RedisConnection } from '@shardwork/discovery-redis';
+import { QueueDataLostError } from '@shardwork/jobs';
+import { type QueueKeys, queueKeys } from './keys.js';
+import { type ScriptName, script } from './scripts.js';
+
+/** A fenced call's reply: the script's own fields, or `stale` when the token is not the partition's. */
+export type Fenced = { readonly stale: false; readonly reply: unknown[] } | { readonly stale: true };
+
+/** See the module documentation. */
+export class QueueStore {
+  readonly queue: string;
+  readonly keys: QueueKeys;
+  readonly #connection: RedisConnection;
+  readonly #partitions: string;
+  readonly #onLost: (error: QueueDataLostError) => void;
+  #epoch = '';
+
+  constructor(
+    connection: RedisConnection,
+    prefix: string,
+    queue: string,
+    partitions: number,
+    onLost: (error: QueueDataLostError) => void,
+  ) {
+    this.queue = queue;
+    this.keys = queueKeys(prefix, queue);
+    this.#connection = connection;
+    this.#partitions = String(partitions);
+    this.#onLost = onLost;
+  }
+
+  /** Run a script; `stale` when it refused a fencing token. */
+  async fenced(name: ScriptName, args: readonly (string | number)[]): Promise<Fenced> {
+    for (let attempt = 0; ; attempt++) {
+      const reply = (await this.#connection.run(
+        script(name),
+        [this.keys.jobs],
+        [this.keys.base, this.#epoch, this.#partitions, ...args],
+      )) as unknown[];
+      const [status] = reply;
+      if (status === 'OK') {
+        this.#epoch = String(reply[1]);
+        return { stale: false, reply: reply.slice(2) };
+      }
+      if (status === 'STALE') return { stale: true };
+      if (status === 'PARTS') {
+        throw new InvalidOptionsError(
+          'partitions',
+          Number(this.#partitions),
+          `${String(reply[1])}, the partition count stored for queue "${this.queue}" (every producer and consumer of a queue must use the same)`,
+        );
+      }
+      if (status === 'LOST' && attempt === 0) {
+        this.#onLost(
+          new QueueDataLostError('redis', this.queue, `its marker ${this.keys.info} is gone or was replaced`),
+        );
+        this.#epoch = '';
+        continue;
+      }
+      throw new Error(`@shardwork/jobs-redis: unexpected reply from ${name}.lua: ${JSON.stringify(reply)}`);
+    }
+  }
+
+  /** Run a script that takes no fencing token. */
+  async call(name: ScriptName, args: readonly (string | number)[]): Promise<unknown[]> {
+    const result = await this.fenced(name, args);
+    if (result.stale) throw new Error(`@shardwork/jobs-redis: ${name}.lua answered STALE without a token`);
+    return result.reply;
+  }
+}
