@@ -33,7 +33,8 @@ export interface RedisTestServer {
   stop(): Promise<void>;
   /**
    * Kill the server and start a new one on the same port. By default all data
-   * is lost; with `keepData` it is saved (`SAVE`) first and loaded again.
+   * is lost; with `keepData` it is saved (`SAVE`) first and loaded again (with
+   * `aof`, the append-only file already has it: the kill loses nothing).
    * `downMs` keeps the port closed that long in between.
    */
   restart(opts?: { keepData?: boolean; downMs?: number }): Promise<void>;
@@ -122,7 +123,13 @@ async function waitForPing(port: number, dir: string, child: ChildProcess, withi
   throw new Error(`redis-server on port ${port} did not answer PING within ${withinMs} ms`, { cause: last });
 }
 
-function spawnServer(port: number, dir: string): Promise<ChildProcess> {
+/** How a test server keeps its data. */
+export interface RedisServerOptions {
+  /** Append-only file with `appendfsync always`: data survives a kill -9 of the server. @defaultValue false */
+  readonly aof?: boolean;
+}
+
+function spawnServer(port: number, dir: string, options: RedisServerOptions = {}): Promise<ChildProcess> {
   const child = spawn(
     binary,
     [
@@ -133,7 +140,8 @@ function spawnServer(port: number, dir: string): Promise<ChildProcess> {
       '--save',
       '',
       '--appendonly',
-      'no',
+      options.aof === true ? 'yes' : 'no',
+      ...(options.aof === true ? ['--appendfsync', 'always'] : []),
       '--dir',
       dir,
       '--dbfilename',
@@ -172,7 +180,7 @@ async function kill(child: ChildProcess): Promise<void> {
 }
 
 /** Start a fresh `redis-server` on a free loopback port and wait until it answers PING. */
-export async function startRedisServer(): Promise<RedisTestServer> {
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisTestServer> {
   installExitHook();
   const dir = mkdtempSync(join(tmpdir(), 'shardwork-redis-'));
   let port = 0;
@@ -180,7 +188,7 @@ export async function startRedisServer(): Promise<RedisTestServer> {
   // A port found free can be taken before redis binds it: try a few.
   for (let attempt = 0; child === undefined; attempt++) {
     port = await freePort();
-    const candidate = await spawnServer(port, dir);
+    const candidate = await spawnServer(port, dir, options);
     try {
       await waitForPing(port, dir, candidate, 5000);
       child = candidate;
@@ -209,11 +217,15 @@ export async function startRedisServer(): Promise<RedisTestServer> {
     },
     async restart(opts = {}) {
       if (stopped) throw new Error('restart() after stop()');
-      if (opts.keepData === true) await redisCommand(port, ['SAVE'], 5000);
-      else rmSync(join(dir, 'dump.rdb'), { force: true });
+      // With an append-only file every write is on disk already: a kill -9 loses nothing.
+      if (opts.keepData === true && options.aof !== true) await redisCommand(port, ['SAVE'], 5000);
+      else if (opts.keepData !== true) {
+        rmSync(join(dir, 'dump.rdb'), { force: true });
+        rmSync(join(dir, 'appendonlydir'), { recursive: true, force: true });
+      }
       await kill(current);
       if (opts.downMs !== undefined && opts.downMs > 0) await new Promise((r) => setTimeout(r, opts.downMs));
-      current = await spawnServer(port, dir);
+      current = await spawnServer(port, dir, options);
       await waitForPing(port, dir, current, 5000);
     },
     command(...args: string[]) {

@@ -1,0 +1,346 @@
+/**
+ * Multi-process fault runs of the Redis job queue: a private redis-server with
+ * an append-only file, consumer replicas as child processes (each behind its
+ * own TCP proxy so its connection can be cut), a producer in this process,
+ * faults (kill -9, SIGSTOP, Redis restart, cut), and a checker over what the
+ * handlers recorded. Used by test/jobs-redis-faults.test.ts and by the soak CLI
+ * (test/jobs-soak.ts).
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sleep } from '@shardwork/core';
+import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import type { JobRecordLine, JobReplicaSpec } from './job-replica-main.js';
+import { type RedisTestServer, startRedisServer } from './redis-server.js';
+import { TcpProxy } from './tcp-proxy.js';
+
+const MAIN = fileURLToPath(new URL('./job-replica-main.ts', import.meta.url));
+
+/** One consumer child. */
+export class JobReplica {
+  readonly #child: ChildProcess;
+  readonly log: string[] = [];
+  readonly exited: Promise<void>;
+  readonly ready: Promise<void>;
+
+  constructor(spec: JobReplicaSpec) {
+    this.#child = spawn(process.execPath, ['--conditions=@shardwork/source', '--import', 'tsx', MAIN], {
+      env: { ...process.env, SHARDWORK_JOB_REPLICA: JSON.stringify(spec) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((resolve) => this.#child.once('exit', () => resolve()));
+    this.ready = new Promise((resolve, reject) => {
+      let buffer = '';
+      this.#child.stdout?.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString();
+        for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (this.log.length < 500) this.log.push(line);
+          if (line.includes('"type":"ready"')) resolve();
+        }
+      });
+      void this.exited.then(() => reject(new Error(`job replica exited before ready:\n${this.log.join('\n')}`)));
+    });
+    this.ready.catch(() => undefined);
+    this.#child.stderr?.on('data', (chunk: Buffer) => {
+      if (this.log.length < 500) this.log.push(chunk.toString());
+    });
+  }
+
+  get alive(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.alive) this.#child.kill(signal);
+  }
+
+  async kill(): Promise<void> {
+    this.signal('SIGKILL');
+    await this.exited;
+  }
+
+  async stop(): Promise<void> {
+    this.signal('SIGCONT');
+    this.signal('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), 15_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** What the producer enqueued. */
+interface Accepted {
+  readonly h: string;
+  readonly key?: string;
+  readonly n?: number;
+  readonly u?: number;
+}
+
+/** The outcome of {@link JobCluster.check}. */
+export interface JobCheckReport {
+  readonly violations: string[];
+  readonly accepted: number;
+  readonly completed: number;
+  /** Jobs that started more than once (allowed only for jobs in flight at a fault). */
+  readonly duplicates: number;
+  readonly ticks: number;
+}
+
+/** Options of a cluster. */
+export interface JobClusterOptions {
+  readonly replicas: number;
+  readonly partitions?: number;
+  readonly ttlMs?: number;
+  readonly concurrency?: number;
+}
+
+/** A Redis job cluster under test. See the module documentation. */
+export class JobCluster {
+  readonly server: RedisTestServer;
+  readonly prefix: string;
+  readonly dir: string;
+  readonly producer: JobQueue;
+  readonly replicas: JobReplica[] = [];
+  readonly proxies: TcpProxy[] = [];
+  readonly accepted = new Map<string, Accepted>();
+  readonly #options: Required<JobClusterOptions>;
+  readonly #seqNext = new Map<string, number>();
+  /** The n of the last job of each key the producer's perform resolved for: order is only promised among those. */
+  #spawned = 0;
+
+  private constructor(server: RedisTestServer, options: Required<JobClusterOptions>) {
+    this.server = server;
+    this.#options = options;
+    this.prefix = `jf${process.pid}${Date.now().toString(36)}:`;
+    this.dir = mkdtempSync(join(tmpdir(), 'shardwork-jobfaults-'));
+    this.producer = createJobQueue(this.#url(server.port), { adapter: { enqueueTimeoutMs: 10_000 } });
+    this.producer.on('error', () => undefined);
+    // A producer registers the definitions it enqueues (never starting): that gives perform the
+    // unique key function; the consumers publish which handlers are ordered themselves.
+    this.producer.register('uniq', () => undefined, { unique: (args) => String(args.u) });
+  }
+
+  static async start(options: JobClusterOptions): Promise<JobCluster> {
+    const server = await startRedisServer({ aof: true });
+    const cluster = new JobCluster(server, {
+      partitions: 6,
+      ttlMs: 1000,
+      concurrency: 8,
+      ...options,
+    });
+    for (let i = 0; i < options.replicas; i++) await cluster.spawn();
+    await Promise.all(cluster.replicas.map((r) => r.ready));
+    return cluster;
+  }
+
+  #url(port: number): string {
+    const o = this.#options;
+    return `redis://127.0.0.1:${port}?prefix=${this.prefix}&partitions=${o.partitions}&leaseTtlMs=${o.ttlMs}`;
+  }
+
+  /** Start one more consumer replica behind its own proxy; returns its index. */
+  async spawn(): Promise<number> {
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: this.server.port });
+    const index = this.#spawned++;
+    this.proxies[index] = proxy;
+    this.replicas[index] = new JobReplica({
+      url: this.#url(proxy.port),
+      recordFile: join(this.dir, `replica-${index}.jsonl`),
+      concurrency: this.#options.concurrency,
+    });
+    return index;
+  }
+
+  /** Enqueue `count` jobs of every kind, `perSecond` of them a second. */
+  async produce(count: number, perSecond: number, random: () => number = Math.random): Promise<void> {
+    const gap = 1000 / perSecond;
+    const began = Date.now();
+    for (let i = 0; i < count; i++) {
+      const kind = random();
+      const ms = 5 + Math.floor(random() * 30);
+      let job: {
+        handler: 'work' | 'seq' | 'uniq' | 'limited';
+        key?: string;
+        args: { n?: number; u?: number; ms: number };
+      };
+      if (kind < 0.4) {
+        job = { handler: 'work', args: { ms }, ...(random() < 0.5 ? { key: `w${i % 7}` } : {}) };
+      } else if (kind < 0.75) {
+        const key = `s${Math.floor(random() * 4)}`;
+        const n = this.#seqNext.get(key) ?? 0;
+        this.#seqNext.set(key, n + 1);
+        job = { handler: 'seq', key, args: { n, ms } };
+      } else if (kind < 0.9) {
+        job = { handler: 'uniq', args: { u: Math.floor(random() * 3), ms: 20 + ms } };
+      } else {
+        job = { handler: 'limited', args: { ms: 20 + ms } };
+      }
+      const result = await this.producer.perform(job);
+      if (!result.duplicate) {
+        this.accepted.set(result.id, {
+          h: job.handler,
+          ...(job.key === undefined ? {} : { key: job.key }),
+          ...(job.args.n === undefined ? {} : { n: job.args.n }),
+          ...(job.args.u === undefined ? {} : { u: job.args.u }),
+        });
+      }
+      const wait = began + (i + 1) * gap - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+
+  /** Every record line the replicas wrote. */
+  records(): JobRecordLine[] {
+    const lines: JobRecordLine[] = [];
+    for (let i = 0; i < this.#spawned; i++) {
+      let text = '';
+      try {
+        text = readFileSync(join(this.dir, `replica-${i}.jsonl`), 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        if (line === '') continue;
+        try {
+          lines.push(JSON.parse(line) as JobRecordLine);
+        } catch {
+          // a line cut by a kill -9
+        }
+      }
+    }
+    return lines;
+  }
+
+  /** Wait until every accepted job completed (or `withinMs` passes). */
+  async settle(withinMs: number): Promise<void> {
+    const began = Date.now();
+    for (;;) {
+      const done = new Set(
+        this.records()
+          .filter((r) => r.k === 'done' || r.k === 'dead')
+          .map((r) => r.id),
+      );
+      if ([...this.accepted.keys()].every((id) => done.has(id))) return;
+      if (Date.now() - began > withinMs) return;
+      await sleep(200);
+    }
+  }
+
+  /** Check the invariants of JOBS.md over the records. */
+  check(): JobCheckReport {
+    const records = this.records();
+    const violations: string[] = [];
+    const by = (k: JobRecordLine['k']) => records.filter((r) => r.k === k);
+    const doneCount = new Map<string, number>();
+    for (const r of [...by('done'), ...by('dead')]) doneCount.set(r.id, (doneCount.get(r.id) ?? 0) + 1);
+    // Nothing lost, no stale completion recorded.
+    for (const [id, job] of this.accepted) {
+      const n = doneCount.get(id) ?? 0;
+      if (n === 0) violations.push(`lost: ${job.h} ${id} accepted but never completed`);
+      if (n > 1) violations.push(`stale completion: ${job.h} ${id} recorded as completed ${n} times`);
+    }
+    const starts = new Map<string, number>();
+    const lastStart = new Map<string, JobRecordLine>();
+    for (const r of by('start')) {
+      starts.set(r.id, (starts.get(r.id) ?? 0) + 1);
+      const last = lastStart.get(r.id);
+      if (last === undefined || r.t > last.t) lastStart.set(r.id, r);
+    }
+    // A completion must come from the job's latest attempt: one from an attempt
+    // that a newer owner superseded (a zombie) is a stale completion.
+    for (const done of by('done')) {
+      const last = lastStart.get(done.id);
+      if (last !== undefined && (last.pid !== done.pid || last.tok !== done.tok)) {
+        violations.push(
+          `stale completion: ${done.h} ${done.id} completed by pid ${done.pid} token ${done.tok}, but its latest attempt ran in pid ${last.pid} token ${last.tok}`,
+        );
+      }
+    }
+    const duplicates = [...starts.values()].filter((n) => n > 1).length;
+    const effects = by('effect');
+    const span = (id: string): [number, number] | undefined => {
+      const ts = effects.filter((r) => r.id === id).map((r) => r.t);
+      return ts.length === 0 ? undefined : [Math.min(...ts), Math.max(...ts)];
+    };
+    // Order per key: every owned effect of job n happens before any of job n + 1.
+    const keys = new Set([...this.accepted.values()].filter((j) => j.h === 'seq').map((j) => j.key as string));
+    for (const key of keys) {
+      const jobs = [...this.accepted.entries()]
+        .filter(([, j]) => j.h === 'seq' && j.key === key)
+        .sort(([, a], [, b]) => (a.n as number) - (b.n as number));
+      for (let i = 1; i < jobs.length; i++) {
+        const [prevId, prev] = jobs[i - 1] as [string, Accepted];
+        const [id, job] = jobs[i] as [string, Accepted];
+        const a = span(prevId);
+        const b = span(id);
+        if (a !== undefined && b !== undefined && b[0] < a[1]) {
+          violations.push(
+            `order: key ${key} job n=${job.n} acted at ${b[0].toFixed(1)} before n=${prev.n} finished at ${a[1].toFixed(1)}`,
+          );
+        }
+      }
+    }
+    // Unique: two jobs with one unique key never act at once.
+    for (const u of [0, 1, 2]) {
+      const spans = [...this.accepted.entries()]
+        .filter(([, j]) => j.h === 'uniq' && j.u === u)
+        .map(([id]) => [id, span(id)] as const)
+        .filter((s): s is readonly [string, [number, number]] => s[1] !== undefined)
+        .sort((a, b) => a[1][0] - b[1][0]);
+      for (let i = 1; i < spans.length; i++) {
+        const prev = spans[i - 1] as readonly [string, [number, number]];
+        const cur = spans[i] as readonly [string, [number, number]];
+        if (cur[1][0] < prev[1][1]) violations.push(`unique: ${prev[0]} and ${cur[0]} (u=${u}) acted at once`);
+      }
+    }
+    // maxConcurrency 2 across the cluster.
+    const limited = [...this.accepted.entries()]
+      .filter(([, j]) => j.h === 'limited')
+      .map(([id]) => span(id))
+      .filter((s): s is [number, number] => s !== undefined);
+    const events = limited.flatMap(([a, b]) => [
+      [a, 1],
+      [b, -1],
+    ]) as [number, number][];
+    events.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    let now = 0;
+    for (const [, d] of events) {
+      now += d;
+      if (now > 2) {
+        violations.push(`maxConcurrency: ${now} limited jobs acted at once`);
+        break;
+      }
+    }
+    // One enqueue per cron tick.
+    const perTick = new Map<number, Set<string>>();
+    for (const r of by('start').filter((r) => r.h === 'tick')) {
+      const set = perTick.get(r.at as number) ?? new Set();
+      set.add(r.id);
+      perTick.set(r.at as number, set);
+    }
+    for (const [tick, ids] of perTick) {
+      if (ids.size > 1) violations.push(`cron: tick ${new Date(tick).toISOString()} enqueued ${ids.size} times`);
+    }
+    return {
+      violations,
+      accepted: this.accepted.size,
+      completed: [...this.accepted.keys()].filter((id) => doneCount.has(id)).length,
+      duplicates,
+      ticks: perTick.size,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.replicas.map((r) => r.stop()));
+    await this.producer.stop({ timeoutMs: 0 }).catch(() => undefined);
+    await Promise.all(this.proxies.map((p) => p.close()));
+    await this.server.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
