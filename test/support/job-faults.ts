@@ -264,9 +264,21 @@ export class JobCluster {
     }
     const duplicates = [...starts.values()].filter((n) => n > 1).length;
     const effects = by('effect');
+    const effectsOf = new Map<string, JobRecordLine[]>();
+    for (const r of effects) effectsOf.set(r.id, [...(effectsOf.get(r.id) ?? []), r]);
+    /** From the first to the last owned effect of a job, over all its attempts (for order). */
     const span = (id: string): [number, number] | undefined => {
-      const ts = effects.filter((r) => r.id === id).map((r) => r.t);
+      const ts = (effectsOf.get(id) ?? []).map((r) => r.t);
       return ts.length === 0 ? undefined : [Math.min(...ts), Math.max(...ts)];
+    };
+    /** The same per attempt: a run cut short by a fault and its re-run are two intervals (for overlap checks). */
+    const attemptSpans = (id: string): [number, number][] => {
+      const byAttempt = new Map<string, number[]>();
+      for (const r of effectsOf.get(id) ?? []) {
+        const key = `${r.pid}|${r.tok}|${r.att}`;
+        byAttempt.set(key, [...(byAttempt.get(key) ?? []), r.t]);
+      }
+      return [...byAttempt.values()].map((ts) => [Math.min(...ts), Math.max(...ts)]);
     };
     // Order per key: every owned effect of job n happens before any of job n + 1.
     const keys = new Set([...this.accepted.values()].filter((j) => j.h === 'seq').map((j) => j.key as string));
@@ -290,20 +302,20 @@ export class JobCluster {
     for (const u of [0, 1, 2]) {
       const spans = [...this.accepted.entries()]
         .filter(([, j]) => j.h === 'uniq' && j.u === u)
-        .map(([id]) => [id, span(id)] as const)
-        .filter((s): s is readonly [string, [number, number]] => s[1] !== undefined)
+        .flatMap(([id]) => attemptSpans(id).map((s) => [id, s] as const))
         .sort((a, b) => a[1][0] - b[1][0]);
       for (let i = 1; i < spans.length; i++) {
         const prev = spans[i - 1] as readonly [string, [number, number]];
         const cur = spans[i] as readonly [string, [number, number]];
-        if (cur[1][0] < prev[1][1]) violations.push(`unique: ${prev[0]} and ${cur[0]} (u=${u}) acted at once`);
+        if (cur[0] !== prev[0] && cur[1][0] < prev[1][1]) {
+          violations.push(`unique: ${prev[0]} and ${cur[0]} (u=${u}) acted at once`);
+        }
       }
     }
     // maxConcurrency 2 across the cluster.
     const limited = [...this.accepted.entries()]
       .filter(([, j]) => j.h === 'limited')
-      .map(([id]) => span(id))
-      .filter((s): s is [number, number] => s !== undefined);
+      .flatMap(([id]) => attemptSpans(id));
     const events = limited.flatMap(([a, b]) => [
       [a, 1],
       [b, -1],

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Discovery, type ShardContext, sleep, Worker } from '@shardwork/core';
+import { createDiscovery, type Discovery, type ShardContext, sleep, Worker } from '@shardwork/core';
 import { RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
 import {
   type AdapterRuntime,
@@ -24,6 +24,7 @@ import {
   type JobState,
   type JobStats,
   type ListOptions,
+  type PartitionOwner,
   QueueUnavailableError,
   type StateCounts,
   type StopResult,
@@ -71,7 +72,7 @@ export class RedisJobAdapter implements JobAdapter {
   }
 
   /** Partitions per queue. */
-  get partitions(): number {
+  get partitionCount(): number {
     return this.#o.partitions;
   }
 
@@ -125,7 +126,8 @@ export class RedisJobAdapter implements JobAdapter {
     });
     const results: EnqueueResult[] = new Array(records.length);
     for (const [queue, indexes] of byQueue) {
-      const args: (string | number)[] = [indexes.length];
+      // Remembered by Redis a while longer than we may retry it (see enqueue.lua).
+      const args: (string | number)[] = [indexes.length, Math.max(1000, this.#o.enqueueTimeoutMs * 2)];
       for (const i of indexes) {
         const record = records[i] as JobRecord;
         args.push(...enqueueFields(record, this.#partitionOf(record)));
@@ -198,21 +200,12 @@ export class RedisJobAdapter implements JobAdapter {
     });
     for (const queue of queues) this.#known.add(queue);
     this.#subscribe(queues);
-    if (typeof o.discovery === 'object') {
-      this.#discovery = o.discovery;
-    } else if (o.discovery === undefined) {
-      const connection = o.connection.connection;
-      this.#discovery =
-        connection.kind === 'external'
-          ? new RedisDiscovery({ client: connection.client, prefix: `${o.prefix}coord:` })
-          : new RedisDiscovery({ redis: connection.options, prefix: `${o.prefix}coord:` });
-      this.#ownsDiscovery = true;
-    }
+    const discovery = await this.#coordination();
     for (const queue of queues) {
       const worker = new Worker({
         service: queue,
         shards: o.partitions,
-        discovery: this.#discovery ?? (o.discovery as string),
+        discovery,
         leaseTtlMs: o.leaseTtlMs,
         revokeTimeoutMs: o.revokeTimeoutMs,
         startTimeoutMs: Math.max(0, o.startTimeoutMs - (Date.now() - began)),
@@ -514,6 +507,59 @@ export class RedisJobAdapter implements JobAdapter {
 
   deleteDead(id?: string): Promise<number> {
     return this.#deadOp('delete-dead', id);
+  }
+
+  async partitions(): Promise<PartitionOwner[]> {
+    const redis = await this.#redis();
+    const discovery = await this.#coordination();
+    const owners: PartitionOwner[] = [];
+    for (const queue of await this.#queues()) {
+      const [snapshot, fence] = await Promise.all([
+        discovery.snapshot(queue),
+        redis.hgetall(this.#store(queue).keys.fence),
+      ]);
+      const members = new Map(snapshot.members.map((m) => [m.id, m]));
+      const claims = new Map(snapshot.claims.map((c) => [c.shard, c]));
+      for (let partition = 0; partition < this.#o.partitions; partition++) {
+        const claim = claims.get(partition);
+        const member = claim === undefined ? undefined : members.get(claim.owner);
+        const fenced = fence[String(partition)];
+        owners.push({
+          queue,
+          partition,
+          owner: claim?.owner,
+          host: member?.host,
+          pid: member?.pid,
+          token: claim?.token,
+          fence: fenced === undefined ? undefined : Number(fenced),
+        });
+      }
+    }
+    return owners;
+  }
+
+  /** The coordinator's discovery connection (made on first use; closed with the adapter unless it was given). */
+  async #coordination(): Promise<Discovery> {
+    const o = this.#o;
+    if (this.#discovery !== undefined) return this.#discovery;
+    if (typeof o.discovery === 'object') {
+      this.#discovery = o.discovery;
+      return o.discovery;
+    }
+    const connection = o.connection.connection;
+    const created =
+      typeof o.discovery === 'string'
+        ? await createDiscovery(o.discovery)
+        : connection.kind === 'external'
+          ? new RedisDiscovery({ client: connection.client, prefix: `${o.prefix}coord:` })
+          : new RedisDiscovery({ redis: connection.options, prefix: `${o.prefix}coord:` });
+    if (this.#discovery !== undefined) {
+      await created.close();
+      return this.#discovery;
+    }
+    this.#discovery = created;
+    this.#ownsDiscovery = true;
+    return created;
   }
 
   async pause(handler: string): Promise<void> {

@@ -174,6 +174,10 @@ export class PartitionConsumer {
         host.slots.give(slots);
         host.reportError(error);
         await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)), stop).catch(() => undefined);
+        // The fetch may have run without its reply reaching us: put back what it took.
+        const keep = [...this.#inflight.keys(), ...this.#completed.map((c) => c.job.id)];
+        const reclaimed = await this.#write('reclaim', [p, token, keep.length, ...keep], stop);
+        if (reclaimed?.stale === true) return;
         continue;
       }
       if (fetched.stale) {

@@ -17,6 +17,7 @@ export type ScriptName =
   | 'retry'
   | 'dead'
   | 'requeue'
+  | 'reclaim'
   | 'cron'
   | 'retry-dead'
   | 'delete-dead';

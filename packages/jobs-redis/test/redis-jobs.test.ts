@@ -145,6 +145,21 @@ describe('redis job adapter', () => {
     expect(await admin.hexists(`${queueBase(prefix, 'default')}jobs`, id)).toBe(1);
   });
 
+  it('lists the owner, token and fence of every partition', async () => {
+    const q = queue(fresh());
+    q.register('work', () => undefined);
+    await q.start();
+    await until(
+      async () => (await q.partitions()).every((p) => p.fence !== undefined && p.fence === p.token),
+      3000,
+      'fenced',
+    );
+    const owners = await q.partitions();
+    expect(owners.map((o) => o.partition)).toEqual([0, 1]);
+    for (const o of owners) expect(o).toMatchObject({ queue: 'default', pid: process.pid });
+    expect(new Set(owners.map((o) => o.owner)).size).toBe(1);
+  });
+
   it.each([
     ['all', 2],
     ['once', 1],

@@ -95,6 +95,21 @@ export interface JobPage {
   readonly jobs: readonly JobInfo[];
 }
 
+/** Who owns one partition of a queue (adapters with partitions). */
+export interface PartitionOwner {
+  readonly queue: string;
+  readonly partition: number;
+  /** Member id of the owner, `undefined` while nobody owns it. */
+  readonly owner: string | undefined;
+  /** Host and pid of the owner, as it registered. */
+  readonly host: string | undefined;
+  readonly pid: number | undefined;
+  /** Fencing token of the current claim. */
+  readonly token: number | undefined;
+  /** Fencing token the store accepts writes with (equal to `token` once the owner took over). */
+  readonly fence: number | undefined;
+}
+
 /** What `stop()` reports. */
 export interface StopResult {
   /** Running attempts aborted at the timeout. */
@@ -146,6 +161,8 @@ export interface JobAdapter {
   retryDead(id?: string): Promise<number>;
   /** Delete one dead job (or all, without `id`); returns how many. */
   deleteDead(id?: string): Promise<number>;
+  /** Partition owners of every known queue, for adapters with partitions. */
+  partitions?(): Promise<PartitionOwner[]>;
   /** Stop starting jobs of a handler (they stay queued) until {@link JobAdapter.unpause}. */
   pause(handler: string): Promise<void>;
   unpause(handler: string): Promise<void>;

@@ -27,6 +27,7 @@ export type {
   JobPage,
   JobStats,
   ListOptions,
+  PartitionOwner,
   RunExtras,
   RunnableJob,
   StateCounts,

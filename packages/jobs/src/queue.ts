@@ -21,6 +21,7 @@ import {
   type JobPage,
   type JobStats,
   type ListOptions,
+  type PartitionOwner,
   type RunExtras,
   type RunnableJob,
   refOf,
@@ -131,6 +132,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   #starting: Promise<void> | undefined;
   #stopping: Promise<StopResult> | undefined;
   #running = 0;
+  /** Jobs this process is enqueueing: a local consumer may fetch one before perform() returns. */
+  readonly #enqueueing = new Map<string, Promise<void>>();
   readonly #counts = { enqueued: 0, duplicates: 0, started: 0, completed: 0, failed: 0, dead: 0 };
 
   /**
@@ -343,6 +346,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     return (await this.#load()).deleteDead(id);
   }
 
+  /** Who owns each partition of each queue, with tokens (empty for adapters without partitions). */
+  async partitions(): Promise<PartitionOwner[]> {
+    const adapter = await this.#load();
+    return adapter.partitions === undefined ? [] : adapter.partitions();
+  }
+
   /** Start no more jobs of `handler` (they stay queued) until {@link JobQueue.unpause}; cluster-wide where the store is shared. */
   async pause(handler: string): Promise<void> {
     checkHandlerName(handler, 'handler');
@@ -431,16 +440,28 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (records.length === 0) return [];
     const adapter = await this.#load();
     this.#assertAccepting();
-    const results = await adapter.enqueue(records);
-    records.forEach((record, i) => {
-      if (results[i]?.duplicate) {
-        this.#counts.duplicates++;
-        return;
-      }
-      this.#counts.enqueued++;
-      this.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
+    // job:enqueued comes before job:started even when a consumer in this process
+    // fetches the job before the adapter's reply reaches us.
+    let accepted: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      accepted = resolve;
     });
-    return results;
+    for (const record of records) this.#enqueueing.set(record.id, gate);
+    try {
+      const results = await adapter.enqueue(records);
+      records.forEach((record, i) => {
+        if (results[i]?.duplicate) {
+          this.#counts.duplicates++;
+          return;
+        }
+        this.#counts.enqueued++;
+        this.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
+      });
+      return results;
+    } finally {
+      for (const record of records) this.#enqueueing.delete(record.id);
+      accepted();
+    }
   }
 
   /** The adapter, created (and its package loaded) on first use. */
@@ -478,6 +499,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     }
     this.#running++;
     try {
+      const enqueueing = this.#enqueueing.get(job.id);
+      if (enqueueing !== undefined) await enqueueing;
       return await runAttempt(reg, this.#middleware, job, extras, () => {
         this.#counts.started++;
         this.emit('job:started', { job: refOf(job), attempt: job.fails + 1 });

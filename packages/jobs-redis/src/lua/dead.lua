@@ -2,7 +2,7 @@
 -- an unparsable record): into the dead set with its error; holds are released.
 -- KEYS:  [1] B..'jobs'
 -- ARGV:  [1] B, [2] epoch, [3] partitions, [4] partition, [5] token, [6] id, [7] error JSON
--- Reply: {'OK', epoch, 1} recorded, {'OK', epoch, 0} not running here; {'STALE'};
+-- Reply: {'OK', epoch, 1} recorded (now or by a call whose reply was lost), {'OK', epoch, 0} not running here; {'STALE'};
 --        or a status of common.lua
 
 local epoch, status = check_queue()
@@ -10,7 +10,8 @@ if status then return status end
 local p, token, id = ARGV[4], ARGV[5], ARGV[6]
 if not fenced(p, token) then return { 'STALE' } end
 local running = redis.call('HGET', pk(p, 'run'), id)
-if not running then return { 'OK', epoch, 0 } end
+-- Not running: recorded already by a call whose reply was lost (it is dead), or put back.
+if not running then return { 'OK', epoch, redis.call('ZSCORE', K_DEAD, id) and 1 or 0 } end
 local h = string.match(running, '^(.*)|%d+$') or running
 left_running(p, id, h)
 redis.call('HINCRBY', K_FAILS, id, 1)

@@ -11,7 +11,12 @@ if status then return status end
 local p, token, id = ARGV[4], ARGV[5], ARGV[6]
 if not fenced(p, token) then return { 'STALE' } end
 local running = redis.call('HGET', pk(p, 'run'), id)
-if not running then return { 'OK', epoch, -1 } end
+if not running then
+  -- Recorded already by a call whose reply was lost: it waits in the due set.
+  local due = redis.call('ZSCORE', pk(p, 'due'), id)
+  if due then return { 'OK', epoch, due, redis.call('HGET', K_FAILS, id) or '1' } end
+  return { 'OK', epoch, -1 }
+end
 local h = string.match(running, '^(.*)|%d+$') or running
 left_running(p, id, h)
 local fails = redis.call('HINCRBY', K_FAILS, id, 1)
