@@ -8,7 +8,6 @@
  */
 
 import { createRequire } from 'node:module';
-import { monotonicMs } from '@shardwork/core/testing';
 import { createJobQueue } from '@shardwork/jobs';
 import { Worker as BullWorker } from 'bullmq';
 
@@ -26,6 +25,8 @@ export interface ConsumerConfig {
   readonly adapter?: Record<string, unknown>;
 }
 
+/** Monotonic ms, comparable across processes on one machine (CLOCK_MONOTONIC). */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 const config = JSON.parse(process.env.BENCH_CONSUMER ?? '{}') as ConsumerConfig;
 const say = (message: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -41,6 +42,8 @@ const started = (id: string): void => {
 };
 const work = (): Promise<void> | undefined =>
   config.sleepMs > 0 ? new Promise((resolve) => setTimeout(resolve, config.sleepMs)) : undefined;
+// The driver may kill us or go away first: a closed pipe is not an error here.
+process.stdout.on('error', () => process.exit(0));
 setInterval(() => say({ type: 'count', n: completed, t: monotonicMs() }), 100);
 
 if (config.system === 'shardwork') {

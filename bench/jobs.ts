@@ -1,8 +1,9 @@
 /**
  * Job queue benchmarks, side by side on one private redis-server:
  * shardwork's Redis adapter against BullMQ and bee-queue (dev dependencies of
- * the bench only). `pnpm bench:jobs [flags]`; markdown on stdout, progress on
- * stderr; results in docs/benchmarks.md.
+ * the bench only). `pnpm bench:jobs [flags]` (builds the packages first: the
+ * consumer processes run the built code, as users do; the drivers run from
+ * source); markdown on stdout, progress on stderr; results in docs/benchmarks.md.
  *
  *   --only LIST       drain,enqueue,latency,recovery,memory (default: all)
  *   --runs N          runs per measurement, the median is reported (default 5)
@@ -17,13 +18,14 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sleep } from '@shardwork/core';
-import { monotonicMs } from '@shardwork/core/testing';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { Queue as BullQueue } from 'bullmq';
 import { type RedisTestServer, startRedisServer } from '../test/support/redis-server.js';
 import type { ConsumerConfig } from './jobs-consumer.js';
 import { markdownTable, ms, num, summarize } from './lib/stats.js';
 
+/** Monotonic ms, comparable across processes on one machine (CLOCK_MONOTONIC). */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 const { values } = parseArgs({
   options: {
     only: { type: 'string', default: 'drain,enqueue,latency,recovery,memory' },
@@ -129,7 +131,8 @@ class Consumer {
   readonly starts: { id: string; t: number }[] = [];
 
   constructor(config: ConsumerConfig) {
-    this.child = spawn(process.execPath, ['--conditions=@shardwork/source', '--import', 'tsx', CONSUMER], {
+    // Consumers load the built packages (dist/, as users run them): `pnpm bench:jobs` builds first.
+    this.child = spawn(process.execPath, ['--import', 'tsx', CONSUMER], {
       env: { ...process.env, BENCH_CONSUMER: JSON.stringify(config) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -316,7 +319,7 @@ async function recovery(): Promise<string> {
           system: 'shardwork',
           redisPort: server.port,
           queue,
-          concurrency: 4,
+          concurrency: 12, // room for every job on every consumer: recovery is the takeover, not a wait for a slot
           sleepMs: 60_000,
           report: true,
           adapter,

@@ -188,6 +188,44 @@ describe('membership changes', () => {
     expect(seen.find((c) => c.shard === 0)?.owned).toBe(true);
   });
 
+  it('keeps ctx.held true while a revoked shard drains, until its claim is released; false once the lease is lost', async () => {
+    cluster = new Cluster(2);
+    const seen: ShardContext[] = [];
+    const heldDuringDrain: boolean[] = [];
+    let finishDrain: () => void = () => undefined;
+    const drained = new Promise<void>((resolve) => {
+      finishDrain = resolve;
+    });
+    const a = cluster.add({
+      handler: {
+        async do(ctx) {
+          seen.push(ctx);
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+          heldDuringDrain.push(ctx.held);
+          await drained;
+        },
+      },
+    });
+    await started(a.worker);
+    expect(seen.map((c) => c.held)).toEqual([true, true]);
+    const b = cluster.add();
+    await started(b.worker);
+    await advanceUntil(() => heldDuringDrain.length === 1, 500);
+    const revoked = seen.find((c) => c.signal.aborted);
+    // Revoked for a rebalance: not owned any more, but the claim is still ours until the handler settles.
+    expect(revoked?.owned).toBe(false);
+    expect(heldDuringDrain).toEqual([true]);
+    expect(b.worker.status().shards).toHaveLength(0);
+    finishDrain();
+    await advanceUntil(() => b.worker.status().shards.length === 1, 500);
+    expect(revoked?.held).toBe(false);
+    const kept = seen.find((c) => !c.signal.aborted);
+    expect(kept?.held).toBe(true);
+    a.conn.setAvailable(false);
+    await advanceUntil(() => kept?.held === false, 2000);
+    expect(kept?.owned).toBe(false);
+  });
+
   it('releases a shard whose handler ignores the abort after revokeTimeoutMs, reporting it', async () => {
     cluster = new Cluster(2);
     const a = cluster.add({

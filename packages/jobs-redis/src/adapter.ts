@@ -7,6 +7,7 @@
  * @module
  */
 
+import { setMaxListeners } from 'node:events';
 import { createDiscovery, type Discovery, type ShardContext, sleep, Worker } from '@shardwork/core';
 import { RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
 import {
@@ -34,7 +35,7 @@ import { partitionOf, queuesKey } from './keys.js';
 import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOptions } from './options.js';
 import { type ConsumerHost, enqueueFields, PartitionConsumer } from './partition.js';
 import { recordArgs } from './records.js';
-import { Slots } from './slots.js';
+import { Dispatcher } from './slots.js';
 import { QueueStore } from './store.js';
 
 const emptyCounts = (): StateCounts => ({ scheduled: 0, ready: 0, running: 0, retrying: 0, dead: 0 });
@@ -53,13 +54,15 @@ export class RedisJobAdapter implements JobAdapter {
   #subscriber: Redis | undefined;
   #discovery: Discovery | undefined;
   #ownsDiscovery = false;
-  #slots = new Slots(1);
+  #dispatcher = new Dispatcher(1, 0);
   readonly #stopping = new AbortController();
   readonly #aborting = new AbortController();
   readonly #closed = new AbortController();
 
   constructor(options: RedisJobOptions = {}) {
     this.#o = compileRedisJobOptions(options);
+    // Each partition consumer listens on these.
+    setMaxListeners(0, this.#stopping.signal, this.#aborting.signal, this.#closed.signal);
     this.#connection = new RedisConnection(
       this.#o.connection,
       (detail, cause) => new QueueUnavailableError('redis', `${this.#o.target}: ${detail}`, cause),
@@ -181,7 +184,8 @@ export class RedisJobAdapter implements JobAdapter {
     const rt = this.#rt;
     const queues = this.#consumedQueues();
     if (queues.length === 0) return;
-    this.#slots = new Slots(rt.options.concurrency);
+    const concurrency = rt.options.concurrency;
+    this.#dispatcher = new Dispatcher(concurrency, this.#o.prefetch ?? concurrency);
     const o = this.#o;
     const began = Date.now();
     // Publish which handlers are ordered, so producers that lack the registration line their jobs up too.
@@ -282,8 +286,12 @@ export class RedisJobAdapter implements JobAdapter {
     const host: ConsumerHost = {
       store,
       runtime: rt,
-      slots: this.#slots,
-      batchSize: this.#o.batchSize,
+      dispatcher: this.#dispatcher,
+      // Several smaller fetches in flight keep Redis and this process busy at once.
+      batchSize: Math.min(
+        this.#o.batchSize,
+        Math.max(1, Math.ceil((rt.options.concurrency + (this.#o.prefetch ?? rt.options.concurrency)) / 4)),
+      ),
       idleCheckMs: this.#o.idleCheckMs,
       revokeTimeoutMs: this.#o.revokeTimeoutMs,
       specs: [n, ...specs],

@@ -86,6 +86,13 @@ export interface RedisJobOptions {
    */
   readonly batchSize?: number;
   /**
+   * Jobs fetched ahead of free `concurrency` slots, so that the next batch is
+   * on its way while the last one runs. They count as running (a crash puts
+   * them back like running ones). `0` fetches only for free slots.
+   * @defaultValue the queue's `concurrency`
+   */
+  readonly prefetch?: number;
+  /**
    * Safety net: an idle partition re-checks this often even without a
    * wake-up message (covers a subscriber that died silently). Not a poll in
    * normal operation: work is fetched on notification and at due times.
@@ -110,6 +117,8 @@ export interface CompiledRedisJobOptions {
   readonly startTimeoutMs: number;
   readonly enqueueTimeoutMs: number;
   readonly batchSize: number;
+  /** `undefined`: the queue's concurrency. */
+  readonly prefetch: number | undefined;
   readonly idleCheckMs: number;
   /** Where we connect, without secrets. */
   readonly target: string;
@@ -192,7 +201,8 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
     revokeTimeoutMs: integer('revokeTimeoutMs', options.revokeTimeoutMs ?? 10_000, 0, 3_600_000),
     startTimeoutMs: integer('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0, 3_600_000),
     enqueueTimeoutMs: integer('enqueueTimeoutMs', options.enqueueTimeoutMs ?? 5000, 0, 3_600_000),
-    batchSize: integer('batchSize', options.batchSize ?? 100, 1, 10_000),
+    batchSize: integer('batchSize', options.batchSize ?? 100, 1, 1000),
+    prefetch: options.prefetch === undefined ? undefined : integer('prefetch', options.prefetch, 0, 100_000),
     idleCheckMs: integer('idleCheckMs', options.idleCheckMs ?? 30_000, 10, 3_600_000),
     target: connection.target,
   };

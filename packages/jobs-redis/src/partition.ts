@@ -9,6 +9,7 @@
  * @module
  */
 
+import { setMaxListeners } from 'node:events';
 import {
   errorMessage,
   InvalidRecordError,
@@ -28,14 +29,14 @@ import type {
 } from '@shardwork/jobs';
 import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs';
 import { recordArgs, recordJson } from './records.js';
-import type { Slots } from './slots.js';
+import type { Dispatcher } from './slots.js';
 import type { QueueStore } from './store.js';
 
 /** What a partition consumer needs from the adapter. */
 export interface ConsumerHost {
   readonly store: QueueStore;
   readonly runtime: AdapterRuntime;
-  readonly slots: Slots;
+  readonly dispatcher: Dispatcher;
   readonly batchSize: number;
   readonly idleCheckMs: number;
   readonly revokeTimeoutMs: number;
@@ -65,7 +66,10 @@ interface Completed {
 export class PartitionConsumer {
   readonly #host: ConsumerHost;
   readonly #ctx: ShardContext;
-  readonly #inflight = new Map<string, AbortController>();
+  /** Jobs fetched and not settled yet (waiting to run, running, or recording). */
+  readonly #inflight = new Set<string>();
+  /** Aborts every attempt of this partition (lease lost, stop past its timeout, hand-over). */
+  readonly #abort = new AbortController();
   readonly #attempts = new Set<Promise<void>>();
   readonly #pending = new Set<Promise<unknown>>();
   #wakeUp: (() => void) | undefined;
@@ -78,6 +82,8 @@ export class PartitionConsumer {
   constructor(host: ConsumerHost, ctx: ShardContext) {
     this.#host = host;
     this.#ctx = ctx;
+    // Every attempt listens on it: as many listeners as jobs in flight is expected.
+    setMaxListeners(0, this.#abort.signal);
   }
 
   /** The partition. */
@@ -110,9 +116,7 @@ export class PartitionConsumer {
     const p = ctx.shard;
     const token = String(ctx.token);
     const stop = AbortSignal.any([ctx.signal, host.stopping]);
-    const abortAll = (reason: unknown): void => {
-      for (const controller of this.#inflight.values()) controller.abort(reason);
-    };
+    const abortAll = (reason: unknown): void => this.#abort.abort(reason);
     // Lease lost or claim gone: the attempts must stop at once (the next owner's
     // takeover puts them back). A rebalance drains them first (below).
     const onLost = (): void => {
@@ -163,7 +167,7 @@ export class PartitionConsumer {
     const token = String(this.#ctx.token);
     let failures = 0;
     while (!stop.aborted) {
-      const slots = await host.slots.take(host.batchSize, stop);
+      const slots = await host.dispatcher.credits.take(host.batchSize, stop);
       if (slots === 0) return;
       this.#woken = false;
       let fetched: Awaited<ReturnType<QueueStore['fenced']>>;
@@ -171,7 +175,7 @@ export class PartitionConsumer {
         fetched = await host.store.fenced('fetch', [p, token, slots, this.#nextSeed(), ...host.specs]);
         failures = 0;
       } catch (error) {
-        host.slots.give(slots);
+        host.dispatcher.credits.give(slots);
         host.reportError(error);
         await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)), stop).catch(() => undefined);
         // The fetch may have run without its reply reaching us: put back what it took.
@@ -181,12 +185,12 @@ export class PartitionConsumer {
         continue;
       }
       if (fetched.stale) {
-        host.slots.give(slots);
+        host.dispatcher.credits.give(slots);
         return;
       }
       const [flat, missing, nextDue] = fetched.reply as [string[], string[], number];
       const count = flat.length / 4;
-      host.slots.give(slots - count);
+      host.dispatcher.credits.give(slots - count);
       for (const id of missing) {
         host.runtime.emit('record:invalid', {
           error: new InvalidRecordError(`${host.store.keys.jobs}[${id}]`, 'a ready job without a record (dropped)'),
@@ -233,27 +237,33 @@ export class PartitionConsumer {
           JSON.stringify({ name: 'InvalidRecordError', message: record, at: Date.now() }),
         ]),
       );
-      host.slots.give(1);
+      host.dispatcher.credits.give(1);
       return;
     }
-    const controller = new AbortController();
-    this.#inflight.set(id, controller);
+    this.#inflight.add(id);
     const job: RunnableJob = { ...record, fails };
-    const attempt: Promise<void> = host.runtime
-      .run(job, {
-        signal: controller.signal,
-        partition: this.#ctx.shard,
-        token: this.#ctx.token,
-        owned: () => this.#ctx.held,
-      })
-      .then((outcome) => this.#settle(job, outcome))
-      .catch((error: unknown) => host.reportError(error))
-      .finally(() => {
+    let done: () => void = () => undefined;
+    const attempt = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    this.#attempts.add(attempt);
+    host.dispatcher.schedule(async () => {
+      try {
+        const outcome = await host.runtime.run(job, {
+          signal: this.#abort.signal,
+          partition: this.#ctx.shard,
+          token: this.#ctx.token,
+          owned: () => this.#ctx.held,
+        });
+        await this.#settle(job, outcome);
+      } catch (error) {
+        host.reportError(error);
+      } finally {
         this.#inflight.delete(id);
         this.#attempts.delete(attempt);
-        host.slots.give(1);
-      });
-    this.#attempts.add(attempt);
+        done();
+      }
+    });
   }
 
   async #settle(job: RunnableJob, outcome: AttemptOutcome): Promise<void> {

@@ -53,33 +53,41 @@ export async function runAttempt(
   extras: RunExtras,
   onStart: () => void,
 ): Promise<AttemptOutcome> {
-  const controller = new AbortController();
   const external = extras.signal;
   const attempt = job.fails + 1;
-  let timedOut = false;
+  if (external?.aborted) {
+    return { type: 'aborted', error: external.reason ?? new JobAbortedError('aborted before it started') };
+  }
+  // The attempt's AbortController is made only when the handler reads ctx.signal:
+  // most handlers never do, and one per job is a large part of a no-op job's cost.
+  let controller: AbortController | undefined;
+  let abortReason: unknown;
+  let aborted = false;
+  const abort = (reason: unknown): void => {
+    if (aborted) return;
+    aborted = true;
+    abortReason = reason;
+    controller?.abort(reason);
+  };
   let settle: (outcome: AttemptOutcome) => void = () => undefined;
   const finished = new Promise<AttemptOutcome>((resolve) => {
     settle = resolve;
   });
   const abortFromOutside = (): void => {
     const reason = external?.reason ?? new JobAbortedError('stopped');
-    controller.abort(reason);
+    abort(reason);
     settle({ type: 'aborted', error: reason });
   };
-  if (external?.aborted) {
-    return { type: 'aborted', error: external.reason ?? new JobAbortedError('aborted before it started') };
-  }
-  external?.addEventListener('abort', abortFromOutside, { once: true });
+  if (external !== undefined) onAbort(external, abortFromOutside);
   const timer =
     reg.timeoutMs > 0
       ? setTimeout(() => {
-          timedOut = true;
           const error = new JobTimeoutError(reg.timeoutMs);
-          controller.abort(error);
+          abort(error);
           settle(failureOutcome(reg, attempt, error));
         }, reg.timeoutMs)
       : undefined;
-  const owned = (): boolean => !controller.signal.aborted && (extras.owned?.() ?? true);
+  const owned = (): boolean => !aborted && (extras.owned?.() ?? true);
   const ctx: JobContext = {
     id: job.id,
     handler: job.handler,
@@ -87,9 +95,19 @@ export async function runAttempt(
     queue: job.queue,
     key: job.key,
     attempt,
-    enqueuedAt: new Date(job.enqueuedAt),
-    scheduledAt: new Date(job.runAt),
-    signal: controller.signal,
+    get enqueuedAt() {
+      return new Date(job.enqueuedAt);
+    },
+    get scheduledAt() {
+      return new Date(job.runAt);
+    },
+    get signal() {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (aborted) controller.abort(abortReason);
+      }
+      return controller.signal;
+    },
     partition: extras.partition,
     token: extras.token,
     get owned() {
@@ -97,20 +115,19 @@ export async function runAttempt(
     },
     assertOwned() {
       if (owned()) return;
-      if (controller.signal.aborted) throw controller.signal.reason;
+      if (aborted) throw abortReason;
       throw new NotOwnerError(extras.partition ?? -1, extras.token ?? -1, 'the partition lease is no longer held');
     },
     data: {},
   };
   const began = performance.now();
   onStart();
-  compose(middleware, ctx, async () => {
-    await reg.handler(ctx.args, ctx);
-  }).then(
+  const run = middleware.length === 0 ? invoke(reg, ctx) : compose(middleware, ctx, () => invoke(reg, ctx));
+  run.then(
     () => settle({ type: 'completed', durationMs: performance.now() - began }),
     (error: unknown) => {
       // A throw caused by our own abort is the abort's outcome, already settled.
-      if (controller.signal.aborted) return;
+      if (aborted) return;
       settle(failureOutcome(reg, attempt, error));
     },
   );
@@ -118,7 +135,40 @@ export async function runAttempt(
     return await finished;
   } finally {
     clearTimeout(timer);
-    external?.removeEventListener('abort', abortFromOutside);
-    if (!timedOut && !controller.signal.aborted) controller.abort(new JobAbortedError('the attempt has ended'));
+    if (external !== undefined) offAbort(external, abortFromOutside);
   }
+}
+
+/**
+ * One `abort` listener per signal, fanning out to the attempts registered on
+ * it: adding and removing an EventTarget listener for every attempt costs more
+ * than a no-op job itself.
+ */
+const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+function onAbort(signal: AbortSignal, fn: () => void): void {
+  let set = abortWatchers.get(signal);
+  if (set === undefined) {
+    const created = new Set<() => void>();
+    set = created;
+    abortWatchers.set(signal, created);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const watcher of [...created]) watcher();
+        created.clear();
+      },
+      { once: true },
+    );
+  }
+  set.add(fn);
+}
+
+function offAbort(signal: AbortSignal, fn: () => void): void {
+  abortWatchers.get(signal)?.delete(fn);
+}
+
+/** Call the handler; a synchronous throw becomes a rejection. */
+async function invoke(reg: CompiledRegistration, ctx: JobContext): Promise<void> {
+  await reg.handler(ctx.args, ctx);
 }

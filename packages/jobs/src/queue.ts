@@ -455,7 +455,9 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
           return;
         }
         this.#counts.enqueued++;
-        this.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
+        if (this.listenerCount('job:enqueued') > 0) {
+          this.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
+        }
       });
       return results;
     } finally {
@@ -503,7 +505,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       if (enqueueing !== undefined) await enqueueing;
       return await runAttempt(reg, this.#middleware, job, extras, () => {
         this.#counts.started++;
-        this.emit('job:started', { job: refOf(job), attempt: job.fails + 1 });
+        if (this.listenerCount('job:started') > 0)
+          this.emit('job:started', { job: refOf(job), attempt: job.fails + 1 });
       });
     } finally {
       this.#running--;
@@ -511,30 +514,34 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   }
 
   #report(job: RunnableJob, outcome: AttemptOutcome, nextRunAt: number | undefined): void {
-    const ref = refOf(job);
     const attempt = job.fails + 1;
     switch (outcome.type) {
       case 'completed':
+        // The hot path: no payload is built when nobody listens.
         this.#counts.completed++;
-        this.emit('job:completed', { job: ref, attempt, durationMs: outcome.durationMs });
+        if (this.listenerCount('job:completed') > 0) {
+          this.emit('job:completed', { job: refOf(job), attempt, durationMs: outcome.durationMs });
+        }
         return;
       case 'retry':
         this.#counts.failed++;
         this.emit('job:failed', {
-          job: ref,
+          job: refOf(job),
           attempt,
           error: outcome.error,
           nextRunAt: new Date(nextRunAt ?? Date.now() + outcome.delayMs),
         });
         this.#warnUnheard(job, attempt, outcome.error, 'will retry');
         return;
-      case 'dead':
+      case 'dead': {
         this.#counts.failed++;
         this.#counts.dead++;
+        const ref = refOf(job);
         this.emit('job:failed', { job: ref, attempt, error: outcome.error, nextRunAt: undefined });
         this.emit('job:dead', { job: ref, attempt, error: outcome.error, reason: outcome.reason });
         this.#warnUnheard(job, attempt, outcome.error, `dead (${outcome.reason})`);
         return;
+      }
       case 'aborted':
         return;
     }

@@ -19,7 +19,8 @@
 --   B..'info'    HASH  'epoch' -> marker of this incarnation of the data, 'partitions' -> P
 --   B..'p'..p..':r:'..h     LIST  ready jobs of handler h in partition p
 --   B..'p'..p..':due'       ZSET  id -> due time (ms): scheduled and retrying jobs
---   B..'p'..p..':run'       HASH  id -> '<handler>|<start ms>' for running jobs
+--   B..'p'..p..':run'       HASH  id -> '<handler>|<start ms>|<flags>' for running jobs; flags:
+--                                 'c' counted in B..'conc' (maxConcurrency), 'h' holds a unique key or a line
 --   B..'p'..p..':busy'      HASH  ordered key -> id of the job at the head of its line
 --   B..'p'..p..':line:'..k  LIST  ordered jobs of key k waiting behind the head
 --   B..'p'..p..':idle'      STRING set when a fetch found nothing: the next enqueue publishes a wake-up
@@ -111,16 +112,33 @@ local function make_ready(p, id, h, okey)
   redis.call('RPUSH', pk(p, 'r:' .. h), id)
 end
 
--- One fewer running attempt of h: free its concurrency slot, wake partitions that waited for one.
-local function left_running(p, id, h)
+-- Handler and flags of a value of a partition's run hash.
+local function parse_run(value)
+  local h, flags = string.match(value, '^([^|]*)|%d+|(%a*)$')
+  if h == nil then return value, '' end
+  return h, flags
+end
+
+-- Add `by` to a handler's concurrency count; when slots free up, wake the
+-- partitions whose fetch found the handler at its limit.
+local function conc_add(h, by)
+  if redis.call('HINCRBY', K_CONC, h, by) < 0 then redis.call('HSET', K_CONC, h, 0) end
+  if by < 0 then
+    local waiting = redis.call('SMEMBERS', B .. 'cw:' .. h)
+    if #waiting > 0 then
+      redis.call('DEL', B .. 'cw:' .. h)
+      for _, q in ipairs(waiting) do redis.call('PUBLISH', CHANNEL, q) end
+    end
+  end
+end
+
+-- One fewer running attempt (its run value given): returns the handler and flags.
+local function left_running(p, id, value)
+  local h, flags = parse_run(value)
   redis.call('HDEL', pk(p, 'run'), id)
   count('running', h, -1)
-  if redis.call('HINCRBY', K_CONC, h, -1) < 0 then redis.call('HSET', K_CONC, h, 0) end
-  local waiting = redis.call('SMEMBERS', B .. 'cw:' .. h)
-  if #waiting > 0 then
-    redis.call('DEL', B .. 'cw:' .. h)
-    for _, q in ipairs(waiting) do redis.call('PUBLISH', CHANNEL, q) end
-  end
+  if string.find(flags, 'c', 1, true) then conc_add(h, -1) end
+  return h, flags
 end
 
 -- The job completed or died: release its unique key; the next job of its ordered key may run.
@@ -143,33 +161,87 @@ local function release_holds(p, id, meta)
   end
 end
 
--- Store one job (ARGV from index i: id, handler, partition, runAt, unique key, ordered 0/1, key, record JSON).
--- Returns '' when stored (or already stored under this id), else the id of the unique key's holder.
-local function enqueue_one(i, woke)
-  local id, h, p, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local uk, ord, key, json = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  -- A retried call whose first attempt did get through: nothing to do.
-  if redis.call('HEXISTS', K_JOBS, id) == 1 then return '' end
-  if uk ~= '' then
-    local holder = redis.call('HGET', K_UNIQUE, uk)
-    if holder and redis.call('HEXISTS', K_JOBS, holder) == 1 and redis.call('ZSCORE', K_DEAD, holder) == false then
-      return holder
+-- Whether a meta record names a unique key or an ordered key (without decoding it).
+local function has_holds(raw)
+  return raw ~= false and raw ~= nil
+    and not (string.find(raw, '"k":""', 1, true) and string.find(raw, '"u":""', 1, true))
+end
+
+-- Store jobs: `items` is a list of {id, h, p, run_at, uk, ord, key, json}.
+-- Returns the results ('' stored, else the id of the unique key's holder) and
+-- marks partitions to wake in `woke`. Plain jobs are stored with one command
+-- per structure for the whole batch; unique and ordered ones need their own.
+local function enqueue_batch(items, woke)
+  local results = {}
+  local jobs, metas, seen, ready, due, tally = {}, {}, {}, {}, {}, {}
+  local function tal(state, h) tally[state .. ':' .. h] = (tally[state .. ':' .. h] or 0) + 1 end
+  for n, it in ipairs(items) do
+    local holder = nil
+    if it.uk ~= '' then
+      local current = redis.call('HGET', K_UNIQUE, it.uk)
+      if current and redis.call('HEXISTS', K_JOBS, current) == 1 and redis.call('ZSCORE', K_DEAD, current) == false then
+        holder = current
+      else
+        redis.call('HSET', K_UNIQUE, it.uk, it.id)
+      end
     end
-    redis.call('HSET', K_UNIQUE, uk, id)
+    if holder then
+      results[n] = holder
+    else
+      results[n] = ''
+      local okey = ''
+      if it.key ~= '' and (it.ord == '1' or redis.call('SISMEMBER', K_ORDERED, it.h) == 1) then okey = it.key end
+      jobs[#jobs + 1] = it.id
+      jobs[#jobs + 1] = it.json
+      metas[#metas + 1] = it.id
+      metas[#metas + 1] = cjson.encode({ h = it.h, p = tonumber(it.p), k = okey, u = it.uk })
+      seen[it.h] = true
+      if it.run_at > NOW then
+        local list = due[it.p]
+        if list == nil then
+          list = {}
+          due[it.p] = list
+        end
+        list[#list + 1] = digits(it.run_at)
+        list[#list + 1] = it.id
+        tal('scheduled', it.h)
+      elseif okey ~= '' then
+        make_ready(it.p, it.id, it.h, okey)
+        woke[it.p] = true
+      else
+        local key = pk(it.p, 'r:' .. it.h)
+        local list = ready[key]
+        if list == nil then
+          list = {}
+          ready[key] = list
+        end
+        list[#list + 1] = it.id
+        tal('ready', it.h)
+        woke[it.p] = true
+      end
+    end
   end
-  local okey = ''
-  if key ~= '' and (ord == '1' or redis.call('SISMEMBER', K_ORDERED, h) == 1) then okey = key end
-  redis.call('HSET', K_JOBS, id, json)
-  redis.call('HSET', K_META, id, cjson.encode({ h = h, p = tonumber(p), k = okey, u = uk }))
-  redis.call('SADD', K_SEEN, h)
-  if run_at > NOW then
+  if #jobs > 0 then
+    redis.call('HSET', K_JOBS, unpack(jobs))
+    redis.call('HSET', K_META, unpack(metas))
+  end
+  for h in pairs(seen) do redis.call('SADD', K_SEEN, h) end
+  for key, list in pairs(ready) do redis.call('RPUSH', key, unpack(list)) end
+  for p, list in pairs(due) do
     local first = redis.call('ZRANGE', pk(p, 'due'), 0, 0, 'WITHSCORES')
-    redis.call('ZADD', pk(p, 'due'), digits(run_at), id)
-    count('scheduled', h, 1)
-    if #first == 0 or tonumber(first[2]) > run_at then woke[p] = true end
-  else
-    make_ready(p, id, h, okey)
-    woke[p] = true
+    redis.call('ZADD', pk(p, 'due'), unpack(list))
+    local soonest = math.huge
+    for i = 1, #list, 2 do soonest = math.min(soonest, tonumber(list[i])) end
+    if #first == 0 or tonumber(first[2]) > soonest then woke[p] = true end
   end
-  return ''
+  for field, n in pairs(tally) do redis.call('HINCRBY', K_COUNT, field, n) end
+  return results
+end
+
+-- The 8 job fields of ARGV from index i, as enqueue_batch takes them.
+local function job_at(i)
+  return {
+    id = ARGV[i], h = ARGV[i + 1], p = ARGV[i + 2], run_at = tonumber(ARGV[i + 3]),
+    uk = ARGV[i + 4], ord = ARGV[i + 5], key = ARGV[i + 6], json = ARGV[i + 7],
+  }
 end

@@ -4,28 +4,42 @@
 -- Reply: {'OK', epoch, {r1, …}}: ri is 1 when recorded (now, or by an earlier call
 --        whose reply was lost: the record is gone while the token is still current,
 --        and only the current owner can delete it), 0 when the job was not running
---        here any more (put back); {'STALE'} when the token
---        is not the partition's (a zombie: nothing is recorded); or a status of common.lua
+--        here any more (put back); {'STALE'} when the token is not the partition's
+--        (a zombie: nothing is recorded); or a status of common.lua
+--
+-- One command per structure for the whole batch; only jobs that hold a unique
+-- key or an ordered line (flag 'h') need their own.
 
 local epoch, status = check_queue()
 if status then return status end
 local p, token = ARGV[4], ARGV[5]
 if not fenced(p, token) then return { 'STALE' } end
-local results = {}
-for j = 1, tonumber(ARGV[6]) do
-  local id = ARGV[6 + j]
-  local running = redis.call('HGET', pk(p, 'run'), id)
-  if not running then
-    results[j] = redis.call('HEXISTS', K_JOBS, id) == 0 and 1 or 0
-  else
-    local h = string.match(running, '^(.*)|%d+$') or running
-    left_running(p, id, h)
-    release_holds(p, id, meta_of(id))
-    redis.call('HDEL', K_JOBS, id)
-    redis.call('HDEL', K_META, id)
-    redis.call('HDEL', K_FAILS, id)
-    redis.call('HDEL', K_ERR, id)
+local n = tonumber(ARGV[6])
+local ids = {}
+for j = 1, n do ids[j] = ARGV[6 + j] end
+local runs = redis.call('HMGET', pk(p, 'run'), unpack(ids))
+local results, done, running, counted, holders = {}, {}, {}, {}, {}
+for j = 1, n do
+  local value = runs[j]
+  if value then
+    local h, flags = parse_run(value)
+    done[#done + 1] = ids[j]
+    running[h] = (running[h] or 0) + 1
+    if string.find(flags, 'c', 1, true) then counted[h] = (counted[h] or 0) + 1 end
+    if string.find(flags, 'h', 1, true) then holders[#holders + 1] = ids[j] end
     results[j] = 1
+  else
+    results[j] = redis.call('HEXISTS', K_JOBS, ids[j]) == 0 and 1 or 0
   end
+end
+if #done > 0 then
+  for _, id in ipairs(holders) do release_holds(p, id, meta_of(id)) end
+  redis.call('HDEL', pk(p, 'run'), unpack(done))
+  redis.call('HDEL', K_JOBS, unpack(done))
+  redis.call('HDEL', K_META, unpack(done))
+  redis.call('HDEL', K_FAILS, unpack(done))
+  redis.call('HDEL', K_ERR, unpack(done))
+  for h, k in pairs(running) do count('running', h, -k) end
+  for h, k in pairs(counted) do conc_add(h, -k) end
 end
 return { 'OK', epoch, results }

@@ -13,7 +13,7 @@ local p, token, name = ARGV[4], ARGV[5], ARGV[6]
 if not fenced(p, token) then return { 'STALE' } end
 local last = tonumber(redis.call('HGET', K_CRON, name) or '-1')
 if ARGV[7] ~= '' and tonumber(ARGV[7]) > last then last = tonumber(ARGV[7]) end
-local results, woke = {}, {}
+local results, items, slots, woke = {}, {}, {}, {}
 for j = 0, tonumber(ARGV[8]) - 1 do
   local i = 9 + j * 9
   local tick = tonumber(ARGV[i])
@@ -21,9 +21,13 @@ for j = 0, tonumber(ARGV[8]) - 1 do
     results[#results + 1] = 'old'
   else
     last = tick
-    local holder = enqueue_one(i + 1, woke)
-    results[#results + 1] = holder == '' and 'new' or holder
+    items[#items + 1] = job_at(i + 1)
+    results[#results + 1] = 'new'
+    slots[#items] = #results
   end
+end
+for n, holder in ipairs(enqueue_batch(items, woke)) do
+  if holder ~= '' then results[slots[n]] = holder end
 end
 if last >= 0 then redis.call('HSET', K_CRON, name, digits(last)) end
 for q in pairs(woke) do wake(q) end

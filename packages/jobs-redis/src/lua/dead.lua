@@ -12,8 +12,7 @@ if not fenced(p, token) then return { 'STALE' } end
 local running = redis.call('HGET', pk(p, 'run'), id)
 -- Not running: recorded already by a call whose reply was lost (it is dead), or put back.
 if not running then return { 'OK', epoch, redis.call('ZSCORE', K_DEAD, id) and 1 or 0 } end
-local h = string.match(running, '^(.*)|%d+$') or running
-left_running(p, id, h)
+local h = left_running(p, id, running)
 redis.call('HINCRBY', K_FAILS, id, 1)
 redis.call('HSET', K_ERR, id, ARGV[7])
 redis.call('ZADD', K_DEAD, digits(NOW), id)

@@ -19,10 +19,9 @@ local n = tonumber(ARGV[4])
 local memo = B .. 'call:' .. ARGV[6]
 local prior = redis.call('GET', memo)
 if prior then return { 'OK', epoch, cjson.decode(prior) } end
-local results, woke = {}, {}
-for j = 0, n - 1 do
-  results[#results + 1] = enqueue_one(6 + j * 8, woke)
-end
+local items, woke = {}, {}
+for j = 0, n - 1 do items[#items + 1] = job_at(6 + j * 8) end
+local results = enqueue_batch(items, woke)
 for p in pairs(woke) do wake(p) end
 redis.call('SET', memo, cjson.encode(results), 'PX', ARGV[5])
 return { 'OK', epoch, results }

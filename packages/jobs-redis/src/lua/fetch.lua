@@ -1,13 +1,16 @@
 -- fetch.lua: the owner of a partition takes up to `max` jobs to run: first
--- moves due jobs to ready, then draws handlers by priority (gocraft's weighted
--- sampling, seeded by the caller) among those with ready jobs, not paused and
--- under their cluster-wide maxConcurrency.
+-- moves due jobs to ready, then draws how many to take of each handler by
+-- priority (gocraft's weighted sampling, seeded by the caller) among those with
+-- ready jobs, not paused and under their cluster-wide maxConcurrency.
 -- KEYS:  [1] B..'jobs'
 -- ARGV:  [1] B, [2] epoch, [3] partitions, [4] partition, [5] token, [6] max,
 --        [7] seed (integer), [8] n handlers, then n groups of 3: name, priority, maxConcurrency (0 = none)
 -- Reply: {'OK', epoch, jobs, missing, next due in ms (-1: none)}
 --        jobs: flat {id, handler, record JSON, fails, …}; missing: ids that had no record (dropped)
 --        or {'STALE'} / a status of common.lua
+--
+-- The draw decides the counts first; then one LPOP, HMGET and HSET per handler
+-- take the whole batch.
 
 local epoch, status = check_queue()
 if status then return status end
@@ -16,12 +19,14 @@ if not fenced(p, token) then return { 'STALE' } end
 
 -- Due jobs become ready.
 local due = redis.call('ZRANGEBYSCORE', pk(p, 'due'), '-inf', digits(NOW), 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  redis.call('ZREM', pk(p, 'due'), id)
-  local meta = meta_of(id)
-  local h = meta and meta.h or '?'
-  count(redis.call('HEXISTS', K_FAILS, id) == 1 and 'retrying' or 'scheduled', h, -1)
-  make_ready(p, id, h, meta and meta.k or '')
+if #due > 0 then
+  redis.call('ZREM', pk(p, 'due'), unpack(due))
+  for _, id in ipairs(due) do
+    local meta = meta_of(id)
+    local h = meta and meta.h or '?'
+    count(redis.call('HEXISTS', K_FAILS, id) == 1 and 'retrying' or 'scheduled', h, -1)
+    make_ready(p, id, h, meta and meta.k or '')
+  end
 end
 
 local seed = tonumber(ARGV[7]) % 2147483647
@@ -31,24 +36,26 @@ local function random()
   return seed / 2147483647
 end
 
+local paused = {}
+for _, name in ipairs(redis.call('SMEMBERS', K_PAUSED)) do paused[name] = true end
 local handlers = {}
 for j = 0, tonumber(ARGV[8]) - 1 do
   local name = ARGV[9 + j * 3]
-  local h = { name = name, priority = tonumber(ARGV[10 + j * 3]), max = tonumber(ARGV[11 + j * 3]) }
+  local h = { name = name, priority = tonumber(ARGV[10 + j * 3]), max = tonumber(ARGV[11 + j * 3]), take = 0 }
   h.list = pk(p, 'r:' .. name)
-  h.running = h.max > 0 and tonumber(redis.call('HGET', K_CONC, name) or '0') or 0
-  h.open = redis.call('SISMEMBER', K_PAUSED, name) == 0 and redis.call('LLEN', h.list) > 0
+  h.left = paused[name] and 0 or redis.call('LLEN', h.list)
+  h.running = (h.max > 0 and h.left > 0) and tonumber(redis.call('HGET', K_CONC, name) or '0') or 0
   handlers[#handlers + 1] = h
 end
 
-local jobs, missing = {}, {}
+-- How many of each handler.
 local taken = 0
 while taken < max do
   local total = 0
   for _, h in ipairs(handlers) do
-    if h.open then
-      if h.max > 0 and h.running >= h.max then
-        h.open = false
+    if h.left > 0 then
+      if h.max > 0 and h.running + h.take >= h.max then
+        h.left = 0
         redis.call('SADD', B .. 'cw:' .. h.name, p)
       else
         total = total + h.priority
@@ -58,36 +65,54 @@ while taken < max do
   if total == 0 then break end
   local draw, chosen = random() * total, nil
   for _, h in ipairs(handlers) do
-    if h.open then
+    if h.left > 0 then
       draw = draw - h.priority
       chosen = h
       if draw < 0 then break end
     end
   end
-  local id = redis.call('LPOP', chosen.list)
-  if not id then
-    chosen.open = false
-  else
-    local record = redis.call('HGET', K_JOBS, id)
-    count('ready', chosen.name, -1)
-    if not record then
-      missing[#missing + 1] = id
-      redis.call('HDEL', K_META, id)
-      redis.call('HDEL', K_FAILS, id)
-    else
-      redis.call('HSET', pk(p, 'run'), id, chosen.name .. '|' .. digits(NOW))
-      redis.call('HINCRBY', K_CONC, chosen.name, 1)
-      count('running', chosen.name, 1)
-      chosen.running = chosen.running + 1
-      jobs[#jobs + 1] = id
-      jobs[#jobs + 1] = chosen.name
-      jobs[#jobs + 1] = record
-      jobs[#jobs + 1] = redis.call('HGET', K_FAILS, id) or '0'
-      taken = taken + 1
+  chosen.take = chosen.take + 1
+  chosen.left = chosen.left - 1
+  taken = taken + 1
+end
+
+local jobs, missing = {}, {}
+local got = 0
+for _, h in ipairs(handlers) do
+  if h.take > 0 then
+    local ids = redis.call('LPOP', h.list, h.take)
+    if ids then
+      local records = redis.call('HMGET', K_JOBS, unpack(ids))
+      local fails = redis.call('HMGET', K_FAILS, unpack(ids))
+      local metas = redis.call('HMGET', K_META, unpack(ids))
+      local run = {}
+      local flags = h.max > 0 and 'c' or ''
+      for i, id in ipairs(ids) do
+        if records[i] then
+          run[#run + 1] = id
+          run[#run + 1] = h.name .. '|' .. digits(NOW) .. '|' .. flags .. (has_holds(metas[i]) and 'h' or '')
+          jobs[#jobs + 1] = id
+          jobs[#jobs + 1] = h.name
+          jobs[#jobs + 1] = records[i]
+          jobs[#jobs + 1] = fails[i] or '0'
+        else
+          missing[#missing + 1] = id
+          redis.call('HDEL', K_META, id)
+          redis.call('HDEL', K_FAILS, id)
+        end
+      end
+      count('ready', h.name, -#ids)
+      local k = #run / 2
+      if k > 0 then
+        redis.call('HSET', pk(p, 'run'), unpack(run))
+        count('running', h.name, k)
+        if h.max > 0 then conc_add(h.name, k) end
+        got = got + k
+      end
     end
   end
 end
-if taken == 0 then redis.call('SET', pk(p, 'idle'), '1') end
+if got == 0 and #missing == 0 then redis.call('SET', pk(p, 'idle'), '1') end
 local first = redis.call('ZRANGE', pk(p, 'due'), 0, 0, 'WITHSCORES')
 local next_due = -1
 if #first > 0 then next_due = math.max(0, tonumber(first[2]) - NOW) end

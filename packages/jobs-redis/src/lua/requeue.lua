@@ -14,8 +14,7 @@ for j = 1, tonumber(ARGV[6]) do
   local id = ARGV[6 + j]
   local running = redis.call('HGET', pk(p, 'run'), id)
   if running then
-    local h = string.match(running, '^(.*)|%d+$') or running
-    left_running(p, id, h)
+    local h = left_running(p, id, running)
     count('ready', h, 1)
     redis.call('LPUSH', pk(p, 'r:' .. h), id)
     back = back + 1

@@ -17,8 +17,7 @@ if not running then
   if due then return { 'OK', epoch, due, redis.call('HGET', K_FAILS, id) or '1' } end
   return { 'OK', epoch, -1 }
 end
-local h = string.match(running, '^(.*)|%d+$') or running
-left_running(p, id, h)
+local h = left_running(p, id, running)
 local fails = redis.call('HINCRBY', K_FAILS, id, 1)
 redis.call('HSET', K_ERR, id, ARGV[8])
 local due = NOW + tonumber(ARGV[7])

@@ -19,8 +19,7 @@ local running = redis.call('HGETALL', pk(p, 'run'))
 local back = {}
 for i = 1, #running, 2 do
   local id = running[i]
-  local h = string.match(running[i + 1], '^(.*)|%d+$') or running[i + 1]
-  left_running(p, id, h)
+  local h = left_running(p, id, running[i + 1])
   count('ready', h, 1)
   redis.call('LPUSH', pk(p, 'r:' .. h), id)
   back[#back + 1] = id

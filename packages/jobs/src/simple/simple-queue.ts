@@ -9,6 +9,7 @@
  * @module
  */
 
+import { setMaxListeners } from 'node:events';
 import { IllegalStateError, MAX_TIMER_MS, startTicker, type Ticker } from '@shardwork/core';
 import {
   type AdapterRuntime,
@@ -139,6 +140,8 @@ export class SimpleQueue implements JobAdapter {
   async start(): Promise<void> {
     this.#consuming = true;
     this.#abort = new AbortController();
+    // Every running attempt listens on it.
+    setMaxListeners(0, this.#abort.signal);
     this.#moveDue();
     this.#armTimer();
     this.#pump();
