@@ -20,7 +20,7 @@ afterEach(async () => {
 
 const TTL = 1000;
 
-async function run(fault: (c: JobCluster) => Promise<void>): Promise<ReturnType<JobCluster['check']>> {
+async function run(fault: (c: JobCluster) => Promise<void>): Promise<Awaited<ReturnType<JobCluster['check']>>> {
   cluster = await JobCluster.start({ replicas: 3, ttlMs: TTL });
   const c = cluster;
   const producing = c.produce(250, 80);
@@ -28,7 +28,7 @@ async function run(fault: (c: JobCluster) => Promise<void>): Promise<ReturnType<
   await fault(c);
   await producing;
   await c.settle(40_000);
-  const report = c.check();
+  const report = await c.check();
   expect(report.violations, report.violations.join('\n')).toEqual([]);
   expect(report.completed).toBe(report.accepted);
   expect(report.accepted).toBeGreaterThan(150);

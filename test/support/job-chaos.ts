@@ -69,7 +69,14 @@ export async function runJobChaos(options: JobChaosOptions): Promise<JobChaosRes
     }
     await producing;
     await cluster.settle(60_000);
-    return { ...cluster.check(), faults };
+    const report = await cluster.check();
+    // A lost job: say where it is, for the failure message.
+    const located: string[] = [];
+    for (const v of report.violations.filter((x) => x.startsWith('lost: ')).slice(0, 5)) {
+      const id = / ([A-Za-z0-9_-]{21}) accepted/.exec(v)?.[1];
+      if (id !== undefined) located.push(`  where: ${await cluster.locate(id)}`);
+    }
+    return { ...report, violations: [...report.violations, ...located], faults };
   } finally {
     await cluster.close();
   }

@@ -75,6 +75,8 @@ export class PartitionConsumer {
   #wakeUp: (() => void) | undefined;
   #woken = false;
   #completed: Completed[] = [];
+  /** Completions being recorded now (a reclaim must not put them back). */
+  readonly #flushing = new Set<string>();
   #flushScheduled = false;
   #tickers: Ticker[] = [];
   #seed = Math.floor(Math.random() * 2_147_483_646) + 1;
@@ -114,7 +116,6 @@ export class PartitionConsumer {
     const host = this.#host;
     const ctx = this.#ctx;
     const p = ctx.shard;
-    const token = String(ctx.token);
     const stop = AbortSignal.any([ctx.signal, host.stopping]);
     const abortAll = (reason: unknown): void => this.#abort.abort(reason);
     // Lease lost or claim gone: the attempts must stop at once (the next owner's
@@ -126,24 +127,7 @@ export class PartitionConsumer {
     const onAbortAll = (): void => abortAll(new JobAbortedError('the queue stopped past its timeout'));
     host.aborting.addEventListener('abort', onAbortAll, { once: true });
     try {
-      const takeover = await this.#write('takeover', [p, token], stop);
-      if (takeover === undefined || takeover.stale) return;
-      const back = takeover.reply[0] as string[];
-      for (let i = 0; i < back.length; i += 2) {
-        const ref = recordArgs(back[i + 1]);
-        host.runtime.emit('job:recovered', {
-          job: {
-            id: back[i] as string,
-            handler: ref?.handler ?? '?',
-            queue: host.store.queue,
-            key: ref?.key,
-            args: ref?.args ?? {},
-          },
-          reason: 'running under an older owner of its partition',
-        });
-      }
-      await this.#startPeriodics(stop);
-      await this.#loop(stop);
+      await this.#consume(stop);
     } finally {
       for (const ticker of this.#tickers.splice(0)) ticker.stop();
       ctx.signal.removeEventListener('abort', onLost);
@@ -159,6 +143,37 @@ export class PartitionConsumer {
       await this.drained();
       host.aborting.removeEventListener('abort', onAbortAll);
     }
+    // Ended while the claim is still ours (a write that kept failing, a stale
+    // fence): throw, so that the core worker runs this partition's consumer
+    // again instead of leaving the partition without one.
+    if (!ctx.signal.aborted && !host.stopping.aborted) {
+      throw new Error(`the consumer of partition ${p} of queue ${host.store.queue} ended early; restarting it`);
+    }
+  }
+
+  /** Take the partition over, start its periodic jobs, and fetch until `stop`. */
+  async #consume(stop: AbortSignal): Promise<void> {
+    const host = this.#host;
+    const p = this.#ctx.shard;
+    const token = String(this.#ctx.token);
+    const takeover = await this.#write('takeover', [p, token], stop);
+    if (takeover === undefined || takeover.stale) return;
+    const back = takeover.reply[0] as string[];
+    for (let i = 0; i < back.length; i += 2) {
+      const ref = recordArgs(back[i + 1]);
+      host.runtime.emit('job:recovered', {
+        job: {
+          id: back[i] as string,
+          handler: ref?.handler ?? '?',
+          queue: host.store.queue,
+          key: ref?.key,
+          args: ref?.args ?? {},
+        },
+        reason: 'running under an older owner of its partition',
+      });
+    }
+    await this.#startPeriodics(stop);
+    await this.#loop(stop);
   }
 
   async #loop(stop: AbortSignal): Promise<void> {
@@ -179,7 +194,7 @@ export class PartitionConsumer {
         host.reportError(error);
         await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)), stop).catch(() => undefined);
         // The fetch may have run without its reply reaching us: put back what it took.
-        const keep = [...this.#inflight.keys(), ...this.#completed.map((c) => c.job.id)];
+        const keep = [...this.#inflight, ...this.#completed.map((c) => c.job.id), ...this.#flushing];
         const reclaimed = await this.#write('reclaim', [p, token, keep.length, ...keep], stop);
         if (reclaimed?.stale === true) return;
         continue;
@@ -317,7 +332,15 @@ export class PartitionConsumer {
     if (batch.length === 0) return;
     this.#completed = [];
     const ids = batch.map((c) => c.job.id);
-    const result = await this.#write('complete', [this.#ctx.shard, String(this.#ctx.token), ids.length, ...ids]);
+    for (const id of ids) this.#flushing.add(id);
+    const result = await this.#write('complete', [
+      this.#ctx.shard,
+      String(this.#ctx.token),
+      ids.length,
+      ...ids,
+    ]).finally(() => {
+      for (const id of ids) this.#flushing.delete(id);
+    });
     if (result === undefined || result.stale) return;
     const recorded = result.reply[0] as number[];
     batch.forEach((c, i) => {

@@ -174,15 +174,18 @@ end
 local function enqueue_batch(items, woke)
   local results = {}
   local jobs, metas, seen, ready, due, tally = {}, {}, {}, {}, {}, {}
+  -- Unique keys taken by this batch: their records are written only at the end.
+  local taken = {}
   local function tal(state, h) tally[state .. ':' .. h] = (tally[state .. ':' .. h] or 0) + 1 end
   for n, it in ipairs(items) do
     local holder = nil
     if it.uk ~= '' then
-      local current = redis.call('HGET', K_UNIQUE, it.uk)
-      if current and redis.call('HEXISTS', K_JOBS, current) == 1 and redis.call('ZSCORE', K_DEAD, current) == false then
+      local current = taken[it.uk] or redis.call('HGET', K_UNIQUE, it.uk)
+      if taken[it.uk] or (current and redis.call('HEXISTS', K_JOBS, current) == 1 and redis.call('ZSCORE', K_DEAD, current) == false) then
         holder = current
       else
         redis.call('HSET', K_UNIQUE, it.uk, it.id)
+        taken[it.uk] = it.id
       end
     end
     if holder then
