@@ -141,6 +141,25 @@ local function left_running(p, id, value)
   return h, flags
 end
 
+-- A running job goes back to the front of its ready list (aborted, or left by
+-- an earlier owner); an ordered job keeps the head of its line. Returns the handler.
+local function put_back(p, id, value)
+  local h = left_running(p, id, value)
+  count('ready', h, 1)
+  redis.call('LPUSH', pk(p, 'r:' .. h), id)
+  return h
+end
+
+-- The dead jobs an admin call acts on: ARGV[4] names one ('' for all, the
+-- oldest ARGV[5] of them). Returns nil when the named job is not dead.
+local function dead_targets()
+  if ARGV[4] ~= '' then
+    if redis.call('ZSCORE', K_DEAD, ARGV[4]) == false then return nil end
+    return { ARGV[4] }
+  end
+  return redis.call('ZRANGE', K_DEAD, 0, tonumber(ARGV[5]) - 1)
+end
+
 -- The job completed or died: release its unique key; the next job of its ordered key may run.
 local function release_holds(p, id, meta)
   if meta == nil then return end

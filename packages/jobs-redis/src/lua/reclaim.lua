@@ -17,9 +17,7 @@ local back = 0
 for i = 1, #running, 2 do
   local id = running[i]
   if not keep[id] then
-    local h = left_running(p, id, running[i + 1])
-    count('ready', h, 1)
-    redis.call('LPUSH', pk(p, 'r:' .. h), id)
+    put_back(p, id, running[i + 1])
     back = back + 1
   end
 end

@@ -14,9 +14,7 @@ for j = 1, tonumber(ARGV[6]) do
   local id = ARGV[6 + j]
   local running = redis.call('HGET', pk(p, 'run'), id)
   if running then
-    local h = left_running(p, id, running)
-    count('ready', h, 1)
-    redis.call('LPUSH', pk(p, 'r:' .. h), id)
+    put_back(p, id, running)
     back = back + 1
   end
 end

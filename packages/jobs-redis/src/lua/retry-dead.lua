@@ -6,13 +6,8 @@
 
 local epoch, status = check_queue()
 if status then return status end
-local ids
-if ARGV[4] ~= '' then
-  if redis.call('ZSCORE', K_DEAD, ARGV[4]) == false then return { 'OK', epoch, -1, redis.call('ZCARD', K_DEAD) } end
-  ids = { ARGV[4] }
-else
-  ids = redis.call('ZRANGE', K_DEAD, 0, tonumber(ARGV[5]) - 1)
-end
+local ids = dead_targets()
+if ids == nil then return { 'OK', epoch, -1, redis.call('ZCARD', K_DEAD) } end
 local moved, woke = 0, {}
 for _, id in ipairs(ids) do
   local meta = meta_of(id)

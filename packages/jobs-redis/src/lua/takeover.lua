@@ -19,9 +19,7 @@ local running = redis.call('HGETALL', pk(p, 'run'))
 local back = {}
 for i = 1, #running, 2 do
   local id = running[i]
-  local h = left_running(p, id, running[i + 1])
-  count('ready', h, 1)
-  redis.call('LPUSH', pk(p, 'r:' .. h), id)
+  put_back(p, id, running[i + 1])
   back[#back + 1] = id
   back[#back + 1] = redis.call('HGET', K_JOBS, id) or ''
 end
