@@ -455,13 +455,17 @@ export function enqueueFields(record: JobRecord, partition: number): (string | n
   ];
 }
 
-/** The stored JSON of a record (args spliced in as checked, not serialised again). */
+/**
+ * The stored JSON of a record: args spliced in as checked (not serialised
+ * again), fields at their defaults (no key, not unique, not ordered) left out.
+ */
 export function serializeRecord(record: JobRecord): string {
   return (
     `{"id":${JSON.stringify(record.id)},"handler":${JSON.stringify(record.handler)},` +
-    `"queue":${JSON.stringify(record.queue)},"key":${record.key === undefined ? 'null' : JSON.stringify(record.key)},` +
-    `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},` +
-    `"uniqueKey":${record.uniqueKey === undefined ? 'null' : JSON.stringify(record.uniqueKey)},` +
-    `"ordered":${record.ordered},"args":${record.argsJson}}`
+    `"queue":${JSON.stringify(record.queue)},` +
+    (record.key === undefined ? '' : `"key":${JSON.stringify(record.key)},`) +
+    (record.uniqueKey === undefined ? '' : `"uniqueKey":${JSON.stringify(record.uniqueKey)},`) +
+    (record.ordered ? '"ordered":true,' : '') +
+    `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},"args":${record.argsJson}}`
   );
 }

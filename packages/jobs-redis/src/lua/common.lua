@@ -3,7 +3,9 @@
 -- Every key of a queue starts with B = '<prefix>{<queue>}:' (one hash tag per
 -- queue, so each script touches one slot and runs on Redis Cluster):
 --   B..'jobs'    HASH  id -> job record JSON (immutable once enqueued)
---   B..'meta'    HASH  id -> '{"h":handler,"p":partition,"k":ordered key or "","u":unique key or ""}'
+--   B..'meta'    HASH  id -> '{"h":handler,"p":partition,"k":ordered key or "","u":unique key or ""}',
+--                       only for jobs that need it: unique, ordered, delayed, retrying or dead (a
+--                       plain job is found by its list and its running entry; this saves memory)
 --   B..'fails'   HASH  id -> failed attempts (absent = 0)
 --   B..'err'     HASH  id -> JSON of the last error
 --   B..'unique'  HASH  unique key -> id of the queued-or-running job holding it
@@ -141,6 +143,11 @@ local function left_running(p, id, value)
   return h, flags
 end
 
+-- A plain job gets its meta record when it starts to need one (a retry, the dead set).
+local function ensure_meta(p, id, h)
+  redis.call('HSETNX', K_META, id, cjson.encode({ h = h, p = tonumber(p), k = '', u = '' }))
+end
+
 -- A running job goes back to the front of its ready list (aborted, or left by
 -- an earlier owner); an ordered job keeps the head of its line. Returns the handler.
 local function put_back(p, id, value)
@@ -215,8 +222,10 @@ local function enqueue_batch(items, woke)
       if it.key ~= '' and (it.ord == '1' or redis.call('SISMEMBER', K_ORDERED, it.h) == 1) then okey = it.key end
       jobs[#jobs + 1] = it.id
       jobs[#jobs + 1] = it.json
-      metas[#metas + 1] = it.id
-      metas[#metas + 1] = cjson.encode({ h = it.h, p = tonumber(it.p), k = okey, u = it.uk })
+      if okey ~= '' or it.uk ~= '' or it.run_at > NOW then
+        metas[#metas + 1] = it.id
+        metas[#metas + 1] = cjson.encode({ h = it.h, p = tonumber(it.p), k = okey, u = it.uk })
+      end
       seen[it.h] = true
       if it.run_at > NOW then
         local list = due[it.p]
@@ -243,10 +252,8 @@ local function enqueue_batch(items, woke)
       end
     end
   end
-  if #jobs > 0 then
-    redis.call('HSET', K_JOBS, unpack(jobs))
-    redis.call('HSET', K_META, unpack(metas))
-  end
+  if #jobs > 0 then redis.call('HSET', K_JOBS, unpack(jobs)) end
+  if #metas > 0 then redis.call('HSET', K_META, unpack(metas)) end
   for h in pairs(seen) do redis.call('SADD', K_SEEN, h) end
   for key, list in pairs(ready) do redis.call('RPUSH', key, unpack(list)) end
   for p, list in pairs(due) do

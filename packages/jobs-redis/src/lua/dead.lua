@@ -13,6 +13,7 @@ local running = redis.call('HGET', pk(p, 'run'), id)
 -- Not running: recorded already by a call whose reply was lost (it is dead), or put back.
 if not running then return { 'OK', epoch, redis.call('ZSCORE', K_DEAD, id) and 1 or 0 } end
 local h = left_running(p, id, running)
+ensure_meta(p, id, h)
 redis.call('HINCRBY', K_FAILS, id, 1)
 redis.call('HSET', K_ERR, id, ARGV[7])
 redis.call('ZADD', K_DEAD, digits(NOW), id)

@@ -18,6 +18,7 @@ if not running then
   return { 'OK', epoch, -1 }
 end
 local h = left_running(p, id, running)
+ensure_meta(p, id, h)
 local fails = redis.call('HINCRBY', K_FAILS, id, 1)
 redis.call('HSET', K_ERR, id, ARGV[8])
 local due = NOW + tonumber(ARGV[7])
