@@ -13,7 +13,7 @@ export type {
 } from './assignment.js';
 export { balanced, computeAssignment, quotas, range, roundRobin, strategies } from './assignment.js';
 export type { Clock } from './clock.js';
-export { MAX_TIMER_MS, sleep, systemClock } from './clock.js';
+export { MAX_TIMER_MS, settlesWithin, sleep, systemClock } from './clock.js';
 export type {
   Claim,
   ClaimResult,

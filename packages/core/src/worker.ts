@@ -7,7 +7,7 @@
 
 import { nanoid } from 'nanoid';
 import { type Assignment, computeAssignment } from './assignment.js';
-import { sleep } from './clock.js';
+import { settlesWithin, sleep } from './clock.js';
 import type { Discovery, Member, Snapshot } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
 import {
@@ -698,15 +698,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const current = run.current;
     if (current === undefined) return;
     const timeout = this.#o.revokeTimeoutMs;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([
-      current.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), timeout);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) this.#reportError(new RevokeTimeoutError(run.shard, timeout));
+    if (!(await settlesWithin(current, timeout))) this.#reportError(new RevokeTimeoutError(run.shard, timeout));
   }
 
   #onTick(scheduledAt: Date): void {

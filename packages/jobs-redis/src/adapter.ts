@@ -8,7 +8,7 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { createDiscovery, type Discovery, type ShardContext, sleep, Worker } from '@shardwork/core';
+import { createDiscovery, type Discovery, type ShardContext, settlesWithin, sleep, Worker } from '@shardwork/core';
 import { RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
 import {
   type AdapterRuntime,
@@ -328,16 +328,8 @@ export class RedisJobAdapter implements JobAdapter {
     for (const set of this.#consumers.values()) for (const c of set) c.wake();
     const consumers = [...this.#consumers.values()].flatMap((set) => [...set]);
     const drained = Promise.all(consumers.map((c) => c.drained()));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
     let aborted = 0;
-    if (timedOut) {
+    if (!(await settlesWithin(drained, timeoutMs))) {
       aborted = consumers.reduce((sum, c) => sum + c.running, 0);
       this.#aborting.abort();
       await drained;

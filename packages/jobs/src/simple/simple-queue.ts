@@ -10,7 +10,7 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { IllegalStateError, MAX_TIMER_MS, startTicker, type Ticker } from '@shardwork/core';
+import { IllegalStateError, MAX_TIMER_MS, settlesWithin, startTicker, type Ticker } from '@shardwork/core';
 import {
   type AdapterRuntime,
   type AttemptOutcome,
@@ -170,15 +170,7 @@ export class SimpleQueue implements JobAdapter {
     this.#clearTimer();
     let aborted = 0;
     if (this.#attempts.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = await Promise.race([
-        Promise.all([...this.#attempts]).then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
+      if (!(await settlesWithin(Promise.all([...this.#attempts]), timeoutMs))) {
         aborted = this.#running;
         this.#abort.abort();
         // Aborted attempts resolve at once (runAttempt does not wait for a handler that ignores its signal).
