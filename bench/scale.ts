@@ -166,7 +166,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     // group (on Redis a group younger than one TTL holds all claims back, since
     // Redis cannot tell a new group from one whose data it lost).
     const groupCreated = monotonicMs();
-    await observer?.ensureGroup(service, t);
+    await observer?.ensureGroup(service, { shardCount: t, leaseTtlMs: options.ttlMs });
     const standby = await Promise.all(hosts.map((h) => h.standby));
     let startedCount = 0;
     let slowestStart = 0;

@@ -7,7 +7,19 @@
  * @module
  */
 
-import type { ClaimResult, Discovery, DiscoveryListener, MemberInfo, Registration, Snapshot } from '@shardwork/core';
+import type {
+  ClaimBatch,
+  ClaimRef,
+  ClaimResult,
+  Discovery,
+  DiscoveryListener,
+  EnsureGroupOptions,
+  GroupSettings,
+  MemberInfo,
+  Registration,
+  Snapshot,
+  StoredGroup,
+} from '@shardwork/core';
 
 /** Counts of calls per method, shared by all wrappers of one process. */
 export type CallCounts = Record<string, number>;
@@ -37,9 +49,29 @@ export class CountingDiscovery implements Discovery {
     this.#counts[method] = (this.#counts[method] ?? 0) + 1;
   }
 
-  ensureGroup(service: string, shardCount: number): Promise<number> {
+  ensureGroup(service: string, group: GroupSettings, options?: EnsureGroupOptions): Promise<StoredGroup> {
     this.#count('ensureGroup');
-    return this.#inner.ensureGroup(service, shardCount);
+    return this.#inner.ensureGroup(service, group, options);
+  }
+
+  drain(service: string, memberId: string): Promise<void> {
+    this.#count('drain');
+    return this.#inner.drain(service, memberId);
+  }
+
+  version(service: string): Promise<string> {
+    this.#count('version');
+    return this.#inner.version(service);
+  }
+
+  claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch> {
+    this.#count('claimMany');
+    return this.#inner.claimMany(service, memberId, shards);
+  }
+
+  releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]> {
+    this.#count('releaseMany');
+    return this.#inner.releaseMany(service, memberId, claims);
   }
 
   register(service: string, member: MemberInfo, ttlMs: number): Promise<Registration> {

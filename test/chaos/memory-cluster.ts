@@ -25,8 +25,11 @@
  */
 
 import {
+  type ClaimRef,
   type DiscoveryListener,
   DiscoveryUnavailableError,
+  type EnsureGroupOptions,
+  type GroupSettings,
   type MemberInfo,
   MemoryDiscovery,
   MemoryStore,
@@ -92,8 +95,8 @@ class ChaosConnection extends MemoryDiscovery {
     return result;
   }
 
-  override ensureGroup(service: string, shardCount: number) {
-    return this.#through(() => super.ensureGroup(service, shardCount));
+  override ensureGroup(service: string, group: GroupSettings, options?: EnsureGroupOptions) {
+    return this.#through(() => super.ensureGroup(service, group, options));
   }
   override register(service: string, member: MemberInfo, ttlMs: number) {
     return this.#through(() => super.register(service, member, ttlMs));
@@ -112,6 +115,18 @@ class ChaosConnection extends MemoryDiscovery {
   }
   override release(service: string, memberId: string, shard: number, token: number) {
     return this.#through(() => super.release(service, memberId, shard, token));
+  }
+  override claimMany(service: string, memberId: string, shards: readonly number[]) {
+    return this.#through(() => super.claimMany(service, memberId, shards));
+  }
+  override releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]) {
+    return this.#through(() => super.releaseMany(service, memberId, claims));
+  }
+  override drain(service: string, memberId: string) {
+    return this.#through(() => super.drain(service, memberId));
+  }
+  override version(service: string) {
+    return this.#through(() => super.version(service));
   }
 
   override watch(service: string, listener: DiscoveryListener): () => void {

@@ -13,6 +13,7 @@ export type ShardworkErrorCode =
   | 'INVALID_PARAMS'
   | 'INVALID_ASSIGNMENT'
   | 'SHARD_COUNT_MISMATCH'
+  | 'LEASE_TTL_MISMATCH'
   | 'ILLEGAL_STATE'
   | 'LEASE_LOST'
   | 'LEASE_EXPIRED'
@@ -95,6 +96,29 @@ export class InvalidAssignmentError extends ShardworkError {
   constructor(problem: string) {
     super('INVALID_ASSIGNMENT', `Invalid assignment from strategy: ${problem}`);
     this.name = 'InvalidAssignmentError';
+  }
+}
+
+/** The service already exists in the backend with another lease TTL. */
+export class LeaseTtlMismatchError extends ShardworkError {
+  /** Service name. */
+  readonly service: string;
+  /** Lease TTL stored in the backend by the first replica, ms. */
+  readonly expected: number;
+  /** Lease TTL this replica was started with, ms. */
+  readonly actual: number;
+
+  constructor(service: string, expected: number, actual: number) {
+    super(
+      'LEASE_TTL_MISMATCH',
+      `Service "${service}" has leaseTtlMs: ${expected} in the discovery backend, but this replica was started with leaseTtlMs: ${actual}. ` +
+        'Every replica of a service must use the same lease TTL (a replica with a longer one could still act after a peer with a shorter one took its shards over); ' +
+        'to change it, stop all replicas or use a new service name.',
+    );
+    this.name = 'LeaseTtlMismatchError';
+    this.service = service;
+    this.expected = expected;
+    this.actual = actual;
   }
 }
 

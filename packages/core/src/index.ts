@@ -16,18 +16,26 @@ export type { Clock } from './clock.js';
 export { MAX_TIMER_MS, settlesWithin, sleep, systemClock } from './clock.js';
 export type {
   Claim,
+  ClaimBatch,
+  ClaimRef,
   ClaimResult,
   Discovery,
+  DiscoveryChange,
   DiscoveryEvent,
   DiscoveryListener,
+  EnsureGroupOptions,
+  GroupSettings,
   InvalidRecord,
   Member,
   MemberInfo,
   Registration,
   Snapshot,
+  StoredGroup,
 } from './discovery/contract.js';
 export type { MemoryDiscoveryOptions, MemoryStoreOptions } from './discovery/memory.js';
 export { MemoryDiscovery, MemoryStore, sharedMemoryStore } from './discovery/memory.js';
+export type { MemberRecordResult, ParsedMemberRecord } from './discovery/records.js';
+export { encodeMemberRecord, parseMemberRecord } from './discovery/records.js';
 export type { DiscoveryFactory, DiscoveryModule } from './discovery/registry.js';
 export {
   createDiscovery,
@@ -50,6 +58,7 @@ export {
   isRetryableError,
   LeaseExpiredError,
   LeaseLostError,
+  LeaseTtlMismatchError,
   NonRetryableError,
   NotOwnerError,
   RevokeTimeoutError,

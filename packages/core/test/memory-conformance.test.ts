@@ -20,11 +20,11 @@ describe('memory group age', () => {
   it('is reported only for groups created after the store lost its data', async () => {
     const fresh = new MemoryStore();
     const conn = new MemoryDiscovery({ store: fresh });
-    await conn.ensureGroup('g', 2);
+    await conn.ensureGroup('g', { shardCount: 2, leaseTtlMs: 1000 });
     expect((await conn.snapshot('g')).groupAgeMs).toBeUndefined();
     fresh.reset();
     expect((await conn.snapshot('g')).shardCount).toBeUndefined();
-    await conn.ensureGroup('g', 2);
+    await conn.ensureGroup('g', { shardCount: 2, leaseTtlMs: 1000 });
     await new Promise((r) => setTimeout(r, 30));
     const age = (await conn.snapshot('g')).groupAgeMs;
     expect(age).toBeGreaterThanOrEqual(25);

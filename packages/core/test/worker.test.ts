@@ -1,8 +1,13 @@
 import {
   AttemptsExhaustedError,
+  type ClaimRef,
   DiscoveryUnavailableError,
+  type EnsureGroupOptions,
+  type GroupSettings,
   IllegalStateError,
+  InvalidRecordError,
   LeaseLostError,
+  LeaseTtlMismatchError,
   type MemberInfo,
   MemoryDiscovery,
   MemoryStore,
@@ -291,7 +296,199 @@ describe('stop', () => {
   });
 });
 
+describe('draining and deltas', () => {
+  /** Memory discovery that counts what the worker asks for. */
+  class Counting extends MemoryDiscovery {
+    readonly calls: Record<string, number> = {};
+    #count(name: string): void {
+      this.calls[name] = (this.calls[name] ?? 0) + 1;
+    }
+    override snapshot(service: string) {
+      this.#count('snapshot');
+      return super.snapshot(service);
+    }
+    override version(service: string) {
+      this.#count('version');
+      return super.version(service);
+    }
+    override claimMany(service: string, memberId: string, shards: readonly number[]) {
+      this.#count('claimMany');
+      return super.claimMany(service, memberId, shards);
+    }
+    override releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]) {
+      this.#count('releaseMany');
+      return super.releaseMany(service, memberId, claims);
+    }
+  }
+
+  it('hands each shard of a stopping replica over as soon as its own handler settles', async () => {
+    const store = new MemoryStore();
+    const slowShard = 0;
+    const handler = {
+      async do(ctx: ShardContext) {
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+        if (ctx.shard === slowShard) await sleep(3000);
+      },
+    };
+    const a = new Worker({
+      service: 'd',
+      shards: 4,
+      leaseTtlMs: 1000,
+      discovery: new MemoryDiscovery({ store, latencyMs: 1 }),
+      handler,
+    });
+    await started(a);
+    const b = new Worker({
+      service: 'd',
+      shards: 4,
+      leaseTtlMs: 1000,
+      discovery: new MemoryDiscovery({ store, latencyMs: 1 }),
+      handler: () => undefined,
+      revokeTimeoutMs: 5000,
+    });
+    await started(b);
+    await advanceUntil(() => b.status().shards.length === 2, 500);
+    const aShards = a.status().shards.map((x) => x.shard);
+    expect(aShards).toContain(slowShard);
+    const stopping = a.stop();
+    // Every shard but the slow one moves within a few round trips.
+    const took = await advanceUntil(() => b.status().shards.length === 3, 1000);
+    expect(took).toBeLessThan(100);
+    expect(b.status().shards.map((x) => x.shard)).not.toContain(slowShard);
+    const observer = new MemoryDiscovery({ store });
+    expect((await observer.snapshot('d')).members.find((m) => m.id === a.status().instance)?.draining).toBe(true);
+    await advanceUntil(() => b.status().shards.length === 4, 5000);
+    await stopping;
+    await stopped(b);
+  });
+
+  it('follows joins, leaves and moves by deltas: no listing per change, one claim request per pass', async () => {
+    const store = new MemoryStore();
+    const conns = Array.from({ length: 4 }, () => new Counting({ store, latencyMs: 1 }));
+    const workers = conns.map(
+      (conn) => new Worker({ service: 'x', shards: 32, leaseTtlMs: 1000, discovery: conn, handler: () => undefined }),
+    );
+    for (const w of workers) await started(w);
+    await advanceUntil(() => workers.every((w) => w.status().shards.length === 8), 1000);
+    await stopped(workers[3] as Worker);
+    await advanceUntil(() => workers.slice(0, 3).reduce((n, w) => n + w.status().shards.length, 0) === 32, 1000);
+    for (const conn of conns) {
+      // One listing at start; every later change arrived as a delta.
+      expect(conn.calls.snapshot ?? 0).toBeLessThanOrEqual(1);
+      // A few passes claim, each with one request.
+      expect(conn.calls.claimMany ?? 0).toBeLessThanOrEqual(4);
+    }
+    expect(conns[3]?.calls.releaseMany ?? 0).toBeLessThanOrEqual(2);
+    for (const w of workers.slice(0, 3)) await stopped(w);
+  });
+
+  it('checks versions on resync and lists nothing while nothing changed', async () => {
+    const conn = new Counting({ store: new MemoryStore(), latencyMs: 1 });
+    const worker = new Worker({
+      service: 'v',
+      shards: 4,
+      leaseTtlMs: 1000,
+      resyncIntervalMs: 500,
+      discovery: conn,
+      handler: () => undefined,
+    });
+    await started(worker);
+    const listed = conn.calls.snapshot ?? 0;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(conn.calls.snapshot ?? 0).toBe(listed);
+    expect(conn.calls.version ?? 0).toBeGreaterThanOrEqual(8);
+    expect(worker.status().shards).toHaveLength(4);
+    await stopped(worker);
+  });
+
+  it('re-lists after a missed change and converges', async () => {
+    const cluster = new Cluster(6);
+    const a = cluster.add();
+    await started(a.worker);
+    // Changes made while a's connection is cut never reach it as deltas.
+    a.conn.setAvailable(false);
+    const b = cluster.add();
+    const started_b = b.worker.start();
+    await vi.advanceTimersByTimeAsync(100);
+    a.conn.setAvailable(true);
+    await started_b;
+    await advanceUntil(() => a.worker.status().shards.length === 3 && b.worker.status().shards.length === 3, 3000);
+    await cluster.stopAll();
+    cluster.assertExclusive();
+  });
+});
+
 describe('start', () => {
+  it('rejects a replica whose lease TTL disagrees with the group', async () => {
+    const cluster = new Cluster(4);
+    const a = cluster.add();
+    await started(a.worker);
+    const b = cluster.add({ leaseTtlMs: 3000 });
+    const result = b.worker.start().catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(50);
+    const error = await result;
+    expect(error).toBeInstanceOf(LeaseTtlMismatchError);
+    expect(error).toMatchObject({ service: 'svc', expected: 1000, actual: 3000 });
+    expect(b.worker.state).toBe('stopped');
+    await cluster.stopAll();
+  });
+
+  /** A backend whose group record holds garbage until a replica asks to replace it. */
+  class GarbageGroup extends MemoryDiscovery {
+    garbage = true;
+    override async ensureGroup(service: string, group: GroupSettings, options?: EnsureGroupOptions) {
+      const stored = await super.ensureGroup(service, group, options);
+      if (!this.garbage) return stored;
+      const bad = { key: `${service}/meta`, reason: 'shardCount is not a positive integer: "x"' };
+      if (options?.replaceInvalid === true) {
+        this.garbage = false;
+        return { ...stored, repaired: [bad] };
+      }
+      return { ...stored, shardCount: undefined, invalid: [bad] };
+    }
+  }
+
+  it('rewrites an unreadable group record when the live members agree, reporting it once', async () => {
+    const store = new MemoryStore();
+    const a = new Worker({
+      service: 'g',
+      shards: 2,
+      discovery: new MemoryDiscovery({ store }),
+      handler: () => undefined,
+    });
+    await started(a);
+    const conn = new GarbageGroup({ store });
+    const b = new Worker({ service: 'g', shards: 2, discovery: conn, handler: () => undefined });
+    const reports: { key: string; repaired: boolean }[] = [];
+    b.on('record:invalid', ({ error, repaired }) => reports.push({ key: error.key, repaired }));
+    await started(b);
+    expect(reports).toEqual([{ key: 'g/meta', repaired: true }]);
+    expect(conn.garbage).toBe(false);
+    await advanceUntil(() => b.status().shards.length === 1, 500);
+    await stopped(a);
+    await stopped(b);
+  });
+
+  it('refuses to rewrite an unreadable group record that live members disagree with', async () => {
+    const store = new MemoryStore();
+    const a = new Worker({
+      service: 'g',
+      shards: 2,
+      discovery: new MemoryDiscovery({ store }),
+      handler: () => undefined,
+    });
+    await started(a);
+    const conn = new GarbageGroup({ store });
+    const b = new Worker({ service: 'g', shards: 3, discovery: conn, handler: () => undefined });
+    const result = b.start().catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(50);
+    const error = await result;
+    expect(error).toBeInstanceOf(InvalidRecordError);
+    expect((error as Error).message).toMatch(/g\/meta.*not rewritten.*shards: 2.*shards: 3/);
+    expect(conn.garbage).toBe(true);
+    await stopped(a);
+  });
+
   it('rejects a replica whose shard count disagrees with the backend', async () => {
     const cluster = new Cluster(4);
     const a = cluster.add();
@@ -369,9 +566,10 @@ describe('start', () => {
     // Models a backend client that retried a timed-out claim on another endpoint: the
     // first attempt did create the claim, the retry reports it as taken by ourselves.
     class RetriedClaims extends MemoryDiscovery {
-      override async claim(service: string, memberId: string, shard: number) {
-        const result = await super.claim(service, memberId, shard);
-        return result.ok ? { ok: false as const, owner: memberId, token: result.token } : result;
+      override async claimMany(service: string, memberId: string, shards: readonly number[]) {
+        const batch = await super.claimMany(service, memberId, shards);
+        const results = batch.results.map((r) => (r.ok ? { ok: false as const, owner: memberId, token: r.token } : r));
+        return { ...batch, results };
       }
     }
     const worker = new Worker({

@@ -18,6 +18,10 @@
  * - {@link Discovery.renew} of a dead member fails with `LeaseExpiredError` and
  *   never resurrects it.
  * - {@link Discovery.snapshot} never returns a dead member or its claims.
+ * - Revisions are decimal integers that only increase per service; a watch
+ *   announces each change with the revision it produced and, when it knows
+ *   them, the changes themselves (see {@link DiscoveryEvent}), so that a
+ *   replica keeps its view up to date in O(change) instead of re-listing.
  *
  * @module
  */
@@ -36,6 +40,14 @@ export interface MemberInfo {
   readonly weight: number;
   /** Free-form labels. */
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * The shard count this replica runs with. Lets a replica that finds the
+   * group record unreadable rewrite it from the value the live members agree
+   * on. Absent in records written by versions before 0.2.
+   */
+  readonly shardCount?: number | undefined;
+  /** The lease TTL this replica runs with, ms (same purpose; absent before 0.2). */
+  readonly leaseTtlMs?: number | undefined;
 }
 
 /** A live member as listed by the backend. */
@@ -52,6 +64,11 @@ export interface Member extends MemberInfo {
    * notifies expiry itself (etcd). The resolver re-lists at the earliest expiry.
    */
   readonly expiresInMs?: number | undefined;
+  /**
+   * The member is stopping ({@link Discovery.drain}): peers plan without it and
+   * take each of its shards as soon as it releases that shard.
+   */
+  readonly draining?: boolean | undefined;
 }
 
 /** A live claim: shard `shard` is owned by member `owner` with fencing token `token`. */
@@ -74,8 +91,17 @@ export interface InvalidRecord {
 
 /** A consistent view of one service at one backend revision. */
 export interface Snapshot {
-  /** Opaque revision; equal revisions mean equal contents. */
+  /**
+   * Revision of this view: a decimal integer; revisions of one service only
+   * increase, and equal revisions mean equal contents. Change events are
+   * ordered against it (see {@link DiscoveryEvent}).
+   */
   readonly revision: string;
+  /**
+   * What {@link Discovery.version} answers while nothing has changed since
+   * this snapshot; when absent, `revision` is that value.
+   */
+  readonly version?: string | undefined;
   /** Shard count stored for the service, `undefined` before {@link Discovery.ensureGroup}. */
   readonly shardCount: number | undefined;
   /** Live members, in no particular order. */
@@ -100,6 +126,55 @@ export type ClaimResult =
   | { readonly ok: true; readonly token: number }
   | { readonly ok: false; readonly owner: string; readonly token: number };
 
+/** Outcome of {@link Discovery.claimMany}. */
+export interface ClaimBatch {
+  /** One result per requested shard, in the order requested. */
+  readonly results: readonly ClaimResult[];
+  /**
+   * Garbage records the backend found in the way and replaced or deleted
+   * while claiming (e.g. a token counter that was not a number, a claim key
+   * without a lease); the worker reports each once.
+   */
+  readonly repaired: readonly InvalidRecord[];
+}
+
+/** A claim to give back with {@link Discovery.releaseMany}. */
+export interface ClaimRef {
+  readonly shard: number;
+  readonly token: number;
+}
+
+/** What every replica of a service must agree on, stored once per service. */
+export interface GroupSettings {
+  /** Number of shards. */
+  readonly shardCount: number;
+  /** Lease TTL of every member, ms. */
+  readonly leaseTtlMs: number;
+}
+
+/** Options of {@link Discovery.ensureGroup}. */
+export interface EnsureGroupOptions {
+  /**
+   * Overwrite stored fields that cannot be parsed with the given values (a
+   * compare-and-set on the garbage read). The worker asks for it only when the
+   * live members agree with its settings.
+   * @defaultValue false
+   */
+  readonly replaceInvalid?: boolean;
+}
+
+/** The group settings as stored, after {@link Discovery.ensureGroup}. */
+export interface StoredGroup {
+  /** Stored shard count; `undefined` when the stored value cannot be parsed (see `invalid`). */
+  readonly shardCount: number | undefined;
+  /** Stored lease TTL; `undefined` when the stored value cannot be parsed (see `invalid`). */
+  readonly leaseTtlMs: number | undefined;
+  /** Fields that could not be parsed and were left as they are. */
+  readonly invalid: readonly InvalidRecord[];
+  /** Fields that could not be parsed and were replaced (`replaceInvalid`). */
+  readonly repaired: readonly InvalidRecord[];
+}
+
 /** Result of {@link Discovery.register}. */
 export interface Registration {
   /** Join order assigned by the backend (see {@link Member.joinSeq}). */
@@ -107,16 +182,43 @@ export interface Registration {
 }
 
 /**
- * A change notification. Notifications are hints: the resolver re-reads a
- * {@link Snapshot} after any of them, so a backend may coalesce, and a lost one
- * is covered by the periodic re-list.
- * - `change`: members or claims of the service changed.
- * - `reset`: the backend connection was re-established (or the watch restarted);
- *   anything may have changed in between.
+ * One change of a service, as a watch announces it.
+ * - `member:put`: a member was added, or its record replaced (re-registered,
+ *   or marked draining);
+ * - `member:removed`: a member is gone (unregistered or expired), **and every
+ *   claim it held with it**;
+ * - `claim:put`: a claim was created;
+ * - `claim:removed`: a claim was released (only if `token` matches the one held).
+ */
+export type DiscoveryChange =
+  | { readonly type: 'member:put'; readonly member: Member }
+  | { readonly type: 'member:removed'; readonly id: string }
+  | { readonly type: 'claim:put'; readonly claim: Claim }
+  | { readonly type: 'claim:removed'; readonly shard: number; readonly token: number };
+
+/**
+ * A change notification.
+ * - `change`: members or claims of the service changed. With `revision`,
+ *   `previous` and `changes`, it says exactly what: every change of the
+ *   service after revision `previous` up to and including `revision`. A
+ *   listener holding the service as of revision `r` applies them when
+ *   `previous <= r < revision`, ignores them when `revision <= r` (already
+ *   seen), and re-lists when `previous > r` (it missed something). Without
+ *   `changes` the event is only a hint to re-list.
+ * - `reset`: the backend connection was re-established (or the watch
+ *   restarted); anything may have changed in between: re-list.
+ *
+ * A lost notification is covered by the periodic {@link Discovery.version} check.
  */
 export interface DiscoveryEvent {
   /** Kind of the notification. */
   readonly type: 'change' | 'reset';
+  /** Revision after the change (decimal integer). */
+  readonly revision?: string | undefined;
+  /** Revision the changes apply to (decimal integer). */
+  readonly previous?: string | undefined;
+  /** The changes, in order. */
+  readonly changes?: readonly DiscoveryChange[] | undefined;
 }
 
 /** Listener passed to {@link Discovery.watch}. */
@@ -135,18 +237,30 @@ export interface Discovery {
   /** Backend kind for messages, e.g. `memory`, `redis`, `etcd`. */
   readonly kind: string;
   /**
-   * Store `shardCount` for the service if none is stored yet, atomically, and
-   * return the stored count (which may differ: the caller decides what that means).
+   * Store the group settings of the service, each field only if none is
+   * stored yet, atomically, and return what is stored (which may differ: the
+   * caller decides what that means).
    */
-  ensureGroup(service: string, shardCount: number): Promise<number>;
+  ensureGroup(service: string, group: GroupSettings, options?: EnsureGroupOptions): Promise<StoredGroup>;
   /** Register a member bound to a new lease of `ttlMs`. */
   register(service: string, member: MemberInfo, ttlMs: number): Promise<Registration>;
   /** Extend the member's lease by its TTL; `LeaseExpiredError` if it is already gone. */
   renew(service: string, memberId: string): Promise<void>;
   /** Revoke the member's lease: member and claims vanish at once. Idempotent. */
   unregister(service: string, memberId: string): Promise<void>;
+  /**
+   * Mark a live member as draining (it is stopping and hands its shards over
+   * one by one); announced as a `member:put` change. `LeaseExpiredError` if it is gone.
+   */
+  drain(service: string, memberId: string): Promise<void>;
   /** Read members and claims of the service. */
   snapshot(service: string): Promise<Snapshot>;
+  /**
+   * A cheap check for the periodic resync: equals the last snapshot's
+   * `version ?? revision` as long as the service has not changed since. Reads
+   * no members or claims.
+   */
+  version(service: string): Promise<string>;
   /**
    * Subscribe to change notifications of the service. Returns the unsubscribe
    * function. The listener must never be called after unsubscribe returns.
@@ -154,8 +268,16 @@ export interface Discovery {
   watch(service: string, listener: DiscoveryListener): () => void;
   /** Create the claim of `shard` for `memberId` if no live claim exists. */
   claim(service: string, memberId: string, shard: number): Promise<ClaimResult>;
+  /**
+   * Claim several shards in one request (one script, one transaction, or
+   * several when a backend limits the size of one): each is created only if
+   * it has no live claim. `LeaseExpiredError` when the member is gone.
+   */
+  claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch>;
   /** Delete the claim if owned by `memberId` with `token`; `false` if it was not. */
   release(service: string, memberId: string, shard: number, token: number): Promise<boolean>;
+  /** {@link Discovery.release} of several claims in one request; one result per claim, in order. */
+  releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]>;
   /** Close connections and timers. Does not unregister members. Idempotent. */
   close(): Promise<void>;
 }

@@ -15,13 +15,19 @@ import { type Clock, systemClock } from '../clock.js';
 import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
 import type {
   Claim,
+  ClaimBatch,
+  ClaimRef,
   ClaimResult,
   Discovery,
+  DiscoveryChange,
   DiscoveryListener,
+  EnsureGroupOptions,
+  GroupSettings,
   Member,
   MemberInfo,
   Registration,
   Snapshot,
+  StoredGroup,
 } from './contract.js';
 
 interface MemberRecord {
@@ -29,10 +35,12 @@ interface MemberRecord {
   readonly joinSeq: number;
   ttlMs: number;
   expiresAt: number;
+  draining: boolean;
 }
 
 interface ServiceState {
   shardCount: number | undefined;
+  leaseTtlMs: number | undefined;
   /** Creation time of the group, kept only once the store has lost data (see {@link Snapshot.groupAgeMs}). */
   createdAt: number | undefined;
   readonly members: Map<string, MemberRecord>;
@@ -75,6 +83,7 @@ export class MemoryStore {
     if (state === undefined) {
       state = {
         shardCount: undefined,
+        leaseTtlMs: undefined,
         createdAt: undefined,
         members: new Map(),
         claims: new Map(),
@@ -89,12 +98,17 @@ export class MemoryStore {
     return state;
   }
 
-  /** @internal Bump the revision and notify watchers asynchronously. */
-  changed(state: ServiceState): void {
+  /**
+   * @internal Bump the revision and notify watchers asynchronously of
+   * `changes`; without them (a data loss) the event only says "re-list".
+   */
+  changed(state: ServiceState, changes?: readonly DiscoveryChange[]): void {
+    const previous = String(state.revision);
     state.revision += 1;
+    const event = { type: 'change', revision: String(state.revision), previous, changes } as const;
     const listeners = [...state.listeners];
     queueMicrotask(() => {
-      for (const listener of listeners) if (state.listeners.has(listener)) listener({ type: 'change' });
+      for (const listener of listeners) if (state.listeners.has(listener)) listener(event);
     });
     this.#scheduleExpiry();
   }
@@ -116,23 +130,24 @@ export class MemoryStore {
       state.members.clear();
       state.claims.clear();
       state.shardCount = undefined;
+      state.leaseTtlMs = undefined;
       this.changed(state);
     }
   }
 
   #reap(state: ServiceState): void {
     const now = this.#clock.now();
-    let reaped = false;
+    const changes: DiscoveryChange[] = [];
     for (const [id, member] of state.members) {
       if (member.expiresAt > now) continue;
       state.members.delete(id);
-      reaped = true;
+      changes.push({ type: 'member:removed', id });
     }
-    if (!reaped) return;
+    if (changes.length === 0) return;
     for (const [shard, claim] of state.claims) {
       if (!state.members.has(claim.owner)) state.claims.delete(shard);
     }
-    this.changed(state);
+    this.changed(state, changes);
   }
 
   #scheduleExpiry(): void {
@@ -239,15 +254,17 @@ export class MemoryDiscovery implements Discovery {
     return result;
   }
 
-  ensureGroup(service: string, shardCount: number): Promise<number> {
-    return this.#call(() => {
+  ensureGroup(service: string, group: GroupSettings, _options?: EnsureGroupOptions): Promise<StoredGroup> {
+    return this.#call((): StoredGroup => {
       const state = this.#store.service(service);
+      // An in-process store holds no garbage, so `replaceInvalid` has nothing to do.
       if (state.shardCount === undefined) {
-        state.shardCount = shardCount;
+        state.shardCount = group.shardCount;
         state.createdAt = this.#store.lostData ? this.#store.clock.now() : undefined;
-        this.#store.changed(state);
+        this.#store.changed(state, []);
       }
-      return state.shardCount;
+      state.leaseTtlMs ??= group.leaseTtlMs;
+      return { shardCount: state.shardCount, leaseTtlMs: state.leaseTtlMs, invalid: [], repaired: [] };
     });
   }
 
@@ -255,13 +272,15 @@ export class MemoryDiscovery implements Discovery {
     return this.#call(() => {
       const state = this.#store.service(service);
       state.joinSeq += 1;
-      state.members.set(member.id, {
+      const record: MemberRecord = {
         info: { ...member, labels: { ...member.labels } },
         joinSeq: state.joinSeq,
         ttlMs,
         expiresAt: this.#store.clock.now() + ttlMs,
-      });
-      this.#store.changed(state);
+        draining: false,
+      };
+      state.members.set(member.id, record);
+      this.#store.changed(state, [{ type: 'member:put', member: toMember(record) }]);
       return { joinSeq: state.joinSeq };
     });
   }
@@ -276,12 +295,23 @@ export class MemoryDiscovery implements Discovery {
     });
   }
 
+  drain(service: string, memberId: string): Promise<void> {
+    return this.#call(() => {
+      const state = this.#store.service(service);
+      const member = state.members.get(memberId);
+      if (member === undefined) throw new LeaseExpiredError(memberId);
+      if (member.draining) return;
+      member.draining = true;
+      this.#store.changed(state, [{ type: 'member:put', member: toMember(member) }]);
+    });
+  }
+
   unregister(service: string, memberId: string): Promise<void> {
     return this.#call(() => {
       const state = this.#store.service(service);
       if (!state.members.delete(memberId)) return;
       for (const [shard, claim] of state.claims) if (claim.owner === memberId) state.claims.delete(shard);
-      this.#store.changed(state);
+      this.#store.changed(state, [{ type: 'member:removed', id: memberId }]);
     });
   }
 
@@ -290,8 +320,7 @@ export class MemoryDiscovery implements Discovery {
       const state = this.#store.service(service);
       const now = this.#store.clock.now();
       const members: Member[] = [...state.members.values()].map((m) => ({
-        ...m.info,
-        joinSeq: m.joinSeq,
+        ...toMember(m),
         expiresInMs: Math.max(0, m.expiresAt - now),
       }));
       const claims: Claim[] = [...state.claims].map(([shard, c]) => ({ shard, owner: c.owner, token: c.token }));
@@ -305,6 +334,10 @@ export class MemoryDiscovery implements Discovery {
         groupAgeMs,
       };
     });
+  }
+
+  version(service: string): Promise<string> {
+    return this.#call(() => String(this.#store.service(service).revision));
   }
 
   watch(service: string, listener: DiscoveryListener): () => void {
@@ -328,27 +361,47 @@ export class MemoryDiscovery implements Discovery {
     return unwatch;
   }
 
-  claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
-    return this.#call((): ClaimResult => {
+  async claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
+    const { results } = await this.claimMany(service, memberId, [shard]);
+    return results[0] as ClaimResult;
+  }
+
+  claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch> {
+    return this.#call((): ClaimBatch => {
       const state = this.#store.service(service);
       if (!state.members.has(memberId)) throw new LeaseExpiredError(memberId);
-      const existing = state.claims.get(shard);
-      if (existing !== undefined) return { ok: false, owner: existing.owner, token: existing.token };
-      state.token += 1;
-      state.claims.set(shard, { owner: memberId, token: state.token });
-      this.#store.changed(state);
-      return { ok: true, token: state.token };
+      const changes: DiscoveryChange[] = [];
+      const results = shards.map((shard): ClaimResult => {
+        const existing = state.claims.get(shard);
+        if (existing !== undefined) return { ok: false, owner: existing.owner, token: existing.token };
+        state.token += 1;
+        state.claims.set(shard, { owner: memberId, token: state.token });
+        changes.push({ type: 'claim:put', claim: { shard, owner: memberId, token: state.token } });
+        return { ok: true, token: state.token };
+      });
+      if (changes.length > 0) this.#store.changed(state, changes);
+      return { results, repaired: [] };
     });
   }
 
-  release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
+  async release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
+    const [released] = await this.releaseMany(service, memberId, [{ shard, token }]);
+    return released === true;
+  }
+
+  releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]> {
     return this.#call(() => {
       const state = this.#store.service(service);
-      const existing = state.claims.get(shard);
-      if (existing === undefined || existing.owner !== memberId || existing.token !== token) return false;
-      state.claims.delete(shard);
-      this.#store.changed(state);
-      return true;
+      const changes: DiscoveryChange[] = [];
+      const results = claims.map(({ shard, token }) => {
+        const existing = state.claims.get(shard);
+        if (existing === undefined || existing.owner !== memberId || existing.token !== token) return false;
+        state.claims.delete(shard);
+        changes.push({ type: 'claim:removed', shard, token });
+        return true;
+      });
+      if (changes.length > 0) this.#store.changed(state, changes);
+      return results;
     });
   }
 
@@ -356,4 +409,8 @@ export class MemoryDiscovery implements Discovery {
     this.#closed = true;
     for (const unwatch of [...this.#unwatch]) unwatch();
   }
+}
+
+function toMember(record: MemberRecord): Member {
+  return { ...record.info, joinSeq: record.joinSeq, ...(record.draining ? { draining: true } : {}) };
 }

@@ -17,8 +17,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Discovery, DiscoveryEvent, MemberInfo } from '../discovery/contract.js';
+import type { Claim, Discovery, DiscoveryEvent, MemberInfo, Snapshot } from '../discovery/contract.js';
 import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
+import { ServiceView } from '../resolver.js';
 
 /** How the suite reaches a backend. */
 export interface ConformanceHarness {
@@ -90,13 +91,155 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       throw last;
     }
 
-    it('stores the first shard count and returns it to later callers', async () => {
+    it('stores the first group settings and returns them to later callers', async () => {
       const d = await connect();
       const svc = uniqueService();
-      expect(await d.ensureGroup(svc, 8)).toBe(8);
-      expect(await d.ensureGroup(svc, 16)).toBe(8);
+      const first = { shardCount: 8, leaseTtlMs: ttl };
+      expect(await d.ensureGroup(svc, first)).toEqual({ ...first, invalid: [], repaired: [] });
+      expect(await d.ensureGroup(svc, { shardCount: 16, leaseTtlMs: ttl * 2 })).toEqual({
+        ...first,
+        invalid: [],
+        repaired: [],
+      });
       expect((await d.snapshot(svc)).shardCount).toBe(8);
       expect((await d.snapshot(uniqueService())).shardCount).toBeUndefined();
+    });
+
+    it('claims a batch in one call: free shards are claimed, held ones name their owner', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const m1 = memberInfo();
+      const m2 = memberInfo();
+      await a.register(svc, m1, ttl * 5);
+      await b.register(svc, m2, ttl * 5);
+      const held = await a.claim(svc, m1.id, 2);
+      const batch = await b.claimMany(svc, m2.id, [0, 1, 2, 3]);
+      expect(batch.repaired).toEqual([]);
+      expect(batch.results).toHaveLength(4);
+      expect(batch.results[2]).toEqual({ ok: false, owner: m1.id, token: held.token });
+      for (const i of [0, 1, 3]) {
+        const r = batch.results[i];
+        expect(r?.ok).toBe(true);
+        // Claims of one batch may share a token (etcd: one transaction), but every one beats earlier tokens.
+        expect(r?.token).toBeGreaterThan(held.token);
+      }
+      expect((await b.claimMany(svc, m2.id, [])).results).toEqual([]);
+      const snap = await a.snapshot(svc);
+      expect(snap.claims.map((c) => `${c.shard}:${c.owner}`).sort()).toEqual(
+        [`0:${m2.id}`, `1:${m2.id}`, `2:${m1.id}`, `3:${m2.id}`].sort(),
+      );
+      const gone = memberInfo();
+      await expect(b.claimMany(svc, gone.id, [5, 6])).rejects.toBeInstanceOf(LeaseExpiredError);
+    });
+
+    it('releases a batch in one call, only what owner and token match', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      const m = memberInfo();
+      await d.register(svc, m, ttl * 5);
+      const { results } = await d.claimMany(svc, m.id, [0, 1, 2]);
+      const token = (i: number): number => results[i]?.token ?? -1;
+      const released = await d.releaseMany(svc, m.id, [
+        { shard: 0, token: token(0) },
+        { shard: 1, token: token(1) + 1000 },
+        { shard: 2, token: token(2) },
+        { shard: 7, token: token(2) },
+      ]);
+      expect(released).toEqual([true, false, true, false]);
+      expect(await d.releaseMany(svc, m.id, [])).toEqual([]);
+      expect((await d.snapshot(svc)).claims).toEqual([{ shard: 1, owner: m.id, token: token(1) }]);
+    });
+
+    it('marks a member draining, listed and kept with its claims; refuses a gone member', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      const m = memberInfo({ shardCount: 4, leaseTtlMs: ttl * 5 });
+      await d.register(svc, m, ttl * 5);
+      const c = await d.claim(svc, m.id, 1);
+      await d.drain(svc, m.id);
+      await d.drain(svc, m.id);
+      const snap = await d.snapshot(svc);
+      expect(snap.members).toHaveLength(1);
+      expect(snap.members[0]).toMatchObject({ ...m, draining: true });
+      expect(snap.claims).toEqual([{ shard: 1, owner: m.id, token: c.token }]);
+      await d.unregister(svc, m.id);
+      await expect(d.drain(svc, m.id)).rejects.toBeInstanceOf(LeaseExpiredError);
+    });
+
+    it('keeps its version while nothing changes and moves it with every change', async () => {
+      const d = await connect();
+      const svc = uniqueService();
+      const m = memberInfo();
+      const versionOf = (snap: Snapshot): string => snap.version ?? snap.revision;
+      await d.register(svc, m, ttl * 5);
+      const v1 = versionOf(await d.snapshot(svc));
+      expect(await d.version(svc)).toBe(v1);
+      await d.renew(svc, m.id);
+      expect(await d.version(svc)).toBe(v1);
+      const seen = new Set([v1]);
+      const changes: (() => Promise<unknown>)[] = [
+        () => d.claim(svc, m.id, 0),
+        async () => d.release(svc, m.id, 0, (await d.snapshot(svc)).claims[0]?.token ?? -1),
+        () => d.drain(svc, m.id),
+        () => d.register(svc, memberInfo(), ttl * 5),
+        () => d.unregister(svc, m.id),
+      ];
+      for (const change of changes) {
+        await change();
+        const version = await d.version(svc);
+        expect(seen.has(version)).toBe(false);
+        expect(versionOf(await d.snapshot(svc))).toBe(version);
+        seen.add(version);
+      }
+    });
+
+    it('announces changes as deltas that keep a listed view equal to a fresh snapshot', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      await b.ensureGroup(svc, { shardCount: 8, leaseTtlMs: ttl * 5 });
+      const events: DiscoveryEvent[] = [];
+      const unwatch = a.watch(svc, (e) => events.push(e));
+      await advance(Math.min(200, ttl / 5));
+      let view = ServiceView.fromSnapshot(await a.snapshot(svc));
+      let applied = 0;
+      let relists = 0;
+      const follow = async (): Promise<void> => {
+        for (const event of events.splice(0)) {
+          const result = view?.apply(event);
+          if (result === 'applied') applied += 1;
+          if (result === 'relist') {
+            relists += 1;
+            view = ServiceView.fromSnapshot(await a.snapshot(svc));
+          }
+        }
+      };
+      const contents = (
+        members: Iterable<{ id: string; draining?: boolean | undefined }>,
+        claims: Iterable<Claim>,
+      ) => ({
+        members: [...members].map((x) => `${x.id}${x.draining === true ? ' draining' : ''}`).sort(),
+        claims: [...claims].map((c) => `${c.shard}:${c.owner}:${c.token}`).sort(),
+      });
+      const m1 = memberInfo();
+      const m2 = memberInfo();
+      await b.register(svc, m1, ttl * 5);
+      await b.register(svc, m2, ttl * 5);
+      const { results } = await b.claimMany(svc, m1.id, [0, 1, 2]);
+      await b.claim(svc, m2.id, 3);
+      await b.release(svc, m1.id, 1, results[1]?.token ?? -1);
+      await b.drain(svc, m1.id);
+      await b.unregister(svc, m2.id);
+      await eventually(async () => {
+        await follow();
+        const snap = await a.snapshot(svc);
+        expect(contents(view?.members.values() ?? [], view?.claims.values() ?? [])).toEqual(
+          contents(snap.members, snap.claims),
+        );
+      }, ttl * 2);
+      unwatch();
+      // Deltas, not hints: a backend that makes every watcher re-list cannot scale.
+      expect(applied).toBeGreaterThan(0);
+      expect(relists).toBeLessThanOrEqual(1);
     });
 
     it('lists registered members with their info and increasing join order', async () => {

@@ -1,0 +1,276 @@
+/**
+ * This replica's membership: registration (one retry loop, used at start and
+ * after a lost lease), heartbeats every TTL/3, and the self-fencing deadline
+ * on the monotonic clock (send time of the last successful renewal + TTL −
+ * margin). Past the deadline the lease counts as lost whatever the backend
+ * says; the worker is told once and decides what follows.
+ *
+ * @module
+ */
+
+import { nanoid } from 'nanoid';
+import { sleep } from './clock.js';
+import type { Discovery, InvalidRecord } from './discovery/contract.js';
+import {
+  DiscoveryUnavailableError,
+  isRetryableError,
+  LeaseExpiredError,
+  LeaseLostError,
+  StartTimeoutError,
+} from './errors.js';
+import { ensureGroup } from './group.js';
+import type { CompiledWorkerOptions } from './options.js';
+import { StateMachine, type TransitionTable } from './states.js';
+
+/** `held` until it is lost (self-fenced or forgotten by the backend) or released by `stop()`. */
+export type LeaseState = 'held' | 'lost' | 'released';
+
+const LEASE_TRANSITIONS: TransitionTable<LeaseState> = {
+  held: ['lost', 'released'],
+  lost: [],
+  released: [],
+};
+
+/** One registration of this replica. */
+export class Lease {
+  /** Member id of this registration. */
+  readonly instance: string;
+  /** Join order assigned by the backend. */
+  readonly joinSeq: number;
+  /** Monotonic time after which this replica must consider itself fenced. */
+  deadline: number;
+  readonly #state = new StateMachine<LeaseState>('lease', LEASE_TRANSITIONS, 'held');
+
+  constructor(instance: string, joinSeq: number, deadline: number) {
+    this.instance = instance;
+    this.joinSeq = joinSeq;
+    this.deadline = deadline;
+  }
+
+  /** The lease's state. */
+  get state(): LeaseState {
+    return this.#state.state;
+  }
+
+  /** Leave `held`; false when it already had. */
+  retire(to: 'lost' | 'released'): boolean {
+    if (this.#state.state !== 'held') return false;
+    this.#state.to(to);
+    return true;
+  }
+}
+
+/** What the lease keeper needs from its worker. */
+export interface LeaseHost {
+  readonly options: CompiledWorkerOptions;
+  readonly discovery: Discovery;
+  /** Keep renewing: true while starting, running and stopping. */
+  active(): boolean;
+  registered(lease: Lease): void;
+  /**
+   * The lease is lost. `early`: the backend forgot it before its deadline
+   * (it lost its data), so peers' leases from before may still run.
+   */
+  lost(lease: Lease, error: LeaseLostError, early: boolean): void;
+  reportError(error: unknown): void;
+  /** Garbage records the group check rewrote. */
+  repaired(records: readonly InvalidRecord[]): void;
+}
+
+/** How {@link LeaseKeeper.register} retries an unreachable backend. */
+export interface RegisterPolicy {
+  /** Stop retrying (the worker is stopping). */
+  readonly signal: AbortSignal;
+  /** Give up with `StartTimeoutError` after this long; unbounded when absent. */
+  readonly timeoutMs?: number | undefined;
+  /** Rethrow errors that retrying cannot fix (at start); otherwise report them and keep trying. */
+  readonly failFast: boolean;
+}
+
+/** Registration, heartbeat and self-fencing of one replica. */
+export class LeaseKeeper {
+  readonly #host: LeaseHost;
+  #current: Lease | undefined;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  #fenceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(host: LeaseHost) {
+    this.#host = host;
+  }
+
+  /** The latest registration, whatever its state. */
+  get current(): Lease | undefined {
+    return this.#current;
+  }
+
+  /** The current registration if it is held. */
+  get held(): Lease | undefined {
+    const lease = this.#current;
+    return lease?.state === 'held' ? lease : undefined;
+  }
+
+  /** Whether `instance` is the current, unexpired registration. Synchronous: reads the clock. */
+  holds(instance: string): boolean {
+    const lease = this.#current;
+    return (
+      lease !== undefined &&
+      lease.instance === instance &&
+      lease.state === 'held' &&
+      this.#host.options.clock.now() < lease.deadline
+    );
+  }
+
+  /** Ms until the self-fencing deadline, `undefined` while nothing is held. */
+  remainingMs(): number | undefined {
+    const lease = this.held;
+    return lease === undefined ? undefined : Math.max(0, lease.deadline - this.#host.options.clock.now());
+  }
+
+  /**
+   * Check the group and register a new member, retrying retryable failures
+   * with backoff. One id for every attempt: a registration whose reply was lost
+   * is then overwritten by the retry instead of lingering as a ghost member.
+   * Resolves `undefined` when `policy.signal` aborts first.
+   */
+  async register(policy: RegisterPolicy): Promise<Lease | undefined> {
+    const o = this.#host.options;
+    const instance = nanoid(12);
+    const began = o.clock.now();
+    const maxDelay = Math.max(100, Math.min(5000, o.leaseTtlMs / 4));
+    let delay = 100;
+    for (;;) {
+      if (policy.signal.aborted) return undefined;
+      try {
+        return await this.#registerOnce(instance);
+      } catch (error) {
+        if (policy.failFast && !isRetryableError(error)) throw error;
+        if (policy.signal.aborted) return undefined;
+        if (policy.timeoutMs !== undefined && o.clock.now() - began + delay > policy.timeoutMs) {
+          throw new StartTimeoutError(policy.timeoutMs, error);
+        }
+        this.#host.reportError(error);
+        await sleep(delay, policy.signal).catch(() => undefined);
+        delay = Math.min(delay * 2, maxDelay);
+      }
+    }
+  }
+
+  async #registerOnce(instance: string): Promise<Lease> {
+    const o = this.#host.options;
+    const discovery = this.#host.discovery;
+    await ensureGroup(discovery, o, (records) => this.#host.repaired(records));
+    const sentAt = o.clock.now();
+    const { joinSeq } = await discovery.register(
+      o.service,
+      {
+        id: instance,
+        host: o.host,
+        pid: process.pid,
+        startedAt: Date.now(),
+        weight: o.weight,
+        labels: o.labels,
+        shardCount: o.shardCount,
+        leaseTtlMs: o.leaseTtlMs,
+      },
+      o.leaseTtlMs,
+    );
+    const lease = new Lease(instance, joinSeq, this.#deadlineAfter(sentAt));
+    if (o.clock.now() >= lease.deadline) {
+      await discovery.unregister(o.service, instance).catch(() => undefined);
+      throw new DiscoveryUnavailableError(
+        discovery.kind,
+        `registration took longer than the lease TTL (${o.leaseTtlMs} ms)`,
+      );
+    }
+    this.#current = lease;
+    this.#armFence(lease);
+    this.#scheduleHeartbeat(o.heartbeatIntervalMs);
+    this.#host.registered(lease);
+    return lease;
+  }
+
+  /** Revoke the held lease (best effort): peers see this member leave at once. */
+  async release(): Promise<void> {
+    const lease = this.#current;
+    if (lease === undefined || !lease.retire('released')) return;
+    this.#clearTimers();
+    await this.#host.discovery
+      .unregister(this.#host.options.service, lease.instance)
+      .catch((e: unknown) => this.#host.reportError(e));
+  }
+
+  /** The backend says this member is gone, or it is missing from the view: the lease is lost. */
+  fence(lease: Lease, detail: string): void {
+    if (!lease.retire('lost')) return;
+    this.#clearTimers();
+    const early = this.#host.options.clock.now() < lease.deadline;
+    this.#host.lost(lease, new LeaseLostError(lease.instance, detail), early);
+  }
+
+  /** Stop every timer (teardown). */
+  stop(): void {
+    this.#clearTimers();
+  }
+
+  /**
+   * The self-fencing deadline of a registration or renewal sent at `sentAt`.
+   * The backend starts the TTL when it processes the request, after `sentAt`,
+   * so this is always earlier than the backend's expiry.
+   */
+  #deadlineAfter(sentAt: number): number {
+    return sentAt + this.#host.options.leaseTtlMs - this.#host.options.fenceMarginMs;
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#heartbeatTimer);
+    clearTimeout(this.#fenceTimer);
+    this.#heartbeatTimer = undefined;
+    this.#fenceTimer = undefined;
+  }
+
+  /** The heartbeat timer is the one that keeps the process alive while a worker runs. */
+  #scheduleHeartbeat(delay: number): void {
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = setTimeout(() => {
+      this.#heartbeatTimer = undefined;
+      void this.#heartbeat();
+    }, delay);
+  }
+
+  async #heartbeat(): Promise<void> {
+    const lease = this.held;
+    if (lease === undefined || !this.#host.active()) return;
+    const o = this.#host.options;
+    const sentAt = o.clock.now();
+    // Keep the cadence whatever the reply time: a renewal that hangs must not
+    // delay the next one (renewals are idempotent).
+    this.#scheduleHeartbeat(o.heartbeatIntervalMs);
+    try {
+      await this.#host.discovery.renew(o.service, lease.instance);
+      if (lease.state !== 'held') return;
+      lease.deadline = Math.max(lease.deadline, this.#deadlineAfter(sentAt));
+      this.#armFence(lease);
+    } catch (error) {
+      if (lease.state !== 'held') return;
+      if (error instanceof LeaseExpiredError) {
+        this.fence(lease, 'the backend no longer knows this member');
+        return;
+      }
+      this.#host.reportError(error);
+      // Retry sooner than usual: every renewal before the deadline counts.
+      this.#scheduleHeartbeat(Math.max(10, o.heartbeatIntervalMs / 3));
+    }
+  }
+
+  #armFence(lease: Lease): void {
+    clearTimeout(this.#fenceTimer);
+    const delay = Math.max(0, lease.deadline - this.#host.options.clock.now());
+    this.#fenceTimer = setTimeout(() => {
+      this.#fenceTimer = undefined;
+      if (this.#host.options.clock.now() >= lease.deadline)
+        this.fence(lease, 'no successful renewal before the deadline');
+      else this.#armFence(lease);
+    }, delay);
+    this.#fenceTimer.unref?.();
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * One owned shard: its claim token, its `AbortController`, the handler
+ * pipeline (before → do → after, each stage retried by the policy) and the
+ * bounded wait for it to settle when the shard is revoked.
+ *
+ * @module
+ */
+
+import { settlesWithin, sleep } from './clock.js';
+import { AttemptsExhaustedError, isRetryableError, NotOwnerError } from './errors.js';
+import type { ShardContext, Stage, StageFunction } from './handler.js';
+import type { CompiledWorkerOptions } from './options.js';
+import { StateMachine, type TransitionTable } from './states.js';
+
+/**
+ * - `owned`: the claim is ours and the handler may act;
+ * - `revoking`: the signal aborted, the handler drains; the claim is still
+ *   held, so `ctx.held` stays true and nobody else can own the shard;
+ * - `released`: the claim is gone or being given back.
+ */
+export type RunState = 'owned' | 'revoking' | 'released';
+
+const RUN_TRANSITIONS: TransitionTable<RunState> = {
+  owned: ['revoking', 'released'],
+  revoking: ['released'],
+  released: [],
+};
+
+/** What a run needs from its worker. */
+export interface RunHost {
+  readonly options: CompiledWorkerOptions;
+  /** Whether `instance` is the current, unexpired registration (synchronous, reads the clock). */
+  holds(instance: string): boolean;
+  /** A stage threw (reported as `handler:error` and to `onError`). */
+  handlerError(run: ShardRun, ctx: ShardContext, error: unknown): void;
+  /** An infrastructure error (a throwing retry policy, …). */
+  reportError(error: unknown): void;
+}
+
+/** One owned shard and its handler pipeline. */
+export class ShardRun {
+  /** The shard. */
+  readonly shard: number;
+  /** Fencing token of the claim. */
+  readonly token: number;
+  /** Member id that holds the claim. */
+  readonly instance: string;
+  readonly #host: RunHost;
+  readonly #controller = new AbortController();
+  readonly #state = new StateMachine<RunState>('shard run', RUN_TRANSITIONS, 'owned');
+  #current: Promise<void> | undefined;
+
+  constructor(host: RunHost, shard: number, token: number, instance: string) {
+    this.#host = host;
+    this.shard = shard;
+    this.token = token;
+    this.instance = instance;
+  }
+
+  /** The run's state. */
+  get state(): RunState {
+    return this.#state.state;
+  }
+
+  /** No longer owned: revoking or released. */
+  get revoked(): boolean {
+    return this.#state.state !== 'owned';
+  }
+
+  /** Whether a pipeline run is in progress. */
+  get running(): boolean {
+    return this.#current !== undefined;
+  }
+
+  /** `ctx.owned`: not revoked and the lease deadline not passed. */
+  owned(): boolean {
+    return this.#state.state === 'owned' && this.#host.holds(this.instance);
+  }
+
+  /** `ctx.held`: the claim is still ours (also while draining) and the lease deadline not passed. */
+  held(): boolean {
+    return this.#state.state !== 'released' && this.#host.holds(this.instance);
+  }
+
+  /**
+   * Start a pipeline run (once per acquisition without a schedule, once per
+   * tick with one). Returns false when one is still running (the tick is skipped).
+   */
+  start(scheduledAt: Date | undefined): boolean {
+    if (this.revoked || this.#current !== undefined) return false;
+    const done = this.#pipeline(scheduledAt)
+      .catch((error: unknown) => this.#host.reportError(error))
+      .finally(() => {
+        if (this.#current === done) this.#current = undefined;
+      });
+    this.#current = done;
+    return true;
+  }
+
+  /**
+   * Abort the handler with `reason`. `released`: the claim is already gone (lost
+   * behind our back), so `ctx.held` turns false at once. Returns false when the
+   * run was already revoked.
+   */
+  revoke(reason: Error, released: boolean): boolean {
+    if (this.#state.state === 'released') return false;
+    const first = this.#state.state === 'owned';
+    this.#state.to(released ? 'released' : 'revoking');
+    if (first) this.#controller.abort(reason);
+    return first;
+  }
+
+  /** The claim is gone or about to be released: `ctx.held` is false from here on. */
+  markReleased(): void {
+    if (this.#state.state !== 'released') this.#state.to('released');
+  }
+
+  /** Wait for the pipeline in progress, at most `timeoutMs`; false when it did not settle in time. */
+  async settle(timeoutMs: number): Promise<boolean> {
+    const current = this.#current;
+    return current === undefined || (await settlesWithin(current, timeoutMs));
+  }
+
+  async #pipeline(scheduledAt: Date | undefined): Promise<void> {
+    const o = this.#host.options;
+    const run = this;
+    const ctx = {
+      service: o.service,
+      shard: this.shard,
+      shardCount: o.shardCount,
+      param: o.params.get(this.shard),
+      token: this.token,
+      signal: this.#controller.signal,
+      instance: this.instance,
+      scheduledAt,
+      attempt: 1,
+      stage: 'before' as Stage,
+      data: {} as Record<string, unknown>,
+      get owned(): boolean {
+        return run.owned();
+      },
+      get held(): boolean {
+        return run.held();
+      },
+      assertOwned(): void {
+        if (!run.owned()) throw new NotOwnerError(run.shard, run.token, 'revoked or lease deadline passed');
+      },
+    };
+    const { before, after } = o.handler;
+    const stages: [Stage, StageFunction | undefined][] = [
+      ['before', before],
+      ['do', o.handler.do],
+      ['after', after],
+    ];
+    // Let the claim's caller finish its bookkeeping before user code runs.
+    await Promise.resolve();
+    for (const [stage, fn] of stages) {
+      if (fn === undefined) continue;
+      ctx.stage = stage;
+      if (!(await this.#runStage(ctx, fn))) return;
+    }
+  }
+
+  /** Run one stage with retries; `true` when it succeeded. */
+  async #runStage(ctx: ShardContext & { attempt: number }, fn: StageFunction): Promise<boolean> {
+    const signal = this.#controller.signal;
+    const o = this.#host.options;
+    for (let attempt = 1; ; attempt++) {
+      if (signal.aborted) return false;
+      ctx.attempt = attempt;
+      try {
+        await fn.call(o.handler, ctx);
+        return true;
+      } catch (error) {
+        if (signal.aborted) return false;
+        this.#host.handlerError(this, ctx, error);
+        if (!isRetryableError(error)) return false;
+        let delay: number | null;
+        try {
+          delay = o.retry(attempt, error);
+        } catch (policyError) {
+          this.#host.reportError(policyError);
+          delay = null;
+        }
+        if (delay === null || !Number.isFinite(delay) || delay < 0) {
+          this.#host.handlerError(this, ctx, new AttemptsExhaustedError(ctx.stage, attempt, error));
+          return false;
+        }
+        try {
+          await sleep(delay, signal);
+        } catch {
+          return false;
+        }
+      }
+    }
+  }
+}
