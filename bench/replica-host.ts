@@ -150,6 +150,14 @@ lines.on('line', (line) => {
     case 'stats':
       say({ e: 'stats', ...stats() });
       break;
+    case 'join':
+      startOne(hosted.length).catch((error: unknown) => say({ e: 'fatal', msg: `joiner: ${String(error)}` }));
+      break;
+    case 'leave': {
+      const last = hosted.pop();
+      void last?.worker.stop().then(() => last.discovery.close());
+      break;
+    }
   }
 });
 // The parent went away: do not linger.

@@ -343,7 +343,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
         'balanced ms',
         'slowest start() ms',
         'snapshots / replica',
-        'claim calls (T)',
+        'claim requests (T)',
         'server requests',
         'server CPU s',
         'replicas CPU s',
@@ -361,7 +361,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
         phase(r.convergeMs, r),
         ms(r.slowestStartMs),
         num((r.duringConvergence.calls.snapshot ?? 0) / r.replicas, 0),
-        `${r.duringConvergence.calls.claim ?? 0} (${r.shards})`,
+        `${(r.duringConvergence.calls.claim ?? 0) + (r.duringConvergence.calls.claimMany ?? 0)} (${r.shards})`,
         r.duringConvergence.serverRequests === undefined ? '–' : String(Math.round(r.duringConvergence.serverRequests)),
         num(r.duringConvergence.serverCpuMs === undefined ? undefined : r.duringConvergence.serverCpuMs / 1000, 1),
         num(r.duringConvergence.replicaCpuMs / 1000, 1),
@@ -419,12 +419,80 @@ function scaleTables(results: readonly ScaleResult[]): void {
     ),
   );
   out();
+  membershipTable(steady);
   const errored = results.filter((r) => r.errorSamples.length > 0);
   if (errored.length > 0) {
     out('Worker errors seen (first distinct messages):\n');
     for (const r of errored) out(`- ${r.backend} ${r.replicas}: ${r.errorSamples.map((e) => `\`${e}\``).join('; ')}`);
     out();
   }
+}
+
+/** Least-squares fit y = a + b·x, and R². */
+function linearFit(points: readonly (readonly [number, number])[]): { a: number; b: number; r2: number } | undefined {
+  if (points.length < 2) return undefined;
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
+  const syy = points.reduce((s, [, y]) => s + (y - my) ** 2, 0);
+  if (sxx === 0) return undefined;
+  const b = sxy / sxx;
+  return { a: my - b * mx, b, r2: syy === 0 ? 1 : (sxy * sxy) / (sxx * syy) };
+}
+
+/** What one join and one leave cost the whole cluster, per N, with a linear fit over N. */
+function membershipTable(results: readonly ScaleResult[]): void {
+  const rows = results.filter((r) => r.join !== undefined || r.leave !== undefined);
+  if (rows.length === 0) return;
+  out('### Scale: one replica joins, then leaves (requests summed over the cluster, heartbeats excluded)\n');
+  const fmt = (record: Readonly<Record<string, number>>): string =>
+    Object.entries(record)
+      .filter(([k]) => k !== 'renew')
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  out(
+    markdownTable(
+      [
+        'backend',
+        'replicas',
+        'join: balanced ms',
+        'join: requests',
+        'leave: balanced ms',
+        'leave: requests',
+        'join calls',
+        'leave calls',
+      ],
+      rows.map((r) => [
+        r.backend,
+        String(r.replicas),
+        ms(r.join?.ms),
+        String(r.join?.requests ?? '–'),
+        ms(r.leave?.ms),
+        String(r.leave?.requests ?? '–'),
+        fmt(r.join?.calls ?? {}),
+        fmt(r.leave?.calls ?? {}),
+      ]),
+    ),
+  );
+  out();
+  for (const backend of new Set(rows.map((r) => r.backend))) {
+    for (const kind of ['join', 'leave'] as const) {
+      const points = rows
+        .filter((r) => r.backend === backend && r[kind] !== undefined)
+        .map((r) => [r.replicas, r[kind]?.requests ?? 0] as const);
+      const fit = linearFit(points);
+      const quad = linearFit(points.map(([x, y]) => [x * x, y] as const));
+      if (fit === undefined) continue;
+      out(
+        `- ${backend} ${kind}: requests ≈ ${fit.a.toFixed(1)} + ${fit.b.toFixed(2)}·N (R² ${fit.r2.toFixed(3)}; ` +
+          `a fit in N² has R² ${quad?.r2.toFixed(3) ?? '–'})`,
+      );
+    }
+  }
+  out();
 }
 
 async function main(): Promise<void> {

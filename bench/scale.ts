@@ -97,6 +97,21 @@ export interface ScaleResult {
   readonly serverCpuPct: number | undefined;
   /** Server RSS at the end, MiB. */
   readonly serverRssMiB: number | undefined;
+  /** One more replica joins the balanced cluster, then it leaves again: what each cost the whole cluster. */
+  readonly join: MembershipEvent | undefined;
+  readonly leave: MembershipEvent | undefined;
+}
+
+/** The cost of one join or leave, summed over the cluster, until balanced again. */
+export interface MembershipEvent {
+  /** Until balanced again, ms. */
+  readonly ms: number | undefined;
+  /** Contract calls of all workers, per method. */
+  readonly calls: Readonly<Record<string, number>>;
+  /** Contract calls of all workers, excluding heartbeats. */
+  readonly requests: number;
+  /** Server-side requests (including heartbeats and the observer's polls). */
+  readonly serverRequests: number | undefined;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -253,6 +268,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         rssTotalMiBPerReplica: undefined,
         serverCpuPct: undefined,
         serverRssMiB: undefined,
+        join: undefined,
+        leave: undefined,
       };
     }
     log(`${backend} scale ${n}: converged in ${(convergence.balanced - t0).toFixed(0)} ms`);
@@ -266,6 +283,34 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const serverB: ServerCounters | undefined = await options.server?.counters();
     const statsB = await Promise.all(hosts.map((h) => h.stats()));
     const seconds = (monotonicMs() - windowStart) / 1000;
+
+    const membership = async (cmd: 'join' | 'leave', members: number): Promise<MembershipEvent> => {
+      const o = observer as NonNullable<typeof observer>;
+      const calls0 = sumCalls(await Promise.all(hosts.map((h) => h.stats())));
+      const server0 = await options.server?.counters();
+      const began = monotonicMs();
+      (hosts[0] as HostProcess).send({ cmd });
+      const c = await trackConvergence(() => o.snapshot(service), t, members, {
+        timeoutMs: 60_000,
+        pollMs: 50,
+      });
+      // Let stragglers (releases, the last claims) land before counting.
+      await sleep(500);
+      const calls = perSecond(calls0, sumCalls(await Promise.all(hosts.map((h) => h.stats()))), 1);
+      const server1 = await options.server?.counters();
+      const requests = Object.entries(calls).reduce((sum, [k, v]) => (k === 'renew' ? sum : sum + v), 0);
+      log(
+        `${backend} scale ${n}: ${cmd} balanced in ${c.balanced === undefined ? '—' : (c.balanced - began).toFixed(0)} ms, ${requests} requests`,
+      );
+      return {
+        ms: c.balanced === undefined ? undefined : c.balanced - began,
+        calls,
+        requests,
+        serverRequests: server0 && server1 ? server1.requests - server0.requests : undefined,
+      };
+    };
+    const join = observer === undefined ? undefined : await membership('join', n + 1);
+    const leave = observer === undefined ? undefined : await membership('leave', n);
 
     const cpuMs = statsB.reduce((sum, s, i) => sum + s.cpuMs - (statsA[i] as HostStats).cpuMs, 0);
     const rssEnd = statsB.reduce((sum, s) => sum + s.rss, 0);
@@ -288,6 +333,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       rssTotalMiBPerReplica: rssEnd / MiB / n,
       serverCpuPct: serverA && serverB ? ((serverB.cpuMs - serverA.cpuMs) / (seconds * 1000)) * 100 : undefined,
       serverRssMiB: serverB ? serverB.rssBytes / MiB : undefined,
+      join,
+      leave,
     };
   } finally {
     await Promise.all(hosts.map((h) => h.stop(30_000)));

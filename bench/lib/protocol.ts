@@ -30,7 +30,14 @@ export interface HostConfig {
 }
 
 /** A command on the child's stdin. */
-export type HostCommand = { readonly cmd: 'start' } | { readonly cmd: 'stop' } | { readonly cmd: 'stats' };
+export type HostCommand =
+  | { readonly cmd: 'start' }
+  | { readonly cmd: 'stop' }
+  | { readonly cmd: 'stats' }
+  /** Start one more replica in this process. */
+  | { readonly cmd: 'join' }
+  /** Stop this process's newest replica gracefully. */
+  | { readonly cmd: 'leave' };
 
 /** Resource usage of a child at one moment. */
 export interface HostStats {

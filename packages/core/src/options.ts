@@ -80,8 +80,11 @@ export interface WorkerOptions {
    */
   readonly revokeTimeoutMs?: number;
   /**
-   * Period of the full re-list that covers lost change notifications.
-   * @defaultValue 5000
+   * Period (±10 %) of the resync that covers lost change notifications: one
+   * cheap version check, and a full re-list only when the version differs
+   * from the cached view's. Change notifications carry the changes, so this
+   * is a safety net, not the way changes arrive.
+   * @defaultValue 30000
    */
   readonly resyncIntervalMs?: number;
   /**
@@ -204,7 +207,7 @@ export function compileOptions(options: WorkerOptions): CompiledWorkerOptions {
     heartbeatIntervalMs,
     fenceMarginMs,
     revokeTimeoutMs: positive('revokeTimeoutMs', options.revokeTimeoutMs ?? 10_000, 0),
-    resyncIntervalMs: positive('resyncIntervalMs', options.resyncIntervalMs ?? 5_000, 50),
+    resyncIntervalMs: positive('resyncIntervalMs', options.resyncIntervalMs ?? 30_000, 50),
     startTimeoutMs: positive('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0),
     handleSignals: options.handleSignals ?? false,
     clock: options.clock ?? systemClock,

@@ -10,7 +10,7 @@
 
 import { ShardworkError } from '@shardwork/core';
 import { Redis } from 'ioredis';
-import type { CompiledRedisOptions } from './redis-discovery.js';
+import type { CompiledRedisOptions } from './options.js';
 import { type LoadedScript, runScript } from './scripts.js';
 
 /** Redis reply errors after which a later retry can succeed (failover, loading, busy script). */

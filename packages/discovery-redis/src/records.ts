@@ -1,12 +1,28 @@
 /**
- * Parsing of script replies into contract types. A record that does not parse
- * is skipped and reported in `Snapshot.invalid`; parsing never throws for bad
- * data in Redis.
+ * Parsing of script replies and pub/sub messages into contract types. A record
+ * that does not parse is skipped and reported in `Snapshot.invalid`; a message
+ * that does not parse becomes a `change` event without `changes` (a hint to
+ * re-list). Parsing never throws for bad data in Redis; only a reply that a
+ * script cannot produce raises {@link UnexpectedReplyError}.
+ *
+ * Member records are checked by the codec of `@shardwork/core`
+ * (`parseMemberRecord`); Redis adds `ttlMs` and `joinSeq` in front of them.
  *
  * @module
  */
 
-import type { Claim, InvalidRecord, Member, Snapshot } from '@shardwork/core';
+import {
+  type Claim,
+  type ClaimBatch,
+  type ClaimResult,
+  type DiscoveryChange,
+  type DiscoveryEvent,
+  type InvalidRecord,
+  type Member,
+  parseMemberRecord,
+  type Snapshot,
+  type StoredGroup,
+} from '@shardwork/core';
 import type { RedisServiceKeys } from './keys.js';
 
 /** A reply of a script that does not have the shape the script promises. */
@@ -21,7 +37,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A positive safe integer written as digits, or undefined. */
+/** A positive safe integer written as digits, or undefined (the rule of `is_positive_integer` in common.lua). */
 export function parsePositiveInteger(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : undefined;
   if (typeof value !== 'string' || !/^\d{1,16}$/.test(value)) return undefined;
@@ -29,40 +45,35 @@ export function parsePositiveInteger(value: unknown): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
-/** Parse the stored member JSON; a string is the reason it is invalid. */
-export function parseMember(id: string, json: string, expiresInMs: number): Member | string {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (error) {
-    return `info is not JSON: ${error instanceof Error ? error.message : String(error)}`;
-  }
-  if (!isRecord(raw)) return 'info is not a JSON object';
-  if (raw.id !== id) return `info.id ${JSON.stringify(raw.id)} does not match the member id`;
-  if (typeof raw.host !== 'string') return 'info.host is not a string';
-  if (typeof raw.pid !== 'number' || !Number.isFinite(raw.pid)) return 'info.pid is not a number';
-  if (typeof raw.startedAt !== 'number' || !Number.isFinite(raw.startedAt)) return 'info.startedAt is not a number';
-  if (typeof raw.weight !== 'number' || !(raw.weight > 0) || !Number.isFinite(raw.weight)) {
-    return 'info.weight is not a positive number';
-  }
-  const joinSeq = parsePositiveInteger(raw.joinSeq);
-  if (joinSeq === undefined) return 'info.joinSeq is not a positive integer';
-  if (!isRecord(raw.labels)) return 'info.labels is not an object';
-  const labels: Record<string, string> = {};
-  for (const [key, value] of Object.entries(raw.labels)) {
-    if (typeof value !== 'string') return `info.labels.${key} is not a string`;
-    labels[key] = value;
-  }
-  return {
-    id,
-    host: raw.host,
-    pid: raw.pid,
-    startedAt: raw.startedAt,
-    weight: raw.weight,
-    labels,
-    joinSeq,
-    expiresInMs,
-  };
+/** A decimal revision (digits), or undefined. */
+function parseRevision(value: unknown): string | undefined {
+  return typeof value === 'string' && /^\d{1,20}$/.test(value) ? value : undefined;
+}
+
+/** A non-negative number of ms as digits, or undefined. */
+function parseMs(value: unknown): number | undefined {
+  if (typeof value !== 'string' || !/^\d{1,16}$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/** `"value"` for messages, shortened. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/**
+ * A stored member record (what register.lua writes: `ttlMs`, `joinSeq`, then
+ * the record of `encodeMemberRecord`) as a {@link Member}; a string is the
+ * reason it is invalid.
+ */
+export function parseStoredMember(id: string, text: string): Member | string {
+  const parsed = parseMemberRecord(id, text);
+  if (!parsed.ok) return parsed.reason;
+  const joinSeq = parsePositiveInteger(parsed.value.fields.joinSeq);
+  if (joinSeq === undefined) return 'member record field joinSeq is not a positive integer';
+  const { info, draining } = parsed.value;
+  return draining ? { ...info, joinSeq, draining } : { ...info, joinSeq };
 }
 
 /** Parse a stored claim `"<owner>|<token>"`; a string is the reason it is invalid. */
@@ -79,14 +90,37 @@ function asStringOrNull(value: unknown): string | null | undefined {
   return undefined;
 }
 
-/** Turn the reply of `snapshot.lua` into a {@link Snapshot}. */
-export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): Snapshot {
+/** A flat `{key, reason, ...}` reply as records. */
+export function parseRepaired(reply: unknown): InvalidRecord[] {
+  if (!Array.isArray(reply)) return [];
+  const repaired: InvalidRecord[] = [];
+  for (let i = 0; i + 1 < reply.length; i += 2) {
+    const key = reply[i];
+    const reason = reply[i + 1];
+    if (typeof key === 'string' && typeof reason === 'string') repaired.push({ key, reason });
+  }
+  return repaired;
+}
+
+/** A snapshot plus what the watch machinery wants from it. */
+export interface ParsedSnapshot {
+  readonly snapshot: Snapshot;
+  /** ms until the earliest lease (of any member, readable or not) expires; undefined without members. */
+  readonly nextExpiryMs: number | undefined;
+}
+
+/**
+ * Turn the reply of `snapshot.lua` into a {@link Snapshot}. Members carry no
+ * `expiresInMs`: a watching connection reaps and announces expiries itself
+ * (see `watch.ts`), so the worker needs no timer of its own for them.
+ */
+export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): ParsedSnapshot {
   if (!Array.isArray(reply) || reply.length < 4) throw new UnexpectedReplyError('snapshot', reply);
-  const [revision, rawCount, rawMembers, rawClaims, rawAge] = reply as unknown[];
-  if (typeof revision !== 'string' || !Array.isArray(rawMembers) || !Array.isArray(rawClaims)) {
+  const [revision, rawCount, rawMembers, rawClaims, rawAge, rawRepaired] = reply as unknown[];
+  if (parseRevision(revision) === undefined || !Array.isArray(rawMembers) || !Array.isArray(rawClaims)) {
     throw new UnexpectedReplyError('snapshot', reply);
   }
-  const invalid: InvalidRecord[] = [];
+  const invalid: InvalidRecord[] = parseRepaired(rawRepaired);
   const field = (key: string, name: string): string => `${key}[${name}]`;
 
   let shardCount: number | undefined;
@@ -94,21 +128,26 @@ export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): Snapshot 
   if (typeof count === 'string') {
     shardCount = parsePositiveInteger(count);
     if (shardCount === undefined) {
-      invalid.push({ key: field(keys.meta, 'shardCount'), reason: 'shardCount is not a positive integer' });
+      invalid.push({
+        key: field(keys.meta, 'shardCount'),
+        reason: `shardCount ${shown(count)} is not a positive integer`,
+      });
     }
   }
 
   const members: Member[] = [];
+  let nextExpiryMs: number | undefined;
   for (let i = 0; i + 2 < rawMembers.length; i += 3) {
     const id = rawMembers[i];
-    const expires = Number(rawMembers[i + 1]);
-    const info = asStringOrNull(rawMembers[i + 2]);
+    const expires = parseMs(rawMembers[i + 1]);
+    const record = asStringOrNull(rawMembers[i + 2]);
     if (typeof id !== 'string') continue;
-    if (typeof info !== 'string') {
+    if (expires !== undefined) nextExpiryMs = Math.min(nextExpiryMs ?? expires, expires);
+    if (typeof record !== 'string') {
       invalid.push({ key: field(keys.members, id), reason: 'member has a lease but no info record' });
       continue;
     }
-    const parsed = parseMember(id, info, Number.isFinite(expires) ? expires : 0);
+    const parsed = parseStoredMember(id, record);
     if (typeof parsed === 'string') invalid.push({ key: field(keys.info, id), reason: parsed });
     else members.push(parsed);
   }
@@ -129,12 +168,145 @@ export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): Snapshot 
   }
   const age = asStringOrNull(rawAge);
   const groupAgeMs = typeof age === 'string' && /^\d+$/.test(age) ? Number(age) : undefined;
-  return { revision, shardCount, members, claims, invalid, groupAgeMs };
+  return {
+    snapshot: { revision: revision as string, shardCount, members, claims, invalid, groupAgeMs },
+    nextExpiryMs,
+  };
 }
 
-/** Turn the reply of `reap.lua` into the revision and the time until the earliest expiry. */
-export function parseReap(reply: unknown): { revision: string; nextExpiryMs: number | undefined } {
-  if (!Array.isArray(reply) || typeof reply[0] !== 'string') throw new UnexpectedReplyError('reap', reply);
-  const next = reply[1] === null || reply[1] === undefined ? undefined : Number(reply[1]);
-  return { revision: reply[0], nextExpiryMs: next !== undefined && Number.isFinite(next) ? next : undefined };
+/** Turn the reply of `ensure-group.lua` into a {@link StoredGroup}. */
+export function parseStoredGroup(keys: RedisServiceKeys, reply: unknown, wanted: Record<string, number>): StoredGroup {
+  if (!Array.isArray(reply) || reply.length < 3) throw new UnexpectedReplyError('ensure-group', reply);
+  const [rawCount, rawTtl, rawRepaired] = reply as unknown[];
+  const invalid: InvalidRecord[] = [];
+  const read = (name: string, value: unknown): number | undefined => {
+    if (value === null || value === undefined) return undefined;
+    const parsed = parsePositiveInteger(value);
+    if (parsed === undefined) {
+      invalid.push({ key: `${keys.meta}[${name}]`, reason: `${name} ${shown(value)} is not a positive integer` });
+    }
+    return parsed;
+  };
+  const repaired: InvalidRecord[] = [];
+  const flat = Array.isArray(rawRepaired) ? (rawRepaired as unknown[]) : [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = String(flat[i]);
+    repaired.push({
+      key: `${keys.meta}[${name}]`,
+      reason: `${name} ${shown(flat[i + 1])} was not a positive integer; replaced with ${wanted[name]}`,
+    });
+  }
+  return { shardCount: read('shardCount', rawCount), leaseTtlMs: read('leaseTtlMs', rawTtl), invalid, repaired };
+}
+
+function parseClaimResult(entry: unknown): ClaimResult | undefined {
+  if (!Array.isArray(entry)) return undefined;
+  const [status, a, b] = entry as unknown[];
+  if (status === 1) {
+    const token = parsePositiveInteger(a);
+    return token === undefined ? undefined : { ok: true, token };
+  }
+  if (status === 0 && typeof a === 'string') {
+    const token = parsePositiveInteger(b);
+    return token === undefined ? undefined : { ok: false, owner: a, token };
+  }
+  return undefined;
+}
+
+/** Turn the reply of `claim.lua` into a {@link ClaimBatch}; `undefined` when the member is not live. */
+export function parseClaimBatch(reply: unknown, count: number): ClaimBatch | undefined {
+  if (Array.isArray(reply) && reply[0] === -1) return undefined;
+  if (!Array.isArray(reply) || reply[0] !== 1 || !Array.isArray(reply[1]) || reply[1].length !== count) {
+    throw new UnexpectedReplyError('claim', reply);
+  }
+  const results: ClaimResult[] = [];
+  for (const entry of reply[1] as unknown[]) {
+    const result = parseClaimResult(entry);
+    if (result === undefined) throw new UnexpectedReplyError('claim', reply);
+    results.push(result);
+  }
+  return { results, repaired: parseRepaired(reply[2]) };
+}
+
+/** Turn the reply of `release.lua` into one boolean per claim. */
+export function parseReleaseBatch(reply: unknown, count: number): boolean[] {
+  if (!Array.isArray(reply) || reply.length !== count) throw new UnexpectedReplyError('release', reply);
+  return reply.map((r) => r === 1);
+}
+
+/** What the reap and renew scripts tell a watcher: the revision and the next lease expiry. */
+export interface RevisionProbe {
+  /** The revision after the call (digits). */
+  readonly revision: string;
+  /** ms until the earliest lease expires (renew: of another member), undefined when none. */
+  readonly nextExpiryMs: number | undefined;
+}
+
+/** Turn the reply of `reap.lua` into a {@link RevisionProbe}. */
+export function parseReap(reply: unknown): RevisionProbe {
+  const revision = Array.isArray(reply) ? parseRevision(reply[0]) : undefined;
+  if (revision === undefined) throw new UnexpectedReplyError('reap', reply);
+  return { revision, nextExpiryMs: parseMs((reply as unknown[])[1]) };
+}
+
+/** Turn the reply of `renew.lua` into whether it renewed, and a {@link RevisionProbe}. */
+export function parseRenew(reply: unknown): { readonly renewed: boolean; readonly probe: RevisionProbe } {
+  const revision = Array.isArray(reply) ? parseRevision(reply[1]) : undefined;
+  if (!Array.isArray(reply) || revision === undefined) throw new UnexpectedReplyError('renew', reply);
+  return { renewed: reply[0] === 1, probe: { revision, nextExpiryMs: parseMs(reply[2]) } };
+}
+
+function parseChange(raw: unknown): DiscoveryChange | undefined {
+  if (!isRecord(raw)) return undefined;
+  switch (raw.type) {
+    case 'member:put': {
+      if (typeof raw.id !== 'string' || typeof raw.record !== 'string') return undefined;
+      const member = parseStoredMember(raw.id, raw.record);
+      return typeof member === 'string' ? undefined : { type: 'member:put', member };
+    }
+    case 'member:removed':
+      return typeof raw.id === 'string' ? { type: 'member:removed', id: raw.id } : undefined;
+    case 'claim:put': {
+      if (typeof raw.shard !== 'string' || typeof raw.owner !== 'string') return undefined;
+      const claim = parseClaim(raw.shard, `${raw.owner}|${String(raw.token)}`);
+      return typeof claim === 'string' ? undefined : { type: 'claim:put', claim };
+    }
+    case 'claim:removed': {
+      const token = parsePositiveInteger(raw.token);
+      if (typeof raw.shard !== 'string' || !/^\d{1,9}$/.test(raw.shard) || token === undefined) return undefined;
+      return { type: 'claim:removed', shard: Number(raw.shard), token };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Turn a message of the events channel (see common.lua) into a
+ * {@link DiscoveryEvent}. Whatever does not parse is dropped from the event,
+ * which then has no `changes` (a hint to re-list), and also no `revision`
+ * when that is what is missing.
+ */
+export function parseMessage(message: string): DiscoveryEvent {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(message);
+  } catch {
+    return { type: 'change' };
+  }
+  if (!isRecord(raw)) return { type: 'change' };
+  const revision = parseRevision(raw.revision);
+  const previous = parseRevision(raw.previous);
+  if (revision === undefined || previous === undefined || BigInt(previous) >= BigInt(revision)) {
+    return { type: 'change' };
+  }
+  const hint: DiscoveryEvent = { type: 'change', revision, previous };
+  if (!Array.isArray(raw.changes)) return hint;
+  const changes: DiscoveryChange[] = [];
+  for (const entry of raw.changes as unknown[]) {
+    const parsed = parseChange(entry);
+    if (parsed === undefined) return hint;
+    changes.push(parsed);
+  }
+  return { ...hint, changes };
 }

@@ -20,6 +20,7 @@ export type ScriptName =
   | 'register'
   | 'renew'
   | 'unregister'
+  | 'drain'
   | 'claim'
   | 'release'
   | 'snapshot'

@@ -1,12 +1,12 @@
 import type { Discovery, DiscoveryEvent } from '@shardwork/core';
-import { createDiscovery, DiscoveryUnavailableError, InvalidOptionsError, InvalidRecordError } from '@shardwork/core';
+import { createDiscovery, DiscoveryUnavailableError, InvalidOptionsError } from '@shardwork/core';
 import { memberInfo, uniqueService } from '@shardwork/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { discoveryFromUrl, RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
-import { compileOptions } from '../src/redis-discovery.js';
+import { compileOptions } from '../src/options.js';
 import { parseRedisUrl } from '../src/url.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -139,9 +139,14 @@ describe('URL parsing and options', () => {
 
   it('validates call arguments', async () => {
     const d = new RedisDiscovery({ url: 'redis://127.0.0.1:1' });
-    await expect(d.ensureGroup('svc', 0)).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(d.ensureGroup('svc', { shardCount: 0, leaseTtlMs: 1000 })).rejects.toBeInstanceOf(InvalidOptionsError);
     await expect(d.register('svc', memberInfo(), 0)).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(d.ensureGroup('svc', { shardCount: 2, leaseTtlMs: 0 })).rejects.toBeInstanceOf(InvalidOptionsError);
     await expect(d.claim('svc', 'm', -1)).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(d.claimMany('svc', 'm', [0, 1.5])).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(d.releaseMany('svc', 'm', [{ shard: 0, token: Number.NaN }])).rejects.toBeInstanceOf(
+      InvalidOptionsError,
+    );
     await expect(d.snapshot('')).rejects.toBeInstanceOf(InvalidOptionsError);
     await d.close();
   });
@@ -186,7 +191,7 @@ describe('against a redis-server', () => {
     const d = connect({ prefix });
     const svc = uniqueService();
     const m = memberInfo();
-    await d.ensureGroup(svc, 4);
+    await d.ensureGroup(svc, { shardCount: 4, leaseTtlMs: 5000 });
     await d.register(svc, m, 5000);
     await d.claim(svc, m.id, 2);
     const keys = (await admin.keys(`${prefix}*`)).sort();
@@ -286,13 +291,13 @@ describe('against a redis-server', () => {
     const d = connect();
     const svc = uniqueService();
     expect((await d.snapshot(svc)).groupAgeMs).toBeUndefined();
-    await d.ensureGroup(svc, 4);
+    await d.ensureGroup(svc, { shardCount: 4, leaseTtlMs: 5000 });
     await sleep(120);
     const age = (await d.snapshot(svc)).groupAgeMs ?? -1;
     expect(age).toBeGreaterThanOrEqual(100);
     expect(age).toBeLessThan(2000);
     // A second replica's ensureGroup does not make the group younger.
-    await d.ensureGroup(svc, 4);
+    await d.ensureGroup(svc, { shardCount: 4, leaseTtlMs: 5000 });
     expect((await d.snapshot(svc)).groupAgeMs).toBeGreaterThanOrEqual(age);
   });
 
@@ -304,8 +309,8 @@ describe('against a redis-server', () => {
     await b.register(svc, m, 500);
     const started = performance.now();
     let changedAt = 0;
-    const unwatch = a.watch(svc, () => {
-      changedAt ||= performance.now();
+    const unwatch = a.watch(svc, (e) => {
+      if (e.changes?.some((c) => c.type === 'member:removed' && c.id === m.id)) changedAt ||= performance.now();
     });
     await eventually(async () => expect(changedAt).toBeGreaterThan(0), 2000);
     unwatch();
@@ -343,11 +348,17 @@ describe('against a redis-server', () => {
         `${keys.meta}[shardCount]`,
       ].sort(),
     );
-    await expect(d.ensureGroup(svc, 4)).rejects.toBeInstanceOf(InvalidRecordError);
+    const group = await d.ensureGroup(svc, { shardCount: 4, leaseTtlMs: 5000 });
+    expect(group).toMatchObject({ shardCount: undefined, leaseTtlMs: 5000, repaired: [] });
+    expect(group.invalid).toEqual([
+      { key: `${keys.meta}[shardCount]`, reason: 'shardCount "many" is not a positive integer' },
+    ]);
     // A garbage claim does not block the shard.
     const other = memberInfo();
     await d.register(svc, other, 5000);
-    expect((await d.claim(svc, other.id, 8)).ok).toBe(true);
+    const batch = await d.claimMany(svc, other.id, [8]);
+    expect(batch.results[0]?.ok).toBe(true);
+    expect(batch.repaired.map((r) => r.key)).toEqual([`${keys.claims}[8]`]);
   });
 
   it('works with an ACL user, and reports a wrong password as unavailable', async () => {
