@@ -4,8 +4,9 @@
  * @module
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { onLines, spawnSource } from '../../test/support/child.js';
 import { HOST_CONFIG_ENV, type HostCommand, type HostConfig, type HostMessage } from './protocol.js';
 
 const MAIN = fileURLToPath(new URL('../replica-host.ts', import.meta.url));
@@ -24,29 +25,23 @@ export class HostProcess {
 
   constructor(config: HostConfig) {
     this.config = config;
-    this.#child = spawn(process.execPath, ['--conditions=@shardwork/source', '--import', 'tsx', MAIN], {
+    this.#child = spawnSource(MAIN, {
       env: { ...process.env, [HOST_CONFIG_ENV]: JSON.stringify(config) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.#child.stdin?.on('error', () => undefined);
     this.exited = new Promise((resolve) => this.#child.once('exit', (code, signal) => resolve({ code, signal })));
-    let buffer = '';
-    this.#child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let message: HostMessage;
-        try {
-          message = JSON.parse(line) as HostMessage;
-        } catch {
-          this.#remember(line);
-          continue;
-        }
-        if (message.e === 'err' || message.e === 'fatal') this.#remember(`${message.e}: ${message.msg}`);
-        if (message.e === 'lost') this.#remember(`lease lost: ${message.id}`);
-        for (const listener of [...this.#listeners]) listener(message);
+    onLines(this.#child.stdout, (line) => {
+      let message: HostMessage;
+      try {
+        message = JSON.parse(line) as HostMessage;
+      } catch {
+        this.#remember(line);
+        return;
       }
+      if (message.e === 'err' || message.e === 'fatal') this.#remember(`${message.e}: ${message.msg}`);
+      if (message.e === 'lost') this.#remember(`lease lost: ${message.id}`);
+      for (const listener of [...this.#listeners]) listener(message);
     });
     this.#child.stderr?.on('data', (chunk: Buffer) => this.#remember(chunk.toString()));
     this.standby = this.next((m): m is Extract<HostMessage, { e: 'standby' }> => m.e === 'standby', 60_000);

@@ -3,8 +3,9 @@
  * graceful (SIGTERM) tests. Each child runs test/support/replica-main.ts.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { onLines, spawnSource } from './child.js';
 
 /** Configuration of one replica child. */
 export interface ReplicaSpec {
@@ -37,28 +38,20 @@ export class Replica {
 
   private constructor(spec: ReplicaSpec) {
     this.spec = spec;
-    this.#child = spawn(process.execPath, ['--conditions=@shardwork/source', '--import', 'tsx', MAIN], {
+    this.#child = spawnSource(MAIN, {
       env: { ...process.env, SHARDWORK_REPLICA: JSON.stringify(spec) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.exited = new Promise((resolve) => this.#child.once('exit', (code, signal) => resolve({ code, signal })));
-    let buffer = '';
     this.#ready = new Promise((resolve, reject) => {
-      this.#child.stdout?.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        let nl = buffer.indexOf('\n');
-        while (nl !== -1) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          nl = buffer.indexOf('\n');
-          this.log.push(line);
-          try {
-            const msg = JSON.parse(line) as { type: string; instance?: string };
-            if (msg.type === 'lease' && msg.instance !== undefined) this.instances.push(msg.instance);
-            if (msg.type === 'ready') resolve();
-          } catch {
-            // not one of ours
-          }
+      onLines(this.#child.stdout, (line) => {
+        this.log.push(line);
+        try {
+          const msg = JSON.parse(line) as { type: string; instance?: string };
+          if (msg.type === 'lease' && msg.instance !== undefined) this.instances.push(msg.instance);
+          if (msg.type === 'ready') resolve();
+        } catch {
+          // not one of ours
         }
       });
       void this.exited.then(({ code, signal }) =>

@@ -7,13 +7,14 @@
  * (test/jobs-soak.ts).
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { onLines, spawnSource } from './child.js';
 import type { JobRecordLine, JobReplicaSpec } from './job-replica-main.js';
 import { type RedisTestServer, startRedisServer } from './redis-server.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -28,21 +29,15 @@ export class JobReplica {
   readonly ready: Promise<void>;
 
   constructor(spec: JobReplicaSpec) {
-    this.#child = spawn(process.execPath, ['--conditions=@shardwork/source', '--import', 'tsx', MAIN], {
+    this.#child = spawnSource(MAIN, {
       env: { ...process.env, SHARDWORK_JOB_REPLICA: JSON.stringify(spec) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.exited = new Promise((resolve) => this.#child.once('exit', () => resolve()));
     this.ready = new Promise((resolve, reject) => {
-      let buffer = '';
-      this.#child.stdout?.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (this.log.length < 500) this.log.push(line);
-          if (line.includes('"type":"ready"')) resolve();
-        }
+      onLines(this.#child.stdout, (line) => {
+        if (this.log.length < 500) this.log.push(line);
+        if (line.includes('"type":"ready"')) resolve();
       });
       void this.exited.then(() => reject(new Error(`job replica exited before ready:\n${this.log.join('\n')}`)));
     });

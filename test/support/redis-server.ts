@@ -16,10 +16,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ShardworkError } from '@shardwork/core';
+import { freePort } from './ports.js';
 
 /** A running test server. */
 export interface RedisTestServer {
@@ -56,17 +57,7 @@ function installExitHook(): void {
   });
 }
 
-/** A port that was free a moment ago on 127.0.0.1 (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (port === 0) throw new Error('could not find a free port');
-  return port;
-}
+export { freePort } from './ports.js';
 
 /** Send a RESP command and resolve with the first complete reply line(s). */
 export function redisCommand(port: number, args: readonly string[], timeoutMs = 1000): Promise<string> {

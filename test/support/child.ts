@@ -1,0 +1,32 @@
+/**
+ * The private test kit for child processes, shared by the fault tests, the
+ * chaos runs and the benchmarks: spawn a TypeScript entry point the way the
+ * workspace runs its sources (tsx, the `@shardwork/source` export condition),
+ * and split a child's output into lines.
+ *
+ * @module
+ */
+
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+
+/** The Node flags that run workspace sources directly (see vitest.config.ts for the same condition). */
+export const SOURCE_FLAGS = ['--conditions=@shardwork/source', '--import', 'tsx'] as const;
+
+/** Spawn `main` (a .ts file) with this Node and {@link SOURCE_FLAGS}. */
+export function spawnSource(main: string, options: SpawnOptions, args: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [...SOURCE_FLAGS, main, ...args], options);
+}
+
+/** Call `onLine` for every complete line the stream produces (without the newline). */
+export function onLines(stream: Readable | null | undefined, onLine: (line: string) => void): void {
+  let buffer = '';
+  stream?.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      onLine(line);
+    }
+  });
+}
