@@ -3,12 +3,13 @@
  *
  * - A member is the key `<prefix>/<svc>/members/<id>` bound to the member's own
  *   etcd lease (TTL rounded up to whole seconds); `joinSeq` is the key's create
- *   revision.
- * - A claim is `<prefix>/<svc>/claims/<shard>` created by a transaction that
- *   requires the key to be absent and the member key to be bound to the
- *   member's lease; it is put with that lease, so expiry or revocation removes
- *   member and claims in one step. Its token is its create revision, which etcd
- *   increases on every write: strictly increasing and linearizable.
+ *   revision. Its value is core's member record; `drain` rewrites it with
+ *   `draining` set, under the same lease.
+ * - Claims are `<prefix>/<svc>/claims/<shard>`, created in batches by
+ *   transactions that require each key to be absent and the member key to be
+ *   bound to the member's lease (see `claims.ts`); they are put with that
+ *   lease, so expiry or revocation removes member and claims in one step. A
+ *   claim's token is its create revision, which etcd increases on every write.
  * - Renewal is a single LeaseKeepAlive with a deadline; no keepalive loop runs
  *   in the client, since the worker tracks renewals and fences itself.
  * - Lease ids are chosen here, below 2^48, instead of by etcd: etcd's own ids
@@ -21,18 +22,23 @@
 
 import { randomInt } from 'node:crypto';
 import {
-  type Claim,
+  type ClaimBatch,
+  type ClaimRef,
   type ClaimResult,
   type Discovery,
   type DiscoveryListener,
   DiscoveryUnavailableError,
+  type EnsureGroupOptions,
+  encodeMemberRecord,
+  type GroupSettings,
   InvalidOptionsError,
-  InvalidRecordError,
+  type InvalidRecord,
   LeaseExpiredError,
   type MemberInfo,
   type Registration,
   ShardworkError,
   type Snapshot,
+  type StoredGroup,
 } from '@shardwork/core';
 import {
   ClientClosedError,
@@ -40,11 +46,23 @@ import {
   Etcd3,
   EtcdLeaseInvalidError,
   GRPCUnavailableError,
-  type IOptions,
+  type ITxnResponse,
 } from 'etcd3';
+import { type ClaimContext, claimShards, LEASE_GONE, releaseShards } from './claims.js';
+import { clientOptions } from './connection.js';
+import { type ServiceKeys, serviceKeys } from './keys.js';
 import { type CompiledEtcdOptions, compileEtcdOptions, type EtcdDiscoveryOptions, parseEtcdUrl } from './options.js';
-import { faultHandling } from './policies.js';
-import { encodeMember, encodeMeta, parseMeta, parseService, type ServiceKeys, serviceKeys } from './records.js';
+import {
+  encodeMeta,
+  META_FIELDS,
+  type MetaRecord,
+  metaFieldProblem,
+  parseMeta,
+  parseService,
+  type RawKeyValue,
+  versionOf,
+} from './records.js';
+import { absent, boundTo, countPrefix, get, lastModified, modifiedAt, put, type TxnRequest } from './txn.js';
 import { ServiceWatch } from './watch.js';
 
 /**
@@ -62,6 +80,48 @@ interface LeaseEntry {
   readonly service: string;
   /** etcd lease id, decimal. */
   readonly id: string;
+  /** What was registered, for {@link EtcdDiscovery.drain} to write again. */
+  readonly info: MemberInfo;
+}
+
+/** How often {@link EtcdDiscovery.ensureGroup} re-reads after losing a compare-and-set race. */
+const ENSURE_GROUP_ATTEMPTS = 5;
+
+/** The group as read from a meta record, and the value to write back, if any. */
+interface MetaPlan {
+  readonly stored: StoredGroup;
+  readonly write: string | undefined;
+}
+
+/**
+ * What {@link EtcdDiscovery.ensureGroup} makes of a stored meta record: usable
+ * fields stay; a missing `leaseTtlMs` (a record from before 0.2) is added;
+ * unusable fields are replaced when `replaceInvalid`, else reported and kept.
+ * Fields of other versions are kept as they are.
+ */
+export function planMeta(key: string, meta: MetaRecord, group: GroupSettings, replaceInvalid: boolean): MetaPlan {
+  const values: Partial<Record<keyof GroupSettings, number>> = {};
+  const updates: Record<string, number> = {};
+  const invalid: InvalidRecord[] = [];
+  const repaired: InvalidRecord[] = [];
+  for (const name of META_FIELDS) {
+    const field = meta[name];
+    const problem = metaFieldProblem(name, field);
+    if (field.state === 'ok') {
+      values[name] = field.value;
+    } else if (problem === undefined || replaceInvalid) {
+      values[name] = group[name];
+      updates[name] = group[name];
+      if (problem !== undefined) repaired.push({ key, reason: problem });
+    } else {
+      invalid.push({ key, reason: problem });
+    }
+  }
+  const stored = { shardCount: values.shardCount, leaseTtlMs: values.leaseTtlMs, invalid, repaired };
+  if (Object.keys(updates).length === 0) return { stored, write: undefined };
+  // A record that is not a JSON object has no field to keep, so both fields are unusable: with
+  // replaceInvalid both are in `updates`, without it nothing is (a missing field needs an object).
+  return { stored, write: JSON.stringify({ ...(meta.fields ?? {}), ...updates }) };
 }
 
 /** A random lease id in [1, 2^48): exact as a JS number, and collisions retried. */
@@ -94,6 +154,8 @@ export class EtcdDiscovery implements Discovery {
   readonly #listedAt = new Map<string, number>();
   #connected = false;
   #degraded = false;
+  /** When the last call failed (`performance.now()`). */
+  #failedAt = 0;
   #closed = false;
 
   constructor(options: EtcdDiscoveryOptions = {}) {
@@ -139,17 +201,25 @@ export class EtcdDiscovery implements Discovery {
       if (error instanceof ShardworkError) throw error;
       if (this.#closed || error instanceof ClientClosedError) throw closedError(error);
       this.#degraded = true;
+      this.#failedAt = performance.now();
       const detail = error instanceof Error ? error.message : String(error);
       throw new DiscoveryUnavailableError('etcd', `${what} failed: ${detail}`, error);
     }
     this.#connected = true;
     if (this.#degraded) {
-      // Calls fail again: a watch stream on the connection that failed may be
-      // silently dead, so start the watches over on fresh streams.
+      // Calls succeed again: a watch stream that has been silent since the
+      // failure may be dead without knowing it, and a broken one may be waiting
+      // to retry; start those over on a fresh stream now, so that listeners
+      // re-list at once.
       this.#degraded = false;
-      for (const watch of this.#watches) watch.refresh();
+      for (const watch of this.#watches) watch.refresh(this.#failedAt);
     }
     return result;
+  }
+
+  /** One transaction with the call deadline. */
+  #txn(request: TxnRequest): Promise<ITxnResponse> {
+    return this.#client.kv.txn(request, this.#deadline());
   }
 
   #entry(service: string, memberId: string): LeaseEntry {
@@ -163,27 +233,53 @@ export class EtcdDiscovery implements Discovery {
     return new LeaseExpiredError(memberId);
   }
 
-  ensureGroup(service: string, shardCount: number): Promise<number> {
+  ensureGroup(service: string, group: GroupSettings, options: EnsureGroupOptions = {}): Promise<StoredGroup> {
     const keys = this.#keys(service);
-    if (!Number.isInteger(shardCount) || shardCount < 1) {
+    const shardCount = group?.shardCount;
+    if (!Number.isSafeInteger(shardCount) || shardCount < 1) {
       return Promise.reject(new InvalidOptionsError('shards', shardCount, 'a positive integer'));
     }
+    const leaseTtlMs = group.leaseTtlMs;
+    if (!Number.isSafeInteger(leaseTtlMs) || leaseTtlMs < 1) {
+      return Promise.reject(new InvalidOptionsError('leaseTtlMs', leaseTtlMs, 'a positive integer number of ms'));
+    }
+    const settings = { shardCount, leaseTtlMs };
     return this.#call('ensureGroup', async () => {
-      const c = this.#client;
-      const res = await c
-        .if(keys.meta, 'Create', '==', 0)
-        .then(c.put(keys.meta).value(encodeMeta(shardCount)))
-        .else(c.get(keys.meta))
-        .options(this.#deadline())
-        .commit();
-      if (res.succeeded) return shardCount;
-      const kv = res.responses[0]?.response_range?.kvs[0];
-      // The key existed at the compare; it cannot have vanished inside the same transaction.
-      if (kv === undefined) throw new InvalidRecordError(keys.meta, 'meta record missing');
-      const parsed = parseMeta(kv.value.toString('utf8'));
-      if (!parsed.ok) throw new InvalidRecordError(keys.meta, parsed.reason);
-      return parsed.value;
+      for (let attempt = 1; attempt <= ENSURE_GROUP_ATTEMPTS; attempt++) {
+        const kv = await this.#createMeta(keys.meta, settings);
+        if (kv === undefined) return { ...settings, invalid: [], repaired: [] };
+        const plan = planMeta(
+          keys.meta,
+          parseMeta(kv.value.toString('utf8')),
+          settings,
+          options.replaceInvalid === true,
+        );
+        if (plan.write === undefined) return plan.stored;
+        // Compare on the mod revision read: whatever another replica wrote meanwhile wins, and is read again.
+        const res = await this.#txn({
+          compare: [modifiedAt(keys.meta, String(kv.mod_revision))],
+          success: [put(keys.meta, plan.write)],
+          failure: [],
+        });
+        if (res.succeeded) return plan.stored;
+      }
+      throw new DiscoveryUnavailableError('etcd', `ensureGroup lost ${ENSURE_GROUP_ATTEMPTS} races for ${keys.meta}`);
     });
+  }
+
+  /** Create the meta record if it is absent; the stored one (`undefined`: this call created it). */
+  async #createMeta(key: string, group: GroupSettings): Promise<RawKeyValue | undefined> {
+    for (;;) {
+      const res = await this.#txn({
+        compare: [absent(key)],
+        success: [put(key, encodeMeta(group))],
+        failure: [get(key)],
+      });
+      if (res.succeeded) return undefined;
+      // The key existed at the compare; a transaction reads one revision, so it is there.
+      const kv = res.responses[0]?.response_range?.kvs[0];
+      if (kv !== undefined) return kv;
+    }
   }
 
   register(service: string, member: MemberInfo, ttlMs: number): Promise<Registration> {
@@ -194,12 +290,12 @@ export class EtcdDiscovery implements Discovery {
     if (typeof member?.id !== 'string' || member.id === '') {
       return Promise.reject(new InvalidOptionsError('member.id', member?.id, 'a non-empty string'));
     }
+    const value = encodeMemberRecord(member);
     return this.#call('register', async () => {
       const c = this.#client;
       const id = await this.#grant(leaseTtlSeconds(ttlMs));
       try {
         const key = keys.member(member.id);
-        const value = encodeMember(member);
         // Normally the key is new. If a previous attempt with this id was applied
         // but its reply lost, take the key over with the new lease and keep its
         // create revision as join order.
@@ -213,7 +309,7 @@ export class EtcdDiscovery implements Discovery {
         // (create_revision of an existing key is never the zero default, see RawKeyValue.)
         if (created === undefined) throw new Error('member key missing right after it was written');
         const previous = this.#leases.get(member.id);
-        this.#leases.set(member.id, { service, id });
+        this.#leases.set(member.id, { service, id, info: member });
         if (previous !== undefined) this.#revoke(previous.id).catch(() => undefined);
         return { joinSeq: Number(created) };
       } catch (error) {
@@ -300,20 +396,49 @@ export class EtcdDiscovery implements Discovery {
     });
   }
 
+  drain(service: string, memberId: string): Promise<void> {
+    const keys = this.#keys(service);
+    return this.#call('drain', async () => {
+      const entry = this.#entry(service, memberId);
+      const key = keys.member(memberId);
+      // Bound to the member's lease, or the member is gone: never write a member back.
+      const res = await this.#txn({
+        compare: [boundTo(key, entry.id)],
+        success: [put(key, encodeMemberRecord(entry.info, true), entry.id)],
+        failure: [],
+      }).catch((error: unknown) => {
+        throw error instanceof EtcdLeaseInvalidError ? this.#leaseGone(memberId) : error;
+      });
+      if (!res.succeeded) throw this.#leaseGone(memberId);
+    });
+  }
+
   snapshot(service: string): Promise<Snapshot> {
     const keys = this.#keys(service);
     return this.#call('snapshot', async () => {
       const res = await this.#client.getAll().prefix(keys.root).options(this.#deadline()).exec();
-      const parsed = parseService(keys.root, res.kvs);
       const revision = Number(res.header.revision);
       if (revision > (this.#listedAt.get(service) ?? 0)) this.#listedAt.set(service, revision);
-      return {
-        revision: String(res.header.revision),
-        shardCount: parsed.shardCount,
-        members: parsed.members,
-        claims: parsed.claims satisfies Claim[],
-        invalid: parsed.invalid,
-      };
+      return { revision: String(res.header.revision), ...parseService(keys.root, res.kvs) };
+    });
+  }
+
+  /**
+   * `"<keys>:<highest mod revision>"` of the service prefix, from one
+   * transaction of a count-only and a keys-only range (limit 1): no values
+   * are read. Equal to the last snapshot's `version` while nothing changed.
+   */
+  version(service: string): Promise<string> {
+    const keys = this.#keys(service);
+    return this.#call('version', async () => {
+      const res = await this.#txn({
+        compare: [],
+        success: [countPrefix(keys.root), lastModified(keys.root)],
+        failure: [],
+      });
+      const count = res.responses[0]?.response_range?.count ?? '0';
+      const last = res.responses[1]?.response_range?.kvs[0];
+      return versionOf(Number(count), Number(last?.mod_revision ?? 0));
     });
   }
 
@@ -321,10 +446,14 @@ export class EtcdDiscovery implements Discovery {
     const keys = this.#keys(service);
     if (this.#closed) return () => undefined;
     // Deliver everything after the latest snapshot of this service (list, then
-    // watch from revision + 1); without one, start now and announce a reset.
+    // watch from revision + 1); without one, start now (see ServiceWatch).
     const listedAt = this.#listedAt.get(service);
     const watch = new ServiceWatch(
-      { client: this.#client, currentRevision: (root) => this.#currentRevision(root) },
+      {
+        client: this.#client,
+        currentRevision: (root) => this.#currentRevision(root),
+        listedAt: () => this.#listedAt.get(service),
+      },
       keys.root,
       listener,
       listedAt === undefined ? undefined : listedAt + 1,
@@ -338,60 +467,65 @@ export class EtcdDiscovery implements Discovery {
 
   async #currentRevision(root: string): Promise<number> {
     return this.#call('watch', async () => {
-      const res = await this.#client.getAll().prefix(root).limit(1).options(this.#deadline()).exec();
+      const res = await this.#client.kv.range({ key: Buffer.from(root), count_only: true }, this.#deadline());
       return Number(res.header.revision);
     });
   }
 
+  /** Shards per batch transaction: the compares and operations of one stay within `maxTxnOps`. */
+  get #batchSize(): number {
+    return this.#options.maxTxnOps - 2;
+  }
+
   claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
+    return this.claimMany(service, memberId, [shard]).then((batch) => {
+      const result = batch.results[0];
+      if (result === undefined) throw new Error('claim batch of one shard returned no result');
+      return result;
+    });
+  }
+
+  /**
+   * Claim `shards` in transactions of up to `maxTxnOps - 2` shards each (see
+   * `claims.ts`). All claims made by one transaction share its revision as
+   * token; tokens still exceed every token handed out before.
+   */
+  claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch> {
     const keys = this.#keys(service);
-    if (!Number.isInteger(shard) || shard < 0) {
-      return Promise.reject(new InvalidOptionsError('shard', shard, 'a non-negative integer'));
-    }
-    return this.#call('claim', async (): Promise<ClaimResult> => {
+    const bad = checkShards(shards);
+    if (bad !== undefined) return Promise.reject(bad);
+    return this.#call('claimMany', async () => {
       const entry = this.#entry(service, memberId);
-      const c = this.#client;
-      const claimKey = keys.claim(shard);
-      const memberKey = keys.member(memberId);
-      let res: Awaited<ReturnType<ReturnType<Etcd3['if']>['commit']>>;
+      const ctx: ClaimContext = {
+        txn: (r) => this.#txn(r),
+        keys,
+        memberId,
+        lease: entry.id,
+        batchSize: this.#batchSize,
+      };
+      let batch: ClaimBatch | typeof LEASE_GONE;
       try {
-        res = await c
-          .if(claimKey, 'Create', '==', 0)
-          .and(memberKey, 'Lease', '==', entry.id)
-          .then(c.put(claimKey).value(memberId).lease(entry.id))
-          .else(c.get(claimKey), c.get(memberKey))
-          .options(this.#deadline())
-          .commit();
+        batch = await claimShards(ctx, shards);
       } catch (error) {
         if (error instanceof EtcdLeaseInvalidError) throw this.#leaseGone(memberId);
         throw error;
       }
-      if (res.succeeded) return { ok: true, token: Number(res.header.revision) };
-      const existing = res.responses[0]?.response_range?.kvs[0];
-      const self = res.responses[1]?.response_range?.kvs[0];
-      // The member key lives exactly as long as the lease: gone means expired or revoked.
-      if (self === undefined || String(self.lease) !== entry.id) throw this.#leaseGone(memberId);
-      if (existing === undefined) throw new Error(`claim transaction for ${claimKey} failed with no claim present`);
-      return { ok: false, owner: existing.value.toString('utf8'), token: Number(existing.create_revision) };
+      if (batch === LEASE_GONE) throw this.#leaseGone(memberId);
+      return batch;
     });
   }
 
   release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
+    return this.releaseMany(service, memberId, [{ shard, token }]).then((results) => results[0] === true);
+  }
+
+  releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]> {
     const keys = this.#keys(service);
-    if (!Number.isInteger(shard) || shard < 0) {
-      return Promise.reject(new InvalidOptionsError('shard', shard, 'a non-negative integer'));
-    }
-    return this.#call('release', async () => {
-      const c = this.#client;
-      const claimKey = keys.claim(shard);
-      const res = await c
-        .if(claimKey, 'Value', '==', memberId)
-        .and(claimKey, 'Create', '==', token)
-        .then(c.delete().key(claimKey))
-        .options(this.#deadline())
-        .commit();
-      return res.succeeded;
-    });
+    const bad = checkClaimRefs(claims);
+    if (bad !== undefined) return Promise.reject(bad);
+    return this.#call('releaseMany', () =>
+      releaseShards({ txn: (r) => this.#txn(r), keys, memberId, batchSize: this.#batchSize }, claims),
+    );
   }
 
   async close(): Promise<void> {
@@ -410,47 +544,31 @@ export class EtcdDiscovery implements Discovery {
   }
 }
 
-function closedError(cause?: unknown): DiscoveryUnavailableError {
-  return new DiscoveryUnavailableError('etcd', 'connection closed', cause);
+/** The error for the first entry of `shards` that is not a shard index. */
+function checkShards(shards: unknown): InvalidOptionsError | undefined {
+  if (!Array.isArray(shards)) return new InvalidOptionsError('shards', shards, 'an array of shard indices');
+  for (const shard of shards) {
+    if (!Number.isSafeInteger(shard) || shard < 0)
+      return new InvalidOptionsError('shard', shard, 'a non-negative integer');
+  }
+  return undefined;
 }
 
-function clientOptions(options: CompiledEtcdOptions): IOptions {
-  const result: IOptions = {
-    hosts: [...options.endpoints],
-    grpcOptions: {
-      // Notice a silently dead connection under an open stream (the watch).
-      'grpc.keepalive_time_ms': options.keepaliveTimeMs,
-      'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
-      'grpc.keepalive_permit_without_calls': 0,
-      // Reconnect quickly after a server restart (gRPC's default backoff grows to 120 s).
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1000,
-      // One connection per etcd3 service client: when etcd3 rebuilds a client
-      // after a failed call, it then really gets a new connection instead of
-      // the shared, possibly frozen one.
-      'grpc.use_local_subchannel_pool': 1,
-    },
-    faultHandling: faultHandling(options.endpoints.length),
-  };
-  const tls = options.tls;
-  if (tls !== false && (tls.rootCertificate !== undefined || tls.privateKey !== undefined)) {
-    // grpc's createSsl takes null for "system roots".
-    const credentials: NonNullable<IOptions['credentials']> = {
-      rootCertificate: tls.rootCertificate ?? (null as unknown as Buffer),
-    };
-    if (tls.privateKey !== undefined) credentials.privateKey = tls.privateKey;
-    if (tls.certChain !== undefined) credentials.certChain = tls.certChain;
-    result.credentials = credentials;
+/** The error for the first entry of `claims` that is not a claim reference. */
+function checkClaimRefs(claims: unknown): InvalidOptionsError | undefined {
+  if (!Array.isArray(claims)) return new InvalidOptionsError('claims', claims, 'an array of { shard, token }');
+  const bad = checkShards(claims.map((c: Partial<ClaimRef> | null | undefined) => c?.shard));
+  if (bad !== undefined) return bad;
+  for (const claim of claims as ClaimRef[]) {
+    if (!Number.isSafeInteger(claim.token) || claim.token < 1) {
+      return new InvalidOptionsError('token', claim.token, 'a positive integer');
+    }
   }
-  if (options.auth !== undefined) {
-    const dialTimeoutMs = options.dialTimeoutMs;
-    result.auth = {
-      username: options.auth.username,
-      password: options.auth.password,
-      callOptions: () => ({ deadline: Date.now() + dialTimeoutMs }),
-    };
-  }
-  return result;
+  return undefined;
+}
+
+function closedError(cause?: unknown): DiscoveryUnavailableError {
+  return new DiscoveryUnavailableError('etcd', 'connection closed', cause);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The etcd discovery backend of shardwork: leases, linearizable claims by
- * transaction, fencing tokens from etcd revisions, and watches.
+ * transaction (in batches), fencing tokens from etcd revisions, and watches
+ * that deliver the changes themselves.
  *
  * ```ts
  * import { Worker } from '@shardwork/core';
@@ -18,7 +19,7 @@
  */
 
 export { discoveryFromUrl, EtcdDiscovery, leaseTtlSeconds } from './etcd-discovery.js';
+export type { ServiceKey, ServiceKeys } from './keys.js';
+export { parseServiceKey, serviceKeys } from './keys.js';
 export type { CompiledEtcdOptions, EtcdAuthOptions, EtcdDiscoveryOptions, EtcdTlsOptions } from './options.js';
 export { compileEtcdOptions, parseEtcdUrl, redactUrl } from './options.js';
-export type { ServiceKeys } from './records.js';
-export { serviceKeys } from './records.js';

@@ -87,6 +87,14 @@ export interface EtcdDiscoveryOptions {
    */
   readonly keepaliveTimeoutMs?: number;
   /**
+   * The server's `--max-txn-ops` (operations per transaction). `claimMany`
+   * and `releaseMany` split a batch into transactions of at most
+   * `maxTxnOps - 2` shards, so a server running with a lower limit needs it
+   * here. At least 4.
+   * @defaultValue 128 (etcd's default)
+   */
+  readonly maxTxnOps?: number;
+  /**
    * An existing etcd3 client to use instead of creating one. It is not closed
    * by {@link EtcdDiscovery.close}, and its own retry and circuit-breaker
    * policies apply; `endpoints`, `tls`, `auth` and the keepalive options must
@@ -107,6 +115,7 @@ export interface CompiledEtcdOptions {
   readonly callTimeoutMs: number;
   readonly keepaliveTimeMs: number;
   readonly keepaliveTimeoutMs: number;
+  readonly maxTxnOps: number;
   readonly client: Etcd3 | undefined;
 }
 
@@ -117,7 +126,11 @@ const DEFAULTS = {
   callTimeoutMs: 2000,
   keepaliveTimeMs: 5000,
   keepaliveTimeoutMs: 2000,
+  maxTxnOps: 128,
 } as const;
+
+/** The smallest `maxTxnOps` accepted: a batch transaction needs room for at least two shards. */
+const MIN_TXN_OPS = 4;
 
 const KNOWN_OPTIONS = new Set([
   'endpoints',
@@ -128,6 +141,7 @@ const KNOWN_OPTIONS = new Set([
   'callTimeoutMs',
   'keepaliveTimeMs',
   'keepaliveTimeoutMs',
+  'maxTxnOps',
   'client',
 ]);
 
@@ -136,6 +150,15 @@ function duration(options: EtcdDiscoveryOptions, name: keyof typeof DEFAULTS & `
   if (value === undefined) return DEFAULTS[name];
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || !Number.isInteger(value)) {
     throw new InvalidOptionsError(name, value, `an integer number of milliseconds >= ${min}`);
+  }
+  return value;
+}
+
+function txnOps(options: EtcdDiscoveryOptions): number {
+  const value: unknown = options.maxTxnOps;
+  if (value === undefined) return DEFAULTS.maxTxnOps;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < MIN_TXN_OPS) {
+    throw new InvalidOptionsError('maxTxnOps', value, `an integer >= ${MIN_TXN_OPS} (the server's --max-txn-ops)`);
   }
   return value;
 }
@@ -191,6 +214,7 @@ export function compileEtcdOptions(options: EtcdDiscoveryOptions = {}): Compiled
   const callTimeoutMs = duration(options, 'callTimeoutMs', 1);
   const keepaliveTimeMs = duration(options, 'keepaliveTimeMs', 100);
   const keepaliveTimeoutMs = duration(options, 'keepaliveTimeoutMs', 100);
+  const maxTxnOps = txnOps(options);
 
   const client = options.client;
   if (client !== undefined) {
@@ -211,6 +235,7 @@ export function compileEtcdOptions(options: EtcdDiscoveryOptions = {}): Compiled
       callTimeoutMs,
       keepaliveTimeMs,
       keepaliveTimeoutMs,
+      maxTxnOps,
       client,
     };
   }
@@ -278,23 +303,25 @@ export function compileEtcdOptions(options: EtcdDiscoveryOptions = {}): Compiled
     callTimeoutMs,
     keepaliveTimeMs,
     keepaliveTimeoutMs,
+    maxTxnOps,
     client: undefined,
   };
 }
 
-const URL_PARAMS: Readonly<Record<string, 'string' | 'ms'>> = {
+const URL_PARAMS: Readonly<Record<string, 'string' | 'ms' | 'count'>> = {
   prefix: 'string',
   dialTimeoutMs: 'ms',
   callTimeoutMs: 'ms',
   keepaliveTimeMs: 'ms',
   keepaliveTimeoutMs: 'ms',
+  maxTxnOps: 'count',
 };
 
 /**
  * Parse an `etcd://` or `etcds://` URL into options. Several endpoints are
  * separated by commas; `etcds://` turns TLS on (system roots); `user:pass@`
  * sets authentication (percent-encoded); the query may hold `prefix`,
- * `dialTimeoutMs`, `callTimeoutMs`, `keepaliveTimeMs` and `keepaliveTimeoutMs`.
+ * `dialTimeoutMs`, `callTimeoutMs`, `keepaliveTimeMs`, `keepaliveTimeoutMs` and `maxTxnOps`.
  *
  * ```ts
  * parseEtcdUrl('etcds://app:s3cret@10.0.0.1:2379,10.0.0.2:2379?prefix=prod/sw');
@@ -347,7 +374,9 @@ export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
     if (kind === 'string') {
       options.prefix = value;
     } else {
-      if (!/^\d+$/.test(value)) throw new InvalidOptionsError(key, value, 'an integer number of milliseconds');
+      if (!/^\d+$/.test(value)) {
+        throw new InvalidOptionsError(key, value, kind === 'ms' ? 'an integer number of milliseconds' : 'an integer');
+      }
       (options as Record<string, unknown>)[key] = Number(value);
     }
   }

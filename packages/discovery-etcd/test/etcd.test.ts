@@ -66,7 +66,12 @@ describe('etcd backend against one server', () => {
     const b = track(discoveryFromUrl(`${etcd.url}?prefix=tenant-b/sw`));
     const svc = uniqueService('layout');
     const m = memberInfo({ labels: { zone: 'z1' } });
-    expect(await a.ensureGroup(svc, 4)).toBe(4);
+    expect(await a.ensureGroup(svc, { shardCount: 4, leaseTtlMs: 5000 })).toEqual({
+      shardCount: 4,
+      leaseTtlMs: 5000,
+      invalid: [],
+      repaired: [],
+    });
     const { joinSeq } = await a.register(svc, m, 5000);
     const claim = await a.claim(svc, m.id, 3);
     expect(claim.ok).toBe(true);
@@ -74,7 +79,7 @@ describe('etcd backend against one server', () => {
     const stored = await raw.getAll().prefix(keys.root).exec();
     const byKey = new Map(stored.kvs.map((kv) => [kv.key.toString(), kv]));
     expect([...byKey.keys()].sort()).toEqual([keys.claim(3), keys.member(m.id), keys.meta].sort());
-    expect(JSON.parse(byKey.get(keys.meta)?.value.toString() ?? '')).toEqual({ shardCount: 4 });
+    expect(JSON.parse(byKey.get(keys.meta)?.value.toString() ?? '')).toEqual({ shardCount: 4, leaseTtlMs: 5000 });
     expect(JSON.parse(byKey.get(keys.member(m.id))?.value.toString() ?? '')).toEqual(m);
     expect(Number(byKey.get(keys.member(m.id))?.create_revision)).toBe(joinSeq);
     expect(byKey.get(keys.claim(3))?.value.toString()).toBe(m.id);
@@ -120,7 +125,15 @@ describe('etcd backend against one server', () => {
         `${keys.root}stray`,
       ].sort(),
     );
-    await expect(d.ensureGroup(svc, 8)).rejects.toMatchObject({ code: 'INVALID_RECORD' });
+    expect(await d.ensureGroup(svc, { shardCount: 8, leaseTtlMs: 5000 })).toEqual({
+      shardCount: undefined,
+      leaseTtlMs: undefined,
+      invalid: [
+        { key: keys.meta, reason: 'meta record is not a JSON object, so field shardCount cannot be read' },
+        { key: keys.meta, reason: 'meta record is not a JSON object, so field leaseTtlMs cannot be read' },
+      ],
+      repaired: [],
+    });
   });
 
   it('renews only through the instance that registered, and never recreates a revoked lease', async () => {
@@ -143,24 +156,37 @@ describe('etcd backend against one server', () => {
     const a = track(new EtcdDiscovery({ endpoints: etcd.endpoints }));
     const b = track(new EtcdDiscovery({ endpoints: etcd.endpoints }));
     const svc = uniqueService('gap');
-    await a.snapshot(svc);
+    const listed = await a.snapshot(svc);
     await b.register(svc, memberInfo(), 5000); // after the list, before the watch
     const events: DiscoveryEvent[] = [];
     const unwatch = a.watch(svc, (e) => events.push(e));
     try {
-      await eventually(() => expect(events).toContainEqual({ type: 'change' }), 2000);
+      await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 2000);
       expect(events).not.toContainEqual({ type: 'reset' });
+      expect(events[0]?.previous).toBe(listed.revision);
     } finally {
       unwatch();
     }
   });
 
-  it('without a snapshot, announces the new watch with a reset', async () => {
+  it('without a snapshot, starts now without a reset, and delivers the next change', async () => {
     const a = track(new EtcdDiscovery({ endpoints: etcd.endpoints }));
+    const b = track(new EtcdDiscovery({ endpoints: etcd.endpoints }));
+    const svc = uniqueService('fresh');
     const events: DiscoveryEvent[] = [];
-    const unwatch = a.watch(uniqueService('fresh'), (e) => events.push(e));
+    const unwatch = a.watch(svc, (e) => events.push(e));
     try {
-      await eventually(() => expect(events).toEqual([{ type: 'reset' }]), 2000);
+      await sleep(300);
+      expect(events).toEqual([]);
+      const m = memberInfo();
+      const { joinSeq } = await b.register(svc, m, 5000);
+      await eventually(
+        () =>
+          expect(events).toEqual([
+            expect.objectContaining({ changes: [{ type: 'member:put', member: { ...m, joinSeq } }] }),
+          ]),
+        2000,
+      );
     } finally {
       unwatch();
     }
@@ -179,8 +205,13 @@ describe('etcd backend against one server', () => {
         () => d.claim(svc, m.id, 0),
         () => d.release(svc, m.id, 0, 1),
         () => d.unregister(svc, m.id),
-        () => d.ensureGroup(svc, 1),
+        () => d.ensureGroup(svc, { shardCount: 1, leaseTtlMs: 1000 }),
         () => d.register(svc, memberInfo(), 1000),
+        () => d.drain(svc, m.id),
+        () => d.claimMany(svc, m.id, [0, 1]),
+        () => d.releaseMany(svc, m.id, [{ shard: 0, token: 1 }]),
+        () => d.version(svc),
+        () => d.snapshot(svc),
       ]) {
         await expect(call()).rejects.toBeInstanceOf(DiscoveryUnavailableError);
       }
@@ -219,7 +250,10 @@ describe('etcd backend when etcd is unreachable', () => {
     const address = silent.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
     const d = track(new EtcdDiscovery({ endpoints: [`127.0.0.1:${port}`], dialTimeoutMs: 500 }));
-    for (const call of [() => d.snapshot(uniqueService()), () => d.ensureGroup(uniqueService(), 2)]) {
+    for (const call of [
+      () => d.snapshot(uniqueService()),
+      () => d.ensureGroup(uniqueService(), { shardCount: 2, leaseTtlMs: 1000 }),
+    ]) {
       const started = Date.now();
       const error = await call().catch((e: unknown) => e);
       const elapsed = Date.now() - started;
@@ -266,7 +300,7 @@ describe('etcd backend across a server restart', () => {
     try {
       const before = memberInfo();
       await writer.register(svc, before, 30_000);
-      await eventually(() => expect(events).toContainEqual({ type: 'change' }), 2000);
+      await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 2000);
 
       await etcd.restart();
       // The broken watch is re-established and announced as a reset.
@@ -276,7 +310,7 @@ describe('etcd backend across a server restart', () => {
       await eventually(async () => {
         await writer.register(svc, after, 30_000);
       }, 5000);
-      await eventually(() => expect(events).toContainEqual({ type: 'change' }), 3000);
+      await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 3000);
       const snap = await watcher.snapshot(svc);
       // Leases survive a restart on the same data dir (etcd extends them on recovery).
       expect(snap.members.map((m) => m.id).sort()).toEqual([before.id, after.id].sort());
@@ -317,7 +351,7 @@ describe('etcd backend across a server restart', () => {
       }, 3000);
       events.length = 0;
       await writer.claim(svc, m.id, 1);
-      await eventually(() => expect(events).toContainEqual({ type: 'change' }), 3000);
+      await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 3000);
     } finally {
       unwatch();
     }
@@ -354,13 +388,13 @@ describe('etcd backend with authentication', () => {
     await a.snapshot(svc);
     const unwatch = a.watch(svc, (e) => events.push(e));
     try {
-      expect(await a.ensureGroup(svc, 2)).toBe(2);
+      expect((await a.ensureGroup(svc, { shardCount: 2, leaseTtlMs: 2000 })).shardCount).toBe(2);
       const m = memberInfo();
       await b.register(svc, m, 2000);
       const claim = await b.claim(svc, m.id, 1);
       expect(claim.ok).toBe(true);
       await b.renew(svc, m.id);
-      await eventually(() => expect(events).toContainEqual({ type: 'change' }), 2000);
+      await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 2000);
       expect((await a.snapshot(svc)).claims).toEqual([{ shard: 1, owner: m.id, token: claim.token }]);
       expect(await b.release(svc, m.id, 1, claim.token)).toBe(true);
       await b.unregister(svc, m.id);

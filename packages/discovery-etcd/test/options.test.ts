@@ -42,6 +42,7 @@ describe('parseEtcdUrl', () => {
     const compiled = compileEtcdOptions(options);
     expect(compiled.endpoints).toEqual(['http://h1:2379', 'http://h2:2380', 'http://[::1]:2381']);
     expect(compiled.prefix).toBe('prod/sw');
+    expect(compileEtcdOptions(parseEtcdUrl('etcd://h1?maxTxnOps=64')).maxTxnOps).toBe(64);
   });
 
   it('turns TLS on for etcds://', () => {
@@ -87,6 +88,7 @@ describe('compileEtcdOptions', () => {
       callTimeoutMs: 2000,
       keepaliveTimeMs: 5000,
       keepaliveTimeoutMs: 2000,
+      maxTxnOps: 128,
       client: undefined,
     });
   });
@@ -109,6 +111,8 @@ describe('compileEtcdOptions', () => {
       [{ dialTimeoutMs: 1.5 }, 'dialTimeoutMs'],
       [{ keepaliveTimeMs: 10 }, 'keepaliveTimeMs'],
       [{ keepaliveTimeoutMs: Number.NaN }, 'keepaliveTimeoutMs'],
+      [{ maxTxnOps: 3 }, 'maxTxnOps'],
+      [{ maxTxnOps: 64.5 }, 'maxTxnOps'],
       [{ auth: { username: '', password: 'x' } }, 'auth.username'],
       [{ auth: { username: 'u' } }, 'auth.password'],
       [{ tls: 'yes' }, 'tls'],
