@@ -1,0 +1,110 @@
+/**
+ * Garbage written into a running service's etcd keys, with real Workers: each
+ * record is reported (once) and repaired where that is safe, and no shard is
+ * left unowned in silence.
+ */
+
+import { type InvalidRecordError, Worker } from '@shardwork/core';
+import { uniqueService } from '@shardwork/core/testing';
+import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
+import { Etcd3 } from 'etcd3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const SHARDS = 4;
+const TTL = 2000;
+
+async function eventually(check: () => void | Promise<void>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await sleep(25);
+  }
+}
+
+describe('garbage in etcd, with running workers', () => {
+  let etcd: EtcdCluster;
+  let raw: Etcd3;
+  const workers: Worker[] = [];
+  const connections: EtcdDiscovery[] = [];
+  const reports: { key: string; repaired: boolean }[] = [];
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    raw = new Etcd3({ hosts: etcd.endpoints });
+  });
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await Promise.all(connections.splice(0).map((c) => c.close()));
+    reports.length = 0;
+  });
+  afterAll(async () => {
+    raw.close();
+    await etcd.stop();
+  });
+
+  const connect = (): EtcdDiscovery => {
+    const d = new EtcdDiscovery({ endpoints: etcd.endpoints });
+    connections.push(d);
+    return d;
+  };
+  const add = async (service: string, shards = SHARDS): Promise<Worker> => {
+    const worker = new Worker({
+      service,
+      shards,
+      leaseTtlMs: TTL,
+      discovery: connect(),
+      handler: (ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve())),
+    });
+    worker.on('record:invalid', ({ error, repaired }: { error: InvalidRecordError; repaired: boolean }) =>
+      reports.push({ key: error.key, repaired }),
+    );
+    worker.on('error', () => undefined);
+    workers.push(worker);
+    await worker.start();
+    return worker;
+  };
+  const owned = (): number => workers.reduce((n, w) => n + w.status().shards.length, 0);
+
+  it('deletes a claim key overwritten without a lease and owns the shard again, reporting it', async () => {
+    const service = uniqueService('garbage');
+    const keys = serviceKeys('sw', service);
+    await add(service);
+    await add(service);
+    await eventually(() => expect(owned()).toBe(SHARDS), 10_000);
+    await raw.put(keys.claim(1)).value('ghost');
+    const observer = connect();
+    await eventually(async () => {
+      const snap = await observer.snapshot(service);
+      expect(snap.invalid).toEqual([]);
+      expect(snap.claims.map((c) => c.shard).sort()).toEqual([0, 1, 2, 3]);
+    }, 10_000);
+    expect(reports.filter((r) => r.repaired).map((r) => r.key)).toEqual([keys.claim(1)]);
+  });
+
+  it('rewrites an unparsable group record from the value the live replicas agree on', async () => {
+    const service = uniqueService('garbage');
+    const keys = serviceKeys('sw', service);
+    await add(service);
+    await raw.put(keys.meta).value('{"shardCount":"four"');
+    await add(service);
+    await eventually(() => expect(owned()).toBe(SHARDS), 10_000);
+    expect(reports.some((r) => r.repaired && r.key === keys.meta)).toBe(true);
+    expect(JSON.parse((await raw.get(keys.meta).string()) ?? '{}')).toMatchObject({ shardCount: SHARDS });
+  });
+
+  it('refuses to rewrite it for a replica that disagrees', async () => {
+    const service = uniqueService('garbage');
+    const keys = serviceKeys('sw', service);
+    await add(service);
+    await raw.put(keys.meta).value('not json');
+    await expect(add(service, SHARDS * 2)).rejects.toThrow(/not rewritten/);
+    expect(await raw.get(keys.meta).string()).toBe('not json');
+  });
+});
