@@ -41,8 +41,19 @@ function stats(): HostStats {
     heapUsed: memory.heapUsed,
     cpuMs: (cpu.user + cpu.system) / 1000,
     calls: { ...counts },
+    resolver: resolverTotals(),
   };
 }
+
+/** Reconcile passes, listings and applied changes of every replica of this process (stopped ones included). */
+function resolverTotals(): Record<string, number> {
+  const total: Record<string, number> = { ...retired };
+  for (const { worker } of hosted) {
+    for (const [k, v] of Object.entries(worker.status().resolver)) total[k] = (total[k] ?? 0) + v;
+  }
+  return total;
+}
+const retired: Record<string, number> = {};
 
 // Load the backend package now: createDiscovery() imports it on first use,
 // which would otherwise land inside the first measured start.
@@ -155,6 +166,9 @@ lines.on('line', (line) => {
       break;
     case 'leave': {
       const last = hosted.pop();
+      if (last !== undefined) {
+        for (const [k, v] of Object.entries(last.worker.status().resolver)) retired[k] = (retired[k] ?? 0) + v;
+      }
       void last?.worker.stop().then(() => last.discovery.close());
       break;
     }

@@ -71,6 +71,8 @@ export interface ScaleResult {
   readonly duringConvergence: {
     /** Contract calls of all workers together, per method. */
     readonly calls: Readonly<Record<string, number>>;
+    /** What the resolvers did together: passes, snapshots, deltas, versionChecks. */
+    readonly resolver: Readonly<Record<string, number>>;
     /** Server-side requests in total. */
     readonly serverRequests: number | undefined;
     /** Server CPU in ms. */
@@ -130,9 +132,9 @@ function perSecond(
   return out;
 }
 
-function sumCalls(stats: readonly HostStats[]): Record<string, number> {
+function sumCalls(stats: readonly HostStats[], field: 'calls' | 'resolver' = 'calls'): Record<string, number> {
   const total: Record<string, number> = {};
-  for (const s of stats) for (const [k, v] of Object.entries(s.calls)) total[k] = (total[k] ?? 0) + v;
+  for (const s of stats) for (const [k, v] of Object.entries(s[field] ?? {})) total[k] = (total[k] ?? 0) + v;
   return total;
 }
 
@@ -214,6 +216,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       convergence = await trackConvergence(() => o.snapshot(service), t, n, {
         timeoutMs: options.convergeTimeoutMs,
         pollMs: 50,
+        progressEveryMs: 1000,
         progress: (b) =>
           log(`${backend} scale ${n}: ${b.members}/${n} members, ${b.covered}/${t} shards, ${b.offQuota} off quota`),
       });
@@ -223,6 +226,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const statsAtEnd = await Promise.all(hosts.map((h) => h.stats()));
     const duringConvergence = {
       calls: sumCalls(statsAtEnd),
+      resolver: sumCalls(statsAtEnd, 'resolver'),
       serverRequests: serverAtStart && serverAtEnd ? serverAtEnd.requests - serverAtStart.requests : undefined,
       serverCpuMs: serverAtStart && serverAtEnd ? serverAtEnd.cpuMs - serverAtStart.cpuMs : undefined,
       replicaCpuMs: statsAtEnd.reduce((sum, x, i) => sum + x.cpuMs - (standby[i] as HostStats).cpuMs, 0),

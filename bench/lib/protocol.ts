@@ -48,6 +48,8 @@ export interface HostStats {
   readonly cpuMs: number;
   /** Discovery calls made by the replicas of this process, per contract method. */
   readonly calls: Readonly<Record<string, number>>;
+  /** What the replicas' resolvers did: passes, snapshots, deltas, versionChecks (summed). */
+  readonly resolver: Readonly<Record<string, number>>;
 }
 
 /** A message on the child's stdout. */

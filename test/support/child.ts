@@ -13,9 +13,15 @@ import type { Readable } from 'node:stream';
 /** The Node flags that run workspace sources directly (see vitest.config.ts for the same condition). */
 export const SOURCE_FLAGS = ['--conditions=@shardwork/source', '--import', 'tsx'] as const;
 
-/** Spawn `main` (a .ts file) with this Node and {@link SOURCE_FLAGS}. */
+/**
+ * Spawn `main` (a .ts file) with this Node and {@link SOURCE_FLAGS}, plus the
+ * Node flags in `SHARDWORK_CHILD_NODE_FLAGS` (space-separated; e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile benchmark hosts, which
+ * `NODE_OPTIONS` does not allow).
+ */
 export function spawnSource(main: string, options: SpawnOptions, args: readonly string[] = []): ChildProcess {
-  return spawn(process.execPath, [...SOURCE_FLAGS, main, ...args], options);
+  const extra = (process.env.SHARDWORK_CHILD_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+  return spawn(process.execPath, [...extra, ...SOURCE_FLAGS, main, ...args], options);
 }
 
 /** Call `onLine` for every complete line the stream produces (without the newline). */

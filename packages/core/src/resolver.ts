@@ -225,6 +225,15 @@ function withoutExpiry(member: Member): Member {
 
 // ── the loop ───────────────────────────────────────────────────────────────
 
+/** A request this soon after the last pass is part of a burst. */
+const BURST_WINDOW_MS = 50;
+/** During a burst, a pass waits until no request came for this long… */
+const QUIET_MS = 2;
+/** …but at most this many times the duration of the last planning step, within the bounds below. */
+const DEFER_PER_PLAN_MS = 200;
+const MIN_DEFER_MS = 100;
+const MAX_DEFER_MS = 1000;
+
 /** What the resolver needs from its worker. */
 export interface ResolverHost {
   readonly options: CompiledWorkerOptions;
@@ -274,6 +283,13 @@ export class Resolver {
   #unwatch: (() => void) | undefined;
   #passing: Promise<void> | undefined;
   #dirty = false;
+  /** A pass put off during a burst of requests. */
+  #deferred:
+    | { since: number; promise: Promise<void>; resolve: () => void; timer: ReturnType<typeof setTimeout> | undefined }
+    | undefined;
+  #lastPassEnd = Number.NEGATIVE_INFINITY;
+  /** How long the last planning step took, ms: a burst defers passes longer when planning is costly. */
+  #planMs = 0;
   #resyncTimer: ReturnType<typeof setTimeout> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Monotonic time before which this replica must not claim. */
@@ -305,6 +321,12 @@ export class Resolver {
     this.#unwatch = undefined;
     clearTimeout(this.#resyncTimer);
     clearTimeout(this.#retryTimer);
+    const deferred = this.#deferred;
+    this.#deferred = undefined;
+    if (deferred !== undefined) {
+      clearTimeout(deferred.timer);
+      deferred.resolve();
+    }
     await this.#passing?.catch(() => undefined);
   }
 
@@ -318,30 +340,72 @@ export class Resolver {
     this.#needsList = true;
   }
 
-  /** Run the loop, coalescing requests that arrive while a pass runs into one more pass. */
+  /**
+   * Ask for a reconcile pass. An isolated request runs one at once; requests
+   * that arrive while a pass runs are merged into one more pass; and during a
+   * burst (a request within {@link BURST_WINDOW_MS} of the last pass) the pass
+   * waits for {@link QUIET_MS} without further requests, at most a bounded
+   * time that grows with the cost of planning, so that a storm of changes
+   * costs a few passes instead of one per change.
+   */
   request(): Promise<void> {
     if (this.#stopped || !this.#host.running()) return Promise.resolve();
     if (this.#passing !== undefined) {
       this.#dirty = true;
       return this.#passing;
     }
+    const now = this.#host.options.clock.now();
+    if (this.#deferred === undefined && now - this.#lastPassEnd >= BURST_WINDOW_MS) return this.#runPass();
+    return this.#defer(now);
+  }
+
+  #defer(now: number): Promise<void> {
+    let deferred = this.#deferred;
+    if (deferred === undefined) {
+      let resolve = (): void => undefined;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      deferred = { since: now, promise, resolve, timer: undefined };
+      this.#deferred = deferred;
+    }
+    clearTimeout(deferred.timer);
+    const longest = Math.min(MAX_DEFER_MS, Math.max(MIN_DEFER_MS, DEFER_PER_PLAN_MS * this.#planMs));
+    const due = Math.min(now + QUIET_MS, deferred.since + longest);
+    const current = deferred;
+    current.timer = setTimeout(
+      () => {
+        if (this.#deferred !== current) return;
+        this.#deferred = undefined;
+        void this.#runPass().finally(current.resolve);
+      },
+      Math.max(0, due - now),
+    );
+    current.timer.unref?.();
+    return current.promise;
+  }
+
+  #runPass(): Promise<void> {
     this.#passing = (async () => {
-      do {
-        this.#dirty = false;
-        try {
-          await this.#pass();
-        } catch (error) {
-          this.#needsList = true;
-          if (error instanceof LeaseExpiredError) {
-            const lease = this.#host.lease();
-            if (lease !== undefined) this.#host.fence(lease, 'the backend no longer knows this member');
-          } else this.#host.reportError(error);
-          this.#retryLater(Math.min(1000, this.#host.options.resyncIntervalMs));
-        }
-        this.#host.passed();
-      } while (this.#dirty && !this.#stopped && this.#host.running());
+      this.#dirty = false;
+      try {
+        await this.#pass();
+      } catch (error) {
+        this.#needsList = true;
+        if (error instanceof LeaseExpiredError) {
+          const lease = this.#host.lease();
+          if (lease !== undefined) this.#host.fence(lease, 'the backend no longer knows this member');
+        } else this.#host.reportError(error);
+        this.#retryLater(Math.min(1000, this.#host.options.resyncIntervalMs));
+      }
+      this.#lastPassEnd = this.#host.options.clock.now();
+      this.#host.passed();
     })().finally(() => {
       this.#passing = undefined;
+      if (this.#dirty) {
+        this.#dirty = false;
+        void this.request();
+      }
     });
     return this.#passing;
   }
@@ -448,6 +512,7 @@ export class Resolver {
       return;
     }
     const runs = host.runs();
+    const planStart = o.clock.now();
     const p = plan({
       view: members,
       claims: view.claims,
@@ -456,6 +521,7 @@ export class Resolver {
       shardCount: o.shardCount,
       strategy: o.strategy,
     });
+    this.#planMs = o.clock.now() - planStart;
     // Revoke before assign: each revocation drains and releases in the
     // background and asks for another pass when done; a revoked run stays
     // until then, so its shard is not claimed again meanwhile.

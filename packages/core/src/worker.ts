@@ -23,7 +23,7 @@ import { TypedEmitter } from './events.js';
 import type { ShardContext, Stage, WatchInfo } from './handler.js';
 import { type Lease, LeaseKeeper } from './lease.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
-import { Resolver } from './resolver.js';
+import { Resolver, type ResolverCounters } from './resolver.js';
 import { startTicker, type Ticker } from './schedule.js';
 import { ShardRun } from './shard-run.js';
 import { StateMachine, type TransitionTable } from './states.js';
@@ -82,6 +82,8 @@ export interface WorkerStatus {
   readonly standby: boolean;
   /** Ms until the self-fencing deadline, `undefined` while not registered. */
   readonly leaseRemainingMs: number | undefined;
+  /** What the resolver has done since start: reconcile passes, full listings, changes applied, version checks. */
+  readonly resolver: Readonly<ResolverCounters>;
 }
 
 const WORKER_TRANSITIONS: TransitionTable<WorkerState> = {
@@ -150,6 +152,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       standby:
         lease !== undefined && state === 'running' && this.#runs.size === 0 && this.#view.length > this.#o.shardCount,
       leaseRemainingMs: this.#lease?.remainingMs(),
+      resolver: { ...(this.#resolver?.counters ?? { passes: 0, snapshots: 0, deltas: 0, versionChecks: 0 }) },
     };
   }
 

@@ -111,7 +111,7 @@ describe('compileOptions', () => {
       leaseTtlMs: 10_000,
       fenceMarginMs: 1000,
       revokeTimeoutMs: 10_000,
-      resyncIntervalMs: 5_000,
+      resyncIntervalMs: 30_000,
       startTimeoutMs: 30_000,
       weight: 1,
       handleSignals: false,

@@ -165,6 +165,9 @@ export class RedisDiscovery implements Discovery {
 
   async snapshot(service: string): Promise<Snapshot> {
     const keys = this.keys(service);
+    // A listing taken before this connection's subscription is live would miss
+    // the changes in between and need a second one: wait for it (bounded).
+    await this.#watches.whenLive(service, this.#options.commandTimeoutMs);
     const { snapshot, nextExpiryMs } = parseSnapshot(keys, await this.#run('snapshot', keys, []));
     // Fresh expiry data for free: keep the expiry timer accurate.
     this.#watches.observeSnapshot(service, snapshot.revision, nextExpiryMs);

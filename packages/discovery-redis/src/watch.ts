@@ -67,6 +67,8 @@ interface WatchState {
   readonly listeners: Set<Listening>;
   /** Whether the subscription is live (subscribed after the latest connect). */
   live: boolean;
+  /** Called once the subscription is live (see {@link ServiceWatches.whenLive}). */
+  readonly waiting: Set<() => void>;
   /** Highest revision known to be announced to the listeners, or listed by them. */
   seen: bigint | undefined;
   /** Highest revision a reply reported that no message has caught up with yet. */
@@ -135,6 +137,26 @@ export class ServiceWatches {
     this.#armExpiry(state, nextExpiryMs);
   }
 
+  /**
+   * Resolves once the watch of `service` on this connection is live (at once
+   * when there is none or it is live), or after `timeoutMs`. A listing taken
+   * after this misses no later change, so it needs no catch-up re-list.
+   */
+  whenLive(service: string, timeoutMs: number): Promise<void> {
+    const state = this.#states.get(this.#host.channel(service));
+    if (state === undefined || state.live || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        state.waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref?.();
+      state.waiting.add(done);
+    });
+  }
+
   /** Stop every watch; no listener is called after this returns. */
   close(): void {
     this.#closed = true;
@@ -147,6 +169,7 @@ export class ServiceWatches {
       channel,
       listeners: new Set(),
       live: false,
+      waiting: new Set(),
       seen: this.#listedAt.get(service),
       expected: undefined,
       emitted: undefined,
@@ -166,6 +189,7 @@ export class ServiceWatches {
 
   #stop(state: WatchState): void {
     this.#states.delete(state.channel);
+    for (const done of [...state.waiting]) done();
     clearInterval(state.pollTimer);
     clearTimeout(state.expiryTimer);
     clearTimeout(state.catchUpTimer);
@@ -217,6 +241,7 @@ export class ServiceWatches {
   #established(state: WatchState, reconnected: boolean): void {
     if (this.#states.get(state.channel) !== state || state.live) return;
     state.live = true;
+    for (const done of [...state.waiting]) done();
     if (reconnected) {
       // Messages may have been missed while no subscription was live: re-list.
       state.seen = undefined;
