@@ -230,9 +230,9 @@ const BURST_WINDOW_MS = 50;
 /** During a burst, a pass waits until no request came for this long… */
 const QUIET_MS = 2;
 /** …but at most this many times the duration of the last planning step, within the bounds below. */
-const DEFER_PER_PLAN_MS = 200;
+const DEFER_PER_PLAN_MS = 100;
 const MIN_DEFER_MS = 100;
-const MAX_DEFER_MS = 1000;
+const MAX_DEFER_MS = 250;
 
 /** What the resolver needs from its worker. */
 export interface ResolverHost {
@@ -545,9 +545,11 @@ export class Resolver {
     const batch = await host.discovery.claimMany(host.options.service, lease.instance, shards);
     if (batch.repaired.length > 0) host.repaired(batch.repaired);
     const late: ClaimRef[] = [];
+    let lost = false;
     shards.forEach((shard, i) => {
       const result = batch.results[i];
       if (result === undefined) return;
+      if (!result.ok && result.owner !== lease.instance) lost = true;
       // `ok: false` naming us: an earlier attempt of this call (retried by the
       // backend client after a timeout) did create the claim.
       const ours = result.ok || result.owner === lease.instance;
@@ -561,6 +563,9 @@ export class Resolver {
       for (const ref of late) view.released(ref);
       host.release(lease.instance, late);
     }
+    // Another member got some of them first: our view was behind. Plan again
+    // with what the answer told us rather than wait for the next change.
+    if (lost) this.#dirty = true;
   }
 
   #mayAct(lease: Lease): boolean {
