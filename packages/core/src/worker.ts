@@ -8,6 +8,7 @@
  * @module
  */
 
+import { settlesWithin } from './clock.js';
 import type { ClaimRef, Discovery, InvalidRecord, Member } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
 import {
@@ -85,6 +86,9 @@ export interface WorkerStatus {
   /** What the resolver has done since start: reconcile passes, full listings, changes applied, version checks. */
   readonly resolver: Readonly<ResolverCounters>;
 }
+
+/** On stop, handlers that settle within this long are handed over by revoking the lease alone. */
+const FAST_STOP_MS = 20;
 
 const WORKER_TRANSITIONS: TransitionTable<WorkerState> = {
   idle: ['starting', 'stopped'],
@@ -268,11 +272,19 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await this.#recovering?.catch(() => undefined);
     const lease = this.#lease?.held;
     const owned = [...this.#runs.values()].filter((r) => !r.revoked);
-    // Without the draining mark, peers would give released shards straight
-    // back to a member still in their view: then only revoking the lease
-    // (after every handler settled) hands the shards over.
+    for (const run of owned) {
+      if (run.revoke(new NotOwnerError(run.shard, run.token, 'stop'), false)) {
+        this.emit('shard:revoked', { shard: run.shard, token: run.token, reason: 'stop' });
+      }
+    }
+    // Handlers that settle at once: revoking the lease hands every shard over
+    // in one step. Otherwise mark the member draining, so that peers plan
+    // without it, and release each shard as soon as its own handler settles
+    // (without the mark, peers would give released shards straight back to a
+    // member still in their view).
+    const settled = Promise.all(owned.map((run) => run.settle(this.#o.revokeTimeoutMs)));
     let drained = false;
-    if (lease !== undefined && owned.length > 0) {
+    if (lease !== undefined && owned.length > 0 && !(await settlesWithin(settled, FAST_STOP_MS))) {
       drained = await (this.#discovery as Discovery).drain(this.#o.service, lease.instance).then(
         () => true,
         (e: unknown) => {
@@ -281,7 +293,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         },
       );
     }
-    await Promise.all(owned.map((run) => this.#stopRun(run, drained)));
+    await Promise.all(owned.map((run) => this.#finishRevocation(run, drained)));
     await Promise.all([...this.#revocations]);
     await this.#lease?.release();
     this.#emitWatch();
@@ -387,14 +399,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       void this.#resolver?.request();
     });
     this.#revocations.add(done);
-  }
-
-  /** `stop()` for one shard: abort, settle, and release if peers are ready to take it. */
-  async #stopRun(run: ShardRun, release: boolean): Promise<void> {
-    if (run.revoke(new NotOwnerError(run.shard, run.token, 'stop'), false)) {
-      this.emit('shard:revoked', { shard: run.shard, token: run.token, reason: 'stop' });
-    }
-    await this.#finishRevocation(run, release);
   }
 
   /** Wait for a revoked run's handler (bounded), then give its claim back if asked. Never rejects. */
