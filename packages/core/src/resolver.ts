@@ -188,7 +188,7 @@ export class ServiceView {
           this.#removeMember(change.id);
           break;
         case 'claim:put':
-          this.claims.set(change.claim.shard, change.claim);
+          this.claimed(change.claim);
           break;
         case 'claim:removed':
           this.released(change);
@@ -200,9 +200,13 @@ export class ServiceView {
     return 'applied';
   }
 
-  /** Record a claim this replica just made or learnt of (its change event may come later; applying it twice is harmless). */
+  /**
+   * Record a claim this replica just made (its change event may come later;
+   * applying it twice is harmless). Claims of members not in the view are
+   * left out, as in a listing: nobody would ever release them here.
+   */
   claimed(claim: Claim): void {
-    this.claims.set(claim.shard, claim);
+    if (this.members.has(claim.owner)) this.claims.set(claim.shard, claim);
   }
 
   /** Forget a claim if it still has `token`. */
@@ -549,13 +553,16 @@ export class Resolver {
     shards.forEach((shard, i) => {
       const result = batch.results[i];
       if (result === undefined) return;
-      if (!result.ok && result.owner !== lease.instance) lost = true;
-      // `ok: false` naming us: an earlier attempt of this call (retried by the
-      // backend client after a timeout) did create the claim.
-      const ours = result.ok || result.owner === lease.instance;
-      const owner = ours ? lease.instance : (result as { owner: string }).owner;
-      view.claimed({ shard, owner, token: result.token });
-      if (!ours) return;
+      // (`ok: false` naming us: an earlier attempt of this call, retried by the
+      // backend client after a timeout, did create the claim: it is ours.)
+      if (!result.ok && result.owner !== lease.instance) {
+        // Not recorded in the view: the claim's own change event may already
+        // have been applied, and so may its release (pub/sub and replies race),
+        // so recording it could keep a released shard "held" for good.
+        lost = true;
+        return;
+      }
+      view.claimed({ shard, owner: lease.instance, token: result.token });
       if (this.#mayAct(lease) && !host.runs().has(shard)) host.acquire(shard, result.token, lease.instance);
       else if (!host.runs().has(shard)) late.push({ shard, token: result.token });
     });
@@ -564,7 +571,7 @@ export class Resolver {
       host.release(lease.instance, late);
     }
     // Another member got some of them first: our view was behind. Plan again
-    // with what the answer told us rather than wait for the next change.
+    // once the changes in flight are in, rather than wait for the next one.
     if (lost) this.#dirty = true;
   }
 

@@ -242,6 +242,18 @@ describe('ServiceView', () => {
     expect(view.claims.has(0)).toBe(false);
   });
 
+  it('never records a claim of a member it does not list (nobody would release it here)', () => {
+    const view = ServiceView.fromSnapshot(snapshot) as ServiceView;
+    view.claimed({ shard: 2, owner: 'gone', token: 9 });
+    view.apply({
+      type: 'change',
+      previous: '10',
+      revision: '11',
+      changes: [{ type: 'claim:put', claim: { shard: 3, owner: 'gone', token: 10 } }],
+    });
+    expect([...view.claims.keys()]).toEqual([0]);
+  });
+
   it('refuses a snapshot whose revision is not a decimal integer', () => {
     expect(ServiceView.fromSnapshot({ ...snapshot, revision: 'abc' })).toBeUndefined();
   });
