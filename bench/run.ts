@@ -448,10 +448,12 @@ function linearFit(points: readonly (readonly [number, number])[]): { a: number;
 function membershipTable(results: readonly ScaleResult[]): void {
   const rows = results.filter((r) => r.join !== undefined || r.leave !== undefined);
   if (rows.length === 0) return;
-  out('### Scale: one replica joins, then leaves (requests summed over the cluster, heartbeats excluded)\n');
+  out(
+    '### Scale: one replica joins, then leaves (requests summed over the cluster; heartbeats and periodic version checks excluded)\n',
+  );
   const fmt = (record: Readonly<Record<string, number>>): string =>
     Object.entries(record)
-      .filter(([k]) => k !== 'renew')
+      .filter(([k]) => k !== 'renew' && k !== 'version')
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
