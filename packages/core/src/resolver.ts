@@ -395,7 +395,9 @@ export class Resolver {
       try {
         await this.#pass();
       } catch (error) {
-        this.#needsList = true;
+        // No re-list for a failed call: a change it made arrives as an event,
+        // and a broken watch announces a reset. Re-listing after every timeout
+        // would feed an overloaded backend more of what overloads it.
         if (error instanceof LeaseExpiredError) {
           const lease = this.#host.lease();
           if (lease !== undefined) this.#host.fence(lease, 'the backend no longer knows this member');
@@ -466,7 +468,6 @@ export class Resolver {
 
   async #list(): Promise<ServiceView | undefined> {
     const { discovery, options: o } = this.#host;
-    this.#needsList = false;
     this.counters.snapshots += 1;
     const snapshot = await discovery.snapshot(o.service);
     this.#host.listedInvalid(snapshot.invalid);
@@ -479,7 +480,7 @@ export class Resolver {
     }
     const view = ServiceView.fromSnapshot(snapshot);
     // A backend whose revisions are not numbers cannot be followed by deltas: list every pass.
-    if (view === undefined) this.#needsList = true;
+    this.#needsList = view === undefined;
     if (snapshot.groupAgeMs !== undefined && snapshot.groupAgeMs < o.leaseTtlMs) {
       // A young group in a backend that can lose data may be a recreated one,
       // with owners from before the loss still inside their leases.
