@@ -10,23 +10,10 @@ import { uniqueService } from '@shardwork/core/testing';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisTestServer, redisCommand, startRedisServer } from './support/redis-server.js';
+import { eventually } from './support/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const TTL = 1000;
 const SHARDS = 4;
-
-async function eventually(check: () => Promise<void> | void, withinMs: number): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(25);
-    }
-  }
-}
 
 interface Replica {
   readonly worker: Worker;

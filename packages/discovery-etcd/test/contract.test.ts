@@ -5,21 +5,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function eventually(check: () => void | Promise<void>, withinMs: number, stepMs = 10): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-    }
-    await sleep(stepMs);
-  }
-}
+import { eventually, sleep } from '../../../test/support/wait.js';
 
 const open: EtcdDiscovery[] = [];
 function track<T extends EtcdDiscovery>(discovery: T): T {

@@ -10,23 +10,10 @@ import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
+import { eventually } from '../../../test/support/wait.js';
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const SHARDS = 4;
 const TTL = 2000;
-
-async function eventually(check: () => void | Promise<void>, withinMs: number): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-    }
-    await sleep(25);
-  }
-}
 
 describe('garbage in etcd, with running workers', () => {
   let etcd: EtcdCluster;

@@ -4,21 +4,8 @@ import { memberInfo, uniqueService } from '@shardwork/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { eventually, sleep } from '../../../test/support/wait.js';
 import { CATCH_UP_MS, RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(fn: () => Promise<T> | T, withinMs: number, stepMs = 20): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(stepMs);
-    }
-  }
-}
 
 /** The changes of events in a compact, comparable form. */
 function describeChange(change: DiscoveryChange): string {

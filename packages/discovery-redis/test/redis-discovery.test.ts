@@ -5,24 +5,12 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
+import { eventually, sleep } from '../../../test/support/wait.js';
 import { discoveryFromUrl, RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
 import { compileOptions } from '../src/options.js';
 import { parseRedisUrl } from '../src/url.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Retry `fn` until it passes or `withinMs` is over. */
-async function eventually<T>(fn: () => Promise<T>, withinMs: number, stepMs = 25): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(stepMs);
-    }
-  }
-}
 
 function thrown(fn: () => unknown): unknown {
   try {

@@ -1,0 +1,26 @@
+/**
+ * Waiting in tests against real servers: a plain sleep, and `eventually`,
+ * which retries an assertion until it passes or a deadline (wall clock) is
+ * reached. Bounds are generous on purpose: speed is measured in bench/.
+ *
+ * @module
+ */
+
+/** Resolve after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Call `check` until it returns without throwing (its result is returned), or
+ * rethrow its last error once `withinMs` have passed.
+ */
+export async function eventually<T>(check: () => T | Promise<T>, withinMs: number, stepMs = 25): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await sleep(stepMs);
+  }
+}
