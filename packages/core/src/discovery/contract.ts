@@ -60,8 +60,10 @@ export interface Member extends MemberInfo {
   readonly joinSeq: number;
   /**
    * Milliseconds until the backend expires this member if it is not renewed, as
-   * seen by the backend when the snapshot was taken; `undefined` when the backend
-   * notifies expiry itself (etcd). The resolver re-lists at the earliest expiry.
+   * seen by the backend when the snapshot was taken, for display; may be
+   * `undefined`. The resolver does not time expiries: every backend must
+   * announce an expired member itself (`member:removed`) soon after its lease
+   * runs out, whoever is watching.
    */
   readonly expiresInMs?: number | undefined;
   /**
@@ -102,7 +104,11 @@ export interface Snapshot {
    * this snapshot; when absent, `revision` is that value.
    */
   readonly version?: string | undefined;
-  /** Shard count stored for the service, `undefined` before {@link Discovery.ensureGroup}. */
+  /**
+   * Shard count stored for the service; `undefined` before
+   * {@link Discovery.ensureGroup}, after a data loss, or when the stored value
+   * cannot be parsed (then `invalid` names the key).
+   */
   readonly shardCount: number | undefined;
   /** Live members, in no particular order. */
   readonly members: readonly Member[];
