@@ -191,7 +191,10 @@ export class ServiceView {
           this.claimed(change.claim);
           break;
         case 'claim:removed':
-          this.released(change);
+          if ('tokenBelow' in change) {
+            const held = this.claims.get(change.shard);
+            if (held !== undefined && held.token < change.tokenBelow) this.claims.delete(change.shard);
+          } else this.released(change);
           break;
       }
     }

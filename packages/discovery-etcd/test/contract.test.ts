@@ -279,10 +279,10 @@ describe('etcd backend: the 0.2 contract', () => {
       expect(changesOf(events)).toEqual([
         { type: 'member:put', member: { ...m, joinSeq } },
         ...[0, 1, 2].map((shard) => ({ type: 'claim:put', claim: { shard, owner: m.id, token } })),
-        { type: 'claim:removed', shard: 1, token },
+        { type: 'claim:removed', shard: 1, tokenBelow: expect.any(Number) },
         { type: 'member:put', member: { ...m, joinSeq, draining: true } },
-        { type: 'claim:removed', shard: 0, token },
-        { type: 'claim:removed', shard: 2, token },
+        { type: 'claim:removed', shard: 0, tokenBelow: expect.any(Number) },
+        { type: 'claim:removed', shard: 2, tokenBelow: expect.any(Number) },
         { type: 'member:removed', id: m.id },
       ]);
       // Revoking the lease deletes claims and member at one revision, so in one event.
@@ -292,6 +292,10 @@ describe('etcd backend: the 0.2 contract', () => {
           ?.changes?.slice(-3)
           .map((c) => c.type),
       ).toEqual(['claim:removed', 'claim:removed', 'member:removed']);
+      // Each removal names a revision after the claim's creation (its token).
+      for (const c of changesOf(events)) {
+        if (c.type === 'claim:removed' && 'tokenBelow' in c) expect(c.tokenBelow).toBeGreaterThan(token);
+      }
       const snap = await watcher.snapshot(svc);
       expect(Number(snap.revision)).toBeGreaterThanOrEqual(Number(events.at(-1)?.revision));
 
@@ -318,7 +322,7 @@ describe('etcd backend: the 0.2 contract', () => {
       const { events } = await watchFromSnapshot(watcher, svc);
       await eventually(() => expect(changesOf(events)).toContainEqual({ type: 'member:removed', id: m.id }), 6000, 50);
       expect(changesOf(events)).toEqual([
-        { type: 'claim:removed', shard: 4, token },
+        { type: 'claim:removed', shard: 4, tokenBelow: expect.any(Number) },
         { type: 'member:removed', id: m.id },
       ]);
       expect(events).toHaveLength(1);
@@ -405,7 +409,9 @@ describe('etcd backend: the 0.2 contract', () => {
           }),
         3000,
       );
-      expect(changesOf(events)).toContainEqual({ type: 'claim:removed', shard: 1, token: own.results[1]?.token });
+      const removal = changesOf(events).find((c) => c.type === 'claim:removed' && c.shard === 1);
+      expect(removal).toEqual({ type: 'claim:removed', shard: 1, tokenBelow: expect.any(Number) });
+      expect((removal as { tokenBelow: number }).tokenBelow).toBeGreaterThan(own.results[1]?.token ?? 0);
     });
   });
 });

@@ -118,9 +118,12 @@ describe('watch events', () => {
         claim: { shard: 3, owner: 'm1', token: 9 },
       },
     );
-    expect(
-      decodeEvent(keys.root, event('Delete', kv(keys.claim(3), ''), kv(keys.claim(3), 'm1', { create_revision: '9' }))),
-    ).toEqual({ type: 'claim:removed', shard: 3, token: 9 });
+    // A deletion names the revision it happened at: the claim removed is the one created before it.
+    expect(decodeEvent(keys.root, event('Delete', kv(keys.claim(3), '', { mod_revision: '12' })))).toEqual({
+      type: 'claim:removed',
+      shard: 3,
+      tokenBelow: 12,
+    });
     expect(decodeEvent(keys.root, event('Put', kv(keys.released, '')))).toBe('none');
   });
 
@@ -130,7 +133,6 @@ describe('watch events', () => {
       event('Put', kv(keys.member('m1'), '{', { lease: '7' })),
       event('Put', kv(keys.claim(3), 'm1')), // no lease
       event('Put', kv(keys.claim(3), 'm1', { lease: '7', version: '2' })), // overwritten
-      event('Delete', kv(keys.claim(3), '')), // previous value unknown
       event('Put', kv(keys.meta, '{}')),
       event('Put', kv(`${keys.root}stray`, 'x')),
       event('Delete', kv(keys.released, '')),

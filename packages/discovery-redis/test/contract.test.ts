@@ -17,7 +17,7 @@ function describeChange(change: DiscoveryChange): string {
     case 'claim:put':
       return `claim:put ${change.claim.shard} ${change.claim.owner} ${change.claim.token}`;
     case 'claim:removed':
-      return `claim:removed ${change.shard} ${change.token}`;
+      return `claim:removed ${change.shard} ${'token' in change ? change.token : `<${change.tokenBelow}`}`;
   }
 }
 

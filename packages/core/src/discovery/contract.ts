@@ -194,13 +194,17 @@ export interface Registration {
  * - `member:removed`: a member is gone (unregistered or expired), **and every
  *   claim it held with it**;
  * - `claim:put`: a claim was created;
- * - `claim:removed`: a claim was released (only if `token` matches the one held).
+ * - `claim:removed`: a claim was released: the one with `token`, or, for
+ *   backends whose tokens are revisions (etcd), whichever claim of the shard
+ *   has a token below `tokenBelow` (the revision of the deletion), which
+ *   spares the backend reading the deleted value for every watcher.
  */
 export type DiscoveryChange =
   | { readonly type: 'member:put'; readonly member: Member }
   | { readonly type: 'member:removed'; readonly id: string }
   | { readonly type: 'claim:put'; readonly claim: Claim }
-  | { readonly type: 'claim:removed'; readonly shard: number; readonly token: number };
+  | { readonly type: 'claim:removed'; readonly shard: number; readonly token: number }
+  | { readonly type: 'claim:removed'; readonly shard: number; readonly tokenBelow: number };
 
 /**
  * A change notification.
