@@ -325,6 +325,8 @@ describe('etcd backend: the 0.2 contract', () => {
         { type: 'claim:removed', shard: 4, tokenBelow: expect.any(Number) },
         { type: 'member:removed', id: m.id },
       ]);
+      const removal = changesOf(events)[0] as { tokenBelow: number };
+      expect(removal.tokenBelow).toBeGreaterThan(token);
       expect(events).toHaveLength(1);
     });
 
