@@ -8,7 +8,6 @@
  * @module
  */
 
-import { settlesWithin } from './clock.js';
 import type { ClaimRef, Discovery, InvalidRecord, Member } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
 import {
@@ -26,7 +25,7 @@ import { type Lease, LeaseKeeper } from './lease.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
 import { Resolver, type ResolverCounters } from './resolver.js';
 import { startTicker, type Ticker } from './schedule.js';
-import { ShardRun } from './shard-run.js';
+import { type RunHost, ShardRun } from './shard-run.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
 /** Lifecycle states; `start()` and `stop()` move between them. */
@@ -119,6 +118,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** Revocations in progress: they drain in the background so that one slow handler delays nothing else. */
   readonly #revocations = new Set<Promise<void>>();
   #releases: ReleaseBatcher | undefined;
+  /** What every shard run gets from this worker (one object for all of them). */
+  readonly #runHost: RunHost;
   #view: readonly Member[] = [];
   #lastWatch = '';
   #reportedInvalid = new Set<string>();
@@ -135,6 +136,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   constructor(options: WorkerOptions) {
     super();
     this.#o = compileOptions(options);
+    this.#runHost = {
+      options: this.#o,
+      holds: (id) => this.#holds(id),
+      handlerError: (r, ctx, error) => this.#handlerError(r, ctx, error),
+      reportError: (e) => this.#reportError(e),
+    };
   }
 
   /** Current lifecycle state. */
@@ -282,9 +289,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     // without it, and release each shard as soon as its own handler settles
     // (without the mark, peers would give released shards straight back to a
     // member still in their view).
-    const settled = Promise.all(owned.map((run) => run.settle(this.#o.revokeTimeoutMs)));
+    const settledFast = (await Promise.all(owned.map((run) => run.settle(FAST_STOP_MS)))).every(Boolean);
     let drained = false;
-    if (lease !== undefined && owned.length > 0 && !(await settlesWithin(settled, FAST_STOP_MS))) {
+    if (lease !== undefined && owned.length > 0 && !settledFast) {
       drained = await (this.#discovery as Discovery).drain(this.#o.service, lease.instance).then(
         () => true,
         (e: unknown) => {
@@ -371,17 +378,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   // ── shards ───────────────────────────────────────────────────────────────
 
   #acquire(shard: number, token: number, instance: string): void {
-    const run = new ShardRun(
-      {
-        options: this.#o,
-        holds: (id) => this.#holds(id),
-        handlerError: (r, ctx, error) => this.#handlerError(r, ctx, error),
-        reportError: (e) => this.#reportError(e),
-      },
-      shard,
-      token,
-      instance,
-    );
+    const run = new ShardRun(this.#runHost, shard, token, instance);
     this.#runs.set(shard, run);
     this.emit('shard:acquired', { shard, token });
     if (this.#o.schedule === undefined) run.start(undefined);
