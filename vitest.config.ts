@@ -42,6 +42,16 @@ export default defineConfig({
         resolve,
         ssr,
         test: {
+          name: 'jobs-amqp',
+          include: ['packages/jobs-amqp/test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 90_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
+        test: {
           name: 'etcd',
           include: ['packages/discovery-etcd/test/**/*.test.ts'],
           testTimeout: 60_000,

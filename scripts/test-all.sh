@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing (pnpm, redis-server,
-# etcd from Debian's etcd-server package), the project's dependencies, then runs
+# etcd from Debian's etcd-server package, rabbitmq-server), the project's dependencies, then runs
 # format/lint, the type checker and every test (unit, conformance, multi-process
 # fault tests, chaos). Tests start their own servers on free loopback ports.
 set -euo pipefail
@@ -13,12 +13,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} with apt-get"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# Debian starts the packaged services; the tests never use them (they start their own).
+# Debian starts the packaged services; the tests never use them (they start their own
+# brokers and servers on free loopback ports).
 
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
   npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1 || $SUDO npm install -g "pnpm@$PNPM_VERSION" >/dev/null

@@ -14,6 +14,7 @@ import {
   type AdapterRuntime,
   type CompiledPeriodic,
   type CompiledQueueOptions,
+  consumedQueues,
   type EnqueueResult,
   JOB_STATES,
   type JobAdapter,
@@ -26,6 +27,7 @@ import {
   type JobStats,
   type ListOptions,
   type PartitionOwner,
+  periodicQueue,
   QueueUnavailableError,
   type StateCounts,
   type StopResult,
@@ -168,16 +170,11 @@ export class RedisJobAdapter implements JobAdapter {
 
   /** Queues this process consumes. */
   #consumedQueues(): string[] {
-    if (this.#o.queues !== undefined) return [...this.#o.queues];
-    const rt = this.#rt;
-    const queues = new Set<string>();
-    for (const reg of rt.handlers.values()) queues.add(reg.queue);
-    for (const p of rt.periodics) queues.add(this.#periodicQueue(p));
-    return [...queues].sort();
+    return consumedQueues(this.#rt, this.#o.queues);
   }
 
   #periodicQueue(p: CompiledPeriodic): string {
-    return p.job.queue ?? this.#rt.handlers.get(p.job.handler)?.queue ?? 'default';
+    return periodicQueue(this.#rt, p);
   }
 
   async start(): Promise<void> {

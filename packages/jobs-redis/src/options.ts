@@ -10,7 +10,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { type Discovery, InvalidOptionsError, parseDiscoveryUrl } from '@shardwork/core';
 import { type CompiledRedisOptions, compileRedisOptions, redactUrl } from '@shardwork/discovery-redis';
-import { QUEUE_NAME } from '@shardwork/jobs';
+import { checkQueueList } from '@shardwork/jobs';
 import type { Redis, RedisOptions } from 'ioredis';
 
 /** Options of the Redis job adapter (`createJobQueue('redis://…', { adapter: { … } })` or `new RedisJobAdapter(…)`). */
@@ -175,17 +175,7 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
     throw new InvalidOptionsError('prefix', prefix, 'a string without "{" or "}" (the queue name is the hash tag)');
   }
-  const queues = options.queues;
-  if (queues !== undefined) {
-    if (!Array.isArray(queues) || queues.length === 0) {
-      throw new InvalidOptionsError('queues', queues, 'a non-empty array of queue names');
-    }
-    for (const [i, q] of queues.entries()) {
-      if (typeof q !== 'string' || !QUEUE_NAME.test(q)) {
-        throw new InvalidOptionsError(`queues[${i}]`, q, 'a queue name of 1–100 letters, digits, "_", "." or "-"');
-      }
-    }
-  }
+  const queues = checkQueueList(options.queues);
   const discovery = options.discovery;
   if (typeof discovery === 'string') parseDiscoveryUrl(discovery);
   else if (discovery !== undefined && typeof (discovery as Discovery)?.snapshot !== 'function') {

@@ -172,3 +172,20 @@ export interface JobAdapter {
 export function refOf(job: JobRecord): JobRef {
   return { id: job.id, handler: job.handler, queue: job.queue, key: job.key, args: job.args };
 }
+
+/** The queue a periodic job's ticks go to: the job's, else its handler's registration's, else `default`. */
+export function periodicQueue(runtime: AdapterRuntime, periodic: CompiledPeriodic): string {
+  return periodic.job.queue ?? runtime.handlers.get(periodic.job.handler)?.queue ?? 'default';
+}
+
+/**
+ * The queues a consuming process consumes: `explicit` if given, else the
+ * queues of its registrations and periodic jobs, sorted.
+ */
+export function consumedQueues(runtime: AdapterRuntime, explicit: readonly string[] | undefined): string[] {
+  if (explicit !== undefined) return [...explicit];
+  const queues = new Set<string>();
+  for (const reg of runtime.handlers.values()) queues.add(reg.queue);
+  for (const p of runtime.periodics) queues.add(periodicQueue(runtime, p));
+  return [...queues].sort();
+}

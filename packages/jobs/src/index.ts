@@ -33,7 +33,7 @@ export type {
   StateCounts,
   StopResult,
 } from './adapter.js';
-export { refOf } from './adapter.js';
+export { consumedQueues, periodicQueue, refOf } from './adapter.js';
 export type { JobArgs, JsonValue } from './args.js';
 export { canonicalJson, checkArgs, DEFAULT_MAX_ARGS_BYTES } from './args.js';
 export type { JobErrorInfo, JobFeature, JobsErrorCode } from './errors.js';
@@ -81,6 +81,7 @@ export type {
   RegisterOptions,
 } from './options.js';
 export {
+  checkQueueList,
   compilePeriodic,
   compileQueueOptions,
   compileRegistration,
@@ -88,6 +89,7 @@ export {
   HANDLER_NAME,
   QUEUE_NAME,
 } from './options.js';
+export { partitionOf } from './partition.js';
 export type { JobQueueStatus, StartOptions, StopOptions } from './queue.js';
 export { createJobQueue, JobQueue } from './queue.js';
 export type { JobAdapterFactory, JobAdapterModule } from './registry.js';

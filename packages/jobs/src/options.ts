@@ -214,6 +214,23 @@ export interface CompiledQueueOptions {
   readonly adapter: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Check an adapter's `queues` option (the queues a process consumes): a
+ * non-empty array of queue names, or `undefined`. Throws `InvalidOptionsError`.
+ */
+export function checkQueueList(queues: unknown): readonly string[] | undefined {
+  if (queues === undefined) return undefined;
+  if (!Array.isArray(queues) || queues.length === 0) {
+    throw new InvalidOptionsError('queues', queues, 'a non-empty array of queue names');
+  }
+  for (const [i, q] of queues.entries()) {
+    if (typeof q !== 'string' || !QUEUE_NAME.test(q)) {
+      throw new InvalidOptionsError(`queues[${i}]`, q, 'a queue name of 1–100 letters, digits, "_", "." or "-"');
+    }
+  }
+  return queues as readonly string[];
+}
+
 /** Validate queue options and fill defaults. Throws `InvalidOptionsError` naming the option. */
 export function compileQueueOptions(options: JobQueueOptions | undefined): CompiledQueueOptions {
   const o = options ?? {};

@@ -174,7 +174,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (this.#state !== 'idle') throw new IllegalStateError('register a handler', this.#state);
     if (this.#handlers.has(name)) throw new InvalidOptionsError('name', name, 'a handler name not registered yet');
     const registration = compileRegistration(name, handler, options as RegisterOptions<never>);
-    this.#adapter?.checkRegistration?.(registration);
+    // An adapter given as an instance checks at once; one given by URL when it loads (start or first perform).
+    (this.#adapter ?? (typeof this.#source === 'object' ? this.#source : undefined))?.checkRegistration?.(registration);
     this.#handlers.set(name, registration);
     return this;
   }

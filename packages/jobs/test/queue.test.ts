@@ -43,9 +43,11 @@ describe('choosing the adapter by URL', () => {
     await q.stop();
   });
 
-  it('names the package to install for an adapter that is not installed', async () => {
-    const q = createJobQueue('amqp://127.0.0.1:5672');
-    await expect(q.perform({ handler: 'h' })).rejects.toThrow(/Install @shardwork\/jobs-amqp/);
+  it('loads the package of a URL on first use (amqp:// → @shardwork/jobs-amqp)', async () => {
+    // Nothing listens on port 1: the adapter loads, then says the broker is unreachable.
+    const q = createJobQueue('amqp://127.0.0.1:1', { adapter: { enqueueTimeoutMs: 200 } });
+    await expect(q.perform({ handler: 'h' })).rejects.toThrow(/Job queue amqp unavailable: amqp:\/\/127\.0\.0\.1:1/);
+    expect(q.status().adapter).toBe('amqp');
     await q.stop();
   });
 

@@ -1,0 +1,807 @@
+/**
+ * {@link AmqpJobAdapter}, the `amqp://` job adapter: jobs as persistent
+ * messages in durable quorum queues, published with confirms, consumed with
+ * manual acknowledgements and a prefetch equal to the queue's concurrency.
+ *
+ * - **Plain mode** (default): a work queue per handler (`p.q.<queue>.<handler>`);
+ *   every consumer process competes for its messages. A crashed consumer's
+ *   jobs go to another one as soon as the broker sees its connection close.
+ * - **Partitioned mode** (`partitions: N` and a discovery URL): a queue has N
+ *   partition queues; a job goes to `hash(key) mod N`. A core `Worker` per
+ *   queue hands the partitions to the replicas (sticky, balanced, moving
+ *   minimally), and each partition queue has a single active consumer, so
+ *   even a replica that lost its lease but not its connection cannot take a
+ *   partition's messages alongside the new owner. Jobs of `ordered` handlers
+ *   run one at a time per key, in order, across retries and failover.
+ * - **Delays** (`performAt`, `performIn`, retry backoff) without plugins: tier
+ *   queues with a TTL of `2^k` ms dead-letter back to the work queue; a job
+ *   that comes back early is sent on to the next tier, so it never runs early.
+ *
+ * @module
+ */
+
+import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
+import {
+  createDiscovery,
+  type Discovery,
+  errorMessage,
+  InvalidRecordError,
+  type ShardContext,
+  ShardworkError,
+  settlesWithin,
+  sleep,
+  Worker,
+} from '@shardwork/core';
+import {
+  type AdapterRuntime,
+  type AttemptOutcome,
+  type CompiledPeriodic,
+  type CompiledQueueOptions,
+  type CompiledRegistration,
+  consumedQueues,
+  type EnqueueResult,
+  errorInfo,
+  JobAbortedError,
+  type JobAdapter,
+  type JobFeature,
+  type JobPage,
+  type JobRecord,
+  type JobStats,
+  partitionOf,
+  periodicQueue,
+  QueueUnavailableError,
+  type RunnableJob,
+  type StopResult,
+  UnsupportedFeatureError,
+} from '@shardwork/jobs';
+import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitmq-client';
+import { type Delivery, QueueConsumer } from './consumer.js';
+import { CronLeader } from './cron.js';
+import { Dispatcher, type Task } from './dispatch.js';
+import { decode, encode, encodeRecord, excerpt, type JobMessage } from './message.js';
+import { type AmqpJobOptions, type CompiledAmqpJobOptions, compileAmqpJobOptions } from './options.js';
+import { TICK_HEADER, TIER_HEADER, Topology, tierFor } from './topology.js';
+
+/** The broker refused an operation for a reason retrying will not fix (a queue declared with other arguments, a permission). */
+export class AmqpRefusedError extends ShardworkError<'AMQP_REFUSED'> {
+  constructor(what: string, cause: unknown) {
+    super('AMQP_REFUSED', `RabbitMQ refused ${what}: ${errorMessage(cause)}`, { cause });
+    this.name = 'AmqpRefusedError';
+  }
+}
+
+/** Broker reply codes that retrying does not fix. */
+const REFUSALS = new Set(['PRECONDITION_FAILED', 'ACCESS_REFUSED', 'NOT_ALLOWED', 'RESOURCE_LOCKED', 'NOT_FOUND']);
+
+/** Content type of job bodies (rabbitmq-client hands `application/json` over parsed). */
+const CONTENT_TYPE = 'application/json';
+
+/** A job whose handler this process lacks is sent round again after about this long, for a process that has it. */
+const UNKNOWN_HANDLER_RETRY_MS = 1000;
+
+/** Where a delivery came from. */
+interface Source {
+  /** Job queue name. */
+  readonly queue: string;
+  /** Broker queue it was consumed from (where a delayed or retried job goes back to). */
+  readonly from: string;
+  readonly partition?: number;
+  readonly token?: number;
+  readonly owned?: () => boolean;
+  /** Aborts when the partition is handed over. */
+  readonly revoked?: AbortSignal;
+}
+
+/** See the module documentation. Create it with `createJobQueue('amqp://…')` or pass an instance. */
+export class AmqpJobAdapter implements JobAdapter {
+  readonly kind = 'amqp';
+  readonly durable = true;
+  readonly unsupported: readonly JobFeature[];
+  readonly #o: CompiledAmqpJobOptions;
+  readonly #topology: Topology;
+  #conn: Connection | undefined;
+  #publisher: Publisher | undefined;
+  #runtime: AdapterRuntime | undefined;
+  /** Broker queues declared on the current connection. */
+  #declared = new Map<string, Promise<void>>();
+  readonly #consumers = new Set<QueueConsumer>();
+  #dispatcher = new Dispatcher(1);
+  readonly #workers: Worker[] = [];
+  #discovery: Discovery | undefined;
+  #ownsDiscovery = false;
+  #cron: CronLeader | undefined;
+  readonly #stopping = new AbortController();
+  readonly #aborting = new AbortController();
+  #closed = false;
+
+  constructor(options: AmqpJobOptions = {}) {
+    this.#o = compileAmqpJobOptions(options);
+    this.#topology = new Topology(this.#o.prefix, this.#o.deliveryLimit);
+    setMaxListeners(0, this.#stopping.signal, this.#aborting.signal);
+    // RabbitMQ 3.10 quorum queues have no priorities, and the broker keeps no state to hold a unique key or a pause.
+    this.unsupported = [
+      'unique',
+      'priority',
+      'pause',
+      'admin',
+      ...(this.#o.partitions === 0 ? ['ordered' as const] : []),
+    ];
+  }
+
+  /** Queue and exchange name prefix in use. */
+  get prefix(): string {
+    return this.#o.prefix;
+  }
+
+  /** Partitions per queue (0 in plain mode). */
+  get partitionCount(): number {
+    return this.#o.partitions;
+  }
+
+  attach(runtime: AdapterRuntime): void {
+    this.#runtime = runtime;
+  }
+
+  get #rt(): AdapterRuntime {
+    if (this.#runtime === undefined) throw new Error('AmqpJobAdapter used before it was attached to a JobQueue');
+    return this.#runtime;
+  }
+
+  checkRegistration(registration: CompiledRegistration): void {
+    const refuse = (feature: JobFeature, why: string): never => {
+      throw new UnsupportedFeatureError('amqp', feature, why);
+    };
+    if (registration.uniqueKey !== undefined) {
+      refuse('unique', 'RabbitMQ keeps no state to hold a unique key while a job is queued or running; use redis://');
+    }
+    if (registration.priority !== 1) {
+      refuse('priority', 'quorum queues on RabbitMQ 3.10 have no message priorities; use a queue per priority');
+    }
+    if (registration.ordered && this.#o.partitions === 0) {
+      refuse('ordered', 'per-key order needs partitioned mode (?partitions=N with a discovery URL)');
+    }
+  }
+
+  #reportError(error: unknown): void {
+    this.#runtime?.emit('error', { error });
+  }
+
+  // ── connection and declarations ───────────────────────────────────────────
+
+  get #connection(): Connection {
+    if (this.#conn !== undefined) return this.#conn;
+    const o = this.#o;
+    const conn = new Connection({
+      hostname: o.hostname,
+      port: o.port,
+      username: o.username,
+      password: o.password,
+      vhost: o.vhost,
+      tls: o.tls,
+      heartbeat: o.heartbeat,
+      connectionTimeout: o.connectTimeoutMs,
+      acquireTimeout: Math.max(100, o.enqueueTimeoutMs),
+      retryLow: 100,
+      retryHigh: 2000,
+      connectionName: `shardwork ${hostname()} ${process.pid}`,
+    });
+    let connectedOnce = false;
+    let reported = false;
+    conn.on('error', (error: unknown) => {
+      // One report per outage, not one per reconnect attempt.
+      if (reported) return;
+      reported = true;
+      this.#reportError(this.#unavailable(error));
+    });
+    conn.on('connection', () => {
+      reported = false;
+      // A restarted broker kept its durable queues, but a deleted one must be declared again.
+      if (connectedOnce) this.#declared = new Map();
+      connectedOnce = true;
+    });
+    this.#conn = conn;
+    return conn;
+  }
+
+  #unavailable(error: unknown): QueueUnavailableError {
+    if (error instanceof QueueUnavailableError) return error;
+    return new QueueUnavailableError('amqp', `${this.#o.target}: ${errorMessage(error)}`, error);
+  }
+
+  /** An error as the caller should see it: a refusal as it is, anything else as "unavailable". */
+  #mapError(error: unknown, what: string): Error {
+    if (error instanceof ShardworkError) return error;
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && REFUSALS.has(code)) return new AmqpRefusedError(what, error);
+    return this.#unavailable(error);
+  }
+
+  get #publish(): Publisher {
+    this.#publisher ??= this.#connection.createPublisher({ confirm: true, maxAttempts: 1 });
+    return this.#publisher;
+  }
+
+  /** Publish and wait for the broker's confirm, within `enqueueTimeoutMs`. */
+  async #send(envelope: Envelope, body: Buffer | string): Promise<void> {
+    const sent = this.#publish.send({ durable: true, contentType: CONTENT_TYPE, ...envelope }, body);
+    sent.catch(() => undefined);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`)),
+        this.#o.enqueueTimeoutMs + 100,
+      );
+    });
+    try {
+      await Promise.race([sent, timeout]);
+    } catch (error) {
+      throw this.#mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Declare something once per connection (concurrent callers share the declaration). */
+  #once(name: string, declare: (channel: Channel) => Promise<void>): Promise<void> {
+    let pending = this.#declared.get(name);
+    if (pending === undefined) {
+      pending = (async () => {
+        const channel = await this.#connection.acquire();
+        try {
+          await declare(channel);
+        } finally {
+          if (channel.active) await channel.close().catch(() => undefined);
+        }
+      })().catch((error: unknown) => {
+        this.#declared.delete(name);
+        throw this.#mapError(error, `to declare ${name}`);
+      });
+      this.#declared.set(name, pending);
+    }
+    return pending;
+  }
+
+  async #declareExchanges(channel: Channel): Promise<void> {
+    const t = this.#topology;
+    await channel.exchangeDeclare({ exchange: t.dueExchange, type: 'direct', durable: true });
+    await channel.exchangeDeclare({ exchange: t.delayExchange, type: 'headers', durable: true });
+    await channel.exchangeDeclare({ exchange: t.deadExchange, type: 'direct', durable: true });
+  }
+
+  /** Declare a work (or partition) queue with its dead queue and its binding for delayed jobs, on `channel`. */
+  async #declareWork(channel: Channel, target: string, queue: string): Promise<void> {
+    const t = this.#topology;
+    await this.#declareExchanges(channel);
+    const dead = t.deadQueue(queue);
+    await channel.queueDeclare({ queue: dead, durable: true, arguments: t.deadArguments() });
+    await channel.queueBind({ queue: dead, exchange: t.deadExchange, routingKey: dead });
+    await channel.queueDeclare({
+      queue: target,
+      durable: true,
+      arguments: t.workArguments(queue, this.#o.partitions > 0),
+    });
+    await channel.queueBind({ queue: target, exchange: t.dueExchange, routingKey: target });
+  }
+
+  #ensureWork(target: string, queue: string): Promise<void> {
+    return this.#once(target, (channel) => this.#declareWork(channel, target, queue));
+  }
+
+  #ensureTier(ms: number): Promise<void> {
+    const t = this.#topology;
+    const name = t.tierQueue(ms);
+    return this.#once(name, async (channel) => {
+      await this.#declareExchanges(channel);
+      await channel.queueDeclare({ queue: name, durable: true, arguments: t.tierArguments(ms) });
+      await channel.queueBind({
+        queue: name,
+        exchange: t.delayExchange,
+        routingKey: '',
+        arguments: { 'x-match': 'all', [TIER_HEADER]: String(ms) },
+      });
+    });
+  }
+
+  /** The broker queue of a job. */
+  #target(queue: string, handler: string, key: string | undefined): string {
+    const t = this.#topology;
+    const n = this.#o.partitions;
+    if (n === 0) return t.handlerQueue(queue, handler);
+    return t.partitionQueue(queue, key === undefined ? Math.floor(Math.random() * n) : partitionOf(key, n));
+  }
+
+  /** Put a job where it waits until `runAt`: its work queue if due, else the tier for the time left. */
+  async #place(target: string, queue: string, job: JobMessage, extra?: Record<string, unknown>): Promise<void> {
+    await this.#ensureWork(target, queue);
+    const body = encode(job, extra);
+    const left = job.runAt - Date.now();
+    if (left <= 0) {
+      await this.#send({ routingKey: target, messageId: job.id }, body);
+      return;
+    }
+    const tier = tierFor(left);
+    await this.#ensureTier(tier);
+    await this.#send(
+      {
+        exchange: this.#topology.delayExchange,
+        routingKey: target,
+        headers: { [TIER_HEADER]: String(tier) },
+        messageId: job.id,
+      },
+      body,
+    );
+  }
+
+  // ── producing ─────────────────────────────────────────────────────────────
+
+  async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
+    if (this.#closed) throw new QueueUnavailableError('amqp', 'the adapter is closed');
+    await Promise.all(
+      records.map((record) =>
+        this.#place(this.#target(record.queue, record.handler, record.key), record.queue, {
+          ...record,
+          fails: 0,
+          lastError: undefined,
+        }),
+      ),
+    );
+    return records.map((record) => ({ id: record.id, duplicate: false }));
+  }
+
+  // ── consuming ─────────────────────────────────────────────────────────────
+
+  /** Queues this process consumes. */
+  #consumedQueues(): string[] {
+    return consumedQueues(this.#rt, this.#o.queues);
+  }
+
+  #periodicQueue(p: CompiledPeriodic): string {
+    return periodicQueue(this.#rt, p);
+  }
+
+  async start(): Promise<void> {
+    const rt = this.#rt;
+    const queues = this.#consumedQueues();
+    if (queues.length === 0) return;
+    const o = this.#o;
+    this.#dispatcher = new Dispatcher(rt.options.concurrency);
+    const conn = this.#connection;
+    try {
+      await conn.onConnect(o.startTimeoutMs, true);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+    const began = Date.now();
+    if (o.partitions === 0) {
+      const consumers: QueueConsumer[] = [];
+      for (const queue of queues) {
+        for (const reg of rt.handlers.values()) {
+          const target = this.#topology.handlerQueue(queue, reg.name);
+          await this.#ensureWork(target, queue);
+          consumers.push(
+            this.#consume({ queue, from: target }, prefetchOf(rt.options.concurrency, reg.maxConcurrency)),
+          );
+        }
+      }
+      // Resolve once this process consumes.
+      await settlesWithin(
+        Promise.all(consumers.map((c) => c.ready())),
+        Math.max(0, o.startTimeoutMs - (Date.now() - began)),
+      );
+    } else {
+      const discovery = await this.#coordination();
+      for (const queue of queues) {
+        const worker = new Worker({
+          service: this.#topology.service(queue),
+          shards: o.partitions,
+          discovery,
+          leaseTtlMs: o.leaseTtlMs,
+          revokeTimeoutMs: o.revokeTimeoutMs,
+          startTimeoutMs: Math.max(0, o.startTimeoutMs - (Date.now() - began)),
+          retry: { initialIntervalMs: 200, maximumIntervalMs: 2000 },
+          handler: { do: (ctx) => this.#consumePartition(queue, ctx) },
+        });
+        worker.on('error', ({ error }) => this.#reportError(error));
+        worker.on('record:invalid', (e) => rt.emit('record:invalid', e));
+        this.#workers.push(worker);
+        await worker.start();
+      }
+      // Resolve once this replica consumes: it owns partitions, or stands by.
+      for (const worker of this.#workers) {
+        while (worker.status().shards.length === 0 && !worker.status().standby && worker.state === 'running') {
+          if (Date.now() - began > o.startTimeoutMs) break;
+          await sleep(20);
+        }
+      }
+    }
+    if (rt.periodics.length > 0) {
+      this.#cron = new CronLeader({
+        connection: conn,
+        topology: this.#topology,
+        periodics: rt.periodics,
+        target: (p) => this.#periodicTarget(p),
+        declareTarget: (channel, target, p) => this.#declareWork(channel, target, this.#periodicQueue(p)),
+        publishTicks: (p, ticks) => this.#publishTicks(p, ticks),
+        publishSkip: (p, tick) =>
+          this.#send(
+            {
+              routingKey: this.#topology.cronLast(p.name),
+              headers: { [TICK_HEADER]: tick },
+              messageId: `skip-${tick}`,
+            },
+            '{}',
+          ),
+        reportError: (error) => this.#reportError(error),
+      });
+      await this.#cron.start().catch((error: unknown) => {
+        throw this.#mapError(error, 'to set up periodic jobs');
+      });
+    }
+  }
+
+  /** Subscribe to one broker queue until stop. */
+  #consume(source: Source, prefetch: number): QueueConsumer {
+    const consumer = new QueueConsumer(this.#connection, {
+      queue: source.from,
+      prefetch,
+      declare: (channel) => this.#declareWork(channel, source.from, source.queue),
+      onMessage: (delivery) => this.#onDelivery(source, delivery),
+      onError: (error) => this.#reportError(this.#mapError(error, `consuming ${source.from}`)),
+    });
+    this.#consumers.add(consumer);
+    consumer.start();
+    return consumer;
+  }
+
+  /** The `do` of a partition's shard: consume its queue until the partition is handed over. */
+  async #consumePartition(queue: string, ctx: ShardContext): Promise<void> {
+    const from = this.#topology.partitionQueue(queue, ctx.shard);
+    const source: Source = {
+      queue,
+      from,
+      partition: ctx.shard,
+      token: ctx.token,
+      owned: () => ctx.owned,
+      revoked: ctx.signal,
+    };
+    await this.#ensureWork(from, queue).catch((error: unknown) => this.#reportError(error));
+    const consumer = this.#consume(source, this.#rt.options.concurrency);
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted || this.#stopping.signal.aborted) resolve();
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      this.#stopping.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    if (this.#stopping.signal.aborted) return; // stop() drains every consumer itself
+    // Hand over in order: keep the subscription (the single active consumer) while running jobs finish, so
+    // that the next owner is not given this partition's later jobs before its earlier ones are done.
+    this.#dispatcher.dropWaiting((task) => (task as PartitionTask).from === from);
+    await settlesWithin(this.#idleOf(from), this.#o.revokeTimeoutMs);
+    this.#consumers.delete(consumer);
+    await consumer.close();
+  }
+
+  readonly #runningBy = new Map<string, number>();
+  readonly #idleWaiters = new Map<string, Set<() => void>>();
+
+  /** Resolves once no attempt of a broker queue is running here. */
+  #idleOf(from: string): Promise<void> {
+    if ((this.#runningBy.get(from) ?? 0) === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const set = this.#idleWaiters.get(from) ?? new Set();
+      set.add(resolve);
+      this.#idleWaiters.set(from, set);
+    });
+  }
+
+  #track(from: string, delta: number): void {
+    const n = (this.#runningBy.get(from) ?? 0) + delta;
+    this.#runningBy.set(from, n);
+    if (n === 0) {
+      for (const resolve of this.#idleWaiters.get(from) ?? []) resolve();
+      this.#idleWaiters.delete(from);
+    }
+  }
+
+  #onDelivery(source: Source, delivery: Delivery): void {
+    if (this.#stopping.signal.aborted || source.revoked?.aborted === true) {
+      delivery.requeue();
+      return;
+    }
+    const job = decode(delivery.message.body);
+    if (typeof job === 'string') {
+      void this.#deadInvalid(source, delivery, job);
+      return;
+    }
+    if (job.runAt > Date.now()) {
+      // Back from a tier early: on to the next one.
+      void this.#forward(source.from, source.queue, job, delivery);
+      return;
+    }
+    const reg = this.#rt.handlers.get(job.handler);
+    if (reg === undefined) {
+      // A partition queue carries every handler of its queue; one this process lacks waits for one that has it.
+      void this.#forward(source.from, source.queue, { ...job, runAt: Date.now() + UNKNOWN_HANDLER_RETRY_MS }, delivery);
+      return;
+    }
+    const task: PartitionTask = {
+      from: source.from,
+      handler: reg.name,
+      maxConcurrency: reg.maxConcurrency,
+      line:
+        reg.ordered && job.key !== undefined && source.partition !== undefined
+          ? `${source.from}|${job.key}`
+          : undefined,
+      start: () => this.#attempt(source, reg, job, delivery),
+      drop: () => delivery.requeue(),
+    };
+    delivery.lost.addEventListener('abort', () => this.#dispatcher.dropWaiting((t) => t === task), { once: true });
+    this.#dispatcher.add(task);
+  }
+
+  /** Republish a job to its queue or tier, then acknowledge the delivery (put it back if that fails). */
+  async #forward(
+    from: string,
+    queue: string,
+    job: JobMessage,
+    delivery: Delivery,
+    extra?: Record<string, unknown>,
+  ): Promise<boolean> {
+    try {
+      await this.#place(from, queue, job, extra);
+      delivery.ack();
+      return true;
+    } catch (error) {
+      this.#reportError(error);
+      delivery.requeue();
+      return false;
+    }
+  }
+
+  async #deadInvalid(source: Source, delivery: Delivery, problem: string): Promise<void> {
+    const error = new InvalidRecordError(`${source.from} message ${delivery.message.messageId ?? '(no id)'}`, problem);
+    this.#rt.emit('record:invalid', { error });
+    const dead = this.#topology.deadQueue(source.queue);
+    try {
+      await this.#ensureWork(source.from, source.queue);
+      const body = JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) });
+      await this.#send({ routingKey: dead, messageId: delivery.message.messageId ?? `invalid-${Date.now()}` }, body);
+      delivery.ack();
+    } catch (e) {
+      this.#reportError(e);
+      delivery.requeue();
+    }
+  }
+
+  /** Run a job (an ordered one again after each backoff, holding its line) and settle its delivery. */
+  async #attempt(source: Source, reg: CompiledRegistration, message: JobMessage, delivery: Delivery): Promise<void> {
+    const rt = this.#rt;
+    const signals = [delivery.lost, this.#aborting.signal];
+    if (source.revoked !== undefined) signals.push(source.revoked);
+    const signal = AbortSignal.any(signals);
+    let current = message;
+    this.#track(source.from, 1);
+    try {
+      for (;;) {
+        if (signal.aborted || source.owned?.() === false) {
+          delivery.requeue();
+          return;
+        }
+        const job: RunnableJob = {
+          ...current,
+          argsJson: current.argsJson,
+          uniqueKey: undefined,
+          ordered: reg.ordered,
+        };
+        const outcome = await rt.run(job, {
+          signal,
+          ...(source.partition === undefined ? {} : { partition: source.partition }),
+          ...(source.token === undefined ? {} : { token: source.token }),
+          ...(source.owned === undefined
+            ? { owned: () => !delivery.lost.aborted }
+            : { owned: () => !delivery.lost.aborted && (source.owned?.() ?? true) }),
+        });
+        if (outcome.type === 'retry' && reg.ordered && job.key !== undefined && source.partition !== undefined) {
+          // The line waits for this job: keep it (unacknowledged) and run it again here after the backoff.
+          const nextRunAt = Date.now() + outcome.delayMs;
+          rt.report(job, outcome, nextRunAt);
+          current = {
+            ...current,
+            fails: current.fails + 1,
+            lastError: errorInfo(outcome.error, Date.now()),
+            runAt: nextRunAt,
+          };
+          await sleep(outcome.delayMs, signal).catch(() => undefined);
+          continue;
+        }
+        await this.#settle(source, delivery, job, current, outcome);
+        return;
+      }
+    } finally {
+      this.#track(source.from, -1);
+    }
+  }
+
+  async #settle(
+    source: Source,
+    delivery: Delivery,
+    job: RunnableJob,
+    message: JobMessage,
+    outcome: AttemptOutcome,
+  ): Promise<void> {
+    const rt = this.#rt;
+    switch (outcome.type) {
+      case 'completed':
+        delivery.ack();
+        rt.report(job, outcome);
+        return;
+      case 'aborted':
+        delivery.requeue();
+        rt.report(job, outcome);
+        return;
+      case 'retry': {
+        const now = Date.now();
+        const nextRunAt = now + outcome.delayMs;
+        const next = {
+          ...message,
+          fails: message.fails + 1,
+          lastError: errorInfo(outcome.error, now),
+          runAt: nextRunAt,
+        };
+        if (await this.#forward(source.from, source.queue, next, delivery)) rt.report(job, outcome, nextRunAt);
+        return;
+      }
+      case 'dead': {
+        const now = Date.now();
+        const dead: JobMessage = { ...message, fails: message.fails + 1, lastError: errorInfo(outcome.error, now) };
+        try {
+          await this.#ensureWork(source.from, source.queue);
+          await this.#send(
+            { routingKey: this.#topology.deadQueue(source.queue), messageId: job.id },
+            encode(dead, { deadReason: outcome.reason, diedAt: now }),
+          );
+          delivery.ack();
+          rt.report(job, outcome);
+        } catch (error) {
+          this.#reportError(error);
+          delivery.requeue();
+        }
+        return;
+      }
+    }
+  }
+
+  #periodicTarget(p: CompiledPeriodic): string {
+    const queue = this.#periodicQueue(p);
+    const n = this.#o.partitions;
+    if (n === 0) return this.#topology.handlerQueue(queue, p.job.handler);
+    return this.#topology.partitionQueue(queue, partitionOf(p.job.key ?? p.name, n));
+  }
+
+  async #publishTicks(periodic: CompiledPeriodic, ticks: readonly number[]): Promise<void> {
+    const rt = this.#rt;
+    for (const tick of ticks) {
+      const record = rt.periodicRecord(periodic, tick);
+      await this.#send(
+        {
+          exchange: this.#topology.cronExchange,
+          routingKey: periodic.name,
+          headers: { [TICK_HEADER]: tick },
+          messageId: record.id,
+        },
+        encodeRecord(record),
+      );
+      rt.emit('job:enqueued', {
+        job: { id: record.id, handler: record.handler, queue: record.queue, key: record.key, args: record.args },
+        runAt: new Date(record.runAt),
+      });
+    }
+  }
+
+  // ── lifecycle ─────────────────────────────────────────────────────────────
+
+  async stop(timeoutMs: number): Promise<StopResult> {
+    this.#stopping.abort();
+    await this.#cron?.stop().catch((error: unknown) => this.#reportError(error));
+    // Nothing new arrives; what waits for a slot goes back at once.
+    await Promise.all([...this.#consumers].map((c) => c.cancel()));
+    this.#dispatcher.dropWaiting();
+    let aborted = 0;
+    if (!(await settlesWithin(this.#dispatcher.idle(), timeoutMs))) {
+      aborted = this.#dispatcher.running;
+      this.#aborting.abort(new JobAbortedError(`the queue stopped (stop timeout ${timeoutMs} ms)`));
+      await this.#dispatcher.idle();
+    }
+    await Promise.all([...this.#consumers].map((c) => c.close()));
+    this.#consumers.clear();
+    await Promise.all(this.#workers.map((w) => w.stop()));
+    return { aborted, dropped: 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopping.abort();
+    this.#aborting.abort(new JobAbortedError('the queue closed'));
+    await this.#cron?.stop().catch(() => undefined);
+    await Promise.all([...this.#consumers].map((c) => c.close()));
+    await Promise.all(this.#workers.map((w) => w.stop().catch(() => undefined)));
+    if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
+    await this.#publisher?.close().catch(() => undefined);
+    const conn = this.#conn;
+    if (conn !== undefined) await settlesWithin(conn.close(), 2000).then((ok) => ok || conn.unsafeDestroy());
+  }
+
+  /** The coordinator's discovery connection (made on first use; closed with the adapter unless it was given). */
+  async #coordination(): Promise<Discovery> {
+    if (this.#discovery !== undefined) return this.#discovery;
+    const d = this.#o.discovery;
+    if (typeof d === 'object') {
+      this.#discovery = d;
+      return d;
+    }
+    this.#discovery = await createDiscovery(d as string);
+    this.#ownsDiscovery = true;
+    return this.#discovery;
+  }
+
+  // ── admin: not offered (see the package README) ──────────────────────────
+
+  stats(): Promise<JobStats> {
+    return Promise.reject(noAdmin('stats()'));
+  }
+
+  list(): Promise<JobPage> {
+    return Promise.reject(noAdmin('list()'));
+  }
+
+  retryDead(): Promise<number> {
+    return Promise.reject(noAdmin('retryDead()'));
+  }
+
+  deleteDead(): Promise<number> {
+    return Promise.reject(noAdmin('deleteDead()'));
+  }
+
+  pause(): Promise<void> {
+    return Promise.reject(
+      new UnsupportedFeatureError(
+        'amqp',
+        'pause',
+        'RabbitMQ keeps no shared state to pause a handler across consumers',
+      ),
+    );
+  }
+
+  unpause(): Promise<void> {
+    return this.pause();
+  }
+}
+
+/** A dispatcher task with the broker queue it came from. */
+interface PartitionTask extends Task {
+  readonly from: string;
+}
+
+function noAdmin(what: string): UnsupportedFeatureError {
+  return new UnsupportedFeatureError(
+    'amqp',
+    'admin',
+    `${what} needs to read queued jobs in place, and AMQP can only take them off a queue; ` +
+      'the RabbitMQ management tools show counts per queue',
+  );
+}
+
+/** Prefetch of a handler's consumer: its share of the queue's concurrency. */
+function prefetchOf(concurrency: number, maxConcurrency: number): number {
+  return maxConcurrency > 0 ? Math.min(concurrency, maxConcurrency) : concurrency;
+}
+
+/**
+ * Create an {@link AmqpJobAdapter} from an `amqp://` or `amqps://` URL and the
+ * queue's options (`adapter: { … }` are {@link AmqpJobOptions}); what
+ * `createJobQueue()` of `@shardwork/jobs` calls for those protocols.
+ */
+export function jobAdapterFromUrl(url: string, options: CompiledQueueOptions): AmqpJobAdapter {
+  return new AmqpJobAdapter({ ...(options.adapter as AmqpJobOptions), url });
+}

@@ -1,0 +1,170 @@
+/**
+ * {@link QueueConsumer}: one consumer on one queue, on a channel of its own,
+ * that survives the broker. When its channel closes (a broker restart, a cut
+ * connection, a consumer cancelled by the broker because its queue moved or
+ * was deleted), the deliveries of that channel are aborted (the broker gives
+ * them to another consumer), and it subscribes again with backoff, declaring
+ * its queue first.
+ *
+ * rabbitmq-client's own `Consumer` waits for every running handler before it
+ * subscribes again and cannot tell a handler that its channel is gone; a job
+ * consumer needs both, so this one is ours.
+ *
+ * @module
+ */
+
+import { setMaxListeners } from 'node:events';
+import { errorMessage, sleep } from '@shardwork/core';
+import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
+
+/** One message as the consumer hands it over. */
+export interface Delivery {
+  readonly message: AsyncMessage;
+  /** Aborts when the channel it came on closes: the broker redelivers the message elsewhere. */
+  readonly lost: AbortSignal;
+  /** Acknowledge (no-op once the channel is gone). */
+  ack(): void;
+  /** Put back (no-op once the channel is gone: the broker puts it back itself). */
+  requeue(): void;
+}
+
+/** What a consumer needs. */
+export interface QueueConsumerOptions {
+  readonly queue: string;
+  /** Unacknowledged messages the broker may push ahead (`basic.qos`). */
+  readonly prefetch: number;
+  /** Declare the queue (and what it needs) on the channel before each subscription. */
+  readonly declare: (channel: Channel) => Promise<void>;
+  readonly onMessage: (delivery: Delivery) => void;
+  readonly onError: (error: unknown) => void;
+  /** Called each time its channel closes while it should be consuming. */
+  readonly onLost?: () => void;
+}
+
+/** See the module documentation. */
+export class QueueConsumer {
+  readonly #conn: Connection;
+  readonly #o: QueueConsumerOptions;
+  #channel: Channel | undefined;
+  #tag: string | undefined;
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #subscribed = false;
+  #firstReady: (() => void) | undefined;
+  readonly #ready = new Promise<void>((resolve) => {
+    this.#firstReady = resolve;
+  });
+
+  constructor(conn: Connection, options: QueueConsumerOptions) {
+    this.#conn = conn;
+    this.#o = options;
+  }
+
+  /** Whether it is subscribed right now. */
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  /** Resolves once it was subscribed the first time. */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Begin consuming (and keep at it until {@link QueueConsumer.cancel} or {@link QueueConsumer.close}). */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  async #run(): Promise<void> {
+    for (let attempt = 0; !this.#stopped; ) {
+      try {
+        await this.#subscribe();
+        attempt = 0;
+        // Until the channel closes.
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          if (this.#channel?.active !== true) resolve();
+        });
+      } catch (error) {
+        await this.#drop();
+        if (this.#stopped) break;
+        this.#o.onError(error);
+      }
+      if (this.#stopped) break;
+      this.#o.onLost?.();
+      await sleep(Math.min(5000, 100 * 2 ** attempt++));
+    }
+  }
+
+  async #subscribe(): Promise<void> {
+    const channel = await this.#conn.acquire();
+    this.#channel = channel;
+    const lost = new AbortController();
+    setMaxListeners(0, lost.signal);
+    channel.once('close', () => {
+      this.#subscribed = false;
+      lost.abort(new Error(`the channel of ${this.#o.queue} closed`));
+      this.#wake?.();
+    });
+    channel.on('error', (error: unknown) => this.#o.onError(error));
+    channel.once('basic.cancel', () => {
+      // The broker cancelled us (queue deleted or moved): start over on a new channel.
+      this.#o.onError(new Error(`the broker cancelled the consumer of ${this.#o.queue}`));
+      channel.close().catch(() => undefined);
+    });
+    await this.#o.declare(channel);
+    await channel.basicQos({ prefetchCount: this.#o.prefetch });
+    if (this.#stopped) throw new Error('stopped');
+    const { consumerTag } = await channel.basicConsume({ queue: this.#o.queue }, (message) => {
+      let settled = false;
+      const settle = (how: 'ack' | 'requeue'): void => {
+        if (settled || !channel.active) return;
+        settled = true;
+        try {
+          if (how === 'ack') channel.basicAck({ deliveryTag: message.deliveryTag });
+          else channel.basicNack({ deliveryTag: message.deliveryTag, requeue: true });
+        } catch (error) {
+          this.#o.onError(error);
+        }
+      };
+      this.#o.onMessage({
+        message,
+        lost: lost.signal,
+        ack: () => settle('ack'),
+        requeue: () => settle('requeue'),
+      });
+    });
+    this.#tag = consumerTag;
+    this.#subscribed = true;
+    this.#firstReady?.();
+  }
+
+  async #drop(): Promise<void> {
+    const channel = this.#channel;
+    this.#channel = undefined;
+    this.#subscribed = false;
+    if (channel?.active === true) await channel.close().catch(() => undefined);
+  }
+
+  /** Stop receiving (`basic.cancel`); deliveries already made can still be settled. */
+  async cancel(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    const channel = this.#channel;
+    const tag = this.#tag;
+    this.#tag = undefined;
+    if (channel?.active === true && tag !== undefined) {
+      await channel.basicCancel({ consumerTag: tag }).catch((error: unknown) => {
+        if (channel.active) this.#o.onError(new Error(`cancelling ${this.#o.queue}: ${errorMessage(error)}`));
+      });
+    }
+  }
+
+  /** Close the channel: unsettled deliveries go back to the queue. */
+  async close(): Promise<void> {
+    await this.cancel();
+    await this.#drop();
+    await this.#loop;
+  }
+}
