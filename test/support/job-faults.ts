@@ -69,14 +69,6 @@ export class JobReplica {
   }
 }
 
-/** What the producer enqueued. */
-interface Accepted {
-  readonly h: string;
-  readonly key?: string;
-  readonly n?: number;
-  readonly u?: number;
-}
-
 /** The outcome of {@link JobCluster.check}. */
 export interface JobCheckReport {
   readonly violations: string[];
@@ -103,7 +95,7 @@ export class JobCluster {
   readonly producer: JobQueue;
   readonly replicas: JobReplica[] = [];
   readonly proxies: TcpProxy[] = [];
-  readonly accepted = new Map<string, Accepted>();
+  readonly accepted = new Map<string, AcceptedJob>();
   readonly #options: Required<JobClusterOptions>;
   readonly #seqNext = new Map<string, number>();
   /** The n of the last job of each key the producer's perform resolved for: order is only promised among those. */
@@ -192,24 +184,7 @@ export class JobCluster {
 
   /** Every record line the replicas wrote. */
   records(): JobRecordLine[] {
-    const lines: JobRecordLine[] = [];
-    for (let i = 0; i < this.#spawned; i++) {
-      let text = '';
-      try {
-        text = readFileSync(join(this.dir, `replica-${i}.jsonl`), 'utf8');
-      } catch {
-        continue;
-      }
-      for (const line of text.split('\n')) {
-        if (line === '') continue;
-        try {
-          lines.push(JSON.parse(line) as JobRecordLine);
-        } catch {
-          // a line cut by a kill -9
-        }
-      }
-    }
-    return lines;
+    return readRecords(this.dir, this.#spawned);
   }
 
   /** Wait until every accepted job completed (or `withinMs` passes). */
@@ -238,9 +213,10 @@ export class JobCluster {
   async check(): Promise<JobCheckReport> {
     const records = this.records();
     const violations: string[] = [];
-    const by = (k: JobRecordLine['k']) => records.filter((r) => r.k === k);
     const doneCount = new Map<string, number>();
-    for (const r of [...by('done'), ...by('dead')]) doneCount.set(r.id, (doneCount.get(r.id) ?? 0) + 1);
+    for (const r of records.filter((r) => r.k === 'done' || r.k === 'dead')) {
+      doneCount.set(r.id, (doneCount.get(r.id) ?? 0) + 1);
+    }
     // Nothing lost, no stale completion recorded.
     for (const [id, job] of this.accepted) {
       const n = doneCount.get(id) ?? 0;
@@ -250,106 +226,13 @@ export class JobCluster {
       }
       if (n > 1) violations.push(`stale completion: ${job.h} ${id} recorded as completed ${n} times`);
     }
-    const starts = new Map<string, number>();
-    const lastStart = new Map<string, JobRecordLine>();
-    for (const r of by('start')) {
-      starts.set(r.id, (starts.get(r.id) ?? 0) + 1);
-      const last = lastStart.get(r.id);
-      if (last === undefined || r.t > last.t) lastStart.set(r.id, r);
-    }
-    // A completion must come from the job's latest attempt: one from an attempt
-    // that a newer owner superseded (a zombie) is a stale completion.
-    for (const done of by('done')) {
-      const last = lastStart.get(done.id);
-      if (last !== undefined && (last.pid !== done.pid || last.tok !== done.tok)) {
-        violations.push(
-          `stale completion: ${done.h} ${done.id} completed by pid ${done.pid} token ${done.tok}, but its latest attempt ran in pid ${last.pid} token ${last.tok}`,
-        );
-      }
-    }
-    const duplicates = [...starts.values()].filter((n) => n > 1).length;
-    const effects = by('effect');
-    const effectsOf = new Map<string, JobRecordLine[]>();
-    for (const r of effects) effectsOf.set(r.id, [...(effectsOf.get(r.id) ?? []), r]);
-    /** From the first to the last owned effect of a job, over all its attempts (for order). */
-    const span = (id: string): [number, number] | undefined => {
-      const ts = (effectsOf.get(id) ?? []).map((r) => r.t);
-      return ts.length === 0 ? undefined : [Math.min(...ts), Math.max(...ts)];
-    };
-    /** The same per attempt: a run cut short by a fault and its re-run are two intervals (for overlap checks). */
-    const attemptSpans = (id: string): [number, number][] => {
-      const byAttempt = new Map<string, number[]>();
-      for (const r of effectsOf.get(id) ?? []) {
-        const key = `${r.pid}|${r.tok}|${r.att}`;
-        byAttempt.set(key, [...(byAttempt.get(key) ?? []), r.t]);
-      }
-      return [...byAttempt.values()].map((ts) => [Math.min(...ts), Math.max(...ts)]);
-    };
-    // Order per key: every owned effect of job n happens before any of job n + 1.
-    const keys = new Set([...this.accepted.values()].filter((j) => j.h === 'seq').map((j) => j.key as string));
-    for (const key of keys) {
-      const jobs = [...this.accepted.entries()]
-        .filter(([, j]) => j.h === 'seq' && j.key === key)
-        .sort(([, a], [, b]) => (a.n as number) - (b.n as number));
-      for (let i = 1; i < jobs.length; i++) {
-        const [prevId, prev] = jobs[i - 1] as [string, Accepted];
-        const [id, job] = jobs[i] as [string, Accepted];
-        const a = span(prevId);
-        const b = span(id);
-        if (a !== undefined && b !== undefined && b[0] < a[1]) {
-          violations.push(
-            `order: key ${key} job n=${job.n} acted at ${b[0].toFixed(1)} before n=${prev.n} finished at ${a[1].toFixed(1)}`,
-          );
-        }
-      }
-    }
-    // Unique: two jobs with one unique key never act at once.
-    for (const u of [0, 1, 2]) {
-      const spans = [...this.accepted.entries()]
-        .filter(([, j]) => j.h === 'uniq' && j.u === u)
-        .flatMap(([id]) => attemptSpans(id).map((s) => [id, s] as const))
-        .sort((a, b) => a[1][0] - b[1][0]);
-      for (let i = 1; i < spans.length; i++) {
-        const prev = spans[i - 1] as readonly [string, [number, number]];
-        const cur = spans[i] as readonly [string, [number, number]];
-        if (cur[0] !== prev[0] && cur[1][0] < prev[1][1]) {
-          violations.push(`unique: ${prev[0]} and ${cur[0]} (u=${u}) acted at once`);
-        }
-      }
-    }
-    // maxConcurrency 2 across the cluster.
-    const limited = [...this.accepted.entries()]
-      .filter(([, j]) => j.h === 'limited')
-      .flatMap(([id]) => attemptSpans(id));
-    const events = limited.flatMap(([a, b]) => [
-      [a, 1],
-      [b, -1],
-    ]) as [number, number][];
-    events.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-    let now = 0;
-    for (const [, d] of events) {
-      now += d;
-      if (now > 2) {
-        violations.push(`maxConcurrency: ${now} limited jobs acted at once`);
-        break;
-      }
-    }
-    // One enqueue per cron tick.
-    const perTick = new Map<number, Set<string>>();
-    for (const r of by('start').filter((r) => r.h === 'tick')) {
-      const set = perTick.get(r.at as number) ?? new Set();
-      set.add(r.id);
-      perTick.set(r.at as number, set);
-    }
-    for (const [tick, ids] of perTick) {
-      if (ids.size > 1) violations.push(`cron: tick ${new Date(tick).toISOString()} enqueued ${ids.size} times`);
-    }
+    const analysis = analyzeRecords(this.accepted, records, { fenced: true });
     return {
-      violations,
+      violations: [...violations, ...analysis.violations],
       accepted: this.accepted.size,
       completed: [...this.accepted.keys()].filter((id) => doneCount.has(id)).length,
-      duplicates,
-      ticks: perTick.size,
+      duplicates: analysis.duplicates,
+      ticks: analysis.ticks,
     };
   }
 
@@ -386,4 +269,142 @@ export class JobCluster {
     await this.server.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A job the producer's perform resolved for. */
+export interface AcceptedJob {
+  readonly h: string;
+  readonly key?: string;
+  readonly n?: number;
+  readonly u?: number;
+}
+
+/**
+ * The checks over what the handlers recorded that hold for every adapter:
+ * completions from the latest attempt (with `fenced` stores only), order per
+ * key of the `seq` jobs, `uniq` jobs never two at once, at most two `limited`
+ * jobs at once, one enqueue per cron tick; and how many jobs started twice.
+ */
+export function analyzeRecords(
+  accepted: ReadonlyMap<string, AcceptedJob>,
+  records: readonly JobRecordLine[],
+  { fenced }: { fenced: boolean },
+): { violations: string[]; duplicates: number; ticks: number } {
+  const violations: string[] = [];
+  const by = (k: JobRecordLine['k']) => records.filter((r) => r.k === k);
+  const starts = new Map<string, number>();
+  const lastStart = new Map<string, JobRecordLine>();
+  for (const r of by('start')) {
+    starts.set(r.id, (starts.get(r.id) ?? 0) + 1);
+    const last = lastStart.get(r.id);
+    if (last === undefined || r.t > last.t) lastStart.set(r.id, r);
+  }
+  // A completion must come from the job's latest attempt: one from an attempt
+  // that a newer owner superseded (a zombie) is a stale completion.
+  for (const done of fenced ? by('done') : []) {
+    const last = lastStart.get(done.id);
+    if (last !== undefined && (last.pid !== done.pid || last.tok !== done.tok)) {
+      violations.push(
+        `stale completion: ${done.h} ${done.id} completed by pid ${done.pid} token ${done.tok}, but its latest attempt ran in pid ${last.pid} token ${last.tok}`,
+      );
+    }
+  }
+  const duplicates = [...starts.values()].filter((n) => n > 1).length;
+  const effects = by('effect');
+  const effectsOf = new Map<string, JobRecordLine[]>();
+  for (const r of effects) effectsOf.set(r.id, [...(effectsOf.get(r.id) ?? []), r]);
+  /** From the first to the last owned effect of a job, over all its attempts (for order). */
+  const span = (id: string): [number, number] | undefined => {
+    const ts = (effectsOf.get(id) ?? []).map((r) => r.t);
+    return ts.length === 0 ? undefined : [Math.min(...ts), Math.max(...ts)];
+  };
+  /** The same per attempt: a run cut short by a fault and its re-run are two intervals (for overlap checks). */
+  const attemptSpans = (id: string): [number, number][] => {
+    const byAttempt = new Map<string, number[]>();
+    for (const r of effectsOf.get(id) ?? []) {
+      const key = `${r.pid}|${r.tok}|${r.att}`;
+      byAttempt.set(key, [...(byAttempt.get(key) ?? []), r.t]);
+    }
+    return [...byAttempt.values()].map((ts) => [Math.min(...ts), Math.max(...ts)]);
+  };
+  // Order per key: every owned effect of job n happens before any of job n + 1.
+  const keys = new Set([...accepted.values()].filter((j) => j.h === 'seq').map((j) => j.key as string));
+  for (const key of keys) {
+    const jobs = [...accepted.entries()]
+      .filter(([, j]) => j.h === 'seq' && j.key === key)
+      .sort(([, a], [, b]) => (a.n as number) - (b.n as number));
+    for (let i = 1; i < jobs.length; i++) {
+      const [prevId, prev] = jobs[i - 1] as [string, AcceptedJob];
+      const [id, job] = jobs[i] as [string, AcceptedJob];
+      const a = span(prevId);
+      const b = span(id);
+      if (a !== undefined && b !== undefined && b[0] < a[1]) {
+        violations.push(
+          `order: key ${key} job n=${job.n} acted at ${b[0].toFixed(1)} before n=${prev.n} finished at ${a[1].toFixed(1)}`,
+        );
+      }
+    }
+  }
+  // Unique: two jobs with one unique key never act at once.
+  for (const u of [0, 1, 2]) {
+    const spans = [...accepted.entries()]
+      .filter(([, j]) => j.h === 'uniq' && j.u === u)
+      .flatMap(([id]) => attemptSpans(id).map((s) => [id, s] as const))
+      .sort((a, b) => a[1][0] - b[1][0]);
+    for (let i = 1; i < spans.length; i++) {
+      const prev = spans[i - 1] as readonly [string, [number, number]];
+      const cur = spans[i] as readonly [string, [number, number]];
+      if (cur[0] !== prev[0] && cur[1][0] < prev[1][1]) {
+        violations.push(`unique: ${prev[0]} and ${cur[0]} (u=${u}) acted at once`);
+      }
+    }
+  }
+  // maxConcurrency 2 across the cluster.
+  const limited = [...accepted.entries()].filter(([, j]) => j.h === 'limited').flatMap(([id]) => attemptSpans(id));
+  const events = limited.flatMap(([a, b]) => [
+    [a, 1],
+    [b, -1],
+  ]) as [number, number][];
+  events.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let now = 0;
+  for (const [, d] of events) {
+    now += d;
+    if (now > 2) {
+      violations.push(`maxConcurrency: ${now} limited jobs acted at once`);
+      break;
+    }
+  }
+  // One enqueue per cron tick.
+  const perTick = new Map<number, Set<string>>();
+  for (const r of by('start').filter((r) => r.h === 'tick')) {
+    const set = perTick.get(r.at as number) ?? new Set();
+    set.add(r.id);
+    perTick.set(r.at as number, set);
+  }
+  for (const [tick, ids] of perTick) {
+    if (ids.size > 1) violations.push(`cron: tick ${new Date(tick).toISOString()} enqueued ${ids.size} times`);
+  }
+  return { violations, duplicates, ticks: perTick.size };
+}
+
+/** Every record line that replicas `0 … count - 1` wrote to `dir`. */
+export function readRecords(dir: string, count: number): JobRecordLine[] {
+  const lines: JobRecordLine[] = [];
+  for (let i = 0; i < count; i++) {
+    let text = '';
+    try {
+      text = readFileSync(join(dir, `replica-${i}.jsonl`), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      try {
+        lines.push(JSON.parse(line) as JobRecordLine);
+      } catch {
+        // a line cut by a kill -9
+      }
+    }
+  }
+  return lines;
 }

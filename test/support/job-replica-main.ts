@@ -17,6 +17,10 @@ export interface JobReplicaSpec {
   readonly url: string;
   readonly recordFile: string;
   readonly concurrency: number;
+  /** Adapter options over the defaults below (Redis ones by default). */
+  readonly adapter?: Record<string, unknown>;
+  /** Handlers to register. @defaultValue all of them */
+  readonly handlers?: readonly ('work' | 'seq' | 'uniq' | 'limited' | 'tick')[];
 }
 
 /** One line of a record file. */
@@ -68,14 +72,22 @@ async function body(args: Args, ctx: JobContext<Args>): Promise<void> {
 
 const jobs = createJobQueue<{ work: Args; seq: Args; uniq: Args; limited: Args; tick: Args }>(spec.url, {
   concurrency: spec.concurrency,
-  adapter: { revokeTimeoutMs: 2000, commandTimeoutMs: 300, connectTimeoutMs: 500, startTimeoutMs: 60_000 },
+  adapter: spec.adapter ?? {
+    revokeTimeoutMs: 2000,
+    commandTimeoutMs: 300,
+    connectTimeoutMs: 500,
+    startTimeoutMs: 60_000,
+  },
 });
-jobs.register('work', body, { backoff: () => 50 });
-jobs.register('seq', body, { ordered: true, backoff: () => 50 });
-jobs.register('uniq', body, { unique: (args) => String(args.u), backoff: () => 50 });
-jobs.register('limited', body, { maxConcurrency: 2, backoff: () => 50 });
-jobs.register('tick', body);
-jobs.periodic('tick', '* * * * * *', { handler: 'tick' }, { catchUp: 'all', horizonMs: 60_000 });
+const wanted = new Set(spec.handlers ?? ['work', 'seq', 'uniq', 'limited', 'tick']);
+if (wanted.has('work')) jobs.register('work', body, { backoff: () => 50 });
+if (wanted.has('seq')) jobs.register('seq', body, { ordered: true, backoff: () => 50 });
+if (wanted.has('uniq')) jobs.register('uniq', body, { unique: (args) => String(args.u), backoff: () => 50 });
+if (wanted.has('limited')) jobs.register('limited', body, { maxConcurrency: 2, backoff: () => 50 });
+if (wanted.has('tick')) {
+  jobs.register('tick', body);
+  jobs.periodic('tick', '* * * * * *', { handler: 'tick' }, { catchUp: 'all', horizonMs: 60_000 });
+}
 jobs.on('job:completed', ({ job }) => {
   const tok = attemptToken.get(job.id);
   attemptToken.delete(job.id);
