@@ -89,8 +89,14 @@ interface Source {
   readonly partition?: number;
   readonly token?: number;
   readonly owned?: () => boolean;
-  /** Aborts when the partition is handed over. */
-  readonly revoked?: AbortSignal;
+  /**
+   * Partitioned mode: aborts when the partition's running jobs must stop (its
+   * lease is lost, or a hand-over or stop ran out of time). Deliveries of a
+   * partition are never put back one by one (RabbitMQ 3.10 requeues at the back
+   * of the queue, which would break per-key order); the partition's own
+   * connection is dropped instead, and the broker returns them at the front.
+   */
+  readonly aborted?: AbortSignal;
 }
 
 /** See the module documentation. Create it with `createJobQueue('amqp://…')` or pass an instance. */
@@ -106,7 +112,7 @@ export class AmqpJobAdapter implements JobAdapter {
   /** Broker queues declared on the current connection. */
   #declared = new Map<string, Promise<void>>();
   readonly #consumers = new Set<QueueConsumer>();
-  #dispatcher = new Dispatcher(1);
+  #dispatcher = new Dispatcher<SourcedTask>(1);
   readonly #workers: Worker[] = [];
   #discovery: Discovery | undefined;
   #ownsDiscovery = false;
@@ -170,7 +176,15 @@ export class AmqpJobAdapter implements JobAdapter {
   // ── connection and declarations ───────────────────────────────────────────
 
   get #connection(): Connection {
-    if (this.#conn !== undefined) return this.#conn;
+    this.#conn ??= this.#openConnection('', () => {
+      // A restarted broker kept its durable queues, but a deleted one must be declared again.
+      this.#declared = new Map();
+    });
+    return this.#conn;
+  }
+
+  /** A connection to the broker that reconnects with backoff and reports one error per outage. */
+  #openConnection(name: string, onReconnect?: () => void): Connection {
     const o = this.#o;
     const conn = new Connection({
       hostname: o.hostname,
@@ -184,23 +198,20 @@ export class AmqpJobAdapter implements JobAdapter {
       acquireTimeout: Math.max(100, o.enqueueTimeoutMs),
       retryLow: 100,
       retryHigh: 2000,
-      connectionName: `shardwork ${hostname()} ${process.pid}`,
+      connectionName: `shardwork ${hostname()} ${process.pid}${name === '' ? '' : ` ${name}`}`,
     });
     let connectedOnce = false;
     let reported = false;
     conn.on('error', (error: unknown) => {
-      // One report per outage, not one per reconnect attempt.
       if (reported) return;
       reported = true;
       this.#reportError(this.#unavailable(error));
     });
     conn.on('connection', () => {
       reported = false;
-      // A restarted broker kept its durable queues, but a deleted one must be declared again.
-      if (connectedOnce) this.#declared = new Map();
+      if (connectedOnce) onReconnect?.();
       connectedOnce = true;
     });
-    this.#conn = conn;
     return conn;
   }
 
@@ -223,7 +234,7 @@ export class AmqpJobAdapter implements JobAdapter {
   }
 
   /** Publish and wait for the broker's confirm, within `enqueueTimeoutMs`. */
-  async #send(envelope: Envelope, body: Buffer | string): Promise<void> {
+  async #send(envelope: Envelope, body: Buffer): Promise<void> {
     const sent = this.#publish.send({ durable: true, contentType: CONTENT_TYPE, ...envelope }, body);
     sent.catch(() => undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -365,7 +376,7 @@ export class AmqpJobAdapter implements JobAdapter {
     const queues = this.#consumedQueues();
     if (queues.length === 0) return;
     const o = this.#o;
-    this.#dispatcher = new Dispatcher(rt.options.concurrency);
+    this.#dispatcher = new Dispatcher<SourcedTask>(rt.options.concurrency);
     const conn = this.#connection;
     try {
       await conn.onConnect(o.startTimeoutMs, true);
@@ -430,7 +441,7 @@ export class AmqpJobAdapter implements JobAdapter {
               headers: { [TICK_HEADER]: tick },
               messageId: `skip-${tick}`,
             },
-            '{}',
+            Buffer.from('{}'),
           ),
         reportError: (error) => this.#reportError(error),
       });
@@ -441,8 +452,8 @@ export class AmqpJobAdapter implements JobAdapter {
   }
 
   /** Subscribe to one broker queue until stop. */
-  #consume(source: Source, prefetch: number): QueueConsumer {
-    const consumer = new QueueConsumer(this.#connection, {
+  #consume(source: Source, prefetch: number, conn: Connection = this.#connection): QueueConsumer {
+    const consumer = new QueueConsumer(conn, {
       queue: source.from,
       prefetch,
       declare: (channel) => this.#declareWork(channel, source.from, source.queue),
@@ -454,31 +465,48 @@ export class AmqpJobAdapter implements JobAdapter {
     return consumer;
   }
 
-  /** The `do` of a partition's shard: consume its queue until the partition is handed over. */
+  /**
+   * The `do` of a partition's shard: consume its queue, on a connection of its
+   * own, until the partition is handed over. A hand-over keeps order: the
+   * consumer is cancelled (nothing new arrives; the next owner subscribes only
+   * once core releases the claim), the jobs this replica holds run to the end
+   * within `revokeTimeoutMs`, and whatever is left is returned by dropping the
+   * connection, which returns a consumer's messages to the front of the queue.
+   * A lost lease drops it at once.
+   */
   async #consumePartition(queue: string, ctx: ShardContext): Promise<void> {
     const from = this.#topology.partitionQueue(queue, ctx.shard);
+    const abort = new AbortController();
+    setMaxListeners(0, abort.signal);
     const source: Source = {
       queue,
       from,
       partition: ctx.shard,
       token: ctx.token,
       owned: () => ctx.owned,
-      revoked: ctx.signal,
+      aborted: abort.signal,
     };
-    await this.#ensureWork(from, queue).catch((error: unknown) => this.#reportError(error));
-    const consumer = this.#consume(source, this.#rt.options.concurrency);
+    const conn = this.#openConnection(`${from}`);
+    const consumer = this.#consume(source, this.#rt.options.concurrency, conn);
+    const ended = AbortSignal.any([ctx.signal, this.#stopping.signal]);
     await new Promise<void>((resolve) => {
-      if (ctx.signal.aborted || this.#stopping.signal.aborted) resolve();
-      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-      this.#stopping.signal.addEventListener('abort', () => resolve(), { once: true });
+      if (ended.aborted) resolve();
+      ended.addEventListener('abort', () => resolve(), { once: true });
     });
-    if (this.#stopping.signal.aborted) return; // stop() drains every consumer itself
-    // Hand over in order: keep the subscription (the single active consumer) while running jobs finish, so
-    // that the next owner is not given this partition's later jobs before its earlier ones are done.
-    this.#dispatcher.dropWaiting((task) => (task as PartitionTask).from === from);
-    await settlesWithin(this.#idleOf(from), this.#o.revokeTimeoutMs);
+    await consumer.cancel();
+    if (this.#stopping.signal.aborted) {
+      // stop() bounds the wait and aborts everything at its timeout.
+      await Promise.race([this.#idleOf(from), once(this.#aborting.signal)]);
+    } else if (ctx.held) {
+      await settlesWithin(this.#idleOf(from), Math.max(0, this.#o.revokeTimeoutMs - 1000));
+    }
+    abort.abort(new JobAbortedError(`partition ${ctx.shard} of ${queue} handed over`));
+    this.#dispatcher.dropWaiting((task) => task.source === source);
+    await this.#idleOf(from);
     this.#consumers.delete(consumer);
+    if (consumer.unsettled > 0) conn.unsafeDestroy();
     await consumer.close();
+    await settlesWithin(conn.close(), 1000).then((closed) => closed || conn.unsafeDestroy());
   }
 
   readonly #runningBy = new Map<string, number>();
@@ -504,7 +532,8 @@ export class AmqpJobAdapter implements JobAdapter {
   }
 
   #onDelivery(source: Source, delivery: Delivery): void {
-    if (this.#stopping.signal.aborted || source.revoked?.aborted === true) {
+    if (source.aborted?.aborted === true) return; // returned with the partition's connection
+    if (source.aborted === undefined && this.#stopping.signal.aborted) {
       delivery.requeue();
       return;
     }
@@ -515,17 +544,17 @@ export class AmqpJobAdapter implements JobAdapter {
     }
     if (job.runAt > Date.now()) {
       // Back from a tier early: on to the next one.
-      void this.#forward(source.from, source.queue, job, delivery);
+      void this.#forward(source, job, delivery);
       return;
     }
     const reg = this.#rt.handlers.get(job.handler);
     if (reg === undefined) {
       // A partition queue carries every handler of its queue; one this process lacks waits for one that has it.
-      void this.#forward(source.from, source.queue, { ...job, runAt: Date.now() + UNKNOWN_HANDLER_RETRY_MS }, delivery);
+      void this.#forward(source, { ...job, runAt: Date.now() + UNKNOWN_HANDLER_RETRY_MS }, delivery);
       return;
     }
-    const task: PartitionTask = {
-      from: source.from,
+    const task: SourcedTask = {
+      source,
       handler: reg.name,
       maxConcurrency: reg.maxConcurrency,
       line:
@@ -533,29 +562,42 @@ export class AmqpJobAdapter implements JobAdapter {
           ? `${source.from}|${job.key}`
           : undefined,
       start: () => this.#attempt(source, reg, job, delivery),
-      drop: () => delivery.requeue(),
+      drop: () => this.#giveBack(source, delivery),
     };
     delivery.lost.addEventListener('abort', () => this.#dispatcher.dropWaiting((t) => t === task), { once: true });
     this.#dispatcher.add(task);
   }
 
-  /** Republish a job to its queue or tier, then acknowledge the delivery (put it back if that fails). */
+  /**
+   * Republish a job to its queue or tier, then acknowledge the delivery. If
+   * that fails, a plain queue's delivery is put back; a partition's is tried
+   * again (it holds its place in its key's line) until its partition ends.
+   */
   async #forward(
-    from: string,
-    queue: string,
+    source: Source,
     job: JobMessage,
     delivery: Delivery,
     extra?: Record<string, unknown>,
   ): Promise<boolean> {
-    try {
-      await this.#place(from, queue, job, extra);
-      delivery.ack();
-      return true;
-    } catch (error) {
-      this.#reportError(error);
-      delivery.requeue();
-      return false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#place(source.from, source.queue, job, extra);
+        delivery.ack();
+        return true;
+      } catch (error) {
+        this.#reportError(error);
+        if (source.aborted === undefined || delivery.lost.aborted || source.aborted.aborted) {
+          this.#giveBack(source, delivery);
+          return false;
+        }
+        await sleep(Math.min(2000, 100 * 2 ** attempt), source.aborted).catch(() => undefined);
+      }
     }
+  }
+
+  /** Put a delivery back: a plain queue's at once; a partition's when its connection drops (in order). */
+  #giveBack(source: Source, delivery: Delivery): void {
+    if (source.aborted === undefined) delivery.requeue();
   }
 
   async #deadInvalid(source: Source, delivery: Delivery, problem: string): Promise<void> {
@@ -564,12 +606,14 @@ export class AmqpJobAdapter implements JobAdapter {
     const dead = this.#topology.deadQueue(source.queue);
     try {
       await this.#ensureWork(source.from, source.queue);
-      const body = JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) });
+      const body = Buffer.from(
+        JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) }),
+      );
       await this.#send({ routingKey: dead, messageId: delivery.message.messageId ?? `invalid-${Date.now()}` }, body);
       delivery.ack();
     } catch (e) {
       this.#reportError(e);
-      delivery.requeue();
+      this.#giveBack(source, delivery);
     }
   }
 
@@ -577,14 +621,14 @@ export class AmqpJobAdapter implements JobAdapter {
   async #attempt(source: Source, reg: CompiledRegistration, message: JobMessage, delivery: Delivery): Promise<void> {
     const rt = this.#rt;
     const signals = [delivery.lost, this.#aborting.signal];
-    if (source.revoked !== undefined) signals.push(source.revoked);
+    if (source.aborted !== undefined) signals.push(source.aborted);
     const signal = AbortSignal.any(signals);
     let current = message;
     this.#track(source.from, 1);
     try {
       for (;;) {
         if (signal.aborted || source.owned?.() === false) {
-          delivery.requeue();
+          this.#giveBack(source, delivery);
           return;
         }
         const job: RunnableJob = {
@@ -636,7 +680,7 @@ export class AmqpJobAdapter implements JobAdapter {
         rt.report(job, outcome);
         return;
       case 'aborted':
-        delivery.requeue();
+        this.#giveBack(source, delivery);
         rt.report(job, outcome);
         return;
       case 'retry': {
@@ -648,7 +692,7 @@ export class AmqpJobAdapter implements JobAdapter {
           lastError: errorInfo(outcome.error, now),
           runAt: nextRunAt,
         };
-        if (await this.#forward(source.from, source.queue, next, delivery)) rt.report(job, outcome, nextRunAt);
+        if (await this.#forward(source, next, delivery)) rt.report(job, outcome, nextRunAt);
         return;
       }
       case 'dead': {
@@ -664,7 +708,7 @@ export class AmqpJobAdapter implements JobAdapter {
           rt.report(job, outcome);
         } catch (error) {
           this.#reportError(error);
-          delivery.requeue();
+          this.#giveBack(source, delivery);
         }
         return;
       }
@@ -703,9 +747,9 @@ export class AmqpJobAdapter implements JobAdapter {
   async stop(timeoutMs: number): Promise<StopResult> {
     this.#stopping.abort();
     await this.#cron?.stop().catch((error: unknown) => this.#reportError(error));
-    // Nothing new arrives; what waits for a slot goes back at once.
+    // Nothing new arrives; what waits for a slot in a plain queue goes back at once (a partition's waits its turn).
     await Promise.all([...this.#consumers].map((c) => c.cancel()));
-    this.#dispatcher.dropWaiting();
+    this.#dispatcher.dropWaiting((task) => task.source.aborted === undefined);
     let aborted = 0;
     if (!(await settlesWithin(this.#dispatcher.idle(), timeoutMs))) {
       aborted = this.#dispatcher.running;
@@ -778,9 +822,17 @@ export class AmqpJobAdapter implements JobAdapter {
   }
 }
 
-/** A dispatcher task with the broker queue it came from. */
-interface PartitionTask extends Task {
-  readonly from: string;
+/** A dispatcher task with where its delivery came from. */
+interface SourcedTask extends Task {
+  readonly source: Source;
+}
+
+/** Resolves when `signal` aborts. */
+function once(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 function noAdmin(what: string): UnsupportedFeatureError {

@@ -51,6 +51,7 @@ export class QueueConsumer {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #subscribed = false;
+  #unsettled = 0;
   #firstReady: (() => void) | undefined;
   readonly #ready = new Promise<void>((resolve) => {
     this.#firstReady = resolve;
@@ -59,6 +60,11 @@ export class QueueConsumer {
   constructor(conn: Connection, options: QueueConsumerOptions) {
     this.#conn = conn;
     this.#o = options;
+  }
+
+  /** Deliveries of the current channel neither acknowledged nor put back. */
+  get unsettled(): number {
+    return this.#unsettled;
   }
 
   /** Whether it is subscribed right now. */
@@ -104,6 +110,7 @@ export class QueueConsumer {
     setMaxListeners(0, lost.signal);
     channel.once('close', () => {
       this.#subscribed = false;
+      this.#unsettled = 0; // the broker has them back
       lost.abort(new Error(`the channel of ${this.#o.queue} closed`));
       this.#wake?.();
     });
@@ -118,9 +125,11 @@ export class QueueConsumer {
     if (this.#stopped) throw new Error('stopped');
     const { consumerTag } = await channel.basicConsume({ queue: this.#o.queue }, (message) => {
       let settled = false;
+      this.#unsettled++;
       const settle = (how: 'ack' | 'requeue'): void => {
         if (settled || !channel.active) return;
         settled = true;
+        this.#unsettled--;
         try {
           if (how === 'ack') channel.basicAck({ deliveryTag: message.deliveryTag });
           else channel.basicNack({ deliveryTag: message.deliveryTag, requeue: true });

@@ -25,9 +25,9 @@ export interface Task {
 }
 
 /** See the module documentation. */
-export class Dispatcher {
+export class Dispatcher<T extends Task = Task> {
   readonly #concurrency: number;
-  #waiting: Task[] = [];
+  #waiting: T[] = [];
   #running = 0;
   readonly #byHandler = new Map<string, number>();
   readonly #lines = new Set<string>();
@@ -48,13 +48,13 @@ export class Dispatcher {
   }
 
   /** Queue a job; it starts as soon as it fits. */
-  add(task: Task): void {
+  add(task: T): void {
     this.#waiting.push(task);
     this.#pump();
   }
 
   /** Give back every waiting job that matches (all of them without a filter). */
-  dropWaiting(filter: (task: Task) => boolean = () => true): number {
+  dropWaiting(filter: (task: T) => boolean = () => true): number {
     const dropped = this.#waiting.filter(filter);
     this.#waiting = this.#waiting.filter((t) => !filter(t));
     for (const task of dropped) task.drop();
@@ -74,7 +74,7 @@ export class Dispatcher {
     });
   }
 
-  #fits(task: Task): boolean {
+  #fits(task: T): boolean {
     if (task.line !== undefined && this.#lines.has(task.line)) return false;
     return task.maxConcurrency === 0 || (this.#byHandler.get(task.handler) ?? 0) < task.maxConcurrency;
   }
@@ -95,7 +95,7 @@ export class Dispatcher {
     }
   }
 
-  #begin(task: Task): void {
+  #begin(task: T): void {
     this.#running++;
     this.#byHandler.set(task.handler, (this.#byHandler.get(task.handler) ?? 0) + 1);
     if (task.line !== undefined) this.#lines.add(task.line);

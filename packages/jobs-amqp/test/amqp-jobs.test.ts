@@ -95,17 +95,17 @@ describe('amqp job adapter options', () => {
     expect(compileAmqpJobOptions({ url: 'amqp://h/%2F' }).vhost).toBe('/');
   });
 
-  it.each<[string, Record<string, unknown>, string]>([
-    ['an unknown query parameter', { url: 'amqp://h?prefetch=5' }, 'url'],
-    ['another scheme', { url: 'redis://h' }, 'url'],
-    ['no URL at all', { url: 'not a url' }, 'url'],
-    ['a prefix with a slash', { prefix: 'a/b' }, 'prefix'],
-    ['a prefix in amq.', { prefix: 'amq.x' }, 'prefix'],
-    ['partitions without a discovery URL', { partitions: 4 }, 'discovery'],
-    ['a delivery limit of 0', { deliveryLimit: 0 }, 'deliveryLimit'],
-    ['a heartbeat that is not a number', { url: 'amqp://h?heartbeat=soon' }, 'heartbeat'],
-    ['an empty queues list', { queues: [] }, 'queues'],
-  ])('refuses %s, naming %s', (_what, options, option) => {
+  it.each<[string, string, Record<string, unknown>]>([
+    ['an unknown query parameter', 'url', { url: 'amqp://h?prefetch=5' }],
+    ['another scheme', 'url', { url: 'redis://h' }],
+    ['no URL at all', 'url', { url: 'not a url' }],
+    ['a prefix with a slash', 'prefix', { prefix: 'a/b' }],
+    ['a prefix in amq.', 'prefix', { prefix: 'amq.x' }],
+    ['partitions without a discovery URL', 'discovery', { partitions: 4 }],
+    ['a delivery limit of 0', 'deliveryLimit', { deliveryLimit: 0 }],
+    ['a heartbeat that is not a number', 'heartbeat', { url: 'amqp://h?heartbeat=soon' }],
+    ['an empty queues list', 'queues', { queues: [] }],
+  ])('refuses %s, naming %s', (_what, option, options) => {
     expect(() => compileAmqpJobOptions(options)).toThrow(InvalidOptionsError);
     expect(() => compileAmqpJobOptions(options)).toThrow(expect.objectContaining({ option }));
   });
