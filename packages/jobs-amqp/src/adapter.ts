@@ -51,7 +51,7 @@ import {
   partitionOf,
   periodicQueue,
   QueueUnavailableError,
-  type RunnableJob,
+  type RunExtras,
   type StopResult,
   UnsupportedFeatureError,
 } from '@shardwork/jobs';
@@ -59,7 +59,7 @@ import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitm
 import { type Delivery, QueueConsumer } from './consumer.js';
 import { CronLeader } from './cron.js';
 import { Dispatcher, type Task } from './dispatch.js';
-import { decode, encode, encodeRecord, excerpt, type JobMessage } from './message.js';
+import { decode, encode, encodeRecord, excerpt, type JobMessage, type ReceivedJob } from './message.js';
 import { type AmqpJobOptions, type CompiledAmqpJobOptions, compileAmqpJobOptions } from './options.js';
 import { TICK_HEADER, TIER_HEADER, Topology, tierFor } from './topology.js';
 
@@ -233,21 +233,31 @@ export class AmqpJobAdapter implements JobAdapter {
     return this.#publisher;
   }
 
-  /** Publish and wait for the broker's confirm, within `enqueueTimeoutMs`. */
+  /** Publish and wait for the broker's confirm (see {@link AmqpJobAdapter.#timed} for the bound). */
   async #send(envelope: Envelope, body: Buffer): Promise<void> {
-    const sent = this.#publish.send({ durable: true, contentType: CONTENT_TYPE, ...envelope }, body);
-    sent.catch(() => undefined);
+    try {
+      await this.#publish.send({ durable: true, contentType: CONTENT_TYPE, ...envelope }, body);
+    } catch (error) {
+      throw this.#mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
+    }
+  }
+
+  /**
+   * Bound a publish (or a batch of them) by `enqueueTimeoutMs`: the client
+   * waits that long for a connection, and this covers a confirm that never
+   * comes. One timer per call, not one per message.
+   */
+  async #timed<T>(work: Promise<T>): Promise<T> {
+    work.catch(() => undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`)),
-        this.#o.enqueueTimeoutMs + 100,
+        () => reject(this.#unavailable(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`))),
+        this.#o.enqueueTimeoutMs + 1000,
       );
     });
     try {
-      await Promise.race([sent, timeout]);
-    } catch (error) {
-      throw this.#mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
+      return await Promise.race([work, timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -323,14 +333,17 @@ export class AmqpJobAdapter implements JobAdapter {
   }
 
   /** Put a job where it waits until `runAt`: its work queue if due, else the tier for the time left. */
-  async #place(target: string, queue: string, job: JobMessage, extra?: Record<string, unknown>): Promise<void> {
-    await this.#ensureWork(target, queue);
+  async #place(
+    target: string,
+    queue: string,
+    job: JobMessage,
+    extra?: Record<string, unknown>,
+    declared = false,
+  ): Promise<void> {
+    if (!declared) await this.#ensureWork(target, queue);
     const body = encode(job, extra);
     const left = job.runAt - Date.now();
-    if (left <= 0) {
-      await this.#send({ routingKey: target, messageId: job.id }, body);
-      return;
-    }
+    if (left <= 0) return this.#send({ routingKey: target, messageId: job.id }, body);
     const tier = tierFor(left);
     await this.#ensureTier(tier);
     await this.#send(
@@ -348,14 +361,27 @@ export class AmqpJobAdapter implements JobAdapter {
 
   async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
     if (this.#closed) throw new QueueUnavailableError('amqp', 'the adapter is closed');
-    await Promise.all(
-      records.map((record) =>
-        this.#place(this.#target(record.queue, record.handler, record.key), record.queue, {
-          ...record,
-          fails: 0,
-          lastError: undefined,
-        }),
-      ),
+    const targets = records.map((record) => this.#target(record.queue, record.handler, record.key));
+    // Declarations first, once per distinct queue; then every publish at once, awaiting the confirms together.
+    const declared = new Map<string, Promise<void>>();
+    targets.forEach((target, i) => {
+      if (!declared.has(target)) declared.set(target, this.#ensureWork(target, (records[i] as JobRecord).queue));
+    });
+    await this.#timed(
+      (async () => {
+        await Promise.all(declared.values());
+        await Promise.all(
+          records.map((record, i) =>
+            this.#place(
+              targets[i] as string,
+              record.queue,
+              { ...record, fails: 0, lastError: undefined },
+              undefined,
+              true,
+            ),
+          ),
+        );
+      })(),
     );
     return records.map((record) => ({ id: record.id, duplicate: false }));
   }
@@ -456,6 +482,8 @@ export class AmqpJobAdapter implements JobAdapter {
     const consumer = new QueueConsumer(conn, {
       queue: source.from,
       prefetch,
+      abort:
+        source.aborted === undefined ? this.#aborting.signal : AbortSignal.any([this.#aborting.signal, source.aborted]),
       declare: (channel) => this.#declareWork(channel, source.from, source.queue),
       onMessage: (delivery) => this.#onDelivery(source, delivery),
       onError: (error) => this.#reportError(this.#mapError(error, `consuming ${source.from}`)),
@@ -564,7 +592,6 @@ export class AmqpJobAdapter implements JobAdapter {
       start: () => this.#attempt(source, reg, job, delivery),
       drop: () => this.#giveBack(source, delivery),
     };
-    delivery.lost.addEventListener('abort', () => this.#dispatcher.dropWaiting((t) => t === task), { once: true });
     this.#dispatcher.add(task);
   }
 
@@ -581,7 +608,7 @@ export class AmqpJobAdapter implements JobAdapter {
   ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#place(source.from, source.queue, job, extra);
+        await this.#timed(this.#place(source.from, source.queue, job, extra));
         delivery.ack();
         return true;
       } catch (error) {
@@ -618,47 +645,36 @@ export class AmqpJobAdapter implements JobAdapter {
   }
 
   /** Run a job (an ordered one again after each backoff, holding its line) and settle its delivery. */
-  async #attempt(source: Source, reg: CompiledRegistration, message: JobMessage, delivery: Delivery): Promise<void> {
+  async #attempt(source: Source, reg: CompiledRegistration, message: ReceivedJob, delivery: Delivery): Promise<void> {
     const rt = this.#rt;
-    const signals = [delivery.lost, this.#aborting.signal];
-    if (source.aborted !== undefined) signals.push(source.aborted);
-    const signal = AbortSignal.any(signals);
-    let current = message;
+    // Channel lost, stop past its timeout, or the partition ended (a waiting job whose channel is gone starts as a no-op).
+    const signal = delivery.lost;
+    const owned = source.owned;
+    const extras: RunExtras = {
+      signal,
+      ...(source.partition === undefined ? {} : { partition: source.partition }),
+      ...(source.token === undefined ? {} : { token: source.token }),
+      owned: owned === undefined ? () => !signal.aborted : () => !signal.aborted && owned(),
+    };
+    let job = message;
+    job.ordered = reg.ordered;
     this.#track(source.from, 1);
     try {
       for (;;) {
-        if (signal.aborted || source.owned?.() === false) {
+        if (signal.aborted || owned?.() === false) {
           this.#giveBack(source, delivery);
           return;
         }
-        const job: RunnableJob = {
-          ...current,
-          argsJson: current.argsJson,
-          uniqueKey: undefined,
-          ordered: reg.ordered,
-        };
-        const outcome = await rt.run(job, {
-          signal,
-          ...(source.partition === undefined ? {} : { partition: source.partition }),
-          ...(source.token === undefined ? {} : { token: source.token }),
-          ...(source.owned === undefined
-            ? { owned: () => !delivery.lost.aborted }
-            : { owned: () => !delivery.lost.aborted && (source.owned?.() ?? true) }),
-        });
+        const outcome = await rt.run(job, extras);
         if (outcome.type === 'retry' && reg.ordered && job.key !== undefined && source.partition !== undefined) {
           // The line waits for this job: keep it (unacknowledged) and run it again here after the backoff.
           const nextRunAt = Date.now() + outcome.delayMs;
           rt.report(job, outcome, nextRunAt);
-          current = {
-            ...current,
-            fails: current.fails + 1,
-            lastError: errorInfo(outcome.error, Date.now()),
-            runAt: nextRunAt,
-          };
+          job = job.failed(errorInfo(outcome.error, Date.now()), nextRunAt);
           await sleep(outcome.delayMs, signal).catch(() => undefined);
           continue;
         }
-        await this.#settle(source, delivery, job, current, outcome);
+        await this.#settle(source, delivery, job, outcome);
         return;
       }
     } finally {
@@ -666,13 +682,7 @@ export class AmqpJobAdapter implements JobAdapter {
     }
   }
 
-  async #settle(
-    source: Source,
-    delivery: Delivery,
-    job: RunnableJob,
-    message: JobMessage,
-    outcome: AttemptOutcome,
-  ): Promise<void> {
+  async #settle(source: Source, delivery: Delivery, job: ReceivedJob, outcome: AttemptOutcome): Promise<void> {
     const rt = this.#rt;
     switch (outcome.type) {
       case 'completed':
@@ -686,18 +696,13 @@ export class AmqpJobAdapter implements JobAdapter {
       case 'retry': {
         const now = Date.now();
         const nextRunAt = now + outcome.delayMs;
-        const next = {
-          ...message,
-          fails: message.fails + 1,
-          lastError: errorInfo(outcome.error, now),
-          runAt: nextRunAt,
-        };
+        const next = job.failed(errorInfo(outcome.error, now), nextRunAt);
         if (await this.#forward(source, next, delivery)) rt.report(job, outcome, nextRunAt);
         return;
       }
       case 'dead': {
         const now = Date.now();
-        const dead: JobMessage = { ...message, fails: message.fails + 1, lastError: errorInfo(outcome.error, now) };
+        const dead = job.failed(errorInfo(outcome.error, now), job.runAt);
         try {
           await this.#ensureWork(source.from, source.queue);
           await this.#send(

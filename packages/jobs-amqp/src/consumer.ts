@@ -20,7 +20,10 @@ import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 /** One message as the consumer hands it over. */
 export interface Delivery {
   readonly message: AsyncMessage;
-  /** Aborts when the channel it came on closes: the broker redelivers the message elsewhere. */
+  /**
+   * Aborts when the channel it came on closes (the broker redelivers the
+   * message elsewhere) or when the consumer's `abort` signal does.
+   */
   readonly lost: AbortSignal;
   /** Acknowledge (no-op once the channel is gone). */
   ack(): void;
@@ -36,6 +39,8 @@ export interface QueueConsumerOptions {
   /** Declare the queue (and what it needs) on the channel before each subscription. */
   readonly declare: (channel: Channel) => Promise<void>;
   readonly onMessage: (delivery: Delivery) => void;
+  /** Aborts every delivery's {@link Delivery.lost} too (one combined signal per channel, not one per message). */
+  readonly abort?: AbortSignal;
   readonly onError: (error: unknown) => void;
   /** Called each time its channel closes while it should be consuming. */
   readonly onLost?: () => void;
@@ -106,12 +111,13 @@ export class QueueConsumer {
   async #subscribe(): Promise<void> {
     const channel = await this.#conn.acquire();
     this.#channel = channel;
-    const lost = new AbortController();
-    setMaxListeners(0, lost.signal);
+    const closed = new AbortController();
+    const lost = this.#o.abort === undefined ? closed.signal : AbortSignal.any([closed.signal, this.#o.abort]);
+    setMaxListeners(0, lost);
     channel.once('close', () => {
       this.#subscribed = false;
       this.#unsettled = 0; // the broker has them back
-      lost.abort(new Error(`the channel of ${this.#o.queue} closed`));
+      closed.abort(new Error(`the channel of ${this.#o.queue} closed`));
       this.#wake?.();
     });
     channel.on('error', (error: unknown) => this.#o.onError(error));
@@ -139,7 +145,7 @@ export class QueueConsumer {
       };
       this.#o.onMessage({
         message,
-        lost: lost.signal,
+        lost,
         ack: () => settle('ack'),
         requeue: () => settle('requeue'),
       });

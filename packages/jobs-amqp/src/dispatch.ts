@@ -82,11 +82,11 @@ export class Dispatcher<T extends Task = Task> {
   #pump(): void {
     while (this.#running < this.#concurrency && this.#waiting.length > 0) {
       // Lines seen busy in this scan: a later job of a line never passes an earlier one.
-      const blocked = new Set<string>();
+      let blocked: Set<string> | undefined;
       const index = this.#waiting.findIndex((task) => {
-        if (task.line !== undefined && blocked.has(task.line)) return false;
+        if (task.line !== undefined && blocked?.has(task.line) === true) return false;
         if (this.#fits(task)) return true;
-        if (task.line !== undefined) blocked.add(task.line);
+        if (task.line !== undefined) (blocked ??= new Set()).add(task.line);
         return false;
       });
       if (index < 0) return;

@@ -18,7 +18,8 @@ export interface JobMessage {
   readonly queue: string;
   readonly key: string | undefined;
   readonly args: JobArgs;
-  readonly argsJson: string;
+  /** The args as JSON, when the producer has it (a consumer serialises `args` only to publish the job again). */
+  readonly argsJson?: string;
   readonly enqueuedAt: number;
   readonly runAt: number;
   /** Failed attempts so far. */
@@ -44,7 +45,7 @@ export function encode(job: JobMessage, extra?: Record<string, unknown>): Buffer
       : Object.entries(extra)
           .map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)},`)
           .join('')) +
-    `"args":${job.argsJson}}`;
+    `"args":${job.argsJson ?? JSON.stringify(job.args)}}`;
   return Buffer.from(text, 'utf8');
 }
 
@@ -58,7 +59,7 @@ const isTime = (value: unknown): value is number =>
  * Buffer or string). Returns the problem as a string for anything that is not
  * a job of ours, so that the consumer can move it to the dead queue and go on.
  */
-export function decode(body: unknown): JobMessage | string {
+export function decode(body: unknown): ReceivedJob | string {
   let value: unknown = body;
   if (Buffer.isBuffer(body) || typeof body === 'string') {
     try {
@@ -80,18 +81,61 @@ export function decode(body: unknown): JobMessage | string {
   if (lastError !== undefined && (!isObject(lastError) || typeof lastError.message !== 'string')) {
     return 'lastError is not an error';
   }
-  return {
+  return new ReceivedJob(
     id,
     handler,
     queue,
-    key: key as string | undefined,
-    args: args as JobArgs,
-    argsJson: JSON.stringify(args),
+    key as string | undefined,
+    args as JobArgs,
     enqueuedAt,
     runAt,
     fails,
-    lastError: lastError as JobErrorInfo | undefined,
-  };
+    lastError as JobErrorInfo | undefined,
+  );
+}
+
+/**
+ * A job as a consumer read it: a {@link JobMessage} and the facade's
+ * `RunnableJob` in one object of one shape (a consumer makes one per message).
+ * `argsJson` is computed on demand: this adapter encodes from `args`.
+ */
+export class ReceivedJob implements JobMessage {
+  readonly uniqueKey = undefined;
+  /** Set by the consumer from the handler's registration. */
+  ordered = false;
+
+  constructor(
+    readonly id: string,
+    readonly handler: string,
+    readonly queue: string,
+    readonly key: string | undefined,
+    readonly args: JobArgs,
+    readonly enqueuedAt: number,
+    readonly runAt: number,
+    readonly fails: number,
+    readonly lastError: JobErrorInfo | undefined,
+  ) {}
+
+  get argsJson(): string {
+    return JSON.stringify(this.args);
+  }
+
+  /** The same job after one more failed attempt, due at `runAt`. */
+  failed(error: JobErrorInfo, runAt: number): ReceivedJob {
+    const next = new ReceivedJob(
+      this.id,
+      this.handler,
+      this.queue,
+      this.key,
+      this.args,
+      this.enqueuedAt,
+      runAt,
+      this.fails + 1,
+      error,
+    );
+    next.ordered = this.ordered;
+    return next;
+  }
 }
 
 /** A short, printable excerpt of a body that could not be read. */
