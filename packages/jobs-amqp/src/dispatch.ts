@@ -86,7 +86,10 @@ export class Dispatcher<T extends Task = Task> {
       const index = this.#waiting.findIndex((task) => {
         if (task.line !== undefined && blocked?.has(task.line) === true) return false;
         if (this.#fits(task)) return true;
-        if (task.line !== undefined) (blocked ??= new Set()).add(task.line);
+        if (task.line !== undefined) {
+          blocked ??= new Set();
+          blocked.add(task.line);
+        }
         return false;
       });
       if (index < 0) return;
