@@ -242,24 +242,47 @@ export class AmqpJobAdapter implements JobAdapter {
     }
   }
 
+  /** Publishes waiting for their confirm, with their deadlines: one sweeping timer bounds them all. */
+  readonly #deadlines = new Set<{ readonly at: number; readonly fail: (error: Error) => void }>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
   /**
    * Bound a publish (or a batch of them) by `enqueueTimeoutMs`: the client
    * waits that long for a connection, and this covers a confirm that never
-   * comes. One timer per call, not one per message.
+   * comes. A timer per publish would cost more than the publish; one interval
+   * sweeps the deadlines while any are pending.
    */
-  async #timed<T>(work: Promise<T>): Promise<T> {
-    work.catch(() => undefined);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(this.#unavailable(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`))),
-        this.#o.enqueueTimeoutMs + 1000,
+  #timed<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = {
+        at: Date.now() + this.#o.enqueueTimeoutMs + 1000,
+        fail: (error: Error) => reject(error),
+      };
+      this.#deadlines.add(entry);
+      this.#sweeper ??= setInterval(() => this.#sweep(), 250);
+      work.then(
+        (value) => {
+          this.#deadlines.delete(entry);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#deadlines.delete(entry);
+          reject(error);
+        },
       );
     });
-    try {
-      return await Promise.race([work, timeout]);
-    } finally {
-      clearTimeout(timer);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const entry of this.#deadlines) {
+      if (entry.at > now) continue;
+      this.#deadlines.delete(entry);
+      entry.fail(this.#unavailable(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`)));
+    }
+    if (this.#deadlines.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
     }
   }
 
@@ -777,6 +800,7 @@ export class AmqpJobAdapter implements JobAdapter {
     await Promise.all(this.#workers.map((w) => w.stop().catch(() => undefined)));
     if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
     await this.#publisher?.close().catch(() => undefined);
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     const conn = this.#conn;
     if (conn !== undefined) await settlesWithin(conn.close(), 2000).then((ok) => ok || conn.unsafeDestroy());
   }
