@@ -109,8 +109,9 @@ export class AmqpJobAdapter implements JobAdapter {
   #conn: Connection | undefined;
   #publisher: Publisher | undefined;
   #runtime: AdapterRuntime | undefined;
-  /** Broker queues declared on the current connection. */
+  /** Broker queues declared on the current connection, and those whose declaration is done. */
   #declared = new Map<string, Promise<void>>();
+  #ready = new Set<string>();
   readonly #consumers = new Set<QueueConsumer>();
   #dispatcher = new Dispatcher<SourcedTask>(1);
   readonly #workers: Worker[] = [];
@@ -179,6 +180,7 @@ export class AmqpJobAdapter implements JobAdapter {
     this.#conn ??= this.#openConnection('', () => {
       // A restarted broker kept its durable queues, but a deleted one must be declared again.
       this.#declared = new Map();
+      this.#ready = new Set();
     });
     return this.#conn;
   }
@@ -297,6 +299,7 @@ export class AmqpJobAdapter implements JobAdapter {
         } finally {
           if (channel.active) await channel.close().catch(() => undefined);
         }
+        this.#ready.add(name);
       })().catch((error: unknown) => {
         this.#declared.delete(name);
         throw this.#mapError(error, `to declare ${name}`);
@@ -363,7 +366,7 @@ export class AmqpJobAdapter implements JobAdapter {
     extra?: Record<string, unknown>,
     declared = false,
   ): Promise<void> {
-    if (!declared) await this.#ensureWork(target, queue);
+    if (!declared && !this.#ready.has(target)) await this.#ensureWork(target, queue);
     const body = encode(job, extra);
     const left = job.runAt - Date.now();
     if (left <= 0) return this.#send({ routingKey: target, messageId: job.id }, body);
@@ -385,27 +388,20 @@ export class AmqpJobAdapter implements JobAdapter {
   async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
     if (this.#closed) throw new QueueUnavailableError('amqp', 'the adapter is closed');
     const targets = records.map((record) => this.#target(record.queue, record.handler, record.key));
-    // Declarations first, once per distinct queue; then every publish at once, awaiting the confirms together.
-    const declared = new Map<string, Promise<void>>();
+    // Declarations first, once per distinct queue not declared yet; then every publish at once.
+    const declaring = new Map<string, Promise<void>>();
     targets.forEach((target, i) => {
-      if (!declared.has(target)) declared.set(target, this.#ensureWork(target, (records[i] as JobRecord).queue));
+      if (!this.#ready.has(target) && !declaring.has(target)) {
+        declaring.set(target, this.#ensureWork(target, (records[i] as JobRecord).queue));
+      }
     });
-    await this.#timed(
-      (async () => {
-        await Promise.all(declared.values());
-        await Promise.all(
-          records.map((record, i) =>
-            this.#place(
-              targets[i] as string,
-              record.queue,
-              { ...record, fails: 0, lastError: undefined },
-              undefined,
-              true,
-            ),
-          ),
-        );
-      })(),
-    );
+    const publish = (): Promise<unknown> =>
+      Promise.all(
+        records.map((record, i) =>
+          this.#place(targets[i] as string, record.queue, { ...record, fails: 0, lastError: undefined }, undefined, true),
+        ),
+      );
+    await this.#timed(declaring.size === 0 ? publish() : Promise.all(declaring.values()).then(publish));
     return records.map((record) => ({ id: record.id, duplicate: false }));
   }
 
