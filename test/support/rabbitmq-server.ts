@@ -14,12 +14,12 @@
  * @module
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort } from './ports.js';
 import { sleep } from './wait.js';
 
@@ -35,10 +35,13 @@ export interface RabbitTestServer {
   stop(): Promise<void>;
   /** Stop the node (SIGTERM: a clean broker shutdown, data kept) and start it again on the same ports. */
   restart(opts?: { downMs?: number; kill?: boolean }): Promise<void>;
+  /** Run `rabbitmqctl` against this node (`add_vhost`, `add_user`, `set_permissions`, …); resolves with its output. */
+  ctl(...args: string[]): Promise<string>;
 }
 
 /** The broker script itself (`/usr/sbin/rabbitmq-server` is a wrapper that switches to the rabbitmq user). */
 const binary = process.env.RABBITMQ_SERVER_BIN ?? '/usr/lib/rabbitmq/bin/rabbitmq-server';
+const ctlBinary = join(dirname(binary), 'rabbitmqctl');
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 let seq = 0;
@@ -129,6 +132,14 @@ export async function startRabbitServer(opts: { startTimeoutMs?: number } = {}):
     async stop() {
       await kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+    },
+    ctl(...args: string[]) {
+      return new Promise((resolve, reject) => {
+        execFile(ctlBinary, ['-n', name, ...args], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+          if (error !== null) reject(new Error(`rabbitmqctl ${args.join(' ')}: ${stderr || error.message}`));
+          else resolve(stdout);
+        });
+      });
     },
     async restart(o = {}) {
       await kill(o.kill === true ? 'SIGKILL' : 'SIGTERM');

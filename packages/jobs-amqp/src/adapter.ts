@@ -398,7 +398,13 @@ export class AmqpJobAdapter implements JobAdapter {
     const publish = (): Promise<unknown> =>
       Promise.all(
         records.map((record, i) =>
-          this.#place(targets[i] as string, record.queue, { ...record, fails: 0, lastError: undefined }, undefined, true),
+          this.#place(
+            targets[i] as string,
+            record.queue,
+            { ...record, fails: 0, lastError: undefined },
+            undefined,
+            true,
+          ),
         ),
       );
     await this.#timed(declaring.size === 0 ? publish() : Promise.all(declaring.values()).then(publish));

@@ -288,3 +288,53 @@ describe('amqp job adapter against a broker', () => {
     for (let i = 1; i < sorted.length; i++) expect((sorted[i] as number) - (sorted[i - 1] as number)).toBe(1000);
   });
 });
+
+describe('amqp job adapter with a user of its own', () => {
+  it('runs on a vhost and user from a percent-encoded URL with only the permissions its README lists', async () => {
+    const prefix = fresh();
+    await broker.ctl('add_vhost', 'jobs/x');
+    await broker.ctl('add_user', 'app@corp', 'p:s/w@rd');
+    // The least privilege of the package README: configure, write and read under the prefix, and the default exchange.
+    await broker.ctl(
+      'set_permissions',
+      '-p',
+      'jobs/x',
+      'app@corp',
+      `^${prefix}\\..*`,
+      `^(${prefix}\\..*|amq\\.default)$`,
+      `^${prefix}\\..*`,
+    );
+    const url = `amqp://app%40corp:p%3As%2Fw%40rd@127.0.0.1:${broker.port}/jobs%2Fx?prefix=${prefix}`;
+    const q = createJobQueue(url);
+    q.on('error', () => undefined);
+    open.push(q);
+    const ran: string[] = [];
+    const ticks: number[] = [];
+    const dead: string[] = [];
+    q.on('job:dead', ({ job }) => dead.push(job.id));
+    q.register('work', (_args, ctx) => void ran.push(ctx.id));
+    q.register(
+      'fail',
+      () => {
+        throw new Error('no');
+      },
+      { maxFails: 2, backoff: () => 30 },
+    );
+    q.register('beat', (_args, ctx) => void ticks.push(ctx.scheduledAt.getTime()));
+    q.periodic('beat', '* * * * * *', { handler: 'beat' });
+    await q.start();
+    const now = await q.perform({ handler: 'work' });
+    const later = await q.performIn({ handler: 'work' }, 300);
+    const failing = await q.perform({ handler: 'fail' });
+    await until(
+      () => ran.includes(now.id) && ran.includes(later.id) && dead.includes(failing.id) && ticks.length > 0,
+      4000,
+      'jobs, a delayed job, a dead job and a tick',
+    );
+    // Outside its prefix, the same user is refused.
+    const other = createJobQueue(`amqp://app%40corp:p%3As%2Fw%40rd@127.0.0.1:${broker.port}/jobs%2Fx?prefix=other`);
+    other.on('error', () => undefined);
+    open.push(other);
+    await expect(other.perform({ handler: 'work' })).rejects.toThrow(/ACCESS_REFUSED/);
+  });
+});
