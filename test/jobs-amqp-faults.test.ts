@@ -62,6 +62,25 @@ describe('amqp job queue with consumer processes under faults', () => {
     expect(report.duplicates).toBeLessThanOrEqual(8);
   });
 
+  it('SIGSTOP past two heartbeats: the broker drops the paused consumer and redelivers its jobs; nothing lost', async () => {
+    const report = await run(0, async (c) => {
+      c.replicas[1]?.signal('SIGSTOP');
+      await sleep(7000);
+      c.replicas[1]?.signal('SIGCONT');
+    });
+    expect(report.duplicates).toBeLessThanOrEqual(8);
+  });
+
+  it('partitioned: a paused owner loses its lease, and its partitions wait for the broker to drop it; order kept', async () => {
+    const report = await run(6, async (c) => {
+      // Lease TTL 1 s, heartbeat 2 s: the new owners subscribe long before the broker lets them consume.
+      c.replicas[0]?.signal('SIGSTOP');
+      await sleep(7000);
+      c.replicas[0]?.signal('SIGCONT');
+    });
+    expect(report.duplicates).toBeLessThanOrEqual(8);
+  });
+
   it('partitioned: a replica joining, kill -9, a cut connection and a replica leaving keep per-key order, nothing lost', async () => {
     const report = await run(
       6,

@@ -112,6 +112,8 @@ export class AmqpJobAdapter implements JobAdapter {
   /** Broker queues declared on the current connection, and those whose declaration is done. */
   #declared = new Map<string, Promise<void>>();
   #ready = new Set<string>();
+  /** Dead queues declared by this process (for {@link AmqpJobAdapter.brokerCounts}). */
+  readonly #deadQueues = new Set<string>();
   readonly #consumers = new Set<QueueConsumer>();
   #dispatcher = new Dispatcher<SourcedTask>(1);
   readonly #workers: Worker[] = [];
@@ -321,6 +323,7 @@ export class AmqpJobAdapter implements JobAdapter {
     const t = this.#topology;
     await this.#declareExchanges(channel);
     const dead = t.deadQueue(queue);
+    this.#deadQueues.add(dead);
     await channel.queueDeclare({ queue: dead, durable: true, arguments: t.deadArguments() });
     await channel.queueBind({ queue: dead, exchange: t.deadExchange, routingKey: dead });
     await channel.queueDeclare({
@@ -820,6 +823,56 @@ export class AmqpJobAdapter implements JobAdapter {
     return this.#discovery;
   }
 
+  // ── counts: what AMQP can tell ───────────────────────────────────────────
+
+  /**
+   * Messages ready (not delivered to a consumer) and consumers of every broker
+   * queue this process knows: the work or partition queues and dead queues of
+   * the queues it consumes or has published to, and the delay tiers declared so
+   * far. This is what AMQP can count without taking messages off a queue;
+   * per-handler and per-state counts of the admin API need more (see the README).
+   */
+  async brokerCounts(): Promise<BrokerQueueCount[]> {
+    const t = this.#topology;
+    const names = new Set<string>(this.#ready);
+    if (this.#runtime !== undefined) {
+      for (const queue of this.#consumedQueues()) {
+        names.add(t.deadQueue(queue));
+        if (this.#o.partitions === 0) {
+          for (const handler of this.#rt.handlers.keys()) names.add(t.handlerQueue(queue, handler));
+        } else {
+          for (let p = 0; p < this.#o.partitions; p++) names.add(t.partitionQueue(queue, p));
+        }
+      }
+    }
+    for (const name of this.#deadQueues) names.add(name);
+    const counts: BrokerQueueCount[] = [];
+    let channel: Channel | undefined;
+    try {
+      for (const name of [...names].sort()) {
+        if (channel?.active !== true) channel = await this.#connection.acquire();
+        try {
+          const { messageCount, consumerCount } = await channel.queueDeclare({ queue: name, passive: true });
+          counts.push({ name, kind: this.#kindOf(name), messages: messageCount, consumers: consumerCount });
+        } catch (error) {
+          // A queue nobody declared yet holds nothing (the broker closed the channel; the next name takes a new one).
+          if ((error as { code?: unknown }).code !== 'NOT_FOUND') throw this.#mapError(error, `to count ${name}`);
+        }
+      }
+    } finally {
+      if (channel?.active === true) await channel.close().catch(() => undefined);
+    }
+    return counts;
+  }
+
+  #kindOf(name: string): BrokerQueueCount['kind'] {
+    const p = this.#topology.prefix;
+    if (name.startsWith(`${p}.dead.`)) return 'dead';
+    if (name.startsWith(`${p}.delay.`)) return 'delay';
+    if (name.startsWith(`${p}.cron.`)) return 'cron';
+    return this.#o.partitions > 0 ? 'partition' : 'work';
+  }
+
   // ── admin: not offered (see the package README) ──────────────────────────
 
   stats(): Promise<JobStats> {
@@ -851,6 +904,16 @@ export class AmqpJobAdapter implements JobAdapter {
   unpause(): Promise<void> {
     return this.pause();
   }
+}
+
+/** One broker queue as {@link AmqpJobAdapter.brokerCounts} reports it. */
+export interface BrokerQueueCount {
+  readonly name: string;
+  /** `work` (plain mode), `partition`, `dead`, `delay` (a tier) or `cron`. */
+  readonly kind: 'work' | 'partition' | 'dead' | 'delay' | 'cron';
+  /** Messages ready, not counting those delivered to a consumer and not yet acknowledged. */
+  readonly messages: number;
+  readonly consumers: number;
 }
 
 /** A dispatcher task with where its delivery came from. */

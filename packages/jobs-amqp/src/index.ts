@@ -16,6 +16,7 @@
  * @module
  */
 
+export type { BrokerQueueCount } from './adapter.js';
 export { AmqpJobAdapter, AmqpRefusedError, jobAdapterFromUrl } from './adapter.js';
 export type { AmqpJobOptions, CompiledAmqpJobOptions } from './options.js';
 export { compileAmqpJobOptions, redactAmqpUrl } from './options.js';

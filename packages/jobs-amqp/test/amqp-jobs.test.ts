@@ -338,3 +338,27 @@ describe('amqp job adapter with a user of its own', () => {
     await expect(other.perform({ handler: 'work' })).rejects.toThrow(/ACCESS_REFUSED/);
   });
 });
+
+describe('amqp job adapter counts', () => {
+  it('counts ready messages and consumers per broker queue: work, dead and delay tiers', async () => {
+    const prefix = fresh();
+    const adapter = new AmqpJobAdapter({ url: `${broker.url}?prefix=${prefix}` });
+    const q = createJobQueue(adapter);
+    q.on('error', () => undefined);
+    open.push(q);
+    await q.performMany([{ handler: 'mail' }, { handler: 'mail' }, { handler: 'sms', queue: 'urgent' }]);
+    await q.performIn({ handler: 'mail' }, 60_000);
+    const counts = await adapter.brokerCounts();
+    const of = (name: string) => counts.find((c) => c.name === name);
+    expect(of(`${prefix}.q.default.mail`)).toEqual({
+      name: `${prefix}.q.default.mail`,
+      kind: 'work',
+      messages: 2,
+      consumers: 0,
+    });
+    expect(of(`${prefix}.q.urgent.sms`)).toMatchObject({ kind: 'work', messages: 1 });
+    expect(of(`${prefix}.dead.default`)).toMatchObject({ kind: 'dead', messages: 0 });
+    // 60 s: the 32,768 ms tier first.
+    expect(of(`${prefix}.delay.32768`)).toMatchObject({ kind: 'delay', messages: 1 });
+  });
+});
