@@ -544,6 +544,8 @@ export class AmqpJobAdapter implements JobAdapter {
     };
     const conn = this.#openConnection(`${from}`);
     const consumer = this.#consume(source, this.#rt.options.concurrency, conn);
+    // Ours alone to end: stop() and close() must not close its channel gracefully (that would requeue at the back).
+    this.#consumers.delete(consumer);
     const ended = AbortSignal.any([ctx.signal, this.#stopping.signal]);
     await new Promise<void>((resolve) => {
       if (ended.aborted) resolve();
@@ -559,7 +561,6 @@ export class AmqpJobAdapter implements JobAdapter {
     abort.abort(new JobAbortedError(`partition ${ctx.shard} of ${queue} handed over`));
     this.#dispatcher.dropWaiting((task) => task.source === source);
     await this.#idleOf(from);
-    this.#consumers.delete(consumer);
     if (consumer.unsettled > 0) conn.unsafeDestroy();
     await consumer.close();
     await settlesWithin(conn.close(), 1000).then((closed) => closed || conn.unsafeDestroy());

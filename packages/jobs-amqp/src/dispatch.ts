@@ -58,15 +58,16 @@ export class Dispatcher<T extends Task = Task> {
     const dropped = this.#waiting.filter(filter);
     this.#waiting = this.#waiting.filter((t) => !filter(t));
     for (const task of dropped) task.drop();
+    for (const done of [...this.#settled]) done();
     return dropped.length;
   }
 
-  /** Resolves once nothing runs. */
+  /** Resolves once nothing runs and nothing waits. */
   idle(): Promise<void> {
-    if (this.#running === 0) return Promise.resolve();
+    if (this.#running === 0 && this.#waiting.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
-        if (this.#running > 0) return;
+        if (this.#running > 0 || this.#waiting.length > 0) return;
         this.#settled.delete(done);
         resolve();
       };
@@ -109,8 +110,8 @@ export class Dispatcher<T extends Task = Task> {
         this.#running--;
         this.#byHandler.set(task.handler, (this.#byHandler.get(task.handler) ?? 1) - 1);
         if (task.line !== undefined) this.#lines.delete(task.line);
-        for (const done of [...this.#settled]) done();
         this.#pump();
+        for (const done of [...this.#settled]) done();
       });
   }
 }
