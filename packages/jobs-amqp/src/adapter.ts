@@ -21,14 +21,11 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { hostname } from 'node:os';
 import {
   createDiscovery,
   type Discovery,
-  errorMessage,
   InvalidRecordError,
   type ShardContext,
-  ShardworkError,
   settlesWithin,
   sleep,
   Worker,
@@ -55,27 +52,14 @@ import {
   type StopResult,
   UnsupportedFeatureError,
 } from '@shardwork/jobs';
-import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitmq-client';
+import type { Channel, Connection } from 'rabbitmq-client';
+import { Broker } from './broker.js';
 import { type Delivery, QueueConsumer } from './consumer.js';
 import { CronLeader } from './cron.js';
 import { Dispatcher, type Task } from './dispatch.js';
 import { decode, encode, encodeRecord, excerpt, type JobMessage, type ReceivedJob } from './message.js';
 import { type AmqpJobOptions, type CompiledAmqpJobOptions, compileAmqpJobOptions } from './options.js';
-import { TICK_HEADER, TIER_HEADER, Topology, tierFor } from './topology.js';
-
-/** The broker refused an operation for a reason retrying will not fix (a queue declared with other arguments, a permission). */
-export class AmqpRefusedError extends ShardworkError<'AMQP_REFUSED'> {
-  constructor(what: string, cause: unknown) {
-    super('AMQP_REFUSED', `RabbitMQ refused ${what}: ${errorMessage(cause)}`, { cause });
-    this.name = 'AmqpRefusedError';
-  }
-}
-
-/** Broker reply codes that retrying does not fix. */
-const REFUSALS = new Set(['PRECONDITION_FAILED', 'ACCESS_REFUSED', 'NOT_ALLOWED', 'RESOURCE_LOCKED', 'NOT_FOUND']);
-
-/** Content type of job bodies (rabbitmq-client hands `application/json` over parsed). */
-const CONTENT_TYPE = 'application/json';
+import { TICK_HEADER, Topology } from './topology.js';
 
 /** A job whose handler this process lacks is sent round again after about this long, for a process that has it. */
 const UNKNOWN_HANDLER_RETRY_MS = 1000;
@@ -106,14 +90,8 @@ export class AmqpJobAdapter implements JobAdapter {
   readonly unsupported: readonly JobFeature[];
   readonly #o: CompiledAmqpJobOptions;
   readonly #topology: Topology;
-  #conn: Connection | undefined;
-  #publisher: Publisher | undefined;
+  readonly #broker: Broker;
   #runtime: AdapterRuntime | undefined;
-  /** Broker queues declared on the current connection, and those whose declaration is done. */
-  #declared = new Map<string, Promise<void>>();
-  #ready = new Set<string>();
-  /** Dead queues declared by this process (for {@link AmqpJobAdapter.brokerCounts}). */
-  readonly #deadQueues = new Set<string>();
   readonly #consumers = new Set<QueueConsumer>();
   #dispatcher = new Dispatcher<SourcedTask>(1);
   readonly #workers: Worker[] = [];
@@ -127,6 +105,7 @@ export class AmqpJobAdapter implements JobAdapter {
   constructor(options: AmqpJobOptions = {}) {
     this.#o = compileAmqpJobOptions(options);
     this.#topology = new Topology(this.#o.prefix, this.#o.deliveryLimit);
+    this.#broker = new Broker(this.#o, this.#topology, (error) => this.#reportError(error));
     setMaxListeners(0, this.#stopping.signal, this.#aborting.signal);
     // RabbitMQ 3.10 quorum queues have no priorities, and the broker keeps no state to hold a unique key or a pause.
     this.unsupported = [
@@ -176,214 +155,12 @@ export class AmqpJobAdapter implements JobAdapter {
     this.#runtime?.emit('error', { error });
   }
 
-  // ── connection and declarations ───────────────────────────────────────────
-
-  get #connection(): Connection {
-    this.#conn ??= this.#openConnection('', () => {
-      // A restarted broker kept its durable queues, but a deleted one must be declared again.
-      this.#declared = new Map();
-      this.#ready = new Set();
-    });
-    return this.#conn;
-  }
-
-  /** A connection to the broker that reconnects with backoff and reports one error per outage. */
-  #openConnection(name: string, onReconnect?: () => void): Connection {
-    const o = this.#o;
-    const conn = new Connection({
-      hostname: o.hostname,
-      port: o.port,
-      username: o.username,
-      password: o.password,
-      vhost: o.vhost,
-      tls: o.tls,
-      heartbeat: o.heartbeat,
-      connectionTimeout: o.connectTimeoutMs,
-      acquireTimeout: Math.max(100, o.enqueueTimeoutMs),
-      retryLow: 100,
-      retryHigh: 2000,
-      connectionName: `shardwork ${hostname()} ${process.pid}${name === '' ? '' : ` ${name}`}`,
-    });
-    let connectedOnce = false;
-    let reported = false;
-    conn.on('error', (error: unknown) => {
-      if (reported) return;
-      reported = true;
-      this.#reportError(this.#unavailable(error));
-    });
-    conn.on('connection', () => {
-      reported = false;
-      if (connectedOnce) onReconnect?.();
-      connectedOnce = true;
-    });
-    return conn;
-  }
-
-  #unavailable(error: unknown): QueueUnavailableError {
-    if (error instanceof QueueUnavailableError) return error;
-    return new QueueUnavailableError('amqp', `${this.#o.target}: ${errorMessage(error)}`, error);
-  }
-
-  /** An error as the caller should see it: a refusal as it is, anything else as "unavailable". */
-  #mapError(error: unknown, what: string): Error {
-    if (error instanceof ShardworkError) return error;
-    const code = (error as { code?: unknown } | null)?.code;
-    if (typeof code === 'string' && REFUSALS.has(code)) return new AmqpRefusedError(what, error);
-    return this.#unavailable(error);
-  }
-
-  get #publish(): Publisher {
-    this.#publisher ??= this.#connection.createPublisher({ confirm: true, maxAttempts: 1 });
-    return this.#publisher;
-  }
-
-  /** Publish and wait for the broker's confirm (see {@link AmqpJobAdapter.#timed} for the bound). */
-  async #send(envelope: Envelope, body: Buffer): Promise<void> {
-    try {
-      await this.#publish.send({ durable: true, contentType: CONTENT_TYPE, ...envelope }, body);
-    } catch (error) {
-      throw this.#mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
-    }
-  }
-
-  /** Publishes waiting for their confirm, with their deadlines: one sweeping timer bounds them all. */
-  readonly #deadlines = new Set<{ readonly at: number; readonly fail: (error: Error) => void }>();
-  #sweeper: ReturnType<typeof setInterval> | undefined;
-
-  /**
-   * Bound a publish (or a batch of them) by `enqueueTimeoutMs`: the client
-   * waits that long for a connection, and this covers a confirm that never
-   * comes. A timer per publish would cost more than the publish; one interval
-   * sweeps the deadlines while any are pending.
-   */
-  #timed<T>(work: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const entry = {
-        at: Date.now() + this.#o.enqueueTimeoutMs + 1000,
-        fail: (error: Error) => reject(error),
-      };
-      this.#deadlines.add(entry);
-      this.#sweeper ??= setInterval(() => this.#sweep(), 250);
-      work.then(
-        (value) => {
-          this.#deadlines.delete(entry);
-          resolve(value);
-        },
-        (error: unknown) => {
-          this.#deadlines.delete(entry);
-          reject(error);
-        },
-      );
-    });
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    for (const entry of this.#deadlines) {
-      if (entry.at > now) continue;
-      this.#deadlines.delete(entry);
-      entry.fail(this.#unavailable(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`)));
-    }
-    if (this.#deadlines.size === 0 && this.#sweeper !== undefined) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
-  }
-
-  /** Declare something once per connection (concurrent callers share the declaration). */
-  #once(name: string, declare: (channel: Channel) => Promise<void>): Promise<void> {
-    let pending = this.#declared.get(name);
-    if (pending === undefined) {
-      pending = (async () => {
-        const channel = await this.#connection.acquire();
-        try {
-          await declare(channel);
-        } finally {
-          if (channel.active) await channel.close().catch(() => undefined);
-        }
-        this.#ready.add(name);
-      })().catch((error: unknown) => {
-        this.#declared.delete(name);
-        throw this.#mapError(error, `to declare ${name}`);
-      });
-      this.#declared.set(name, pending);
-    }
-    return pending;
-  }
-
-  async #declareExchanges(channel: Channel): Promise<void> {
-    const t = this.#topology;
-    await channel.exchangeDeclare({ exchange: t.dueExchange, type: 'direct', durable: true });
-    await channel.exchangeDeclare({ exchange: t.delayExchange, type: 'headers', durable: true });
-    await channel.exchangeDeclare({ exchange: t.deadExchange, type: 'direct', durable: true });
-  }
-
-  /** Declare a work (or partition) queue with its dead queue and its binding for delayed jobs, on `channel`. */
-  async #declareWork(channel: Channel, target: string, queue: string): Promise<void> {
-    const t = this.#topology;
-    await this.#declareExchanges(channel);
-    const dead = t.deadQueue(queue);
-    this.#deadQueues.add(dead);
-    await channel.queueDeclare({ queue: dead, durable: true, arguments: t.deadArguments() });
-    await channel.queueBind({ queue: dead, exchange: t.deadExchange, routingKey: dead });
-    await channel.queueDeclare({
-      queue: target,
-      durable: true,
-      arguments: t.workArguments(queue, this.#o.partitions > 0),
-    });
-    await channel.queueBind({ queue: target, exchange: t.dueExchange, routingKey: target });
-  }
-
-  #ensureWork(target: string, queue: string): Promise<void> {
-    return this.#once(target, (channel) => this.#declareWork(channel, target, queue));
-  }
-
-  #ensureTier(ms: number): Promise<void> {
-    const t = this.#topology;
-    const name = t.tierQueue(ms);
-    return this.#once(name, async (channel) => {
-      await this.#declareExchanges(channel);
-      await channel.queueDeclare({ queue: name, durable: true, arguments: t.tierArguments(ms) });
-      await channel.queueBind({
-        queue: name,
-        exchange: t.delayExchange,
-        routingKey: '',
-        arguments: { 'x-match': 'all', [TIER_HEADER]: String(ms) },
-      });
-    });
-  }
-
   /** The broker queue of a job. */
   #target(queue: string, handler: string, key: string | undefined): string {
     const t = this.#topology;
     const n = this.#o.partitions;
     if (n === 0) return t.handlerQueue(queue, handler);
     return t.partitionQueue(queue, key === undefined ? Math.floor(Math.random() * n) : partitionOf(key, n));
-  }
-
-  /** Put a job where it waits until `runAt`: its work queue if due, else the tier for the time left. */
-  async #place(
-    target: string,
-    queue: string,
-    job: JobMessage,
-    extra?: Record<string, unknown>,
-    declared = false,
-  ): Promise<void> {
-    if (!declared && !this.#ready.has(target)) await this.#ensureWork(target, queue);
-    const body = encode(job, extra);
-    const left = job.runAt - Date.now();
-    if (left <= 0) return this.#send({ routingKey: target, messageId: job.id }, body);
-    const tier = tierFor(left);
-    await this.#ensureTier(tier);
-    await this.#send(
-      {
-        exchange: this.#topology.delayExchange,
-        routingKey: target,
-        headers: { [TIER_HEADER]: String(tier) },
-        messageId: job.id,
-      },
-      body,
-    );
   }
 
   // ── producing ─────────────────────────────────────────────────────────────
@@ -394,14 +171,14 @@ export class AmqpJobAdapter implements JobAdapter {
     // Declarations first, once per distinct queue not declared yet; then every publish at once.
     const declaring = new Map<string, Promise<void>>();
     targets.forEach((target, i) => {
-      if (!this.#ready.has(target) && !declaring.has(target)) {
-        declaring.set(target, this.#ensureWork(target, (records[i] as JobRecord).queue));
+      if (!this.#broker.isReady(target) && !declaring.has(target)) {
+        declaring.set(target, this.#broker.ensureWork(target, (records[i] as JobRecord).queue));
       }
     });
     const publish = (): Promise<unknown> =>
       Promise.all(
         records.map((record, i) =>
-          this.#place(
+          this.#broker.place(
             targets[i] as string,
             record.queue,
             { ...record, fails: 0, lastError: undefined },
@@ -410,7 +187,7 @@ export class AmqpJobAdapter implements JobAdapter {
           ),
         ),
       );
-    await this.#timed(declaring.size === 0 ? publish() : Promise.all(declaring.values()).then(publish));
+    await this.#broker.timed(declaring.size === 0 ? publish() : Promise.all(declaring.values()).then(publish));
     return records.map((record) => ({ id: record.id, duplicate: false }));
   }
 
@@ -431,11 +208,11 @@ export class AmqpJobAdapter implements JobAdapter {
     if (queues.length === 0) return;
     const o = this.#o;
     this.#dispatcher = new Dispatcher<SourcedTask>(rt.options.concurrency);
-    const conn = this.#connection;
+    const conn = this.#broker.connection;
     try {
       await conn.onConnect(o.startTimeoutMs, true);
     } catch (error) {
-      throw this.#unavailable(error);
+      throw this.#broker.unavailable(error);
     }
     const began = Date.now();
     if (o.partitions === 0) {
@@ -443,7 +220,7 @@ export class AmqpJobAdapter implements JobAdapter {
       for (const queue of queues) {
         for (const reg of rt.handlers.values()) {
           const target = this.#topology.handlerQueue(queue, reg.name);
-          await this.#ensureWork(target, queue);
+          await this.#broker.ensureWork(target, queue);
           consumers.push(
             this.#consume({ queue, from: target }, prefetchOf(rt.options.concurrency, reg.maxConcurrency)),
           );
@@ -486,10 +263,10 @@ export class AmqpJobAdapter implements JobAdapter {
         topology: this.#topology,
         periodics: rt.periodics,
         target: (p) => this.#periodicTarget(p),
-        declareTarget: (channel, target, p) => this.#declareWork(channel, target, this.#periodicQueue(p)),
+        declareTarget: (channel, target, p) => this.#broker.declareWork(channel, target, this.#periodicQueue(p)),
         publishTicks: (p, ticks) => this.#publishTicks(p, ticks),
         publishSkip: (p, tick) =>
-          this.#send(
+          this.#broker.send(
             {
               routingKey: this.#topology.cronLast(p.name),
               headers: { [TICK_HEADER]: tick },
@@ -500,21 +277,21 @@ export class AmqpJobAdapter implements JobAdapter {
         reportError: (error) => this.#reportError(error),
       });
       await this.#cron.start().catch((error: unknown) => {
-        throw this.#mapError(error, 'to set up periodic jobs');
+        throw this.#broker.mapError(error, 'to set up periodic jobs');
       });
     }
   }
 
   /** Subscribe to one broker queue until stop. */
-  #consume(source: Source, prefetch: number, conn: Connection = this.#connection): QueueConsumer {
+  #consume(source: Source, prefetch: number, conn: Connection = this.#broker.connection): QueueConsumer {
     const consumer = new QueueConsumer(conn, {
       queue: source.from,
       prefetch,
       abort:
         source.aborted === undefined ? this.#aborting.signal : AbortSignal.any([this.#aborting.signal, source.aborted]),
-      declare: (channel) => this.#declareWork(channel, source.from, source.queue),
+      declare: (channel) => this.#broker.declareWork(channel, source.from, source.queue),
       onMessage: (delivery) => this.#onDelivery(source, delivery),
-      onError: (error) => this.#reportError(this.#mapError(error, `consuming ${source.from}`)),
+      onError: (error) => this.#reportError(this.#broker.mapError(error, `consuming ${source.from}`)),
     });
     this.#consumers.add(consumer);
     consumer.start();
@@ -542,7 +319,7 @@ export class AmqpJobAdapter implements JobAdapter {
       owned: () => ctx.owned,
       aborted: abort.signal,
     };
-    const conn = this.#openConnection(`${from}`);
+    const conn = this.#broker.openConnection(`${from}`);
     const consumer = this.#consume(source, this.#rt.options.concurrency, conn);
     // Ours alone to end: stop() and close() must not close its channel gracefully (that would requeue at the back).
     this.#consumers.delete(consumer);
@@ -637,7 +414,7 @@ export class AmqpJobAdapter implements JobAdapter {
   ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#timed(this.#place(source.from, source.queue, job, extra));
+        await this.#broker.timed(this.#broker.place(source.from, source.queue, job, extra));
         delivery.ack();
         return true;
       } catch (error) {
@@ -661,11 +438,14 @@ export class AmqpJobAdapter implements JobAdapter {
     this.#rt.emit('record:invalid', { error });
     const dead = this.#topology.deadQueue(source.queue);
     try {
-      await this.#ensureWork(source.from, source.queue);
+      await this.#broker.ensureWork(source.from, source.queue);
       const body = Buffer.from(
         JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) }),
       );
-      await this.#send({ routingKey: dead, messageId: delivery.message.messageId ?? `invalid-${Date.now()}` }, body);
+      await this.#broker.send(
+        { routingKey: dead, messageId: delivery.message.messageId ?? `invalid-${Date.now()}` },
+        body,
+      );
       delivery.ack();
     } catch (e) {
       this.#reportError(e);
@@ -733,8 +513,8 @@ export class AmqpJobAdapter implements JobAdapter {
         const now = Date.now();
         const dead = job.failed(errorInfo(outcome.error, now), job.runAt);
         try {
-          await this.#ensureWork(source.from, source.queue);
-          await this.#send(
+          await this.#broker.ensureWork(source.from, source.queue);
+          await this.#broker.send(
             { routingKey: this.#topology.deadQueue(source.queue), messageId: job.id },
             encode(dead, { deadReason: outcome.reason, diedAt: now }),
           );
@@ -760,7 +540,7 @@ export class AmqpJobAdapter implements JobAdapter {
     const rt = this.#rt;
     for (const tick of ticks) {
       const record = rt.periodicRecord(periodic, tick);
-      await this.#send(
+      await this.#broker.send(
         {
           exchange: this.#topology.cronExchange,
           routingKey: periodic.name,
@@ -805,10 +585,7 @@ export class AmqpJobAdapter implements JobAdapter {
     await Promise.all([...this.#consumers].map((c) => c.close()));
     await Promise.all(this.#workers.map((w) => w.stop().catch(() => undefined)));
     if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
-    await this.#publisher?.close().catch(() => undefined);
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    const conn = this.#conn;
-    if (conn !== undefined) await settlesWithin(conn.close(), 2000).then((ok) => ok || conn.unsafeDestroy());
+    await this.#broker.close();
   }
 
   /** The coordinator's discovery connection (made on first use; closed with the adapter unless it was given). */
@@ -835,7 +612,7 @@ export class AmqpJobAdapter implements JobAdapter {
    */
   async brokerCounts(): Promise<BrokerQueueCount[]> {
     const t = this.#topology;
-    const names = new Set<string>(this.#ready);
+    const names = new Set<string>(this.#broker.readyNames());
     if (this.#runtime !== undefined) {
       for (const queue of this.#consumedQueues()) {
         names.add(t.deadQueue(queue));
@@ -846,18 +623,19 @@ export class AmqpJobAdapter implements JobAdapter {
         }
       }
     }
-    for (const name of this.#deadQueues) names.add(name);
+    for (const name of this.#broker.deadQueues) names.add(name);
     const counts: BrokerQueueCount[] = [];
     let channel: Channel | undefined;
     try {
       for (const name of [...names].sort()) {
-        if (channel?.active !== true) channel = await this.#connection.acquire();
+        if (channel?.active !== true) channel = await this.#broker.connection.acquire();
         try {
           const { messageCount, consumerCount } = await channel.queueDeclare({ queue: name, passive: true });
           counts.push({ name, kind: this.#kindOf(name), messages: messageCount, consumers: consumerCount });
         } catch (error) {
           // A queue nobody declared yet holds nothing (the broker closed the channel; the next name takes a new one).
-          if ((error as { code?: unknown }).code !== 'NOT_FOUND') throw this.#mapError(error, `to count ${name}`);
+          if ((error as { code?: unknown }).code !== 'NOT_FOUND')
+            throw this.#broker.mapError(error, `to count ${name}`);
         }
       }
     } finally {

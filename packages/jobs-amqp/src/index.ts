@@ -17,7 +17,8 @@
  */
 
 export type { BrokerQueueCount } from './adapter.js';
-export { AmqpJobAdapter, AmqpRefusedError, jobAdapterFromUrl } from './adapter.js';
+export { AmqpJobAdapter, jobAdapterFromUrl } from './adapter.js';
+export { AmqpRefusedError } from './errors.js';
 export type { AmqpJobOptions, CompiledAmqpJobOptions } from './options.js';
 export { compileAmqpJobOptions, redactAmqpUrl } from './options.js';
 export { Topology, tierFor } from './topology.js';
