@@ -167,27 +167,18 @@ export class AmqpJobAdapter implements JobAdapter {
 
   async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
     if (this.#closed) throw new QueueUnavailableError('amqp', 'the adapter is closed');
-    const targets = records.map((record) => this.#target(record.queue, record.handler, record.key));
-    // Declarations first, once per distinct queue not declared yet; then every publish at once.
-    const declaring = new Map<string, Promise<void>>();
-    targets.forEach((target, i) => {
-      if (!this.#broker.isReady(target) && !declaring.has(target)) {
-        declaring.set(target, this.#broker.ensureWork(target, (records[i] as JobRecord).queue));
-      }
-    });
-    const publish = (): Promise<unknown> =>
+    // Each record is declared (once per queue and connection, shared) and published at once; the confirms are awaited together.
+    await this.#broker.timed(
       Promise.all(
-        records.map((record, i) =>
-          this.#broker.place(
-            targets[i] as string,
-            record.queue,
-            { ...record, fails: 0, lastError: undefined },
-            undefined,
-            true,
-          ),
+        records.map((record) =>
+          this.#broker.place(this.#target(record.queue, record.handler, record.key), record.queue, {
+            ...record,
+            fails: 0,
+            lastError: undefined,
+          }),
         ),
-      );
-    await this.#broker.timed(declaring.size === 0 ? publish() : Promise.all(declaring.values()).then(publish));
+      ),
+    );
     return records.map((record) => ({ id: record.id, duplicate: false }));
   }
 

@@ -20,6 +20,9 @@ import { TIER_HEADER, type Topology, tierFor } from './topology.js';
 /** Content type of job bodies (rabbitmq-client hands `application/json` over parsed). */
 const CONTENT_TYPE = 'application/json';
 
+/** Publishes of one message the broker may reject (`NACK`) before we give up. */
+const NACK_RETRIES = 6;
+
 /** See the module documentation. */
 export class Broker {
   readonly #o: CompiledAmqpJobOptions;
@@ -109,12 +112,23 @@ export class Broker {
   }
 
   /** Publish and wait for the broker's confirm (see {@link Broker.timed} for the bound). */
-  async send(envelope: Envelope, body: Buffer): Promise<void> {
-    try {
-      await this.#publish.send({ durable: true, contentType: CONTENT_TYPE, ...envelope }, body);
-    } catch (error) {
+  send(envelope: Envelope, body: Buffer): Promise<void> {
+    envelope.durable = true;
+    envelope.contentType = CONTENT_TYPE;
+    return this.#publish.send(envelope, body).catch((error: unknown) => this.#resend(envelope, body, error, 1));
+  }
+
+  /**
+   * A quorum queue that has just been declared (or is electing a leader)
+   * rejects publishes for a moment (`NACK`, "message rejected by server"):
+   * nothing was stored, so publish again, a few times with backoff.
+   */
+  async #resend(envelope: Envelope, body: Buffer, error: unknown, attempt: number): Promise<void> {
+    if ((error as { code?: unknown } | null)?.code !== 'NACK' || attempt >= NACK_RETRIES) {
       throw this.mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
     }
+    await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+    return this.#publish.send(envelope, body).catch((e: unknown) => this.#resend(envelope, body, e, attempt + 1));
   }
 
   /** Publishes waiting for their confirm, with their deadlines: one sweeping timer bounds them all. */
@@ -225,17 +239,17 @@ export class Broker {
   }
 
   /** Put a job where it waits until `runAt`: its work queue if due, else the tier for the time left. */
-  async place(
-    target: string,
-    queue: string,
-    job: JobMessage,
-    extra?: Record<string, unknown>,
-    declared = false,
-  ): Promise<void> {
-    if (!declared && !this.#ready.has(target)) await this.ensureWork(target, queue);
+  place(target: string, queue: string, job: JobMessage, extra?: Record<string, unknown>): Promise<void> {
+    // The hot path (declared, due now) stays synchronous up to the publish.
+    if (!this.#ready.has(target))
+      return this.ensureWork(target, queue).then(() => this.place(target, queue, job, extra));
     const body = encode(job, extra);
     const left = job.runAt - Date.now();
     if (left <= 0) return this.send({ routingKey: target, messageId: job.id }, body);
+    return this.#delay(target, job.id, body, left);
+  }
+
+  async #delay(target: string, id: string, body: Buffer, left: number): Promise<void> {
     const tier = tierFor(left);
     await this.ensureTier(tier);
     await this.send(
@@ -243,7 +257,7 @@ export class Broker {
         exchange: this.#topology.delayExchange,
         routingKey: target,
         headers: { [TIER_HEADER]: String(tier) },
-        messageId: job.id,
+        messageId: id,
       },
       body,
     );
