@@ -13,7 +13,7 @@ import { errorMessage, ShardworkError } from '@shardwork/core';
 import { QueueUnavailableError } from '@shardwork/jobs';
 import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitmq-client';
 import { AmqpRefusedError, REFUSALS } from './errors.js';
-import { encode, type JobMessage } from './message.js';
+import { type Encodable, encode } from './message.js';
 import type { CompiledAmqpJobOptions } from './options.js';
 import { TIER_HEADER, type Topology, tierFor } from './topology.js';
 
@@ -239,7 +239,7 @@ export class Broker {
   }
 
   /** Put a job where it waits until `runAt`: its work queue if due, else the tier for the time left. */
-  place(target: string, queue: string, job: JobMessage, extra?: Record<string, unknown>): Promise<void> {
+  place(target: string, queue: string, job: Encodable, extra?: Record<string, unknown>): Promise<void> {
     // The hot path (declared, due now) stays synchronous up to the publish.
     if (!this.#ready.has(target))
       return this.ensureWork(target, queue).then(() => this.place(target, queue, job, extra));

@@ -29,16 +29,22 @@ export interface JobMessage {
 
 /** The body of a fresh job. */
 export function encodeRecord(record: JobRecord): Buffer {
-  return encode({ ...record, fails: 0, lastError: undefined });
+  return encode(record);
 }
 
+/** A job to encode: a message, or a fresh record (no failed attempts, no error). */
+export type Encodable = Omit<JobMessage, 'fails' | 'lastError'> & {
+  readonly fails?: number;
+  readonly lastError?: JobErrorInfo | undefined;
+};
+
 /** The body of a job, with `extra` fields (a dead job's reason) at the end. */
-export function encode(job: JobMessage, extra?: Record<string, unknown>): Buffer {
+export function encode(job: Encodable, extra?: Record<string, unknown>): Buffer {
   const text =
     `{"v":${VERSION},"id":${JSON.stringify(job.id)},"handler":${JSON.stringify(job.handler)},` +
     `"queue":${JSON.stringify(job.queue)},` +
     (job.key === undefined ? '' : `"key":${JSON.stringify(job.key)},`) +
-    `"enqueuedAt":${job.enqueuedAt},"runAt":${job.runAt},"fails":${job.fails},` +
+    `"enqueuedAt":${job.enqueuedAt},"runAt":${job.runAt},"fails":${job.fails ?? 0},` +
     (job.lastError === undefined ? '' : `"lastError":${JSON.stringify(job.lastError)},`) +
     (extra === undefined
       ? ''
