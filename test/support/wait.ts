@@ -24,3 +24,12 @@ export async function eventually<T>(check: () => T | Promise<T>, withinMs: numbe
     await sleep(stepMs);
   }
 }
+
+/** Poll `check` every 10 ms until it is true; fail naming `what` once `withinMs` have passed. */
+export async function until(check: () => boolean | Promise<boolean>, withinMs: number, what: string): Promise<void> {
+  const began = Date.now();
+  while (!(await check())) {
+    if (Date.now() - began > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`);
+    await sleep(10);
+  }
+}

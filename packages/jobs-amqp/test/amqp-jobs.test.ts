@@ -6,11 +6,12 @@
  * moving between consumers.
  */
 
-import { InvalidOptionsError, sleep } from '@shardwork/core';
+import { InvalidOptionsError } from '@shardwork/core';
 import { createJobQueue, type JobQueue, type JobQueueEventMap, QueueUnavailableError } from '@shardwork/jobs';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RabbitTestServer, startRabbitServer } from '../../../test/support/rabbitmq-server.js';
+import { until } from '../../../test/support/wait.js';
 import { AmqpJobAdapter, AmqpRefusedError, compileAmqpJobOptions, tierFor } from '../src/index.js';
 
 let broker: RabbitTestServer;
@@ -39,14 +40,6 @@ function queue(prefix: string, options: Record<string, unknown> = {}): JobQueue 
   q.on('error', () => undefined);
   open.push(q);
   return q;
-}
-
-async function until(check: () => boolean | Promise<boolean>, withinMs: number, what: string): Promise<void> {
-  const began = Date.now();
-  while (!(await check())) {
-    if (Date.now() - began > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`);
-    await sleep(10);
-  }
 }
 
 /** Take every message off a queue (for dead queues, which no consumer reads). */

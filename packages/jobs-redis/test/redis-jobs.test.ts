@@ -15,6 +15,7 @@ import {
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { until } from '../../../test/support/wait.js';
 import { compileRedisJobOptions, partitionOf, queueBase } from '../src/index.js';
 
 let server: RedisTestServer;
@@ -40,14 +41,6 @@ function queue(prefix: string, partitions = 2): JobQueue {
   });
   open.push(q);
   return q;
-}
-
-async function until(check: () => boolean | Promise<boolean>, withinMs: number, what: string): Promise<void> {
-  const began = Date.now();
-  while (!(await check())) {
-    if (Date.now() - began > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`);
-    await sleep(10);
-  }
 }
 
 const fresh = (): string => `t${process.pid}r${++seq}:`;
