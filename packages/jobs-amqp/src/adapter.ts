@@ -249,15 +249,7 @@ export class AmqpJobAdapter implements JobAdapter {
         target: (p) => this.#periodicTarget(p),
         declareTarget: (channel, target, p) => this.#broker.declareWork(channel, target, this.#periodicQueue(p)),
         publishTicks: (p, ticks) => this.#publishTicks(p, ticks),
-        publishSkip: (p, tick) =>
-          this.#broker.send(
-            {
-              routingKey: this.#topology.cronLast(p.name),
-              headers: { [TICK_HEADER]: tick },
-              messageId: `skip-${tick}`,
-            },
-            Buffer.from('{}'),
-          ),
+        send: (envelope, body) => this.#broker.send(envelope, body),
         reportError: (error) => this.#reportError(error),
       });
       await this.#cron.start().catch((error: unknown) => {
@@ -307,46 +299,22 @@ export class AmqpJobAdapter implements JobAdapter {
     const consumer = this.#consume(source, this.#rt.options.concurrency, conn);
     // Ours alone to end: stop() and close() must not close its channel gracefully (that would requeue at the back).
     this.#consumers.delete(consumer);
-    const ended = AbortSignal.any([ctx.signal, this.#stopping.signal]);
-    await new Promise<void>((resolve) => {
-      if (ended.aborted) resolve();
-      ended.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await once(AbortSignal.any([ctx.signal, this.#stopping.signal]));
     await consumer.cancel();
+    // What this replica holds of the partition: running, or waiting for a slot or its key's line.
+    const held = this.#dispatcher.idle((task) => task.source === source);
     if (this.#stopping.signal.aborted) {
       // stop() bounds the wait and aborts everything at its timeout.
-      await Promise.race([this.#idleOf(from), once(this.#aborting.signal)]);
+      await Promise.race([held, once(this.#aborting.signal)]);
     } else if (ctx.held) {
-      await settlesWithin(this.#idleOf(from), Math.max(0, this.#o.revokeTimeoutMs - 1000));
+      await settlesWithin(held, Math.max(0, this.#o.revokeTimeoutMs - 1000));
     }
     abort.abort(new JobAbortedError(`partition ${ctx.shard} of ${queue} handed over`));
     this.#dispatcher.dropWaiting((task) => task.source === source);
-    await this.#idleOf(from);
+    await this.#dispatcher.idle((task) => task.source === source);
     if (consumer.unsettled > 0) conn.unsafeDestroy();
     await consumer.close();
     await settlesWithin(conn.close(), 1000).then((closed) => closed || conn.unsafeDestroy());
-  }
-
-  readonly #runningBy = new Map<string, number>();
-  readonly #idleWaiters = new Map<string, Set<() => void>>();
-
-  /** Resolves once no attempt of a broker queue is running here. */
-  #idleOf(from: string): Promise<void> {
-    if ((this.#runningBy.get(from) ?? 0) === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const set = this.#idleWaiters.get(from) ?? new Set();
-      set.add(resolve);
-      this.#idleWaiters.set(from, set);
-    });
-  }
-
-  #track(from: string, delta: number): void {
-    const n = (this.#runningBy.get(from) ?? 0) + delta;
-    this.#runningBy.set(from, n);
-    if (n === 0) {
-      for (const resolve of this.#idleWaiters.get(from) ?? []) resolve();
-      this.#idleWaiters.delete(from);
-    }
   }
 
   #onDelivery(source: Source, delivery: Delivery): void {
@@ -420,20 +388,23 @@ export class AmqpJobAdapter implements JobAdapter {
   async #deadInvalid(source: Source, delivery: Delivery, problem: string): Promise<void> {
     const error = new InvalidRecordError(`${source.from} message ${delivery.message.messageId ?? '(no id)'}`, problem);
     this.#rt.emit('record:invalid', { error });
-    const dead = this.#topology.deadQueue(source.queue);
+    const body = Buffer.from(
+      JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) }),
+    );
+    await this.#toDead(source, delivery, delivery.message.messageId ?? `invalid-${Date.now()}`, body);
+  }
+
+  /** Publish a body to the source queue's dead queue, then acknowledge the delivery (give it back if that fails). */
+  async #toDead(source: Source, delivery: Delivery, messageId: string, body: Buffer): Promise<boolean> {
     try {
       await this.#broker.ensureWork(source.from, source.queue);
-      const body = Buffer.from(
-        JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) }),
-      );
-      await this.#broker.send(
-        { routingKey: dead, messageId: delivery.message.messageId ?? `invalid-${Date.now()}` },
-        body,
-      );
+      await this.#broker.send({ routingKey: this.#topology.deadQueue(source.queue), messageId }, body);
       delivery.ack();
-    } catch (e) {
-      this.#reportError(e);
+      return true;
+    } catch (error) {
+      this.#reportError(error);
       this.#giveBack(source, delivery);
+      return false;
     }
   }
 
@@ -451,27 +422,22 @@ export class AmqpJobAdapter implements JobAdapter {
     };
     let job = message;
     job.ordered = reg.ordered;
-    this.#track(source.from, 1);
-    try {
-      for (;;) {
-        if (signal.aborted || owned?.() === false) {
-          this.#giveBack(source, delivery);
-          return;
-        }
-        const outcome = await rt.run(job, extras);
-        if (outcome.type === 'retry' && reg.ordered && job.key !== undefined && source.partition !== undefined) {
-          // The line waits for this job: keep it (unacknowledged) and run it again here after the backoff.
-          const nextRunAt = Date.now() + outcome.delayMs;
-          rt.report(job, outcome, nextRunAt);
-          job = job.failed(errorInfo(outcome.error, Date.now()), nextRunAt);
-          await sleep(outcome.delayMs, signal).catch(() => undefined);
-          continue;
-        }
-        await this.#settle(source, delivery, job, outcome);
+    for (;;) {
+      if (signal.aborted || owned?.() === false) {
+        this.#giveBack(source, delivery);
         return;
       }
-    } finally {
-      this.#track(source.from, -1);
+      const outcome = await rt.run(job, extras);
+      if (outcome.type === 'retry' && reg.ordered && job.key !== undefined && source.partition !== undefined) {
+        // The line waits for this job: keep it (unacknowledged) and run it again here after the backoff.
+        const nextRunAt = Date.now() + outcome.delayMs;
+        rt.report(job, outcome, nextRunAt);
+        job = job.failed(errorInfo(outcome.error, Date.now()), nextRunAt);
+        await sleep(outcome.delayMs, signal).catch(() => undefined);
+        continue;
+      }
+      await this.#settle(source, delivery, job, outcome);
+      return;
     }
   }
 
@@ -496,18 +462,8 @@ export class AmqpJobAdapter implements JobAdapter {
       case 'dead': {
         const now = Date.now();
         const dead = job.failed(errorInfo(outcome.error, now), job.runAt);
-        try {
-          await this.#broker.ensureWork(source.from, source.queue);
-          await this.#broker.send(
-            { routingKey: this.#topology.deadQueue(source.queue), messageId: job.id },
-            encode(dead, { deadReason: outcome.reason, diedAt: now }),
-          );
-          delivery.ack();
-          rt.report(job, outcome);
-        } catch (error) {
-          this.#reportError(error);
-          this.#giveBack(source, delivery);
-        }
+        const body = encode(dead, { deadReason: outcome.reason, diedAt: now });
+        if (await this.#toDead(source, delivery, job.id, body)) rt.report(job, outcome);
         return;
       }
     }

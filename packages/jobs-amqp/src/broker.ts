@@ -9,7 +9,7 @@
  */
 
 import { hostname } from 'node:os';
-import { errorMessage, ShardworkError } from '@shardwork/core';
+import { errorMessage, ShardworkError, settlesWithin, sleep } from '@shardwork/core';
 import { QueueUnavailableError } from '@shardwork/jobs';
 import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitmq-client';
 import { AmqpRefusedError, REFUSALS } from './errors.js';
@@ -127,7 +127,7 @@ export class Broker {
     if ((error as { code?: unknown } | null)?.code !== 'NACK' || attempt >= NACK_RETRIES) {
       throw this.mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+    await sleep(25 * 2 ** attempt);
     return this.#publish.send(envelope, body).catch((e: unknown) => this.#resend(envelope, body, e, attempt + 1));
   }
 
@@ -269,10 +269,6 @@ export class Broker {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     const conn = this.#conn;
     if (conn === undefined) return;
-    const closed = await Promise.race([
-      conn.close().then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref()),
-    ]);
-    if (!closed) conn.unsafeDestroy();
+    if (!(await settlesWithin(conn.close(), 2000))) conn.unsafeDestroy();
   }
 }

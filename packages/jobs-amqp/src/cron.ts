@@ -24,7 +24,7 @@
 import { startTicker, type Ticker, ticksBetween } from '@shardwork/core';
 import type { CompiledPeriodic } from '@shardwork/jobs';
 import { nanoid } from 'nanoid';
-import type { Channel, Connection } from 'rabbitmq-client';
+import type { Channel, Connection, Envelope } from 'rabbitmq-client';
 import { type Delivery, QueueConsumer } from './consumer.js';
 import { TICK_HEADER, type Topology } from './topology.js';
 
@@ -42,8 +42,8 @@ export interface CronHost {
   declareTarget(channel: Channel, target: string, periodic: CompiledPeriodic): Promise<void>;
   /** Publish the jobs of these ticks through the cron exchange (resolves on the broker's confirm). */
   publishTicks(periodic: CompiledPeriodic, ticks: readonly number[]): Promise<void>;
-  /** Record `tick` as the newest without a job (catch-up `skip`). */
-  publishSkip(periodic: CompiledPeriodic, tick: number): Promise<void>;
+  /** Publish and wait for the broker's confirm (the adapter's publisher: its deadline and its retry of a nack). */
+  send(envelope: Envelope, body: Buffer): Promise<void>;
   reportError(error: unknown): void;
 }
 
@@ -101,13 +101,8 @@ export class CronLeader {
     this.#consumer.start();
   }
 
-  async #publishToken(): Promise<void> {
-    const publisher = this.#host.connection.createPublisher({ confirm: true });
-    try {
-      await publisher.send({ routingKey: this.#host.topology.cronLock, durable: true, messageId: nanoid() }, 'token');
-    } finally {
-      await publisher.close().catch(() => undefined);
-    }
+  #publishToken(): Promise<void> {
+    return this.#host.send({ routingKey: this.#host.topology.cronLock, messageId: nanoid() }, Buffer.from('token'));
   }
 
   #onToken(delivery: Delivery): void {
@@ -154,7 +149,18 @@ export class CronLeader {
     const now = Date.now();
     if (periodic.catchUp === 'skip') {
       const newest = ticksBetween(periodic.schedule, new Date(last), new Date(now), 1000).pop();
-      if (newest !== undefined) await this.#host.publishSkip(periodic, newest.getTime());
+      // Recorded as the newest tick, without a job.
+      if (newest !== undefined) {
+        const tick = newest.getTime();
+        await this.#host.send(
+          {
+            routingKey: this.#host.topology.cronLast(periodic.name),
+            headers: { [TICK_HEADER]: tick },
+            messageId: `skip-${tick}`,
+          },
+          Buffer.from('{}'),
+        );
+      }
       return;
     }
     const from = new Date(Math.max(last, now - periodic.horizonMs));

@@ -28,7 +28,7 @@ export interface Task {
 export class Dispatcher<T extends Task = Task> {
   readonly #concurrency: number;
   #waiting: T[] = [];
-  #running = 0;
+  readonly #runningTasks = new Set<T>();
   readonly #byHandler = new Map<string, number>();
   readonly #lines = new Set<string>();
   readonly #settled = new Set<() => void>();
@@ -39,7 +39,7 @@ export class Dispatcher<T extends Task = Task> {
 
   /** Attempts running now. */
   get running(): number {
-    return this.#running;
+    return this.#runningTasks.size;
   }
 
   /** Jobs waiting for a slot. */
@@ -62,12 +62,13 @@ export class Dispatcher<T extends Task = Task> {
     return dropped.length;
   }
 
-  /** Resolves once nothing runs and nothing waits. */
-  idle(): Promise<void> {
-    if (this.#running === 0 && this.#waiting.length === 0) return Promise.resolve();
+  /** Resolves once no task that matches (none at all, without a filter) runs or waits. */
+  idle(filter: (task: T) => boolean = () => true): Promise<void> {
+    const busy = (): boolean => this.#waiting.some(filter) || [...this.#runningTasks].some(filter);
+    if (!busy()) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
-        if (this.#running > 0 || this.#waiting.length > 0) return;
+        if (busy()) return;
         this.#settled.delete(done);
         resolve();
       };
@@ -81,7 +82,7 @@ export class Dispatcher<T extends Task = Task> {
   }
 
   #pump(): void {
-    while (this.#running < this.#concurrency && this.#waiting.length > 0) {
+    while (this.#runningTasks.size < this.#concurrency && this.#waiting.length > 0) {
       // Lines seen busy in this scan: a later job of a line never passes an earlier one.
       let blocked: Set<string> | undefined;
       const index = this.#waiting.findIndex((task) => {
@@ -100,14 +101,14 @@ export class Dispatcher<T extends Task = Task> {
   }
 
   #begin(task: T): void {
-    this.#running++;
+    this.#runningTasks.add(task);
     this.#byHandler.set(task.handler, (this.#byHandler.get(task.handler) ?? 0) + 1);
     if (task.line !== undefined) this.#lines.add(task.line);
     void task
       .start()
       .catch(() => undefined)
       .finally(() => {
-        this.#running--;
+        this.#runningTasks.delete(task);
         this.#byHandler.set(task.handler, (this.#byHandler.get(task.handler) ?? 1) - 1);
         if (task.line !== undefined) this.#lines.delete(task.line);
         this.#pump();
