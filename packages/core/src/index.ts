@@ -84,7 +84,15 @@ export type { ShardParamsInput } from './params.js';
 export { parseParams } from './params.js';
 export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from './protocols.js';
 export { ProtocolRegistry } from './protocols.js';
-export type { Plan, PlanInput, PlannedRevocation, PlannedRun, ResolverCounters } from './resolver.js';
+export type {
+  AcquireReason,
+  Acquisition,
+  Plan,
+  PlanInput,
+  PlannedRevocation,
+  PlannedRun,
+  ResolverCounters,
+} from './resolver.js';
 export { plan } from './resolver.js';
 export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
 export { compileRetry } from './retry.js';

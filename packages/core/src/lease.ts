@@ -67,6 +67,8 @@ export interface LeaseHost {
   /** Keep renewing: true while starting, running and stopping. */
   active(): boolean;
   registered(lease: Lease): void;
+  /** A heartbeat renewed the lease; `latencyMs` is the renewal's round trip. */
+  renewed(lease: Lease, latencyMs: number): void;
   /**
    * The lease is lost. `early`: the backend forgot it before its deadline
    * (it lost its data), so peers' leases from before may still run.
@@ -250,6 +252,7 @@ export class LeaseKeeper {
       if (lease.state !== 'held') return;
       lease.deadline = Math.max(lease.deadline, this.#deadlineAfter(sentAt));
       this.#armFence(lease);
+      this.#host.renewed(lease, o.clock.now() - sentAt);
     } catch (error) {
       if (lease.state !== 'held') return;
       if (error instanceof LeaseExpiredError) {

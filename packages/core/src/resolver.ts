@@ -10,6 +10,7 @@
  */
 
 import { type AssignmentStrategy, computeAssignment } from './assignment.js';
+import { type Clock, systemClock } from './clock.js';
 import type {
   Claim,
   ClaimRef,
@@ -129,6 +130,37 @@ function revisionNumber(text: string | undefined): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/**
+ * How a shard this replica claims came to be free, as its view saw it:
+ * - `handoff`: its previous claim was released (a rebalance or a graceful
+ *   stop), or its owner left while draining;
+ * - `failover`: its owner left holding it (crashed or lost its lease; also a
+ *   stop whose handlers settled within 20 ms, which revokes the lease at once);
+ * - `vacant`: this replica never saw it owned (a new service, or it was free
+ *   in the first listing);
+ * - `adopted`: the backend already held a claim of this replica for it.
+ */
+export type AcquireReason = 'handoff' | 'failover' | 'vacant' | 'adopted';
+
+/** How this replica came by a shard it claimed. */
+export interface Acquisition {
+  readonly reason: AcquireReason;
+  /**
+   * How long the shard had been free when this replica's claim succeeded, ms,
+   * from the change that freed it as this replica saw it (for `failover`, the
+   * backend's wait for the dead owner's lease to expire comes before that);
+   * `undefined` for `vacant` and `adopted`.
+   */
+  readonly vacantMs: number | undefined;
+}
+
+/** When and how a shard lost its owner, as a view saw it. */
+export interface Vacancy {
+  /** Monotonic time ({@link Clock}) of the change that freed it. */
+  readonly since: number;
+  readonly reason: 'handoff' | 'failover';
+}
+
 /** Members and claims of one service as of one revision. */
 export class ServiceView {
   revision: number;
@@ -142,8 +174,12 @@ export class ServiceView {
   /** `version` follows `revision` (the backend's version is its revision). */
   readonly #versionIsRevision: boolean;
   #sorted: Member[] | undefined;
+  /** Shards freed while this view followed the service (removed when claimed again). */
+  readonly #vacated = new Map<number, Vacancy>();
+  readonly #clock: Clock;
 
-  private constructor(snapshot: Snapshot, revision: number) {
+  private constructor(snapshot: Snapshot, revision: number, clock: Clock) {
+    this.#clock = clock;
     this.revision = revision;
     this.#versionIsRevision = snapshot.version === undefined;
     this.version = snapshot.version ?? snapshot.revision;
@@ -155,9 +191,34 @@ export class ServiceView {
   }
 
   /** The view of a snapshot; `undefined` when its revision is not a decimal integer. */
-  static fromSnapshot(snapshot: Snapshot): ServiceView | undefined {
+  static fromSnapshot(snapshot: Snapshot, clock: Clock = systemClock): ServiceView | undefined {
     const revision = revisionNumber(snapshot.revision);
-    return revision === undefined ? undefined : new ServiceView(snapshot, revision);
+    return revision === undefined ? undefined : new ServiceView(snapshot, revision, clock);
+  }
+
+  /**
+   * Carry over what `older` knew of shards that are free in this (newer)
+   * listing; a shard that `older` saw owned and this listing sees free was
+   * freed in between: by a release if its owner is still listed, else by the
+   * owner leaving.
+   */
+  inheritVacancies(older: ServiceView): void {
+    const now = this.#clock.now();
+    for (const [shard, vacancy] of older.#vacated) if (!this.claims.has(shard)) this.#vacated.set(shard, vacancy);
+    for (const [shard, claim] of older.claims) {
+      if (this.claims.has(shard) || this.#vacated.has(shard)) continue;
+      const owner = this.members.get(claim.owner);
+      const reason = owner !== undefined || older.members.get(claim.owner)?.draining === true ? 'handoff' : 'failover';
+      this.#vacated.set(shard, { since: now, reason });
+    }
+  }
+
+  /** How `shard` came to be free, and how long ago (ms); `vacant` when this view never saw it owned. */
+  vacancy(shard: number): Acquisition {
+    const v = this.#vacated.get(shard);
+    return v === undefined
+      ? { reason: 'vacant', vacantMs: undefined }
+      : { reason: v.reason, vacantMs: Math.max(0, this.#clock.now() - v.since) };
   }
 
   /** Live members sorted by `(joinSeq, id)`. */
@@ -193,7 +254,7 @@ export class ServiceView {
         case 'claim:removed':
           if ('tokenBelow' in change) {
             const held = this.claims.get(change.shard);
-            if (held !== undefined && held.token < change.tokenBelow) this.claims.delete(change.shard);
+            if (held !== undefined && held.token < change.tokenBelow) this.#free(change.shard, 'handoff');
           } else this.released(change);
           break;
       }
@@ -209,18 +270,28 @@ export class ServiceView {
    * left out, as in a listing: nobody would ever release them here.
    */
   claimed(claim: Claim): void {
-    if (this.members.has(claim.owner)) this.claims.set(claim.shard, claim);
+    if (!this.members.has(claim.owner)) return;
+    this.claims.set(claim.shard, claim);
+    this.#vacated.delete(claim.shard);
   }
 
   /** Forget a claim if it still has `token`. */
   released(ref: ClaimRef): void {
-    if (this.claims.get(ref.shard)?.token === ref.token) this.claims.delete(ref.shard);
+    if (this.claims.get(ref.shard)?.token === ref.token) this.#free(ref.shard, 'handoff');
+  }
+
+  #free(shard: number, reason: Vacancy['reason']): void {
+    this.claims.delete(shard);
+    this.#vacated.set(shard, { since: this.#clock.now(), reason });
   }
 
   #removeMember(id: string): void {
-    if (!this.members.delete(id)) return;
+    const member = this.members.get(id);
+    if (member === undefined) return;
+    this.members.delete(id);
     this.#sorted = undefined;
-    for (const [shard, claim] of this.claims) if (claim.owner === id) this.claims.delete(shard);
+    const reason = member.draining === true ? 'handoff' : 'failover';
+    for (const [shard, claim] of this.claims) if (claim.owner === id) this.#free(shard, reason);
   }
 }
 
@@ -256,7 +327,7 @@ export interface ResolverHost {
   /** The member is missing from the backend: the lease is lost. */
   fence(lease: Lease, detail: string): void;
   /** A claim is ours: start its run. */
-  acquire(shard: number, token: number, instance: string): void;
+  acquire(shard: number, token: number, instance: string, how: Acquisition): void;
   /** Revoke a run in the background (drain, then release when `reason` is rebalance). */
   revoke(shard: number, reason: 'rebalance' | 'claim-lost'): void;
   /** Give claims back (batched by the worker). */
@@ -481,7 +552,7 @@ export class Resolver {
     } else if (snapshot.shardCount !== o.shardCount) {
       throw new ShardCountMismatchError(o.service, snapshot.shardCount, o.shardCount);
     }
-    const view = ServiceView.fromSnapshot(snapshot);
+    const view = ServiceView.fromSnapshot(snapshot, o.clock);
     // A backend whose revisions are not numbers cannot be followed by deltas: list every pass.
     this.#needsList = view === undefined;
     if (snapshot.groupAgeMs !== undefined && snapshot.groupAgeMs < o.leaseTtlMs) {
@@ -489,7 +560,7 @@ export class Resolver {
       // with owners from before the loss still inside their leases.
       this.blockClaimsUntil(o.clock.now() + o.leaseTtlMs - snapshot.groupAgeMs);
     }
-    return view ?? ServiceView.fromSnapshot({ ...snapshot, revision: '0' });
+    return view ?? ServiceView.fromSnapshot({ ...snapshot, revision: '0' }, o.clock);
   }
 
   async #pass(): Promise<void> {
@@ -506,7 +577,10 @@ export class Resolver {
       } finally {
         const buffered = this.#buffered;
         this.#buffered = undefined;
-        if (listed !== undefined) this.#view = listed;
+        if (listed !== undefined) {
+          if (this.#view !== undefined) listed.inheritVacancies(this.#view);
+          this.#view = listed;
+        }
         // Changes made while the listing was in flight: the ones it already includes are stale.
         for (const event of buffered) if (this.#follow(event)) this.#dirty = true;
       }
@@ -540,7 +614,9 @@ export class Resolver {
       this.#retryLater(blockedFor + 1);
       return;
     }
-    for (const claim of p.adopt) host.acquire(claim.shard, claim.token, lease.instance);
+    for (const claim of p.adopt) {
+      host.acquire(claim.shard, claim.token, lease.instance, { reason: 'adopted', vacantMs: undefined });
+    }
     if (p.giveBack.length > 0) {
       for (const ref of p.giveBack) view.released(ref);
       host.release(lease.instance, p.giveBack);
@@ -550,6 +626,8 @@ export class Resolver {
 
   async #claim(view: ServiceView, lease: Lease, shards: readonly number[]): Promise<void> {
     const host = this.#host;
+    // Before the call: its own change event may be applied while it is in flight.
+    const how = shards.map((shard) => view.vacancy(shard));
     const batch = await host.discovery.claimMany(host.options.service, lease.instance, shards);
     if (batch.repaired.length > 0) host.repaired(batch.repaired);
     const late: ClaimRef[] = [];
@@ -567,8 +645,9 @@ export class Resolver {
         return;
       }
       view.claimed({ shard, owner: lease.instance, token: result.token });
-      if (this.#mayAct(lease) && !host.runs().has(shard)) host.acquire(shard, result.token, lease.instance);
-      else if (!host.runs().has(shard)) late.push({ shard, token: result.token });
+      if (this.#mayAct(lease) && !host.runs().has(shard)) {
+        host.acquire(shard, result.token, lease.instance, how[i] as Acquisition);
+      } else if (!host.runs().has(shard)) late.push({ shard, token: result.token });
     });
     if (late.length > 0) {
       for (const ref of late) view.released(ref);

@@ -67,6 +67,9 @@ export class ShardRun {
     return this.#state.state !== 'owned';
   }
 
+  /** Monotonic time of the first {@link ShardRun.revoke}. */
+  revokedAt: number | undefined;
+
   /** Whether a pipeline run is in progress. */
   get running(): boolean {
     return this.#current !== undefined;
@@ -106,7 +109,10 @@ export class ShardRun {
     if (this.#state.state === 'released') return false;
     const first = this.#state.state === 'owned';
     this.#state.to(released ? 'released' : 'revoking');
-    if (first) this.#controller.abort(reason);
+    if (first) {
+      this.revokedAt = this.#host.options.clock.now();
+      this.#controller.abort(reason);
+    }
     return first;
   }
 

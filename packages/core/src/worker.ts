@@ -23,7 +23,7 @@ import { TypedEmitter } from './events.js';
 import type { ShardContext, Stage, WatchInfo } from './handler.js';
 import { type Lease, LeaseKeeper } from './lease.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
-import { Resolver, type ResolverCounters } from './resolver.js';
+import { type Acquisition, Resolver, type ResolverCounters } from './resolver.js';
 import { startTicker, type Ticker } from './schedule.js';
 import { type RunHost, ShardRun } from './shard-run.js';
 import { StateMachine, type TransitionTable } from './states.js';
@@ -40,16 +40,34 @@ export interface WorkerEventMap {
   state: { readonly from: WorkerState; readonly to: WorkerState };
   /** This replica registered with a new lease (at start and after a lost lease). */
   'lease:registered': { readonly instance: string; readonly joinSeq: number };
+  /** A heartbeat renewed this replica's lease; `latencyMs` is the renewal's round trip. */
+  'lease:renewed': { readonly instance: string; readonly latencyMs: number };
   /** This replica's lease is gone (self-fenced or reported by the backend); it re-registers. */
   'lease:lost': { readonly instance: string; readonly error: LeaseLostError };
   /** A member appeared in the view. */
   'member:joined': { readonly member: Member };
   /** A member left the view (stopped, crashed or lost its lease). */
   'member:left': { readonly instance: string };
-  /** This replica claimed a shard. */
-  'shard:acquired': { readonly shard: number; readonly token: number };
+  /**
+   * This replica claimed a shard: `reason` says how the shard came to be free
+   * and `vacantMs` how long it had been free as this replica saw it (see
+   * {@link Acquisition}).
+   */
+  'shard:acquired': { readonly shard: number; readonly token: number } & Acquisition;
   /** This replica stopped owning a shard. */
   'shard:revoked': { readonly shard: number; readonly token: number; readonly reason: RevokeReason };
+  /**
+   * A revoked shard's handler settled (or `revokeTimeoutMs` ran out) and its
+   * claim was given back (`released`), or dropped with the lease or lost
+   * claim. `drainMs` is the time from the revocation to then.
+   */
+  'shard:released': {
+    readonly shard: number;
+    readonly token: number;
+    readonly reason: RevokeReason;
+    readonly released: boolean;
+    readonly drainMs: number;
+  };
   /** This replica's slice changed (same payload as `handler.watch`). */
   assignment: WatchInfo;
   /** A cron tick found the previous run of the shard still going and skipped it. */
@@ -202,6 +220,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       discovery,
       active: () => this.state === 'running' || this.state === 'starting' || this.state === 'stopping',
       registered: (lease) => this.emit('lease:registered', { instance: lease.instance, joinSeq: lease.joinSeq }),
+      renewed: (lease, latencyMs) => {
+        if (this.listenerCount('lease:renewed') > 0)
+          this.emit('lease:renewed', { instance: lease.instance, latencyMs });
+      },
       lost: (lease, error, early) => this.#onLeaseLost(lease, error, early),
       reportError: (e) => this.#reportError(e),
       repaired: (records) => this.#reportRepaired(records),
@@ -235,7 +257,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       holds: (instance) => this.#holds(instance),
       runs: () => this.#runs,
       fence: (lease, detail) => this.#lease?.fence(lease, detail),
-      acquire: (shard, token, instance) => this.#acquire(shard, token, instance),
+      acquire: (shard, token, instance, how) => this.#acquire(shard, token, instance, how),
       revoke: (shard, reason) => this.#revokeInBackground(shard, reason),
       release: (instance, claims) => {
         for (const ref of claims) void this.#releases?.add(instance, ref);
@@ -300,7 +322,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         },
       );
     }
-    await Promise.all(owned.map((run) => this.#finishRevocation(run, drained)));
+    await Promise.all(owned.map((run) => this.#finishRevocation(run, drained, 'stop')));
     await Promise.all([...this.#revocations]);
     await this.#lease?.release();
     this.#emitWatch();
@@ -365,6 +387,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         .map(async (r) => {
           await this.#settle(r);
           r.markReleased();
+          this.#emitReleased(r, 'lease-lost', false);
           if (this.#runs.get(r.shard) === r) this.#runs.delete(r.shard);
         }),
     );
@@ -377,10 +400,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   // ── shards ───────────────────────────────────────────────────────────────
 
-  #acquire(shard: number, token: number, instance: string): void {
+  #acquire(shard: number, token: number, instance: string, how: Acquisition): void {
     const run = new ShardRun(this.#runHost, shard, token, instance);
     this.#runs.set(shard, run);
-    this.emit('shard:acquired', { shard, token });
+    this.emit('shard:acquired', { shard, token, reason: how.reason, vacantMs: how.vacantMs });
     if (this.#o.schedule === undefined) run.start(undefined);
   }
 
@@ -391,7 +414,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const lost = why === 'claim-lost';
     run.revoke(new NotOwnerError(shard, run.token, why), lost);
     this.emit('shard:revoked', { shard, token: run.token, reason: why });
-    const done: Promise<void> = this.#finishRevocation(run, !lost).finally(() => {
+    const done: Promise<void> = this.#finishRevocation(run, !lost, why).finally(() => {
       this.#revocations.delete(done);
       void this.#resolver?.request();
     });
@@ -399,13 +422,19 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   /** Wait for a revoked run's handler (bounded), then give its claim back if asked. Never rejects. */
-  async #finishRevocation(run: ShardRun, release: boolean): Promise<void> {
+  async #finishRevocation(run: ShardRun, release: boolean, reason: RevokeReason): Promise<void> {
     await this.#settle(run);
     run.markReleased();
-    if (release && this.#holds(run.instance)) {
-      await this.#releases?.add(run.instance, { shard: run.shard, token: run.token });
-    }
+    const releasing = release && this.#holds(run.instance);
+    if (releasing) await this.#releases?.add(run.instance, { shard: run.shard, token: run.token });
+    this.#emitReleased(run, reason, releasing);
     if (this.#runs.get(run.shard) === run) this.#runs.delete(run.shard);
+  }
+
+  #emitReleased(run: ShardRun, reason: RevokeReason, released: boolean): void {
+    if (this.listenerCount('shard:released') === 0) return;
+    const drainMs = run.revokedAt === undefined ? 0 : this.#o.clock.now() - run.revokedAt;
+    this.emit('shard:released', { shard: run.shard, token: run.token, reason, released, drainMs });
   }
 
   /** Wait for a run's pipeline to finish, at most `revokeTimeoutMs`. */

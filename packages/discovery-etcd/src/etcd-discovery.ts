@@ -424,6 +424,30 @@ export class EtcdDiscovery implements Discovery {
   }
 
   /**
+   * Services under this prefix: the keys (not values) under it, of which the
+   * group records `<prefix>/<service>/meta` name the services.
+   */
+  services(): Promise<readonly string[]> {
+    const root = `${this.#options.prefix}/`;
+    return this.#call('services', async () => {
+      const keys = await this.#client.getAll().prefix(root).options(this.#deadline()).keys();
+      const names = new Set<string>();
+      for (const key of keys) {
+        const rest = key.slice(root.length);
+        const slash = rest.indexOf('/');
+        if (slash > 0 && rest.slice(slash + 1) === 'meta') {
+          try {
+            names.add(decodeURIComponent(rest.slice(0, slash)));
+          } catch {
+            // Not a key of ours (a malformed escape): not a service.
+          }
+        }
+      }
+      return [...names].sort();
+    });
+  }
+
+  /**
    * `"<keys>:<highest mod revision>"` of the service prefix, from one
    * transaction of a count-only and a keys-only range (limit 1): no values
    * are read. Equal to the last snapshot's `version` while nothing changed.

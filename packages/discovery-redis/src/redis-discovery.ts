@@ -174,6 +174,32 @@ export class RedisDiscovery implements Discovery {
     return snapshot;
   }
 
+  /**
+   * Services under this prefix, from `SCAN` for their group records (a
+   * cursor walk in batches, never a blocking `KEYS`). On Redis Cluster this
+   * sees only the node the client is connected to.
+   */
+  async services(): Promise<readonly string[]> {
+    const redis = await this.#connection.ready();
+    const prefix = this.#options.prefix;
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}:meta`;
+    const names = new Set<string>();
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          const name = key.slice(prefix.length + 1, -'}:meta'.length);
+          if (name !== '' && !name.includes('}')) names.add(name);
+        }
+      } while (cursor !== '0');
+    } catch (error) {
+      throw this.#connection.mapError(error);
+    }
+    return [...names].sort();
+  }
+
   async version(service: string): Promise<string> {
     return parseReap(await this.#run('reap', this.keys(service), [])).revision;
   }

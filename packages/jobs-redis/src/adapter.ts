@@ -12,6 +12,7 @@ import { createDiscovery, type Discovery, type ShardContext, settlesWithin, slee
 import { RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
 import {
   type AdapterRuntime,
+  type BulkOptions,
   type CompiledPeriodic,
   type CompiledQueueOptions,
   consumedQueues,
@@ -480,7 +481,7 @@ export class RedisJobAdapter implements JobAdapter {
     return { total: matching.length, jobs };
   }
 
-  async #deadOp(name: 'retry-dead' | 'delete-dead', id: string | undefined): Promise<number> {
+  async #deadOp(name: 'retry-dead' | 'delete-dead', id: string | undefined, options: BulkOptions): Promise<number> {
     let done = 0;
     for (const queue of await this.#queues()) {
       const store = this.#store(queue);
@@ -491,6 +492,7 @@ export class RedisJobAdapter implements JobAdapter {
           break;
         }
         done += moved;
+        options.onProgress?.(done);
         if (left === 0 || moved === 0) break;
       }
     }
@@ -498,12 +500,12 @@ export class RedisJobAdapter implements JobAdapter {
     return done;
   }
 
-  retryDead(id?: string): Promise<number> {
-    return this.#deadOp('retry-dead', id);
+  retryDead(id?: string, options: BulkOptions = {}): Promise<number> {
+    return this.#deadOp('retry-dead', id, options);
   }
 
-  deleteDead(id?: string): Promise<number> {
-    return this.#deadOp('delete-dead', id);
+  deleteDead(id?: string, options: BulkOptions = {}): Promise<number> {
+    return this.#deadOp('delete-dead', id, options);
   }
 
   async partitions(): Promise<PartitionOwner[]> {

@@ -36,8 +36,8 @@ export interface RunExtras {
 /** What one attempt came to; the adapter persists it, then calls {@link AdapterRuntime.report}. */
 export type AttemptOutcome =
   | { readonly type: 'completed'; readonly durationMs: number }
-  | { readonly type: 'retry'; readonly error: unknown; readonly delayMs: number }
-  | { readonly type: 'dead'; readonly error: unknown; readonly reason: DeadReason }
+  | { readonly type: 'retry'; readonly error: unknown; readonly delayMs: number; readonly durationMs?: number }
+  | { readonly type: 'dead'; readonly error: unknown; readonly reason: DeadReason; readonly durationMs?: number }
   /** Aborted from outside ({@link RunExtras.signal}): not a failure; put the job back. */
   | { readonly type: 'aborted'; readonly error: unknown };
 
@@ -93,6 +93,16 @@ export interface JobPage {
   /** Matching jobs in all pages. */
   readonly total: number;
   readonly jobs: readonly JobInfo[];
+}
+
+/** Options of the bulk dead-set actions (`retryDead`, `deleteDead`). */
+export interface BulkOptions {
+  /**
+   * Called as the action goes (after each batch on adapters that work in
+   * batches, e.g. 1,000 jobs per script on Redis) with how many jobs it has
+   * moved or deleted so far.
+   */
+  readonly onProgress?: (done: number) => void;
 }
 
 /** Who owns one partition of a queue (adapters with partitions). */
@@ -158,9 +168,9 @@ export interface JobAdapter {
   /** A page of the jobs in a state, oldest first. */
   list(state: JobState, options: Required<Pick<ListOptions, 'offset' | 'limit'>> & ListOptions): Promise<JobPage>;
   /** Move one dead job (or all, without `id`) back to ready; returns how many. */
-  retryDead(id?: string): Promise<number>;
+  retryDead(id?: string, options?: BulkOptions): Promise<number>;
   /** Delete one dead job (or all, without `id`); returns how many. */
-  deleteDead(id?: string): Promise<number>;
+  deleteDead(id?: string, options?: BulkOptions): Promise<number>;
   /** Partition owners of every known queue, for adapters with partitions. */
   partitions?(): Promise<PartitionOwner[]>;
   /** Stop starting jobs of a handler (they stay queued) until {@link JobAdapter.unpause}. */

@@ -23,8 +23,12 @@ export interface JobQueueEventMap {
   state: { readonly from: JobQueueState; readonly to: JobQueueState };
   /** The adapter accepted a job (not emitted for a duplicate of a unique job). */
   'job:enqueued': { readonly job: JobRef; readonly runAt: Date };
-  /** An attempt began, before middleware. */
-  'job:started': { readonly job: JobRef; readonly attempt: number };
+  /**
+   * An attempt began, before middleware. `waitMs`: how long it waited since it
+   * was due (ms, by this host's wall clock against the due time recorded by the
+   * host that enqueued or retried it, so clock skew between hosts shows here).
+   */
+  'job:started': { readonly job: JobRef; readonly attempt: number; readonly waitMs: number };
   /** An attempt succeeded (or middleware finished it without the handler). */
   'job:completed': { readonly job: JobRef; readonly attempt: number; readonly durationMs: number };
   /**
@@ -36,6 +40,8 @@ export interface JobQueueEventMap {
     readonly attempt: number;
     readonly error: unknown;
     readonly nextRunAt: Date | undefined;
+    /** How long the attempt ran, ms (to its timeout for one that timed out). */
+    readonly durationMs: number;
   };
   /** The job went to the dead set. */
   'job:dead': { readonly job: JobRef; readonly attempt: number; readonly error: unknown; readonly reason: DeadReason };

@@ -27,7 +27,11 @@ export function compose(middleware: readonly Middleware[], ctx: JobContext, last
 }
 
 /** Decide what a failed attempt leads to. */
-export function failureOutcome(reg: CompiledRegistration, fails: number, error: unknown): AttemptOutcome {
+export function failureOutcome(
+  reg: CompiledRegistration,
+  fails: number,
+  error: unknown,
+): Extract<AttemptOutcome, { type: 'retry' | 'dead' }> {
   if (!isRetryableError(error)) return { type: 'dead', error, reason: 'non-retryable' };
   if (fails >= reg.maxFails) return { type: 'dead', error, reason: 'max-fails' };
   let delay: number | null;
@@ -79,12 +83,13 @@ export async function runAttempt(
     settle({ type: 'aborted', error: reason });
   };
   if (external !== undefined) onAbort(external, abortFromOutside);
+  let began = performance.now();
   const timer =
     reg.timeoutMs > 0
       ? setTimeout(() => {
           const error = new JobTimeoutError(reg.timeoutMs);
           abort(error);
-          settle(failureOutcome(reg, attempt, error));
+          settle({ ...failureOutcome(reg, attempt, error), durationMs: performance.now() - began });
         }, reg.timeoutMs)
       : undefined;
   const owned = (): boolean => !aborted && (extras.owned?.() ?? true);
@@ -120,7 +125,7 @@ export async function runAttempt(
     },
     data: {},
   };
-  const began = performance.now();
+  began = performance.now();
   onStart();
   const run = middleware.length === 0 ? invoke(reg, ctx) : compose(middleware, ctx, () => invoke(reg, ctx));
   run.then(
@@ -128,7 +133,7 @@ export async function runAttempt(
     (error: unknown) => {
       // A throw caused by our own abort is the abort's outcome, already settled.
       if (aborted) return;
-      settle(failureOutcome(reg, attempt, error));
+      settle({ ...failureOutcome(reg, attempt, error), durationMs: performance.now() - began });
     },
   );
   try {

@@ -23,6 +23,7 @@ export { NonRetryableError } from '@shardwork/core';
 export type {
   AdapterRuntime,
   AttemptOutcome,
+  BulkOptions,
   JobAdapter,
   JobPage,
   JobStats,

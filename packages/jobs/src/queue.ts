@@ -17,6 +17,7 @@ import { nanoid } from 'nanoid';
 import {
   type AdapterRuntime,
   type AttemptOutcome,
+  type BulkOptions,
   type JobAdapter,
   type JobPage,
   type JobStats,
@@ -337,14 +338,17 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     return (await this.#load()).list(state, { ...options, offset, limit });
   }
 
-  /** Move a dead job (or every dead job, without `id`) back to ready. Returns how many moved. */
-  async retryDead(id?: string): Promise<number> {
-    return (await this.#load()).retryDead(id);
+  /**
+   * Move a dead job (or every dead job, without `id`) back to ready. Returns
+   * how many moved. `onProgress` follows a large bulk move.
+   */
+  async retryDead(id?: string, options: BulkOptions = {}): Promise<number> {
+    return (await this.#load()).retryDead(id, options);
   }
 
   /** Delete a dead job (or every dead job, without `id`). Returns how many were deleted. */
-  async deleteDead(id?: string): Promise<number> {
-    return (await this.#load()).deleteDead(id);
+  async deleteDead(id?: string, options: BulkOptions = {}): Promise<number> {
+    return (await this.#load()).deleteDead(id, options);
   }
 
   /** Who owns each partition of each queue, with tokens (empty for adapters without partitions). */
@@ -507,7 +511,11 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       return await runAttempt(reg, this.#middleware, job, extras, () => {
         this.#counts.started++;
         if (this.listenerCount('job:started') > 0)
-          this.emit('job:started', { job: refOf(job), attempt: job.fails + 1 });
+          this.emit('job:started', {
+            job: refOf(job),
+            attempt: job.fails + 1,
+            waitMs: Math.max(0, Date.now() - job.runAt),
+          });
       });
     } finally {
       this.#running--;
@@ -531,6 +539,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
           attempt,
           error: outcome.error,
           nextRunAt: new Date(nextRunAt ?? Date.now() + outcome.delayMs),
+          durationMs: outcome.durationMs ?? 0,
         });
         this.#warnUnheard(job, attempt, outcome.error, 'will retry');
         return;
@@ -538,7 +547,13 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
         this.#counts.failed++;
         this.#counts.dead++;
         const ref = refOf(job);
-        this.emit('job:failed', { job: ref, attempt, error: outcome.error, nextRunAt: undefined });
+        this.emit('job:failed', {
+          job: ref,
+          attempt,
+          error: outcome.error,
+          nextRunAt: undefined,
+          durationMs: outcome.durationMs ?? 0,
+        });
         this.emit('job:dead', { job: ref, attempt, error: outcome.error, reason: outcome.reason });
         this.#warnUnheard(job, attempt, outcome.error, `dead (${outcome.reason})`);
         return;

@@ -161,3 +161,37 @@ describe('SimpleQueue specifics', () => {
     await q.stop();
   });
 });
+
+describe('what events carry for metrics', () => {
+  it('says how long a job waited after it was due and how long a failed attempt ran', async () => {
+    const q = createJobQueue<{ slow: { fail: boolean } }>('memory://', { concurrency: 1 });
+    const started: JobQueueEventMap['job:started'][] = [];
+    const failed: JobQueueEventMap['job:failed'][] = [];
+    q.on('job:started', (e) => started.push(e));
+    q.on('job:failed', (e) => failed.push(e));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    q.register(
+      'slow',
+      async (args) => {
+        await gate;
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        if (args.fail) throw new Error('boom');
+      },
+      { maxFails: 1 },
+    );
+    await q.start();
+    await q.perform({ handler: 'slow', args: { fail: true } });
+    // The second job waits behind the first (concurrency 1) for at least 30 ms.
+    await q.perform({ handler: 'slow', args: { fail: false } });
+    release();
+    await vi.waitFor(() => expect(started).toHaveLength(2), { timeout: 2000 });
+    expect(started[0]?.waitMs).toBeGreaterThanOrEqual(0);
+    expect(started[1]?.waitMs).toBeGreaterThanOrEqual(25);
+    await vi.waitFor(() => expect(failed).toHaveLength(1), { timeout: 2000 });
+    expect(failed[0]?.durationMs).toBeGreaterThanOrEqual(25);
+    await q.stop();
+  });
+});

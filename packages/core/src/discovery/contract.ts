@@ -266,6 +266,12 @@ export interface Discovery {
   /** Read members and claims of the service. */
   snapshot(service: string): Promise<Snapshot>;
   /**
+   * Names of the services this backend holds a group record for, sorted (for
+   * operating tools: the CLI and the dashboard). Optional: a backend that
+   * cannot enumerate them leaves it out, and tools then need service names.
+   */
+  services?(): Promise<readonly string[]>;
+  /**
    * A cheap check for the periodic resync: equals the last snapshot's
    * `version ?? revision` as long as the service has not changed since. Reads
    * no members or claims.

@@ -77,6 +77,14 @@ export class MemoryStore {
     return this.#clock;
   }
 
+  /** Names of the services with a group record, sorted. */
+  serviceNames(): string[] {
+    const names: string[] = [];
+    for (const [name, state] of this.#services)
+      if (state.shardCount !== undefined || state.members.size > 0) names.push(name);
+    return names.sort();
+  }
+
   /** @internal */
   service(name: string): ServiceState {
     let state = this.#services.get(name);
@@ -313,6 +321,10 @@ export class MemoryDiscovery implements Discovery {
       for (const [shard, claim] of state.claims) if (claim.owner === memberId) state.claims.delete(shard);
       this.#store.changed(state, [{ type: 'member:removed', id: memberId }]);
     });
+  }
+
+  services(): Promise<readonly string[]> {
+    return this.#call(() => this.#store.serviceNames());
   }
 
   snapshot(service: string): Promise<Snapshot> {

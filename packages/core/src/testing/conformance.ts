@@ -105,6 +105,20 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       expect((await d.snapshot(uniqueService())).shardCount).toBeUndefined();
     });
 
+    it('lists the services it holds a group record for (when it can enumerate them)', async () => {
+      const d = await connect();
+      if (d.services === undefined) return;
+      const [x, y] = [uniqueService('svcs'), uniqueService('svcs')].sort() as [string, string];
+      await d.ensureGroup(y, { shardCount: 2, leaseTtlMs: ttl });
+      await d.ensureGroup(x, { shardCount: 3, leaseTtlMs: ttl });
+      const unread = uniqueService('svcs');
+      await d.snapshot(unread); // reading a service does not create it
+      const listed = await d.services();
+      expect(listed).toEqual(expect.arrayContaining([x, y]));
+      expect(listed.indexOf(x)).toBeLessThan(listed.indexOf(y));
+      expect(listed).not.toContain(unread);
+    });
+
     it('claims a batch in one call: free shards are claimed, held ones name their owner', async () => {
       const [a, b] = [await connect(), await connect()];
       const svc = uniqueService();

@@ -14,6 +14,7 @@ import { IllegalStateError, MAX_TIMER_MS, settlesWithin, startTicker, type Ticke
 import {
   type AdapterRuntime,
   type AttemptOutcome,
+  type BulkOptions,
   type JobAdapter,
   type JobPage,
   type JobStats,
@@ -236,7 +237,7 @@ export class SimpleQueue implements JobAdapter {
     };
   }
 
-  async retryDead(id?: string): Promise<number> {
+  async retryDead(id?: string, options: BulkOptions = {}): Promise<number> {
     const targets = id === undefined ? [...this.#dead.values()] : [this.#deadEntry(id)];
     let moved = 0;
     for (const entry of targets) {
@@ -252,12 +253,14 @@ export class SimpleQueue implements JobAdapter {
       moved++;
     }
     this.#pump();
+    options.onProgress?.(moved);
     return moved;
   }
 
-  async deleteDead(id?: string): Promise<number> {
+  async deleteDead(id?: string, options: BulkOptions = {}): Promise<number> {
     const targets = id === undefined ? [...this.#dead.values()] : [this.#deadEntry(id)];
     for (const entry of targets) this.#finish(entry);
+    options.onProgress?.(targets.length);
     return targets.length;
   }
 

@@ -728,7 +728,9 @@ export function describeJobQueueConformance(harness: JobQueueHarness): void {
         expect(attempts).toEqual([1]); // a retried dead job gets a full set of attempts
         await expect(q.retryDead('no-such-job')).rejects.toThrow(JobNotFoundError);
         expect(await q.deleteDead(ids[1])).toBe(1);
-        expect(await q.retryDead()).toBe(1);
+        const progress: number[] = [];
+        expect(await q.retryDead(undefined, { onProgress: (done) => progress.push(done) })).toBe(1);
+        expect(progress.at(-1)).toBe(1);
         await until(() => completed.includes(ids[2] as string), 1000, 'the last one completed');
         expect(await q.deleteDead()).toBe(0);
         expect((await q.stats()).total.dead).toBe(0);
