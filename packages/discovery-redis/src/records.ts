@@ -149,7 +149,7 @@ export function parseSnapshot(keys: RedisServiceKeys, reply: unknown): ParsedSna
     }
     const parsed = parseStoredMember(id, record);
     if (typeof parsed === 'string') invalid.push({ key: field(keys.info, id), reason: parsed });
-    else members.push(parsed);
+    else members.push(expires === undefined ? parsed : { ...parsed, expiresInMs: expires });
   }
 
   const live = new Set(members.map((m) => m.id));

@@ -169,6 +169,19 @@ describe('batches, drain and version', () => {
     await expect(d.drain(svc, m.id)).rejects.toBeInstanceOf(LeaseExpiredError);
   });
 
+  it('lists each member with the time its lease has left, by the server clock', async () => {
+    const d = connect();
+    const svc = uniqueService();
+    const m = memberInfo();
+    await d.register(svc, m, 5000);
+    await sleep(200);
+    const left = (await d.snapshot(svc)).members[0]?.expiresInMs ?? Number.NaN;
+    expect(left).toBeGreaterThan(3000);
+    expect(left).toBeLessThanOrEqual(4800);
+    await d.renew(svc, m.id);
+    expect((await d.snapshot(svc)).members[0]?.expiresInMs).toBeGreaterThan(left);
+  });
+
   it('answers version with the revision, unchanged by heartbeats', async () => {
     const d = connect();
     const svc = uniqueService();
