@@ -61,6 +61,31 @@ export default defineConfig({
       {
         resolve,
         ssr,
+        test: {
+          name: 'metrics',
+          include: ['packages/metrics/test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
+        test: { name: 'cli', include: ['packages/cli/test/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000 },
+      },
+      {
+        resolve,
+        ssr,
+        test: {
+          name: 'dashboard',
+          include: ['packages/dashboard/test/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
         test: { name: 'integration', include: ['test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 60_000 },
       },
     ],

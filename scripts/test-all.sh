@@ -14,6 +14,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} with apt-get"
   $SUDO apt-get update -qq
@@ -21,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # fail after unpacking it; the binaries are there, and the tests start their own servers.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null ||
     echo "apt-get reported an error; checking that the servers are installed"
-  for bin in redis-server etcd /usr/lib/rabbitmq/bin/rabbitmq-server; do
+  for bin in redis-server etcd /usr/lib/rabbitmq/bin/rabbitmq-server chromium; do
     command -v "$bin" >/dev/null 2>&1 || { echo "missing after apt-get: $bin" >&2; exit 1; }
   done
 fi
@@ -35,6 +36,8 @@ fi
 pnpm install --frozen-lockfile
 pnpm lint
 pnpm typecheck
+# The CLI tests run the built `shardwork` binary.
+pnpm build
 mkdir -p .tmp
 pnpm test --reporter=default --reporter=json --outputFile=.tmp/vitest-results.json
 # A plain closing line with the counts.

@@ -91,7 +91,7 @@ export {
   QUEUE_NAME,
 } from './options.js';
 export { partitionOf } from './partition.js';
-export type { JobQueueStatus, StartOptions, StopOptions } from './queue.js';
+export type { AdminJobQueue, JobQueueStatus, StartOptions, StopOptions } from './queue.js';
 export { createJobQueue, JobQueue } from './queue.js';
 export type { JobAdapterFactory, JobAdapterModule } from './registry.js';
 export { JOBS_ENV, parseJobQueueUrl, registeredJobQueueProtocols, registerJobQueue } from './registry.js';

@@ -595,6 +595,26 @@ function dueTime(at: unknown, path: string): number {
 }
 
 /**
+ * A job queue of any job map, as operating tools (metrics, the dashboard, the
+ * CLI) take it: its events, state and admin API, none of which depend on the
+ * job types, so a `JobQueue<MyJobs>` fits.
+ */
+export type AdminJobQueue = Pick<
+  JobQueue,
+  | 'on'
+  | 'state'
+  | 'status'
+  | 'stats'
+  | 'list'
+  | 'retryDead'
+  | 'deleteDead'
+  | 'partitions'
+  | 'pause'
+  | 'unpause'
+  | 'stop'
+>;
+
+/**
  * Create a job queue. The adapter is chosen by URL (`memory://`, the default;
  * `redis://…`; `amqp://…`), else by `SHARDWORK_JOBS`; its package loads on
  * first use. A malformed URL or an unknown scheme throws at once.

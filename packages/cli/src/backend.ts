@@ -1,0 +1,159 @@
+/**
+ * Connecting to the backends with a deadline on every call, and mapping the
+ * backends' errors to the CLI's exit codes.
+ *
+ * @module
+ */
+
+import {
+  createDiscovery,
+  type Discovery,
+  DiscoveryUnavailableError,
+  errorMessage,
+  InvalidOptionsError,
+  parseDiscoveryUrl,
+  UnknownProtocolError,
+} from '@shardwork/core';
+import {
+  createJobQueue,
+  InvalidJobArgsError,
+  InvalidJobError,
+  JobNotFoundError,
+  type JobQueue,
+  parseJobQueueUrl,
+  QueueUnavailableError,
+  UnsupportedFeatureError,
+} from '@shardwork/jobs';
+import { BackendUnavailableError, CliError, NotFoundError, UsageError } from './errors.js';
+
+/** `redis://user:secret@h` -> `redis://user:***@h`: URLs end up in error messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1***@');
+}
+
+/**
+ * Settle with `promise`, or reject with {@link BackendUnavailableError} after
+ * `ms`: a backend that accepts the connection but never answers (or a client
+ * that retries forever) must not hang the command.
+ */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, target: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new BackendUnavailableError(target, `${target} did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Map a backend error to a {@link CliError}; `target` names the backend in the message. */
+export function toCliError(error: unknown, target: string): unknown {
+  if (error instanceof CliError) return error;
+  if (error instanceof DiscoveryUnavailableError || error instanceof QueueUnavailableError) {
+    return new BackendUnavailableError(target, `${target} unreachable: ${errorMessage(error)}`, { cause: error });
+  }
+  if (error instanceof JobNotFoundError) return new NotFoundError(error.message, { cause: error });
+  if (
+    error instanceof InvalidOptionsError ||
+    error instanceof UnknownProtocolError ||
+    error instanceof InvalidJobError ||
+    error instanceof InvalidJobArgsError ||
+    error instanceof UnsupportedFeatureError
+  ) {
+    return new UsageError(error.message, { cause: error });
+  }
+  return error;
+}
+
+/** A discovery connection whose calls each have a deadline and CLI errors. */
+export interface DiscoveryClient {
+  /** The URL, password redacted, as used in messages. */
+  readonly target: string;
+  /** Run `fn` against the connection within the timeout. */
+  call<T>(fn: (discovery: Discovery) => Promise<T>): Promise<T>;
+  /** Close the connection (bounded by the timeout, errors ignored). */
+  close(): Promise<void>;
+}
+
+/** Validate a discovery URL (exit 1 on a bad one) and connect lazily. */
+export function openDiscovery(url: string | undefined, timeoutMs: number): DiscoveryClient {
+  if (url === undefined || url === '') {
+    throw new UsageError('No discovery backend: pass --discovery <url> or set SHARDWORK_DISCOVERY');
+  }
+  const target = `discovery ${redact(url)}`;
+  try {
+    parseDiscoveryUrl(url);
+  } catch (error) {
+    throw new UsageError(`Invalid --discovery ${redact(url)}: ${errorMessage(error)}`, { cause: error });
+  }
+  let connection: Promise<Discovery> | undefined;
+  const connect = (): Promise<Discovery> => {
+    connection ??= createDiscovery(url);
+    return connection;
+  };
+  return {
+    target,
+    async call(fn) {
+      try {
+        return await withTimeout(
+          connect().then((d) => fn(d)),
+          timeoutMs,
+          target,
+        );
+      } catch (error) {
+        throw toCliError(error, target);
+      }
+    },
+    async close() {
+      if (connection === undefined) return;
+      await withTimeout(
+        connection.then((d) => d.close()),
+        timeoutMs,
+        target,
+      ).catch(() => undefined);
+    },
+  };
+}
+
+/** A job queue used only for administration (never started). */
+export interface JobsClient {
+  /** The URL, password redacted, as used in messages. */
+  readonly target: string;
+  /** Run `fn` against the queue within the timeout. */
+  call<T>(fn: (queue: JobQueue) => Promise<T>, timeoutMs?: number): Promise<T>;
+  /** Release the connections (bounded by the timeout, errors ignored). */
+  close(): Promise<void>;
+}
+
+/** Validate a job store URL (exit 1 on a bad one) and create the queue without starting it. */
+export function openJobs(url: string | undefined, timeoutMs: number): JobsClient {
+  if (url === undefined || url === '') {
+    throw new UsageError('No job store: pass --jobs <url> or set SHARDWORK_JOBS');
+  }
+  const target = `job store ${redact(url)}`;
+  let queue: JobQueue;
+  try {
+    parseJobQueueUrl(url);
+    queue = createJobQueue(url);
+  } catch (error) {
+    throw new UsageError(`Invalid --jobs ${redact(url)}: ${errorMessage(error)}`, { cause: error });
+  }
+  return {
+    target,
+    async call(fn, ms = timeoutMs) {
+      try {
+        return await withTimeout(fn(queue), ms, target);
+      } catch (error) {
+        throw toCliError(error, target);
+      }
+    },
+    async close() {
+      await withTimeout(queue.stop(), timeoutMs, target).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,411 @@
+/**
+ * The `shardwork` command line: `main(argv, io)` parses, runs one command and
+ * resolves to the exit code. It never calls `process.exit`, so tests can run
+ * it in-process; `bin.ts` is the thin wrapper for the real process.
+ *
+ * @module
+ */
+
+import { errorMessage } from '@shardwork/core';
+import { Command, CommanderError, Option } from 'commander';
+import { type DiscoveryClient, type JobsClient, openDiscovery, openJobs } from './backend.js';
+import { startDashboardCommand } from './dashboard.js';
+import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
+import { integer } from './format.js';
+import { parseArgs, parseState, renderJobs, renderStats, runDeadAction } from './jobs.js';
+import { collectStatus, renderService } from './status.js';
+import { runWatch } from './watch.js';
+
+/** A stream the CLI writes to. */
+export interface CliStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean | undefined;
+}
+
+/** Where the CLI reads and writes; defaults to the process's. */
+export interface CliIo {
+  readonly stdout: CliStream;
+  readonly stderr: CliStream;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Aborted to stop a long-running command (`watch`, `dashboard`); by default
+   * SIGINT/SIGTERM of the process.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Options every command takes (after commander parsed them). */
+interface GlobalOptions {
+  discovery?: string;
+  jobs?: string;
+  json?: boolean;
+  timeout: string;
+  color?: boolean;
+}
+
+const EPILOG = `
+Environment:
+  SHARDWORK_DISCOVERY   default for --discovery (e.g. redis://127.0.0.1:6379, etcd://127.0.0.1:2379)
+  SHARDWORK_JOBS        default for --jobs (e.g. redis://127.0.0.1:6379?prefix=app:)
+
+Exit codes:
+  0  ok
+  1  usage error or bad input (unknown option, malformed URL, bad JSON)
+  2  backend unreachable or no answer within --timeout
+  3  status: a service is degraded (has shards nobody owns)
+  4  not found (job id, named service)`;
+
+/** A per-run context: options resolved against the environment. */
+class Context {
+  constructor(
+    readonly io: CliIo,
+    readonly opts: GlobalOptions,
+  ) {}
+
+  get json(): boolean {
+    return this.opts.json === true;
+  }
+
+  get timeoutMs(): number {
+    try {
+      return integer('--timeout', this.opts.timeout, 1);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+
+  get color(): boolean {
+    if (this.opts.color === false || this.io.env.NO_COLOR !== undefined) return false;
+    return this.io.stdout.isTTY === true;
+  }
+
+  discovery(): DiscoveryClient {
+    return openDiscovery(this.opts.discovery ?? this.io.env.SHARDWORK_DISCOVERY, this.timeoutMs);
+  }
+
+  jobs(): JobsClient {
+    return openJobs(this.opts.jobs ?? this.io.env.SHARDWORK_JOBS, this.timeoutMs);
+  }
+
+  out(text: string): void {
+    this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  printJson(value: unknown): void {
+    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+}
+
+/** Run `fn` with a jobs client and always release it. */
+async function withJobs<T>(ctx: Context, fn: (client: JobsClient) => Promise<T>): Promise<T> {
+  const client = ctx.jobs();
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function parseIntOption(name: string, min = 0): (value: string) => number {
+  return (value) => {
+    try {
+      return integer(name, value, min);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  };
+}
+
+/** The abort signal for long-running commands: the io's, else SIGINT/SIGTERM. */
+function stopSignal(io: CliIo): { signal: AbortSignal; dispose(): void } {
+  if (io.signal !== undefined) return { signal: io.signal, dispose: () => undefined };
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    },
+  };
+}
+
+/** Build the commander program; `setExit` records the exit code of the command that ran. */
+function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
+  const root = new Command('shardwork');
+  const ctx = (cmd: Command): Context => new Context(io, cmd.optsWithGlobals<GlobalOptions>());
+
+  root
+    .description('Inspect and operate shardwork services and job queues.')
+    .addOption(new Option('--discovery <url>', 'discovery backend URL (env SHARDWORK_DISCOVERY)'))
+    .addOption(new Option('--jobs <url>', 'job store URL (env SHARDWORK_JOBS)'))
+    .option('--json', 'print JSON instead of tables')
+    .option('--timeout <ms>', 'deadline of each backend call, ms', '5000')
+    .option('--no-color', 'never colour the output')
+    .addHelpText('after', EPILOG)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+
+  root
+    .command('status')
+    .description('Members, shard map and unowned shards of each service (all services when none is named).')
+    .argument('[service...]', 'services to show')
+    .addHelpText('after', EPILOG)
+    .action(async (names: string[], _o: unknown, cmd: Command) => {
+      const c = ctx(cmd);
+      const client = c.discovery();
+      try {
+        const services = await collectStatus(client, names, { strict: names.length > 0 });
+        const degraded = services.some((s) => s.degraded);
+        if (c.json) c.printJson({ degraded, services });
+        else c.out(services.length === 0 ? 'no services' : services.map((s) => renderService(s, c.color)).join('\n\n'));
+        setExit(degraded ? EXIT.degraded : EXIT.ok);
+      } finally {
+        await client.close();
+      }
+    });
+
+  root
+    .command('watch')
+    .description('Live view of services; prints each shard movement ("shard 3: a -> b (token 17)"). Ctrl-C to stop.')
+    .argument('[service...]', 'services to watch (all when none is named)')
+    .option('--interval <ms>', 'poll interval, ms', parseIntOption('--interval', 50), 1000)
+    .addHelpText('after', EPILOG)
+    .action(async (names: string[], o: { interval: number }, cmd: Command) => {
+      const c = ctx(cmd);
+      const client = c.discovery();
+      const stop = stopSignal(io);
+      try {
+        await runWatch(client, {
+          names,
+          intervalMs: o.interval,
+          json: c.json,
+          tty: io.stdout.isTTY === true,
+          color: c.color,
+          write: (s) => io.stdout.write(s),
+          warn: (s) => io.stderr.write(`${s}\n`),
+          signal: stop.signal,
+        });
+      } finally {
+        stop.dispose();
+        await client.close();
+      }
+    });
+
+  const jobs = root
+    .command('jobs')
+    .description('Job queue administration (--jobs <url>).')
+    .addHelpText('after', EPILOG);
+
+  jobs
+    .command('stats')
+    .description('Job counts by state per queue and per handler, and which handlers are paused.')
+    .action(async (_o: unknown, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        const stats = await client.call((q) => q.stats());
+        if (c.json) c.printJson(stats);
+        else c.out(renderStats(stats));
+      });
+    });
+
+  jobs
+    .command('list')
+    .description('A page of the jobs in one state, oldest first.')
+    .argument('<state>', 'scheduled | ready | running | retrying | dead')
+    .option('--queue <queue>', 'only this queue')
+    .option('--handler <handler>', 'only this handler')
+    .option('--limit <n>', 'page size (1-10000)', parseIntOption('--limit', 1), 50)
+    .option('--offset <n>', 'jobs to skip', parseIntOption('--offset', 0), 0)
+    .action(
+      async (
+        stateArg: string,
+        o: { queue?: string; handler?: string; limit: number; offset: number },
+        cmd: Command,
+      ) => {
+        const c = ctx(cmd);
+        const state = parseState(stateArg);
+        await withJobs(c, async (client) => {
+          const page = await client.call((q) =>
+            q.list(state, {
+              limit: o.limit,
+              offset: o.offset,
+              ...(o.queue === undefined ? {} : { queue: o.queue }),
+              ...(o.handler === undefined ? {} : { handler: o.handler }),
+            }),
+          );
+          if (c.json) c.printJson(page);
+          else c.out(renderJobs(page.jobs, page.total, o.offset));
+        });
+      },
+    );
+
+  for (const action of ['retry', 'delete'] as const) {
+    jobs
+      .command(action)
+      .description(
+        action === 'retry' ? 'Move a dead job (or all) back to ready.' : 'Delete a dead job (or all dead jobs).',
+      )
+      .argument('[id]', 'job id')
+      .option('--all', 'every dead job')
+      .action(async (id: string | undefined, o: { all?: boolean }, cmd: Command) => {
+        const c = ctx(cmd);
+        await withJobs(c, async (client) => {
+          const n = await runDeadAction(client, {
+            action,
+            id,
+            all: o.all === true,
+            progressStream: io.stderr.isTTY === true ? (io.stderr as NodeJS.WritableStream) : undefined,
+            timeoutMs: c.timeoutMs,
+          });
+          const verb = action === 'retry' ? 'retried' : 'deleted';
+          if (c.json) c.printJson({ [verb]: n });
+          else c.out(id === undefined ? `${verb} ${n} dead job${n === 1 ? '' : 's'}` : `${verb} dead job ${id}`);
+        });
+      });
+  }
+
+  for (const action of ['pause', 'unpause'] as const) {
+    jobs
+      .command(action)
+      .description(
+        action === 'pause' ? 'Stop starting jobs of a handler (in every process).' : 'Resume a paused handler.',
+      )
+      .argument('<handler>', 'handler name')
+      .action(async (handler: string, _o: unknown, cmd: Command) => {
+        const c = ctx(cmd);
+        await withJobs(c, async (client) => {
+          await client.call((q) => (action === 'pause' ? q.pause(handler) : q.unpause(handler)));
+          if (c.json) c.printJson({ handler, paused: action === 'pause' });
+          else c.out(`${action === 'pause' ? 'paused' : 'unpaused'} ${handler}`);
+        });
+      });
+  }
+
+  jobs
+    .command('enqueue')
+    .description('Enqueue one job.')
+    .argument('<handler>', 'handler name')
+    .argument('[argsJson]', 'job arguments as JSON', undefined)
+    .option('--queue <queue>', 'queue name')
+    .option('--key <key>', 'job key (deduplication / per-key order)')
+    .option('--in <ms>', 'run after this many ms', parseIntOption('--in', 0))
+    .option('--at <date>', 'run at this ISO date')
+    .action(
+      async (
+        handler: string,
+        argsJson: string | undefined,
+        o: { queue?: string; key?: string; in?: number; at?: string },
+        cmd: Command,
+      ) => {
+        const c = ctx(cmd);
+        const args = parseArgs(argsJson);
+        if (o.in !== undefined && o.at !== undefined) throw new UsageError('Give either --in or --at, not both');
+        let at: Date | undefined;
+        if (o.at !== undefined) {
+          at = new Date(o.at);
+          if (Number.isNaN(at.getTime())) throw new UsageError(`--at is not a date: "${o.at}" (use ISO 8601)`);
+        }
+        const job = {
+          handler,
+          args: args as never,
+          ...(o.queue === undefined ? {} : { queue: o.queue }),
+          ...(o.key === undefined ? {} : { key: o.key }),
+        };
+        await withJobs(c, async (client) => {
+          const result = await client.call((q) =>
+            at !== undefined ? q.performAt(job, at) : o.in !== undefined ? q.performIn(job, o.in) : q.perform(job),
+          );
+          if (c.json) c.printJson(result);
+          else c.out(`${result.duplicate ? 'duplicate of' : 'enqueued'} job ${result.id}`);
+        });
+      },
+    );
+
+  root
+    .command('dashboard')
+    .description('Serve the web dashboard until Ctrl-C.')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', parseIntOption('--port', 0), 8080)
+    .option('--token <token>', 'require this bearer token')
+    .option('--user <user>', 'basic auth user (with --password)')
+    .option('--password <password>', 'basic auth password (with --user)')
+    .option('--read-only', 'hide the actions (retry, delete, pause)')
+    .addHelpText('after', EPILOG)
+    .action(
+      async (
+        o: { host: string; port: number; token?: string; user?: string; password?: string; readOnly?: boolean },
+        cmd: Command,
+      ) => {
+        const c = ctx(cmd);
+        const stop = stopSignal(io);
+        try {
+          await startDashboardCommand({
+            discovery: c.opts.discovery ?? io.env.SHARDWORK_DISCOVERY,
+            jobs: c.opts.jobs ?? io.env.SHARDWORK_JOBS,
+            host: o.host,
+            port: o.port,
+            token: o.token,
+            user: o.user,
+            password: o.password,
+            readOnly: o.readOnly === true,
+            timeoutMs: c.timeoutMs,
+            json: c.json,
+            write: (s) => io.stdout.write(s),
+            signal: stop.signal,
+          });
+        } finally {
+          stop.dispose();
+        }
+      },
+    );
+
+  // Subcommands report their own errors through the same output and override.
+  for (const cmd of [root, ...root.commands, ...jobs.commands]) {
+    cmd.exitOverride().configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+  }
+  return root;
+}
+
+/**
+ * Run the CLI once.
+ * @param argv - `process.argv` shape: the first two entries (node, script) are skipped.
+ * @param io - streams and environment; the process's by default.
+ * @returns the exit code (see `shardwork --help`).
+ */
+export async function main(argv: readonly string[], io?: Partial<CliIo>): Promise<ExitCode> {
+  const resolved: CliIo = {
+    stdout: io?.stdout ?? process.stdout,
+    stderr: io?.stderr ?? process.stderr,
+    env: io?.env ?? process.env,
+    ...(io?.signal === undefined ? {} : { signal: io.signal }),
+  };
+  let code: ExitCode = EXIT.ok;
+  const cli = program(resolved, (c) => {
+    code = c;
+  });
+  try {
+    await cli.parseAsync([...argv]);
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version end with exit code 0; commander printed everything else already.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof CliError) {
+      resolved.stderr.write(`shardwork: ${error.message}\n`);
+      return error.exitCode;
+    }
+    resolved.stderr.write(`shardwork: ${errorMessage(error)}\n`);
+    return EXIT.usage;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Errors of the CLI. Each carries the process exit code it maps to, so that
+ * `main()` turns any failure into one message line and one exit code.
+ *
+ * @module
+ */
+
+/** Exit codes of the `shardwork` command. */
+export const EXIT = {
+  /** Success. */
+  ok: 0,
+  /** Usage error or bad input (unknown option, malformed URL, bad JSON). */
+  usage: 1,
+  /** A backend (discovery or job store) could not be reached in time. */
+  unavailable: 2,
+  /** `status`: a service has shards nobody owns. */
+  degraded: 3,
+  /** The named job (or service) does not exist. */
+  notFound: 4,
+} as const;
+
+/** One of the values of {@link EXIT}. */
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** String codes of {@link CliError}. */
+export type CliErrorCode = 'CLI_USAGE' | 'CLI_BACKEND_UNAVAILABLE' | 'CLI_NOT_FOUND';
+
+/** Base class of the CLI's own errors. */
+export class CliError extends Error {
+  /** Machine-readable code. */
+  readonly code: CliErrorCode;
+  /** Process exit code this error ends the command with. */
+  readonly exitCode: ExitCode;
+
+  constructor(code: CliErrorCode, exitCode: ExitCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CliError';
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad input on the command line (exit 1). */
+export class UsageError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLI_USAGE', EXIT.usage, message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** A backend did not answer or refused the connection (exit 2). */
+export class BackendUnavailableError extends CliError {
+  /** The backend URL (password redacted). */
+  readonly target: string;
+
+  constructor(target: string, message: string, options?: { cause?: unknown }) {
+    super('CLI_BACKEND_UNAVAILABLE', EXIT.unavailable, message, options);
+    this.name = 'BackendUnavailableError';
+    this.target = target;
+  }
+}
+
+/** The named job or service does not exist (exit 4). */
+export class NotFoundError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLI_NOT_FOUND', EXIT.notFound, message, options);
+    this.name = 'NotFoundError';
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * `shardwork status`: what the discovery backend says about each service,
+ * as plain data ({@link ServiceStatus}) and as tables.
+ *
+ * @module
+ */
+
+import type { Snapshot } from '@shardwork/core';
+import pc from 'picocolors';
+import type { DiscoveryClient } from './backend.js';
+import { NotFoundError } from './errors.js';
+import { duration, shortId, table } from './format.js';
+
+/** One live member as `status` shows it. */
+export interface MemberStatus {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  /** Wall-clock start, ms since the epoch. */
+  readonly startedAt: number;
+  /** Now minus `startedAt` by this machine's clock (display only). */
+  readonly ageMs: number;
+  /** Lease time left as the backend saw it, ms; `undefined` when the backend does not say. */
+  readonly leaseLeftMs: number | undefined;
+  readonly draining: boolean;
+  /** Owns no shard. */
+  readonly standby: boolean;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Shards it owns, ascending. */
+  readonly shards: readonly number[];
+}
+
+/** One shard and its owner. */
+export interface ShardStatus {
+  readonly shard: number;
+  /** Member id of the owner; `undefined` when nobody owns it. */
+  readonly owner: string | undefined;
+  /** `host:pid` of the owner. */
+  readonly ownerName: string | undefined;
+  readonly token: number | undefined;
+}
+
+/** What `status --json` prints per service. */
+export interface ServiceStatus {
+  readonly service: string;
+  readonly revision: string;
+  /** Stored shard count; `undefined` when the group record is missing or unreadable. */
+  readonly shardCount: number | undefined;
+  readonly members: readonly MemberStatus[];
+  readonly shards: readonly ShardStatus[];
+  /** Shards nobody owns, ascending. */
+  readonly unowned: readonly number[];
+  /** Records the backend could not parse. */
+  readonly invalid: readonly { readonly key: string; readonly reason: string }[];
+  /** Some shards are unowned. */
+  readonly degraded: boolean;
+}
+
+/** Turn a snapshot into a {@link ServiceStatus}. */
+export function describeSnapshot(service: string, snap: Snapshot, now = Date.now()): ServiceStatus {
+  const members = [...snap.members].sort((a, b) => a.joinSeq - b.joinSeq || a.id.localeCompare(b.id));
+  const byId = new Map(members.map((m) => [m.id, m]));
+  const claims = new Map(snap.claims.map((c) => [c.shard, c]));
+  const count = snap.shardCount ?? Math.max(0, ...snap.claims.map((c) => c.shard + 1));
+  const shards: ShardStatus[] = [];
+  for (let shard = 0; shard < count; shard++) {
+    const claim = claims.get(shard);
+    const owner = claim === undefined ? undefined : byId.get(claim.owner);
+    shards.push({
+      shard,
+      owner: claim?.owner,
+      ownerName: owner === undefined ? claim && shortId(claim.owner) : `${owner.host}:${owner.pid}`,
+      token: claim?.token,
+    });
+  }
+  const unowned = shards.filter((s) => s.owner === undefined).map((s) => s.shard);
+  return {
+    service,
+    revision: snap.revision,
+    shardCount: snap.shardCount,
+    members: members.map((m) => {
+      const owned = snap.claims
+        .filter((c) => c.owner === m.id)
+        .map((c) => c.shard)
+        .sort((a, b) => a - b);
+      return {
+        id: m.id,
+        host: m.host,
+        pid: m.pid,
+        startedAt: m.startedAt,
+        ageMs: Math.max(0, now - m.startedAt),
+        leaseLeftMs: m.expiresInMs,
+        draining: m.draining === true,
+        standby: owned.length === 0,
+        weight: m.weight,
+        labels: m.labels,
+        shards: owned,
+      };
+    }),
+    shards,
+    unowned,
+    invalid: snap.invalid.map((r) => ({ key: r.key, reason: r.reason })),
+    degraded: unowned.length > 0,
+  };
+}
+
+/** The services to show: the named ones, else every service the backend lists. */
+export async function serviceNames(client: DiscoveryClient, names: readonly string[]): Promise<string[]> {
+  if (names.length > 0) return [...new Set(names)];
+  const listed = await client.call(async (d) => {
+    if (d.services === undefined) {
+      throw new NotFoundError(
+        `The ${d.kind} discovery backend cannot list services: name them (shardwork status <service>)`,
+      );
+    }
+    return d.services();
+  });
+  return [...listed].sort();
+}
+
+/** Snapshot every service; a named service the backend knows nothing about is {@link NotFoundError}. */
+export async function collectStatus(
+  client: DiscoveryClient,
+  names: readonly string[],
+  options: { strict: boolean },
+): Promise<ServiceStatus[]> {
+  const services = await serviceNames(client, names);
+  const result: ServiceStatus[] = [];
+  for (const service of services) {
+    const snap = await client.call((d) => d.snapshot(service));
+    if (options.strict && snap.shardCount === undefined && snap.members.length === 0 && snap.claims.length === 0) {
+      throw new NotFoundError(`Service "${service}" not found in ${client.target}`);
+    }
+    result.push(describeSnapshot(service, snap));
+  }
+  return result;
+}
+
+/** Render one service as text (header line, members table, shard table). */
+export function renderService(s: ServiceStatus, color = false): string {
+  const c = color
+    ? pc
+    : {
+        bold: (x: string) => x,
+        red: (x: string) => x,
+        green: (x: string) => x,
+        yellow: (x: string) => x,
+        dim: (x: string) => x,
+      };
+  const owned = (s.shardCount ?? s.shards.length) - s.unowned.length;
+  const health = s.degraded ? c.red(`DEGRADED: ${s.unowned.length} unowned`) : c.green('ok');
+  const lines: string[] = [];
+  lines.push(
+    `${c.bold(`service ${s.service}`)}  shards ${s.shardCount ?? '?'}  owned ${owned}  members ${s.members.length}  revision ${s.revision}  ${health}`,
+  );
+  if (s.members.length > 0) {
+    const t = table(['member', 'host', 'pid', 'age', 'lease left', 'shards', 'state']);
+    for (const m of s.members) {
+      const state = m.draining ? 'draining' : m.standby ? 'standby' : 'active';
+      t.push([
+        shortId(m.id),
+        m.host,
+        String(m.pid),
+        duration(m.ageMs),
+        duration(m.leaseLeftMs),
+        m.shards.join(',') || '-',
+        state,
+      ]);
+    }
+    lines.push(t.toString());
+  } else {
+    lines.push(c.yellow('  no live members'));
+  }
+  if (s.shards.length > 0) {
+    const t = table(['shard', 'owner', 'member', 'token']);
+    for (const sh of s.shards) {
+      t.push([
+        String(sh.shard),
+        sh.ownerName ?? '(unowned)',
+        sh.owner === undefined ? '-' : shortId(sh.owner),
+        sh.token === undefined ? '-' : String(sh.token),
+      ]);
+    }
+    lines.push(t.toString());
+  }
+  if (s.unowned.length > 0) lines.push(c.red(`unowned shards: ${s.unowned.join(', ')}`));
+  for (const r of s.invalid) lines.push(c.yellow(`invalid record ${r.key}: ${r.reason}`));
+  return lines.join('\n');
+}

@@ -1,0 +1,201 @@
+import type { JobState } from '@shardwork/jobs';
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { CSS, JS } from './assets.js';
+import type { DashboardData } from './data.js';
+import { jobsFragment, LISTED_STATES, layout, queuesFragment, type RenderContext, servicesFragment } from './html.js';
+import type { DashboardAuth } from './options.js';
+import { Authenticator, randomToken, SECURITY_HEADERS, SESSION_COOKIE, safeEqual } from './security.js';
+
+/** What {@link createDashboardApp} needs. */
+export interface DashboardAppOptions {
+  readonly data: DashboardData;
+  readonly auth: DashboardAuth | undefined;
+  readonly readOnly: boolean;
+  readonly refreshMs: number;
+  /** CSRF token of the process. @defaultValue a random one */
+  readonly csrfToken?: string | undefined;
+}
+
+const FLASH_COOKIE = 'shardwork_flash';
+const PAGE_SIZE = 50;
+
+/** Only a local path is a redirect target, so an action can never send the browser elsewhere. */
+function safeBack(value: unknown): string {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !value.includes('\\')
+    ? value
+    : '/';
+}
+
+const originOf = (value: string): string | undefined => {
+  try {
+    return new URL(value).origin;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The dashboard as a Hono app (pages, JSON API, actions, auth, CSRF). Serve it
+ * with any Hono adapter; {@link startDashboard} serves it with @hono/node-server.
+ */
+export function createDashboardApp(options: DashboardAppOptions): Hono {
+  const { data, readOnly, refreshMs } = options;
+  const csrf = options.csrfToken ?? randomToken();
+  const authenticator = new Authenticator(options.auth);
+  const app = new Hono();
+
+  app.use('*', async (c, next) => {
+    await next();
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value);
+  });
+
+  app.use('*', async (c, next) => {
+    if (authenticator.kind === 'none') return next();
+    const url = new URL(c.req.url);
+    const offered = url.searchParams.get('token');
+    if (authenticator.kind === 'token' && offered !== null) {
+      if (!authenticator.tokenMatches(offered)) return c.text('Unauthorized: wrong token', 401);
+      // Trade the token in the URL (which ends up in history and logs) for a cookie, once.
+      setCookie(c, SESSION_COOKIE, authenticator.session, { httpOnly: true, sameSite: 'Strict', path: '/' });
+      url.searchParams.delete('token');
+      return c.redirect(`${url.pathname}${url.search}`, 303);
+    }
+    const verdict = authenticator.check(c.req.header('authorization'), getCookie(c, SESSION_COOKIE));
+    if (verdict === 'ok') return next();
+    if (authenticator.kind === 'basic') {
+      c.header('WWW-Authenticate', 'Basic realm="shardwork dashboard", charset="UTF-8"');
+      return c.text('Unauthorized', 401);
+    }
+    c.header('WWW-Authenticate', 'Bearer realm="shardwork dashboard"');
+    return c.text(
+      'Unauthorized: send Authorization: Bearer <token>, or open the dashboard once with ?token=<token>',
+      401,
+    );
+  });
+
+  app.get('/assets/dashboard.css', (c) => c.body(CSS, 200, { 'Content-Type': 'text/css; charset=utf-8' }));
+  app.get('/assets/dashboard.js', (c) => c.body(JS, 200, { 'Content-Type': 'text/javascript; charset=utf-8' }));
+
+  const renderContext = (c: Context): RenderContext => {
+    const url = new URL(c.req.url);
+    url.searchParams.delete('token');
+    return { csrf, readOnly, back: `${url.pathname}${url.search}` };
+  };
+  // The page script asks the API with the page's own query; `back` must still name the page.
+  const apiContext = (c: Context, page: string): RenderContext => {
+    const url = new URL(c.req.url);
+    return { csrf, readOnly, back: `${page}${url.search}` };
+  };
+  const takeFlash = (c: Context): string | undefined => {
+    const flash = getCookie(c, FLASH_COOKIE);
+    if (flash === undefined) return undefined;
+    deleteCookie(c, FLASH_COOKIE, { path: '/' });
+    return flash;
+  };
+  const page = (c: Context, title: string, active: string, api: string, content: string): Response =>
+    c.html(layout({ title, active, api, content, refreshMs, csrf, flash: takeFlash(c) }));
+
+  const jobState = (value: string | undefined): JobState | undefined =>
+    LISTED_STATES.includes(value as JobState) ? (value as JobState) : undefined;
+  const offsetOf = (c: Context): number => {
+    const offset = Number(c.req.query('offset') ?? 0);
+    return Number.isInteger(offset) && offset >= 0 ? offset : 0;
+  };
+
+  app.get('/', async (c) => page(c, 'Services', '/', '/api/services', servicesFragment(await data.services())));
+  app.get('/api/services', async (c) => {
+    const view = await data.services();
+    return c.json({ ...view, html: servicesFragment(view) });
+  });
+  app.get('/queues', async (c) =>
+    page(c, 'Queues', '/queues', '/api/queues', queuesFragment(await data.queues(), renderContext(c))),
+  );
+  app.get('/api/queues', async (c) => {
+    const view = await data.queues();
+    return c.json({ ...view, html: queuesFragment(view, apiContext(c, '/queues')) });
+  });
+  app.get('/jobs/:state', async (c) => {
+    const state = jobState(c.req.param('state'));
+    if (state === undefined) return c.text(`Unknown job state; one of ${LISTED_STATES.join(', ')}`, 404);
+    const view = await data.jobs(state, offsetOf(c), PAGE_SIZE);
+    return page(c, `${state} jobs`, `/jobs/${state}`, `/api/jobs/${state}`, jobsFragment(view, renderContext(c)));
+  });
+  app.get('/api/jobs/:state', async (c) => {
+    const state = jobState(c.req.param('state'));
+    if (state === undefined) return c.json({ error: `unknown job state; one of ${LISTED_STATES.join(', ')}` }, 404);
+    const view = await data.jobs(state, offsetOf(c), PAGE_SIZE);
+    return c.json({ ...view, html: jobsFragment(view, apiContext(c, `/jobs/${state}`)) });
+  });
+
+  // Every POST: read-only refuses, then same origin, then the CSRF token (form field or header).
+  app.post('*', async (c, next) => {
+    if (readOnly) return c.text('Forbidden: the dashboard is read-only', 403);
+    const own = new URL(c.req.url).origin;
+    const origin = c.req.header('origin');
+    const referer = c.req.header('referer');
+    const from = origin ?? (referer === undefined ? undefined : (originOf(referer) ?? 'invalid'));
+    if (from !== undefined && from !== own) return c.text('Forbidden: cross-origin request', 403);
+    const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+    const offered = c.req.header('x-csrf-token') ?? form._csrf;
+    if (typeof offered !== 'string' || !safeEqual(offered, csrf))
+      return c.text('Forbidden: missing or wrong CSRF token', 403);
+    c.set('form' as never, form as never);
+    return next();
+  });
+
+  const act = (path: string, run: (form: Record<string, unknown>) => Promise<string>): void => {
+    app.post(path, async (c) => {
+      const form = (c.get('form' as never) ?? {}) as Record<string, unknown>;
+      let message: string;
+      try {
+        message = await run(form);
+      } catch (error) {
+        message = `Failed: ${error instanceof Error ? error.message : String(error)}`;
+      }
+      setCookie(c, FLASH_COOKIE, message, { httpOnly: true, sameSite: 'Strict', path: '/', maxAge: 60 });
+      return c.redirect(safeBack(form.back), 303);
+    });
+  };
+  const idOf = (form: Record<string, unknown>): string | undefined => {
+    if (form.all === '1') return undefined;
+    if (typeof form.id !== 'string' || form.id === '') throw new Error('no job id given (send id, or all=1)');
+    return form.id;
+  };
+  const handlerOf = (form: Record<string, unknown>): string => {
+    if (typeof form.handler !== 'string' || form.handler === '') throw new Error('no handler given');
+    return form.handler;
+  };
+  act('/actions/retry', async (form) => {
+    const id = idOf(form);
+    const n = await data.act((jobs) => jobs.retryDead(id));
+    return id === undefined
+      ? `Retried ${n} dead job(s)`
+      : n > 0
+        ? `Retried job ${id}`
+        : `Job ${id} is not dead (any more)`;
+  });
+  act('/actions/delete', async (form) => {
+    const id = idOf(form);
+    const n = await data.act((jobs) => jobs.deleteDead(id));
+    return id === undefined
+      ? `Deleted ${n} dead job(s)`
+      : n > 0
+        ? `Deleted job ${id}`
+        : `Job ${id} is not dead (any more)`;
+  });
+  act('/actions/pause', async (form) => {
+    const handler = handlerOf(form);
+    await data.act((jobs) => jobs.pause(handler));
+    return `Paused ${handler}`;
+  });
+  act('/actions/unpause', async (form) => {
+    const handler = handlerOf(form);
+    await data.act((jobs) => jobs.unpause(handler));
+    return `Unpaused ${handler}`;
+  });
+  app.post('*', (c) => c.text('Not found', 404));
+
+  return app;
+}

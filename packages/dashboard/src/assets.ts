@@ -1,0 +1,68 @@
+/** The stylesheet, served from /assets so that the CSP needs no 'unsafe-inline'. */
+export const CSS = `
+:root { --bg:#f5f6f8; --card:#fff; --fg:#1d2330; --muted:#6b7280; --line:#e2e5ea; --ok:#16a34a; --warn:#d97706; --bad:#dc2626; --accent:#2563eb; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background:var(--bg); color:var(--fg); }
+header { display:flex; align-items:center; gap:24px; padding:10px 24px; background:#111827; color:#fff; }
+.brand { font-weight:700; letter-spacing:.02em; }
+nav a { color:#cbd5e1; text-decoration:none; margin-right:14px; padding:4px 0; }
+nav a.active, nav a:hover { color:#fff; border-bottom:2px solid var(--accent); }
+#updated { margin-left:auto; font-size:12px; color:#9ca3af; }
+main { padding:18px 24px; max-width:1400px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:14px 16px; margin-bottom:16px; }
+h2 { font-size:16px; margin:0 0 10px; } h2 small { font-weight:400; color:var(--muted); margin-left:8px; }
+table { border-collapse:collapse; width:100%; }
+th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); font-weight:600; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+td.nz.dead { color:var(--bad); font-weight:600; } td.nz.retrying { color:var(--warn); font-weight:600; } td.nz.running { color:var(--accent); font-weight:600; }
+code { font:12px ui-monospace, SFMono-Regular, Menlo, monospace; } code.args { word-break:break-all; }
+td.error { color:var(--bad); max-width:360px; word-break:break-word; }
+.muted { color:var(--muted); } .bad { color:var(--bad); font-weight:600; } .warn { color:var(--warn); }
+.tag { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; color:#fff; }
+.tag.ok { background:var(--ok); } .tag.warn { background:var(--warn); } .tag.idle { background:#9ca3af; }
+.swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; vertical-align:middle; }
+.shardmap { display:grid; grid-template-columns:repeat(auto-fill, minmax(96px, 1fr)); gap:6px; margin-top:12px; }
+.shard { border-radius:6px; padding:6px 8px; font-size:12px; display:flex; flex-direction:column; border:1px solid rgba(0,0,0,.08); }
+.shard b { font-size:14px; } .shard small { color:#374151; overflow-wrap:anywhere; }
+.shard.unowned { background:repeating-linear-gradient(45deg,#fee2e2,#fee2e2 6px,#fff 6px,#fff 12px); border:1px dashed var(--bad); color:var(--bad); }
+.banner { background:#fef2f2; border:1px solid var(--bad); color:#991b1b; padding:10px 14px; border-radius:8px; margin-bottom:16px; font-weight:600; }
+.flash { background:#ecfdf5; border:1px solid var(--ok); color:#065f46; padding:8px 14px; border-radius:8px; margin-bottom:16px; }
+form.inline { display:inline; margin:0 4px 0 0; }
+button { font:inherit; font-size:13px; padding:3px 12px; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; cursor:pointer; }
+button.secondary { background:#fff; color:var(--accent); } button.danger { background:#fff; color:var(--bad); border-color:var(--bad); }
+td.actions { white-space:nowrap; }
+.bulk { margin-bottom:10px; } .pager a { margin-left:10px; }
+`;
+
+/**
+ * The page script: polls the page's JSON API every refresh interval and swaps
+ * in the server-rendered fragment when it changed. On a network error it keeps
+ * the page and says so; the server itself reports backend outages in the fragment.
+ */
+export const JS = `
+(function () {
+  var body = document.body;
+  var api = body.getAttribute('data-api');
+  var every = Number(body.getAttribute('data-refresh-ms')) || 1000;
+  var content = document.getElementById('content');
+  var updated = document.getElementById('updated');
+  var last = null;
+  if (!api || !content) return;
+  function tick() {
+    fetch(api + location.search, { headers: { accept: 'application/json' }, credentials: 'same-origin' })
+      .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
+      .then(function (data) {
+        if (typeof data.html === 'string' && data.html !== last) {
+          // Replace only when something changed, so a button is not swapped under the pointer for nothing.
+          last = data.html;
+          content.innerHTML = data.html;
+        }
+        if (updated) updated.textContent = 'updated ' + new Date().toLocaleTimeString();
+      })
+      .catch(function (e) { if (updated) updated.textContent = 'dashboard unreachable: ' + e.message; })
+      .finally(function () { setTimeout(tick, every); });
+  }
+  setTimeout(tick, every);
+})();
+`;

@@ -1,0 +1,227 @@
+import type { Member, Snapshot } from '@shardwork/core';
+import type { JobInfo, JobState } from '@shardwork/jobs';
+import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView } from './data.js';
+
+/** What every fragment needs to render forms and links. */
+export interface RenderContext {
+  readonly csrf: string;
+  readonly readOnly: boolean;
+  /** Path (with query) of the page, where an action redirects back to. */
+  readonly back: string;
+}
+
+/** Escape text for HTML text and attribute values. */
+export function esc(value: unknown): string {
+  return String(value)
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}
+
+const STATES: readonly JobState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
+/** The job states that have a list page. */
+export const LISTED_STATES: readonly JobState[] = ['running', 'scheduled', 'retrying', 'dead'];
+
+const clock = (ms: number): string => new Date(ms).toISOString().slice(11, 19);
+
+/** `1.2 s`, `3 m 4 s`, `2 h 5 m`. */
+export function duration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '–';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} m ${Math.floor(s % 60)} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} m`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+/** A stable colour per owner, so the same member keeps its colour across refreshes. */
+export function ownerColour(owner: string): string {
+  let hash = 2166136261;
+  for (let i = 0; i < owner.length; i++) hash = Math.imul(hash ^ owner.charCodeAt(i), 16777619);
+  return `hsl(${(hash >>> 0) % 360} 65% 72%)`;
+}
+
+const shortId = (id: string | undefined): string => (id === undefined ? '–' : id.length > 8 ? id.slice(0, 8) : id);
+
+function banner(problem: BackendProblem | undefined): string {
+  if (problem === undefined) return '';
+  const from = problem.dataFrom === undefined ? 'no data read yet' : `showing data from ${clock(problem.dataFrom)} UTC`;
+  return `<div class="banner" role="alert" data-banner="down">${esc(problem.backend)} unreachable: ${esc(problem.reason)}; ${esc(from)}</div>`;
+}
+
+function hidden(ctx: RenderContext, fields: Record<string, string>): string {
+  const all = { _csrf: ctx.csrf, back: ctx.back, ...fields };
+  return Object.entries(all)
+    .map(([name, value]) => `<input type="hidden" name="${esc(name)}" value="${esc(value)}">`)
+    .join('');
+}
+
+function button(ctx: RenderContext, action: string, label: string, fields: Record<string, string>, cls = ''): string {
+  if (ctx.readOnly) return '';
+  return `<form method="post" action="${esc(action)}" class="inline">${hidden(ctx, fields)}<button type="submit" class="${esc(cls)}">${esc(label)}</button></form>`;
+}
+
+function memberLabel(member: Member | undefined, id: string): string {
+  return member === undefined ? shortId(id) : `${member.host}:${member.pid}`;
+}
+
+// Distinct colours; hashing the id is the fallback for an owner that is not a live member.
+const PALETTE = [
+  '#93c5fd',
+  '#fcd34d',
+  '#86efac',
+  '#f9a8d4',
+  '#c4b5fd',
+  '#fdba74',
+  '#67e8f9',
+  '#bef264',
+  '#fca5a5',
+  '#a5b4fc',
+];
+
+function serviceSection(name: string, snapshot: Snapshot, now: number): string {
+  const byId = new Map(snapshot.members.map((m) => [m.id, m]));
+  // By join order (stable for a member's life): members that join one after another never share a colour.
+  const colours = new Map(snapshot.members.map((m) => [m.id, PALETTE[m.joinSeq % PALETTE.length] as string]));
+  const colourOf = (owner: string): string => colours.get(owner) ?? ownerColour(owner);
+  const owned = new Map<string, number>();
+  for (const claim of snapshot.claims) owned.set(claim.owner, (owned.get(claim.owner) ?? 0) + 1);
+  const claims = new Map(snapshot.claims.map((c) => [c.shard, c]));
+  const shardCount = snapshot.shardCount ?? 0;
+  const unowned = shardCount - claims.size;
+  const rows = snapshot.members
+    .map((m) => {
+      const status = m.draining
+        ? '<span class="tag warn">draining</span>'
+        : (owned.get(m.id) ?? 0) === 0
+          ? '<span class="tag idle">standby</span>'
+          : '<span class="tag ok">active</span>';
+      return `<tr data-member="${esc(m.id)}"><td><span class="swatch" style="background:${colourOf(m.id)}"></span><code title="${esc(m.id)}">${esc(shortId(m.id))}</code></td><td>${esc(m.host)}</td><td>${esc(m.pid)}</td><td>${esc(duration(now - m.startedAt))}</td><td>${esc(duration(m.expiresInMs))}</td><td>${owned.get(m.id) ?? 0}</td><td>${status}</td></tr>`;
+    })
+    .join('');
+  let cells = '';
+  for (let shard = 0; shard < shardCount; shard++) {
+    const claim = claims.get(shard);
+    if (claim === undefined) {
+      cells += `<div class="shard unowned" data-shard="${shard}" data-owner="" title="shard ${shard}: unowned"><b>${shard}</b><span>unowned</span></div>`;
+    } else {
+      const label = memberLabel(byId.get(claim.owner), claim.owner);
+      cells += `<div class="shard" data-shard="${shard}" data-owner="${esc(claim.owner)}" style="background:${colourOf(claim.owner)}" title="shard ${shard}: ${esc(claim.owner)} token ${claim.token}"><b>${shard}</b><span>${esc(label)}</span><small>token ${esc(claim.token)}</small></div>`;
+    }
+  }
+  const invalid =
+    snapshot.invalid.length > 0 ? `<p class="warn">${snapshot.invalid.length} unreadable record(s)</p>` : '';
+  return `<section class="card" data-service="${esc(name)}"><h2>${esc(name)} <small>${snapshot.members.length} member(s), ${shardCount} shards, ${unowned === 0 ? 'all owned' : `<span class="bad">${unowned} unowned</span>`}, revision ${esc(snapshot.revision)}</small></h2>${invalid}
+<table><thead><tr><th>member</th><th>host</th><th>pid</th><th>age</th><th>lease left</th><th>shards</th><th>status</th></tr></thead><tbody>${rows || '<tr><td colspan="7" class="muted">no live members</td></tr>'}</tbody></table>
+<div class="shardmap">${cells}</div></section>`;
+}
+
+function movementsTable(movements: readonly Movement[]): string {
+  if (movements.length === 0)
+    return '<section class="card"><h2>Recent movements</h2><p class="muted">no shard has changed owner since the dashboard started</p></section>';
+  const rows = movements
+    .map(
+      (m) =>
+        `<tr class="movement" data-service="${esc(m.service)}" data-shard="${m.shard}" data-from="${esc(m.from ?? '')}" data-to="${esc(m.to ?? '')}"><td>${clock(m.at)}</td><td>${esc(m.service)}</td><td>${m.shard}</td><td><code>${esc(shortId(m.from))}</code></td><td><code>${esc(shortId(m.to))}</code></td><td>${esc(m.token ?? '–')}</td></tr>`,
+    )
+    .join('');
+  return `<section class="card"><h2>Recent movements</h2><table id="movements"><thead><tr><th>time (UTC)</th><th>service</th><th>shard</th><th>from</th><th>to</th><th>token</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
+/** The services page's live part. */
+export function servicesFragment(view: ServicesView): string {
+  const now = Date.now();
+  const sections = view.services.map((s) => serviceSection(s.name, s.snapshot, now)).join('');
+  const none = view.services.length === 0 && view.readAt !== undefined ? '<p class="muted">no services found</p>' : '';
+  return `${banner(view.problem)}${sections}${none}${movementsTable(view.movements)}`;
+}
+
+const noQueue = '<p class="card muted" data-empty="no-queue">no job queue configured</p>';
+
+function countsCells(row: QueueRow): string {
+  return STATES.map(
+    (s) => `<td class="num ${s}${row.counts[s] > 0 ? ' nz' : ''}" data-count="${s}">${row.counts[s]}</td>`,
+  ).join('');
+}
+
+/** The queues page's live part. */
+export function queuesFragment(view: QueuesView, ctx: RenderContext): string {
+  if (!view.configured) return noQueue;
+  const head = STATES.map((s) => `<th class="num">${s}</th>`).join('');
+  const tput = (row: QueueRow): string =>
+    view.throughputKnown ? `<td class="num">${(row.throughput ?? 0).toFixed(1)}/s</td>` : '';
+  const tputHead = view.throughputKnown ? '<th class="num">completed</th>' : '';
+  const queues = view.queues
+    .map(
+      (q) =>
+        `<tr data-queue="${esc(q.name)}"><td>${esc(q.name)}</td>${countsCells(q)}<td class="num">${esc(duration(q.waitMs))}</td>${tput(q)}</tr>`,
+    )
+    .join('');
+  const handlers = view.handlers
+    .map((h) => {
+      const action = h.paused
+        ? button(ctx, '/actions/unpause', 'Unpause', { handler: h.name })
+        : button(ctx, '/actions/pause', 'Pause', { handler: h.name }, 'secondary');
+      const flag = h.paused ? '<span class="tag warn">paused</span>' : '<span class="tag ok">active</span>';
+      return `<tr data-handler="${esc(h.name)}" data-paused="${h.paused ? 'true' : 'false'}"><td>${esc(h.name)}</td>${countsCells(h)}<td>${flag}</td>${tput(h)}${ctx.readOnly ? '' : `<td>${action}</td>`}</tr>`;
+    })
+    .join('');
+  const note = view.throughputKnown
+    ? '<p class="muted">completed: jobs finished by this process over the last 10 s.</p>'
+    : '<p class="muted">Throughput is not shown: a queue backend only reports counts by state, and completions are only observable in the process that runs the jobs (pass a JobQueue instance to see them).</p>';
+  return `${banner(view.problem)}<section class="card"><h2>Queues</h2><table><thead><tr><th>queue</th>${head}<th class="num">oldest ready</th>${tputHead}</tr></thead><tbody>${queues || `<tr><td colspan="8" class="muted">no queues</td></tr>`}</tbody></table></section>
+<section class="card"><h2>Handlers</h2><table><thead><tr><th>handler</th>${head}<th>paused</th>${tputHead}${ctx.readOnly ? '' : '<th></th>'}</tr></thead><tbody>${handlers || `<tr><td colspan="8" class="muted">no handlers</td></tr>`}</tbody></table>${note}</section>`;
+}
+
+function jobRow(job: JobInfo, ctx: RenderContext, state: JobState): string {
+  const actions =
+    state === 'dead' && !ctx.readOnly
+      ? `<td class="actions">${button(ctx, '/actions/retry', 'Retry', { id: job.id })}${button(ctx, '/actions/delete', 'Delete', { id: job.id }, 'danger')}</td>`
+      : '';
+  const error =
+    job.lastError === undefined
+      ? ''
+      : `${job.lastError.name === undefined ? '' : `${job.lastError.name}: `}${job.lastError.message}`;
+  return `<tr data-job="${esc(job.id)}"><td><code>${esc(job.id)}</code></td><td>${esc(job.handler)}</td><td>${esc(job.queue)}</td><td>${esc(job.key ?? '')}</td><td><code class="args">${esc(JSON.stringify(job.args))}</code></td><td class="num">${job.fails}</td><td>${esc(new Date(job.runAt).toISOString().replace('T', ' ').slice(0, 19))}</td><td class="error">${esc(error)}</td>${actions}</tr>`;
+}
+
+/** A jobs page's live part. */
+export function jobsFragment(view: JobsView, ctx: RenderContext): string {
+  if (!view.configured) return noQueue;
+  const dead = view.state === 'dead';
+  const bulk =
+    dead && !ctx.readOnly && view.total > 0
+      ? `<div class="bulk">${button(ctx, '/actions/retry', 'Retry all dead', { all: '1' })}${button(ctx, '/actions/delete', 'Delete all dead', { all: '1' }, 'danger')}</div>`
+      : '';
+  const rows = view.jobs.map((j) => jobRow(j, ctx, view.state)).join('');
+  const last = Math.min(view.total, view.offset + view.jobs.length);
+  const link = (offset: number, label: string): string => `<a href="/jobs/${view.state}?offset=${offset}">${label}</a>`;
+  const pager = `<p class="pager">${view.total === 0 ? 'none' : `${view.offset + 1}–${last} of ${view.total}`} ${view.offset > 0 ? link(Math.max(0, view.offset - view.limit), '← newer') : ''} ${last < view.total ? link(view.offset + view.limit, 'older →') : ''}</p>`;
+  const actionHead = dead && !ctx.readOnly ? '<th></th>' : '';
+  return `${banner(view.problem)}<section class="card"><h2>${esc(view.state)} jobs <small data-total="${view.total}">${view.total}</small></h2>${bulk}<table id="jobs"><thead><tr><th>id</th><th>handler</th><th>queue</th><th>key</th><th>args</th><th class="num">fails</th><th>run at (UTC)</th><th>last error</th>${actionHead}</tr></thead><tbody>${rows || `<tr><td colspan="9" class="muted" data-empty="jobs">no ${esc(view.state)} jobs</td></tr>`}</tbody></table>${pager}</section>`;
+}
+
+/** A whole page around a fragment; the script keeps `#content` fresh from `api`. */
+export function layout(options: {
+  title: string;
+  active: string;
+  content: string;
+  api: string;
+  refreshMs: number;
+  csrf: string;
+  flash: string | undefined;
+}): string {
+  const nav = [
+    ['/', 'Services'],
+    ['/queues', 'Queues'],
+    ...LISTED_STATES.map((s) => [`/jobs/${s}`, s[0]?.toUpperCase() + s.slice(1)]),
+  ]
+    .map(([href, label]) => `<a href="${href}"${href === options.active ? ' class="active"' : ''}>${label}</a>`)
+    .join('');
+  const flash = options.flash === undefined ? '' : `<div class="flash" role="status">${esc(options.flash)}</div>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="csrf-token" content="${esc(options.csrf)}"><title>${esc(options.title)} · shardwork</title><link rel="stylesheet" href="/assets/dashboard.css"></head>
+<body data-api="${esc(options.api)}" data-refresh-ms="${options.refreshMs}"><header><span class="brand">shardwork</span><nav>${nav}</nav><span id="updated" class="muted"></span></header><main>${flash}<div id="content">${options.content}</div></main><script src="/assets/dashboard.js"></script></body></html>`;
+}

@@ -1,0 +1,251 @@
+import { createDiscovery, InvalidOptionsError, Worker } from '@shardwork/core';
+import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { until } from '../../../test/support/wait.js';
+import { type Dashboard, startDashboard } from '../src/index.js';
+import { randomName } from './support.js';
+
+let redis: RedisTestServer;
+let jobs: JobQueue;
+let jobsUrl: string;
+const opened: Dashboard[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  jobsUrl = `${redis.url}?prefix=${randomName('t')}:&partitions=2&leaseTtlMs=1000`;
+  jobs = createJobQueue(jobsUrl);
+  await jobs.perform({ handler: 'mail', args: { to: 'a@example.com' } });
+});
+afterAll(async () => {
+  for (const d of opened) await d.close();
+  await jobs?.stop();
+  await redis?.stop();
+});
+
+async function open(options: Parameters<typeof startDashboard>[0]): Promise<Dashboard> {
+  const dashboard = await startDashboard({ discovery: redis.url, jobs, port: 0, services: [], ...options });
+  opened.push(dashboard);
+  return dashboard;
+}
+
+const csrfOf = (html: string): string => /name="csrf-token" content="([^"]+)"/.exec(html)?.[1] ?? '';
+
+describe('options', () => {
+  it('rejects bad options naming the option', async () => {
+    await expect(startDashboard({ discovery: redis.url, port: -1 })).rejects.toThrow(InvalidOptionsError);
+    await expect(startDashboard({ discovery: redis.url, port: 70000 })).rejects.toThrow(/"port"/);
+    await expect(startDashboard({ discovery: redis.url, refreshMs: 5 })).rejects.toThrow(/"refreshMs"/);
+    await expect(startDashboard({ discovery: redis.url, auth: { token: '' } })).rejects.toThrow(/"auth.token"/);
+    await expect(startDashboard({ discovery: redis.url, auth: { username: 'a:b', password: 'x' } })).rejects.toThrow(
+      /"auth.username"/,
+    );
+    await expect(startDashboard({ discovery: redis.url, services: [''] })).rejects.toThrow(/"services"/);
+    await expect(startDashboard({ discovery: redis.url, readOnly: 'yes' as never })).rejects.toThrow(/"readOnly"/);
+    await expect(startDashboard({ discovery: 42 as never })).rejects.toThrow(/"discovery"/);
+    await expect(startDashboard({ discovery: redis.url, jobs: {} as never })).rejects.toThrow(/"jobs"/);
+  });
+
+  it('binds 127.0.0.1 by default and says when no job queue is configured', async () => {
+    const d = await startDashboard({ discovery: redis.url, port: 0, services: [] });
+    opened.push(d);
+    expect(d.url).toBe(`http://127.0.0.1:${d.port}`);
+    const html = await (await fetch(`${d.url}/jobs/dead`)).text();
+    expect(html).toContain('no job queue configured');
+    expect(await (await fetch(`${d.url}/queues`)).text()).toContain('no job queue configured');
+  });
+});
+
+describe('services', () => {
+  it('lists every service discovery knows when no services are given, with members and the shard map', async () => {
+    const service = randomName('listed');
+    const worker = new Worker({
+      service,
+      shards: 4,
+      discovery: await createDiscovery(redis.url),
+      leaseTtlMs: 1000,
+      handler: async () => undefined,
+    });
+    await worker.start();
+    try {
+      const d = await startDashboard({ discovery: redis.url, jobs, port: 0 });
+      opened.push(d);
+      const instance = worker.status().instance ?? '';
+      await until(
+        async () => {
+          const api = (await (await fetch(`${d.url}/api/services`)).json()) as {
+            services: { name: string; snapshot: { claims: unknown[] } }[];
+            html: string;
+          };
+          const mine = api.services.find((s) => s.name === service);
+          return mine?.snapshot.claims.length === 4 && api.html.includes(`data-owner="${instance}"`);
+        },
+        20_000,
+        'the service listed with all 4 shards owned',
+      );
+      const html = await (await fetch(`${d.url}/`)).text();
+      expect(html).toContain(`data-member="${instance}"`);
+      expect(html.match(/class="shard"/g)?.length).toBeGreaterThanOrEqual(4);
+      expect(html).toContain('all owned');
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+describe('security headers', () => {
+  it('sends a CSP without external sources, DENY framing and nosniff', async () => {
+    const d = await open({});
+    const res = await fetch(`${d.url}/`);
+    expect(res.status).toBe(200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toMatch(/https?:/);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await res.text()).not.toMatch(/<script>|https?:\/\/(?!127)/);
+  });
+});
+
+describe('token auth', () => {
+  it('401 without the token, bearer accepted, ?token= trades for a cookie', async () => {
+    const d = await open({ auth: { token: 's3cret-token' } });
+    expect((await fetch(`${d.url}/`)).status).toBe(401);
+    expect((await fetch(`${d.url}/api/services`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect((await fetch(`${d.url}/api/services`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${d.url}/queues?token=nope`, { redirect: 'manual' })).status).toBe(401);
+    const trade = await fetch(`${d.url}/queues?token=s3cret-token&x=1`, { redirect: 'manual' });
+    expect(trade.status).toBe(303);
+    expect(trade.headers.get('location')).toBe('/queues?x=1');
+    const cookie = trade.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    expect(cookie).not.toContain('s3cret-token');
+    const session = cookie.split(';')[0] as string;
+    const page = await fetch(`${d.url}/queues?x=1`, { headers: { cookie: session } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('mail');
+    expect((await fetch(`${d.url}/`, { headers: { cookie: 'shardwork_session=forged' } })).status).toBe(401);
+  });
+});
+
+describe('basic auth', () => {
+  it('401 with WWW-Authenticate, right credentials pass', async () => {
+    const d = await open({ auth: { username: 'ops', password: 'pa55' } });
+    const denied = await fetch(`${d.url}/`);
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
+    const basic = (u: string, p: string): Record<string, string> => ({
+      authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`,
+    });
+    expect((await fetch(`${d.url}/`, { headers: basic('ops', 'wrong') })).status).toBe(401);
+    expect((await fetch(`${d.url}/`, { headers: basic('root', 'pa55') })).status).toBe(401);
+    expect((await fetch(`${d.url}/`, { headers: basic('ops', 'pa55') })).status).toBe(200);
+  });
+});
+
+describe('CSRF', () => {
+  it('refuses a POST without the token or from another origin, runs it with the token', async () => {
+    const d = await open({});
+    const csrf = csrfOf(await (await fetch(`${d.url}/queues`)).text());
+    expect(csrf.length).toBeGreaterThan(20);
+    const post = (body: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> =>
+      fetch(`${d.url}/actions/pause`, { method: 'POST', body: new URLSearchParams(body), headers, redirect: 'manual' });
+    expect((await post({ handler: 'mail', back: '/queues' })).status).toBe(403);
+    expect((await post({ handler: 'mail', _csrf: 'wrong' })).status).toBe(403);
+    expect((await post({ handler: 'mail', _csrf: csrf }, { origin: 'http://evil.example' })).status).toBe(403);
+    expect((await post({ handler: 'mail', _csrf: csrf }, { referer: 'http://evil.example/x' })).status).toBe(403);
+    expect((await jobs.stats()).handlers.mail?.paused).toBe(false);
+
+    const ok = await post({ handler: 'mail', _csrf: csrf, back: '/queues' }, { origin: d.url });
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/queues');
+    expect((await jobs.stats()).handlers.mail?.paused).toBe(true);
+    // The flash message shows once on the page redirected to.
+    const flash = (ok.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    expect(await (await fetch(`${d.url}/queues`, { headers: { cookie: flash } })).text()).toContain('Paused mail');
+
+    // The header works for fetch; an off-site back is not followed.
+    const viaHeader = await fetch(`${d.url}/actions/unpause`, {
+      method: 'POST',
+      body: new URLSearchParams({ handler: 'mail', back: '//evil.example/' }),
+      headers: { 'x-csrf-token': csrf },
+      redirect: 'manual',
+    });
+    expect(viaHeader.status).toBe(303);
+    expect(viaHeader.headers.get('location')).toBe('/');
+    expect((await jobs.stats()).handlers.mail?.paused).toBe(false);
+  });
+});
+
+describe('read-only', () => {
+  it('renders no action buttons and refuses every POST', async () => {
+    const d = await open({ readOnly: true });
+    const html = await (await fetch(`${d.url}/queues`)).text();
+    expect(html).toContain('mail');
+    expect(html).not.toContain('<form');
+    expect(html).not.toContain('Pause');
+    const csrf = csrfOf(html);
+    const res = await fetch(`${d.url}/actions/pause`, {
+      method: 'POST',
+      body: new URLSearchParams({ handler: 'mail', _csrf: csrf }),
+      headers: { 'x-csrf-token': csrf },
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(403);
+    expect((await jobs.stats()).handlers.mail?.paused).toBe(false);
+  });
+});
+
+describe('backend down', () => {
+  it('renders with a banner and the last data while Redis is down, and recovers', async () => {
+    const service = randomName('svc');
+    const worker = new Worker({
+      service,
+      shards: 3,
+      discovery: await createDiscovery(redis.url),
+      leaseTtlMs: 1000,
+      handler: async () => undefined,
+    });
+    await worker.start();
+    const d = await open({ services: [service], backendTimeoutMs: 1000 });
+    try {
+      await until(
+        async () => (await (await fetch(`${d.url}/`)).text()).includes(`data-service="${service}"`),
+        20_000,
+        'service shown',
+      );
+      const restarted = redis.restart({ keepData: false, downMs: 8000 });
+      let down = '';
+      await until(
+        async () => {
+          const res = await fetch(`${d.url}/`);
+          expect(res.status).toBe(200);
+          down = await res.text();
+          return down.includes('data-banner="down"');
+        },
+        7000,
+        'banner while Redis is down',
+      );
+      expect(down).toMatch(/Discovery at redis:\/\/127\.0\.0\.1:\d+ unreachable: .+; showing data from \d\d:\d\d:\d\d/);
+      expect(down).toContain(`data-service="${service}"`); // the last known data is still shown
+      const api = (await (await fetch(`${d.url}/api/queues`)).json()) as { problem?: { reason: string } };
+      expect(api.problem?.reason).toBeTruthy();
+      await restarted;
+      await until(
+        async () => {
+          const html = await (await fetch(`${d.url}/`)).text();
+          const queues = await (await fetch(`${d.url}/queues`)).text();
+          return !html.includes('data-banner') && !queues.includes('data-banner');
+        },
+        30_000,
+        'banner gone after Redis is back',
+      );
+    } finally {
+      await worker.stop();
+    }
+  });
+});

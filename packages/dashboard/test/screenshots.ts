@@ -1,0 +1,47 @@
+/**
+ * Saves screenshots of the dashboard pages to docs/dashboard-*.png (1280x800):
+ * the browser tests' scenario (3 replicas, one killed with SIGKILL and a new
+ * one started, so the map has moved; a few dead and scheduled jobs).
+ *
+ * Run by hand: node --conditions=@shardwork/source --import tsx packages/dashboard/test/screenshots.ts
+ */
+import { chromium } from 'playwright-core';
+import { until } from '../../../test/support/wait.js';
+import { startScenario } from './scenario.js';
+import { CHROMIUM, killReplica, ROOT, startReplica } from './support.js';
+
+const scenario = await startScenario({ refreshMs: 1000 });
+const browser = await chromium.launch(CHROMIUM);
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const { dashboard, jobs, replicas, service, redis } = scenario;
+  const owners = (): Promise<string[]> =>
+    page.$$eval('.shard', (cells) => cells.map((cell) => cell.getAttribute('data-owner') ?? ''));
+
+  await page.goto(`${dashboard.url}/`);
+  await until(async () => (await owners()).filter(Boolean).length === 6, 30_000, 'all shards owned');
+  const victim = replicas[0];
+  if (victim !== undefined) await killReplica(victim, 'SIGKILL');
+  await until(async () => (await owners()).every((o) => o !== '' && o !== victim?.instance), 20_000, 'shards moved');
+  replicas.push(await startReplica(service, redis.url));
+  await new Promise((resolve) => setTimeout(resolve, 4000)); // let the newcomer take its share
+  await page.screenshot({ path: `${ROOT}docs/dashboard-services.png` });
+
+  for (const invoice of [1001, 1002, 1003]) await jobs.perform({ handler: 'send-invoice', args: { invoice } });
+  for (let i = 0; i < 4; i++) {
+    await jobs.performIn({ handler: 'send-invoice', args: { invoice: 2000 + i }, queue: 'billing' }, 3_600_000);
+  }
+  await until(async () => (await jobs.list('dead')).total === 3, 20_000, 'three dead jobs');
+  await jobs.pause('reports');
+  await page.goto(`${dashboard.url}/queues`);
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: `${ROOT}docs/dashboard-queues.png` });
+
+  await page.goto(`${dashboard.url}/jobs/dead`);
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: `${ROOT}docs/dashboard-dead.png` });
+  console.log('saved docs/dashboard-services.png, docs/dashboard-queues.png, docs/dashboard-dead.png');
+} finally {
+  await browser.close();
+  await scenario.close();
+}
