@@ -17,6 +17,20 @@ export function useFakeTime(): void {
   });
 }
 
+/** Start a worker under fake time (its first pass needs timers to run). */
+export async function started(worker: Worker): Promise<void> {
+  const p = worker.start();
+  await vi.advanceTimersByTimeAsync(50);
+  await p;
+}
+
+/** Stop a worker under fake time, letting its hand-over timers run out. */
+export async function stopped(worker: Worker): Promise<void> {
+  const p = worker.stop();
+  await vi.advanceTimersByTimeAsync(15_000);
+  await p;
+}
+
 /** Advance fake time in steps until `check()` is true; returns the fake ms it took. */
 export async function advanceUntil(check: () => boolean, maxMs: number, stepMs = 5): Promise<number> {
   const began = performance.now();

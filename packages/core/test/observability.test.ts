@@ -5,18 +5,12 @@
 
 import { type Handler, sleep, type Worker, type WorkerEventMap } from '@shardwork/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { advanceUntil, Cluster, useFakeTime } from './harness.js';
+import { advanceUntil, Cluster, started, stopped, useFakeTime } from './harness.js';
 
 beforeEach(() => useFakeTime());
 afterEach(() => {
   vi.useRealTimers();
 });
-
-async function started(worker: Worker): Promise<void> {
-  const p = worker.start();
-  await vi.advanceTimersByTimeAsync(50);
-  await p;
-}
 
 /** A handler that needs `ms` to wind down after its signal aborts (so a stop drains). */
 function slowToSettle(ms: number): Handler {
@@ -43,7 +37,7 @@ describe('acquisition reasons and durations', () => {
     await advanceUntil(() => cluster.fullyOwned(), 500);
     expect(acquired.map((e) => e.reason)).toEqual(['vacant', 'vacant', 'vacant', 'vacant']);
     expect(acquired.every((e) => e.vacantMs === undefined)).toBe(true);
-    await Promise.all([a.worker.stop(), vi.advanceTimersByTimeAsync(15_000)]);
+    await stopped(a.worker);
   });
 
   it('calls shards released by a draining stop a handoff, and says how long each took to drain', async () => {
@@ -71,7 +65,7 @@ describe('acquisition reasons and durations', () => {
       expect(e).toMatchObject({ reason: 'stop', released: true });
       expect(e.drainMs).toBeGreaterThanOrEqual(100);
     }
-    await Promise.all([b.worker.stop(), vi.advanceTimersByTimeAsync(15_000)]);
+    await stopped(b.worker);
   });
 
   it('calls shards of an owner that vanished a failover; its own shards are released as lease-lost', async () => {
@@ -114,6 +108,6 @@ describe('lease renewals', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(renewed.length).toBe(before);
     a.conn.setAvailable(true);
-    await Promise.all([a.worker.stop(), vi.advanceTimersByTimeAsync(15_000)]);
+    await stopped(a.worker);
   });
 });

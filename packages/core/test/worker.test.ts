@@ -22,24 +22,12 @@ import {
   Worker,
 } from '@shardwork/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { advanceUntil, Cluster, GarbageDiscovery, useFakeTime } from './harness.js';
+import { advanceUntil, Cluster, GarbageDiscovery, started, stopped, useFakeTime } from './harness.js';
 
 beforeEach(() => useFakeTime());
 afterEach(() => {
   vi.useRealTimers();
 });
-
-async function started(worker: Worker): Promise<void> {
-  const p = worker.start();
-  await vi.advanceTimersByTimeAsync(50);
-  await p;
-}
-
-async function stopped(worker: Worker): Promise<void> {
-  const p = worker.stop();
-  await vi.advanceTimersByTimeAsync(15_000);
-  await p;
-}
 
 describe('membership changes', () => {
   let cluster: Cluster;
