@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Snapshot } from '@shardwork/core';
+import { inspectSnapshot, type Snapshot } from '@shardwork/core';
 import pc from 'picocolors';
 import type { DiscoveryClient } from './backend.js';
 import { NotFoundError } from './errors.js';
@@ -128,7 +128,7 @@ export async function collectStatus(
   const services = await serviceNames(client, names);
   const result: ServiceStatus[] = [];
   for (const service of services) {
-    const snap = await client.call((d) => d.snapshot(service));
+    const snap = await client.call((d) => inspectSnapshot(d, service));
     if (options.strict && snap.shardCount === undefined && snap.members.length === 0 && snap.claims.length === 0) {
       throw new NotFoundError(`Service "${service}" not found in ${client.target}`);
     }

@@ -32,6 +32,7 @@ export type {
   Snapshot,
   StoredGroup,
 } from './discovery/contract.js';
+export { inspectSnapshot } from './discovery/inspect.js';
 export type { MemoryDiscoveryOptions, MemoryStoreOptions } from './discovery/memory.js';
 export { MemoryDiscovery, MemoryStore, sharedMemoryStore } from './discovery/memory.js';
 export type { MemberRecordResult, ParsedMemberRecord } from './discovery/records.js';

@@ -1,4 +1,4 @@
-import type { Discovery, Snapshot } from '@shardwork/core';
+import { type Discovery, inspectSnapshot, type Snapshot } from '@shardwork/core';
 import type { AdminJobQueue, JobInfo, JobState, JobStats } from '@shardwork/jobs';
 
 /** One change of a shard's owner between two consecutive snapshots. */
@@ -185,7 +185,7 @@ export class DashboardData {
         ].sort();
       }
       const snapshots = await Promise.all(
-        names.map((name) => this.#read(`snapshot:${name}`, () => this.#discovery.snapshot(name))),
+        names.map((name) => this.#read(`snapshot:${name}`, () => inspectSnapshot(this.#discovery, name))),
       );
       const now = Date.now();
       const services = names.map((name, i) => {

@@ -50,7 +50,7 @@ import {
 } from 'etcd3';
 import { type ClaimContext, claimShards, LEASE_GONE, releaseShards } from './claims.js';
 import { clientOptions } from './connection.js';
-import { type ServiceKeys, serviceKeys } from './keys.js';
+import { parseServiceKey, type ServiceKeys, serviceKeys } from './keys.js';
 import { type CompiledEtcdOptions, compileEtcdOptions, type EtcdDiscoveryOptions, parseEtcdUrl } from './options.js';
 import {
   encodeMeta,
@@ -420,6 +420,29 @@ export class EtcdDiscovery implements Discovery {
       const revision = Number(res.header.revision);
       if (revision > (this.#listedAt.get(service) ?? 0)) this.#listedAt.set(service, revision);
       return { revision: String(res.header.revision), ...parseService(keys.root, res.kvs) };
+    });
+  }
+
+  /**
+   * Time each member's lease has left, by etcd's clock, in whole seconds (etcd's
+   * lease granularity) as ms: one `LeaseTimeToLive` per member, so for
+   * operating tools, never for the resolver's listings.
+   */
+  leaseTimes(service: string): Promise<ReadonlyMap<string, number>> {
+    const keys = this.#keys(service);
+    return this.#call('leaseTimes', async () => {
+      const res = await this.#client.getAll().prefix(`${keys.root}members/`).options(this.#deadline()).exec();
+      const times = new Map<string, number>();
+      await Promise.all(
+        res.kvs.map(async (kv) => {
+          const key = parseServiceKey(keys.root, kv.key.toString());
+          if (key.kind !== 'member' || kv.lease === '0') return;
+          const lease = await this.#client.leaseClient.leaseTimeToLive({ ID: kv.lease }, this.#deadline());
+          const seconds = Number(lease.TTL);
+          if (Number.isFinite(seconds) && seconds >= 0) times.set(key.id, seconds * 1000);
+        }),
+      );
+      return times;
     });
   }
 

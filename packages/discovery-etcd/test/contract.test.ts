@@ -1,4 +1,4 @@
-import { type DiscoveryChange, type DiscoveryEvent, LeaseExpiredError } from '@shardwork/core';
+import { type DiscoveryChange, type DiscoveryEvent, inspectSnapshot, LeaseExpiredError } from '@shardwork/core';
 import { memberInfo, uniqueService } from '@shardwork/core/testing';
 import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
 import { Etcd3 } from 'etcd3';
@@ -119,6 +119,24 @@ describe('etcd backend: the 0.2 contract', () => {
       for (const stored of both) expect(stored).toMatchObject({ ...GROUP, invalid: [] });
       expect(both.flatMap((s) => s.repaired)).toHaveLength(2); // both fields, by one caller
       expect(both.filter((s) => s.repaired.length > 0)).toHaveLength(1);
+    });
+  });
+
+  describe('lease times for operating tools', () => {
+    it("says how long each member's lease has left, and inspectSnapshot puts it on the members", async () => {
+      const d = connect();
+      const svc = uniqueService('leases');
+      const [a, b] = [memberInfo(), memberInfo()];
+      await d.register(svc, a, 10_000);
+      await d.register(svc, b, 4000);
+      const times = await d.leaseTimes(svc);
+      expect(times.get(a.id)).toBeGreaterThan(5000);
+      expect(times.get(a.id)).toBeLessThanOrEqual(10_000);
+      expect(times.get(b.id)).toBeLessThanOrEqual(4000);
+      const listed = await inspectSnapshot(d, svc);
+      expect(new Map(listed.members.map((m) => [m.id, m.expiresInMs]))).toEqual(times);
+      await d.unregister(svc, a.id);
+      expect([...(await d.leaseTimes(svc)).keys()]).toEqual([b.id]);
     });
   });
 

@@ -272,6 +272,12 @@ export interface Discovery {
    */
   services?(): Promise<readonly string[]>;
   /**
+   * Time each live member's lease has left, ms, for backends whose
+   * {@link Discovery.snapshot} cannot say it cheaply (etcd: one request per
+   * member). Optional; operating tools read it through `inspectSnapshot`.
+   */
+  leaseTimes?(service: string): Promise<ReadonlyMap<string, number>>;
+  /**
    * A cheap check for the periodic resync: equals the last snapshot's
    * `version ?? revision` as long as the service has not changed since. Reads
    * no members or claims.
