@@ -384,12 +384,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await Promise.all(
       [...this.#runs.values()]
         .filter((r) => r.instance === old.instance)
-        .map(async (r) => {
-          await this.#settle(r);
-          r.markReleased();
-          this.#emitReleased(r, 'lease-lost', false);
-          if (this.#runs.get(r.shard) === r) this.#runs.delete(r.shard);
-        }),
+        // The lease is gone, and its claims with it: nothing to give back.
+        .map((r) => this.#finishRevocation(r, false, 'lease-lost')),
     );
     this.#emitWatch();
     const lease = await this.#lease?.register({ signal: this.#startAbort.signal, failFast: false });
