@@ -19,6 +19,7 @@ export type ShardworkErrorCode =
   | 'LEASE_EXPIRED'
   | 'NOT_OWNER'
   | 'DISCOVERY_UNAVAILABLE'
+  | 'BACKEND_REFUSED'
   | 'UNKNOWN_PROTOCOL'
   | 'INVALID_RECORD'
   | 'REVOKE_TIMEOUT'
@@ -214,6 +215,29 @@ export class DiscoveryUnavailableError extends ShardworkError {
     });
     this.name = 'DiscoveryUnavailableError';
     this.backend = backend;
+  }
+}
+
+/** Why a backend refused us: credentials, a missing permission, or TLS. */
+export type RefusalReason = 'auth' | 'permission' | 'tls';
+
+/**
+ * A backend refused us for a reason that retrying does not fix: wrong
+ * credentials, a permission the ACL or role does not grant, or a TLS
+ * certificate that it or we reject. Never retryable; the message names the
+ * backend, the cause and what to change.
+ */
+export class BackendRefusedError extends ShardworkError {
+  /** Backend, e.g. `redis` or `etcd`, with its address when known. */
+  readonly backend: string;
+  /** What kind of refusal it was. */
+  readonly reason: RefusalReason;
+
+  constructor(backend: string, reason: RefusalReason, detail: string, cause?: unknown) {
+    super('BACKEND_REFUSED', `${backend} refused the connection or command: ${detail}`, { cause, retryable: false });
+    this.name = 'BackendRefusedError';
+    this.backend = backend;
+    this.reason = reason;
   }
 }
 

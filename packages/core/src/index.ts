@@ -45,9 +45,10 @@ export {
   registerDiscovery,
   registeredProtocols,
 } from './discovery/registry.js';
-export type { ShardworkErrorCode } from './errors.js';
+export type { RefusalReason, ShardworkErrorCode } from './errors.js';
 export {
   AttemptsExhaustedError,
+  BackendRefusedError,
   DiscoveryUnavailableError,
   describe as describeValue,
   IllegalStateError,
@@ -99,5 +100,7 @@ export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js'
 export { compileRetry } from './retry.js';
 export type { CompiledSchedule, ScheduleInput, Ticker } from './schedule.js';
 export { compileSchedule, startTicker, ticksBetween } from './schedule.js';
+export type { ReadTlsFilesOptions, TlsFiles, TlsMaterial } from './tls.js';
+export { explainTlsError, readTlsFiles } from './tls.js';
 export type { RevokeReason, WorkerEventMap, WorkerState, WorkerStatus } from './worker.js';
 export { Worker } from './worker.js';

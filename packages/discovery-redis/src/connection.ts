@@ -8,9 +8,9 @@
  * @module
  */
 
-import { ShardworkError } from '@shardwork/core';
-import { Redis } from 'ioredis';
-import type { CompiledRedisOptions } from './options.js';
+import { BackendRefusedError, explainTlsError, ShardworkError } from '@shardwork/core';
+import { Cluster, Redis } from 'ioredis';
+import type { CompiledRedisOptions, RedisClient } from './options.js';
 import { type LoadedScript, runScript } from './scripts.js';
 
 /** Redis reply errors after which a later retry can succeed (failover, loading, busy script). */
@@ -25,15 +25,50 @@ export function reconnectDelay(attempt: number): number {
 /** Builds the error a caller reports when Redis cannot be reached. */
 export type UnavailableFactory = (detail: string, cause?: unknown) => Error;
 
+/**
+ * The {@link BackendRefusedError} for a refusal that retrying does not fix
+ * (wrong credentials, an ACL without a needed command, key or channel, a TLS
+ * certificate either side rejects), or `undefined` for any other error.
+ * @param target - where we connect, without secrets.
+ */
+export function redisRefusal(error: unknown, target: string): BackendRefusedError | undefined {
+  if (error instanceof BackendRefusedError) return error;
+  const backend = `Redis at ${target}`;
+  // A cluster that cannot load its slots reports the last node's error beside its own.
+  const nodeError = (error as { lastNodeError?: unknown } | undefined)?.lastNodeError;
+  const tls = explainTlsError(error) ?? explainTlsError(nodeError);
+  if (tls !== undefined) return new BackendRefusedError(backend, 'tls', tls, error);
+  for (const e of [error, nodeError]) {
+    const message = e instanceof Error ? e.message : '';
+    if (/^(WRONGPASS|NOAUTH)\b/.test(message)) {
+      return new BackendRefusedError(
+        backend,
+        'auth',
+        `${message} (check the user name and password; in a URL, percent-encode special characters such as @ : / as %40 %3A %2F)`,
+        error,
+      );
+    }
+    if (/^NOPERM\b/.test(message)) {
+      return new BackendRefusedError(
+        backend,
+        'permission',
+        `${message} (the ACL user lacks a command, key or channel that shardwork needs; the package README lists the exact ACL)`,
+        error,
+      );
+    }
+  }
+  return undefined;
+}
+
 /** See the module documentation. */
 export class RedisConnection {
-  /** The command connection (owned, or the caller's client). */
-  readonly client: Redis;
+  /** The command connection (owned, or the caller's client): one server, Sentinel-managed, or a cluster. */
+  readonly client: RedisClient;
   readonly #options: CompiledRedisOptions;
   readonly #owned: boolean;
   readonly #unavailable: UnavailableFactory;
-  readonly #subscribers: Redis[] = [];
-  #connecting: { promise: Promise<Redis>; reject: (error: Error) => void } | undefined;
+  readonly #subscribers: RedisClient[] = [];
+  #connecting: { promise: Promise<RedisClient>; reject: (error: Error) => void } | undefined;
   #lastError: Error | undefined;
   #closed = false;
 
@@ -49,7 +84,13 @@ export class RedisConnection {
       this.client = connection.client;
       this.#owned = false;
     } else {
-      this.client = new Redis(connection.options);
+      this.client =
+        connection.kind === 'cluster'
+          ? new Cluster(
+              connection.nodes.map((n) => ({ ...n })),
+              connection.options,
+            )
+          : new Redis(connection.options);
       this.#owned = true;
       // Without a listener ioredis prints every failed reconnect; calls report
       // the last error in their unavailable error instead.
@@ -64,8 +105,26 @@ export class RedisConnection {
     return this.#closed;
   }
 
-  /** The command connection once ready; waits at most `connectTimeoutMs`, fails on the first connection error. */
-  ready(): Promise<Redis> {
+  /** Whether this is a Redis Cluster connection. */
+  get isCluster(): boolean {
+    return this.client instanceof Cluster;
+  }
+
+  /**
+   * The connections to every primary: the cluster's masters, or the one
+   * connection. For commands that must visit every node, such as `SCAN`.
+   */
+  async primaries(): Promise<Redis[]> {
+    const client = await this.ready();
+    return client instanceof Cluster ? client.nodes('master') : [client];
+  }
+
+  /**
+   * The command connection once ready; waits at most `connectTimeoutMs`, fails
+   * on the first connection error (with {@link BackendRefusedError} when
+   * retrying cannot help: TLS, credentials).
+   */
+  ready(): Promise<RedisClient> {
     if (this.#closed) return Promise.reject(this.#unavailable('connection closed'));
     const redis = this.client;
     if (redis.status === 'ready') return Promise.resolve(redis);
@@ -75,7 +134,7 @@ export class RedisConnection {
     if (this.#connecting !== undefined) return this.#connecting.promise;
     if (redis.status === 'wait') redis.connect().catch(() => undefined);
     let reject: (error: Error) => void = () => undefined;
-    const promise = new Promise<Redis>((resolve, rejectPromise) => {
+    const promise = new Promise<RedisClient>((resolve, rejectPromise) => {
       const settle = (error: Error | undefined): void => {
         clearTimeout(timer);
         redis.off('ready', onReady);
@@ -86,11 +145,23 @@ export class RedisConnection {
         else rejectPromise(error);
       };
       const onReady = (): void => settle(undefined);
-      const onError = (error: Error): void => settle(this.#unavailable(`cannot connect: ${error.message}`, error));
+      const onError = (error: Error): void =>
+        settle(
+          redisRefusal(error, this.#options.target) ??
+            this.#unavailable(
+              `cannot connect: ${error.message}${(error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? this.#tlsHint() : ''}`,
+              error,
+            ),
+        );
       const onEnd = (): void => settle(this.#unavailable('connection ended', this.#lastError));
       const timer = setTimeout(() => {
         const last = this.#lastError === undefined ? '' : ` (last error: ${this.#lastError.message})`;
-        settle(this.#unavailable(`not connected within ${this.#options.connectTimeoutMs} ms${last}`, this.#lastError));
+        settle(
+          this.#unavailable(
+            `not connected within ${this.#options.connectTimeoutMs} ms${last}${this.#tlsHint()}`,
+            this.#lastError,
+          ),
+        );
       }, this.#options.connectTimeoutMs);
       redis.once('ready', onReady);
       redis.on('error', onError);
@@ -99,6 +170,16 @@ export class RedisConnection {
     });
     this.#connecting = { promise, reject };
     return promise;
+  }
+
+  /** For a connection that timed out: a plain port that is sent a TLS handshake waits for more bytes, silently. */
+  #tlsHint(): string {
+    const { connection } = this.#options;
+    const tls =
+      connection.kind === 'owned'
+        ? connection.options.tls !== undefined
+        : connection.kind === 'cluster' && connection.options.redisOptions?.tls !== undefined;
+    return tls ? '; with TLS on, a port that serves plain TCP stays silent like this: check the scheme' : '';
   }
 
   /** Run one script, bounded by `commandTimeoutMs` (or `timeoutMs`), with errors mapped. */
@@ -114,7 +195,22 @@ export class RedisConnection {
       timer = setTimeout(() => reject(this.#unavailable(`no reply within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
-      return await Promise.race([runScript(redis, loaded, keys, args), timeout]);
+      const sync = this.#options.syncReplicas;
+      // WAIT gets 40% of the budget, less the 100 ms granularity of Redis's timeouts (hz 10), so
+      // that a missing replica is reported as such and not as a timeout, even when a NOSCRIPT
+      // makes the script and its WAIT go twice.
+      const waitMs = Math.max(10, Math.floor(timeoutMs * 0.4) - 100);
+      const reply = await Promise.race([runScript(redis, loaded, keys, args, sync, waitMs), timeout]);
+      if (sync > 0) {
+        const { result, replicas } = reply as { result: unknown; replicas: number };
+        if (replicas < sync) {
+          throw this.#unavailable(
+            `the write reached the primary but only ${replicas} of ${sync} replicas (syncReplicas) within ${waitMs} ms`,
+          );
+        }
+        return result;
+      }
+      return reply;
     } catch (error) {
       throw this.mapError(error);
     } finally {
@@ -122,10 +218,15 @@ export class RedisConnection {
     }
   }
 
-  /** Connection errors and transient replies become the unavailable error; other replies pass as they are. */
+  /**
+   * Refusals become {@link BackendRefusedError}, connection errors and
+   * transient replies the unavailable error; other replies pass as they are.
+   */
   mapError(error: unknown): unknown {
     if (error instanceof ShardworkError) return error;
     if (!(error instanceof Error)) return this.#unavailable(String(error), error);
+    const refused = redisRefusal(error, this.#options.target);
+    if (refused !== undefined) return refused;
     if (error.name === 'ReplyError') {
       // Other reply errors (NOPERM, WRONGTYPE, a script error) are configuration
       // or data problems that retrying does not fix: pass them on as they are.
@@ -140,8 +241,8 @@ export class RedisConnection {
    * fail-fast, reconnecting on its own; closed with this connection. It does
    * not resubscribe by itself: subscribe again on every `ready`.
    */
-  subscriber(): Redis {
-    const sub = this.client.duplicate({
+  subscriber(): RedisClient {
+    const node = {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -150,7 +251,16 @@ export class RedisConnection {
       retryStrategy: reconnectDelay,
       socketTimeout: undefined,
       connectTimeout: this.#options.connectTimeoutMs,
-    });
+    };
+    const { client } = this;
+    const sub =
+      client instanceof Cluster
+        ? client.duplicate(undefined, {
+            lazyConnect: true,
+            enableOfflineQueue: false,
+            redisOptions: { ...client.options.redisOptions, ...node, lazyConnect: false },
+          })
+        : client.duplicate(node);
     sub.on('error', () => undefined); // reconnects on its own; callers cover the gap
     this.#subscribers.push(sub);
     return sub;
@@ -162,7 +272,7 @@ export class RedisConnection {
     this.#closed = true;
     this.#connecting?.reject(this.#unavailable('connection closed'));
     const closing: Promise<unknown>[] = [];
-    const end = (redis: Redis): void => {
+    const end = (redis: RedisClient): void => {
       // Only an open socket emits 'end' after disconnect(); one that is waiting
       // to reconnect just stops waiting. The timer bounds close() regardless.
       if (redis.status === 'connect' || redis.status === 'connecting' || redis.status === 'ready') {

@@ -20,15 +20,15 @@
  */
 
 export type { UnavailableFactory } from './connection.js';
-export { RedisConnection, reconnectDelay, TRANSIENT_REPLY } from './connection.js';
+export { RedisConnection, reconnectDelay, redisRefusal, TRANSIENT_REPLY } from './connection.js';
 export type { RedisServiceKeys } from './keys.js';
 export { serviceKeys } from './keys.js';
-export type { CompiledRedisOptions, RedisDiscoveryOptions } from './options.js';
+export type { CompiledRedisOptions, RedisClient, RedisDiscoveryOptions, RedisTlsOptions } from './options.js';
 export { compileOptions as compileRedisOptions } from './options.js';
 export { discoveryFromUrl, MAX_BATCH, RedisDiscovery } from './redis-discovery.js';
 export type { LoadedScript, LuaScriptsOptions } from './scripts.js';
 export { LuaScripts, runScript } from './scripts.js';
-export type { ParsedRedisUrl } from './url.js';
-export { parseRedisUrl, redactUrl } from './url.js';
+export type { ParsedRedisUrl, RedisNode, RedisTopology } from './url.js';
+export { parseRedisUrl, REDIS_SCHEMES, redactUrl } from './url.js';
 export type { WatchHost, WatchOptions } from './watch.js';
 export { CATCH_UP_MS, EXPIRY_SLACK_MS, ServiceWatches } from './watch.js';

@@ -7,17 +7,42 @@
  */
 
 import type { ConnectionOptions } from 'node:tls';
-import { InvalidOptionsError } from '@shardwork/core';
-import type { Redis, RedisOptions } from 'ioredis';
+import { InvalidOptionsError, readTlsFiles } from '@shardwork/core';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { reconnectDelay } from './connection.js';
-import { parseRedisUrl, redactUrl } from './url.js';
+import { parseRedisUrl, type RedisNode, redactUrl } from './url.js';
+
+/** An ioredis connection: one server (or Sentinel-managed), or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * TLS options: Node's (`ca`, `cert`, `key` as PEM contents, `servername`, …),
+ * or the paths of PEM files in `caFile`, `certFile` and `keyFile`, which are
+ * read and checked (exists, is PEM, not expired, key matches) when the
+ * options are compiled.
+ */
+export interface RedisTlsOptions extends ConnectionOptions {
+  /** Path of the CA certificate(s) that sign the server's certificate. */
+  readonly caFile?: string;
+  /** Path of the client certificate, for servers with `tls-auth-clients yes`. Needs `keyFile`. */
+  readonly certFile?: string;
+  /** Path of the client certificate's private key. */
+  readonly keyFile?: string;
+}
 
 /** Options of {@link RedisDiscovery}. Give at most one of `url`/`redis` (they combine) or `client`. */
 export interface RedisDiscoveryOptions {
   /**
-   * `redis://[[username][:password]@]host[:port][/db][?prefix=…]`, or `rediss://…`
-   * for TLS. The query may also set `commandTimeoutMs`, `connectTimeoutMs` and
-   * `pollIntervalMs`; explicit options win over the URL.
+   * Where Redis is, with its credentials:
+   * - `redis://[[username][:password]@]host[:port][/db]`, or `rediss://…` for TLS;
+   * - `redis+cluster://[[username][:password]@]h1:p1,h2:p2` (or `rediss+cluster://`): Redis Cluster;
+   * - `redis+sentinel://[[username][:password]@]s1:26379,s2:26379/<primary name>[/db]`
+   *   (or `rediss+sentinel://`): the primary that the sentinels name.
+   *
+   * User and password are percent-decoded. The query may set `prefix`,
+   * `commandTimeoutMs`, `connectTimeoutMs`, `pollIntervalMs`, `syncReplicas`,
+   * with TLS `ca`, `cert` and `key` (PEM file paths), with Sentinel
+   * `sentinelUsername` and `sentinelPassword`; explicit options win over the URL.
    * @defaultValue `redis://127.0.0.1:6379` when neither `redis` nor `client` is given
    */
   readonly url?: string;
@@ -30,24 +55,41 @@ export interface RedisDiscoveryOptions {
    */
   readonly redis?: RedisOptions;
   /**
-   * An existing ioredis connection to use for commands. It is not closed by
+   * An existing ioredis connection to use for commands: a `Redis` (one server
+   * or Sentinel) or a `Cluster`. It is not closed by
    * {@link RedisDiscovery.close}, and its own settings apply: for fail-fast
    * behaviour create it with `enableOfflineQueue: false` and
    * `maxRetriesPerRequest: 0`. Watching opens a `duplicate()` of it.
    * @defaultValue none: a connection is created from `url`/`redis`
    */
-  readonly client?: Redis;
+  readonly client?: RedisClient;
+  /**
+   * Seed nodes of a Redis Cluster (the option form of `redis+cluster://`);
+   * `redis`, `tls`, `username` and `password` then apply to every node.
+   * @defaultValue none: one server (or Sentinel), unless the URL names a cluster
+   */
+  readonly clusterNodes?: readonly RedisNode[];
   /**
    * Prefix of every key and channel.
    * @defaultValue `"sw:"`
    */
   readonly prefix?: string;
   /**
-   * TLS: `true` or Node TLS options (`ca`, `cert`, `key`, `servername`, …).
-   * A `rediss://` URL turns it on as well.
+   * TLS: `true` or {@link RedisTlsOptions} (Node's TLS options, or
+   * `caFile`/`certFile`/`keyFile` paths). A TLS URL scheme turns it on as well.
    * @defaultValue `false` (`true` for `rediss://`)
    */
-  readonly tls?: boolean | ConnectionOptions;
+  readonly tls?: boolean | RedisTlsOptions;
+  /**
+   * Replicas that must have each write before it counts (`WAIT` after every
+   * write, within `commandTimeoutMs`). With 0, a write acknowledged by a
+   * primary that fails before replicating it is lost in a failover; with 1 or
+   * more, a renewal, claim or enqueue that no replica has is reported as
+   * failed, so nobody relies on it. Use it with Sentinel or Cluster
+   * (see the README's production notes).
+   * @defaultValue 0
+   */
+  readonly syncReplicas?: number;
   /**
    * ACL user name (overrides the URL's).
    * @defaultValue the URL's, else none (the `default` user)
@@ -95,8 +137,11 @@ export interface CompiledRedisOptions {
   /** Options for a connection this instance owns, or the caller's client. */
   readonly connection:
     | { readonly kind: 'owned'; readonly options: RedisOptions }
-    | { readonly kind: 'external'; readonly client: Redis };
+    | { readonly kind: 'cluster'; readonly nodes: readonly RedisNode[]; readonly options: ClusterOptions }
+    | { readonly kind: 'external'; readonly client: RedisClient };
   readonly prefix: string;
+  /** Replicas each write waits for (0: none). */
+  readonly syncReplicas: number;
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly pollIntervalMs: number;
@@ -123,21 +168,20 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
   }
   const { client } = options;
   if (client !== undefined) {
-    const clash = (['url', 'redis', 'tls', 'username', 'password', 'db'] as const).find(
+    const clash = (['url', 'redis', 'tls', 'username', 'password', 'db', 'clusterNodes'] as const).find(
       (k) => options[k] !== undefined,
     );
     if (clash !== undefined) {
       throw new InvalidOptionsError(clash, options[clash], 'not to be combined with "client" (configure the client)');
     }
-    if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
-      throw new InvalidOptionsError('client', client, 'an ioredis Redis instance');
+    if (!(client instanceof Redis) && !(client instanceof Cluster)) {
+      throw new InvalidOptionsError('client', client, 'an ioredis Redis or Cluster instance');
     }
-    if (client.options?.keyPrefix) {
-      throw new InvalidOptionsError('client.options.keyPrefix', client.options.keyPrefix, 'unset (use "prefix")');
-    }
+    const keyPrefix = client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix;
+    if (keyPrefix) throw new InvalidOptionsError('client.options.keyPrefix', keyPrefix, 'unset (use "prefix")');
   }
   if (options.url !== undefined && typeof options.url !== 'string') {
-    throw new InvalidOptionsError('url', options.url, 'a redis:// or rediss:// URL');
+    throw new InvalidOptionsError('url', options.url, 'a redis://, redis+cluster:// or redis+sentinel:// URL');
   }
   const fromUrl = options.url === undefined ? undefined : parseRedisUrl(options.url);
   if (options.redis !== undefined && (typeof options.redis !== 'object' || options.redis === null)) {
@@ -165,11 +209,18 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
     10,
   );
 
+  const syncReplicas = options.syncReplicas ?? fromUrl?.syncReplicas ?? 0;
+  if (!Number.isSafeInteger(syncReplicas) || syncReplicas < 0 || syncReplicas > 16) {
+    throw new InvalidOptionsError('syncReplicas', syncReplicas, 'a whole number of replicas from 0 to 16');
+  }
+
   if (client !== undefined) {
-    const { host, port } = client.options ?? {};
+    const first = client instanceof Cluster ? client.nodes()[0]?.options : client.options;
+    const { host, port } = first ?? {};
     return {
       connection: { kind: 'external', client },
       prefix,
+      syncReplicas,
       commandTimeoutMs,
       connectTimeoutMs,
       pollIntervalMs,
@@ -179,6 +230,19 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
 
   if (options.tls !== undefined && typeof options.tls !== 'boolean' && typeof options.tls !== 'object') {
     throw new InvalidOptionsError('tls', options.tls, 'a boolean or TLS connection options');
+  }
+  let tlsOption: boolean | ConnectionOptions | undefined = options.tls ?? undefined;
+  if (typeof tlsOption === 'object' && tlsOption !== null) {
+    const { caFile, certFile, keyFile, ...node } = tlsOption as RedisTlsOptions;
+    const files = {
+      ...(caFile === undefined ? {} : { ca: caFile }),
+      ...(certFile === undefined ? {} : { cert: certFile }),
+      ...(keyFile === undefined ? {} : { key: keyFile }),
+    };
+    tlsOption = {
+      ...node,
+      ...readTlsFiles('tls', files, { names: { ca: 'caFile', cert: 'certFile', key: 'keyFile' } }),
+    };
   }
   for (const key of ['username', 'password'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'string') {
@@ -194,12 +258,46 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
   if (options.username !== undefined) merged.username = options.username;
   if (options.password !== undefined) merged.password = options.password;
   if (options.db !== undefined) merged.db = options.db;
-  if (options.tls === true) merged.tls = { ...merged.tls };
-  else if (options.tls === false) delete merged.tls;
-  else if (options.tls !== undefined) merged.tls = { ...merged.tls, ...options.tls };
+  if (tlsOption === true) merged.tls = { ...merged.tls };
+  else if (tlsOption === false) delete merged.tls;
+  else if (tlsOption !== undefined) {
+    merged.tls = { ...merged.tls, ...tlsOption };
+    if (merged.sentinels !== undefined && merged.sentinels !== null) {
+      merged.enableTLSForSentinelMode = true;
+      merged.sentinelTLS = { ...merged.sentinelTLS, ...tlsOption };
+    }
+  }
+  const { clusterNodes } = options;
+  if (clusterNodes !== undefined) {
+    const valid =
+      Array.isArray(clusterNodes) &&
+      clusterNodes.length > 0 &&
+      clusterNodes.every(
+        (n: unknown) =>
+          typeof (n as RedisNode)?.host === 'string' &&
+          Number.isSafeInteger((n as RedisNode).port) &&
+          (n as RedisNode).port > 0 &&
+          (n as RedisNode).port < 65536,
+      );
+    if (!valid) throw new InvalidOptionsError('clusterNodes', clusterNodes, 'a non-empty array of { host, port }');
+    if (fromUrl !== undefined && fromUrl.topology !== 'cluster') {
+      throw new InvalidOptionsError('clusterNodes', clusterNodes, `not to be combined with a ${fromUrl.topology} URL`);
+    }
+    if (merged.sentinels)
+      throw new InvalidOptionsError('clusterNodes', clusterNodes, 'not to be combined with sentinels');
+  }
+  const topology = clusterNodes !== undefined ? 'cluster' : (fromUrl?.topology ?? 'single');
+  const nodes = clusterNodes ?? fromUrl?.nodes ?? [];
+  if (topology === 'cluster' && (merged.db ?? 0) !== 0) {
+    throw new InvalidOptionsError('db', merged.db, '0: a Redis Cluster has database 0 only');
+  }
 
   const connectionOptions: RedisOptions = {
     retryStrategy: reconnectDelay,
+    // A primary demoted to replica answers READONLY: reconnect (through Sentinel, to the new primary).
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+    // Sentinel: follow a failover the sentinels announce, also when the old primary stays up.
+    ...(merged.sentinels ? { failoverDetector: true } : {}),
     ...merged,
     // Fail fast: a call either reaches Redis now or fails; nothing is queued
     // while disconnected or resent after a reconnect (a late claim or heartbeat
@@ -216,13 +314,47 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
   const target =
     options.url !== undefined
       ? redactUrl(options.url)
-      : `${merged.tls ? 'rediss' : 'redis'}://${merged.host ?? '127.0.0.1'}:${merged.port ?? 6379}/${merged.db ?? 0}`;
+      : topology === 'cluster'
+        ? `${merged.tls ? 'rediss' : 'redis'}+cluster://${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`
+        : merged.sentinels
+          ? `redis+sentinel://${merged.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${merged.name}`
+          : `${merged.tls ? 'rediss' : 'redis'}://${merged.host ?? '127.0.0.1'}:${merged.port ?? 6379}/${merged.db ?? 0}`;
+  const connection: CompiledRedisOptions['connection'] =
+    topology === 'cluster'
+      ? { kind: 'cluster', nodes, options: clusterOptions(connectionOptions, connectTimeoutMs) }
+      : { kind: 'owned', options: connectionOptions };
   return {
-    connection: { kind: 'owned', options: connectionOptions },
+    connection,
     prefix,
+    syncReplicas,
     commandTimeoutMs,
     connectTimeoutMs,
     pollIntervalMs,
     target,
+  };
+}
+
+/**
+ * Cluster options that keep the fail-fast rules: the node connections get the
+ * single-server options (credentials, TLS, timeouts, no queueing, no retries
+ * per request); the cluster itself queues nothing while it is not ready and
+ * follows redirections and failovers for at most the caller's command timeout.
+ */
+function clusterOptions(node: RedisOptions, connectTimeoutMs: number): ClusterOptions {
+  const { host: _host, port: _port, db: _db, lazyConnect: _lazy, retryStrategy: _retry, ...redisOptions } = node;
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    clusterRetryStrategy: reconnectDelay,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    retryDelayOnMoved: 0,
+    maxRedirections: 16,
+    slotsRefreshTimeout: connectTimeoutMs,
+    // Addresses that CLUSTER SLOTS announces are used as they are (no DNS).
+    dnsLookup: (address, callback) => callback(null, address),
+    redisOptions,
   };
 }

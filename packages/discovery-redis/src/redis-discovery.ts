@@ -176,24 +176,25 @@ export class RedisDiscovery implements Discovery {
 
   /**
    * Services under this prefix, from `SCAN` for their group records (a
-   * cursor walk in batches, never a blocking `KEYS`). On Redis Cluster this
-   * sees only the node the client is connected to.
+   * cursor walk in batches, never a blocking `KEYS`), on every primary of a
+   * cluster.
    */
   async services(): Promise<readonly string[]> {
-    const redis = await this.#connection.ready();
     const prefix = this.#options.prefix;
     const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}:meta`;
     const names = new Set<string>();
     try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        for (const key of keys) {
-          const name = key.slice(prefix.length + 1, -'}:meta'.length);
-          if (name !== '' && !name.includes('}')) names.add(name);
-        }
-      } while (cursor !== '0');
+      for (const redis of await this.#connection.primaries()) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          for (const key of keys) {
+            const name = key.slice(prefix.length + 1, -'}:meta'.length);
+            if (name !== '' && !name.includes('}')) names.add(name);
+          }
+        } while (cursor !== '0');
+      }
     } catch (error) {
       throw this.#connection.mapError(error);
     }
@@ -263,10 +264,11 @@ export class RedisDiscovery implements Discovery {
 }
 
 /**
- * Create a {@link RedisDiscovery} from a `redis://` or `rediss://` URL; what
+ * Create a {@link RedisDiscovery} from a Redis URL (`redis://`, `rediss://`,
+ * `redis+cluster://`, `redis+sentinel://` and their TLS forms); what
  * `createDiscovery()` of `@shardwork/core` calls for those protocols.
  *
- * @example `discoveryFromUrl('rediss://worker:s3cret@redis.internal:6380/2?prefix=billing:')`
+ * @example `discoveryFromUrl('rediss://worker:s3cret@redis.internal:6380/2?prefix=billing:&ca=/etc/ssl/redis-ca.pem')`
  */
 export function discoveryFromUrl(url: string): RedisDiscovery {
   return new RedisDiscovery({ url });

@@ -12,7 +12,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** Names of the scripts in `./lua`, one per discovery operation. */
 export type ScriptName =
@@ -99,13 +99,38 @@ export function script(name: ScriptName): LoadedScript {
   return scripts.get(name);
 }
 
-/** Run a loaded script with `EVALSHA`, sending its source with `EVAL` on `NOSCRIPT`. */
+/**
+ * Run a loaded script with `EVALSHA`, sending its source with `EVAL` on `NOSCRIPT`.
+ *
+ * With `syncReplicas` > 0 the script and a `WAIT syncReplicas waitMs` go in one
+ * pipeline, so that both reach the same primary (on a cluster, the node of
+ * the script's keys), and the reply is `{ result, replicas }`: the script's
+ * reply and how many replicas acknowledged the write.
+ */
 export async function runScript(
-  redis: Redis,
+  redis: Redis | Cluster,
   loadedScript: LoadedScript,
   keys: readonly string[],
   args: readonly (string | number)[],
+  syncReplicas = 0,
+  waitMs = 1000,
 ): Promise<unknown> {
+  if (syncReplicas > 0) {
+    const attempt = async (source: boolean): Promise<[Error | null, unknown][]> => {
+      const pipeline = redis.pipeline();
+      if (source) pipeline.eval(loadedScript.source, keys.length, ...keys, ...args);
+      else pipeline.evalsha(loadedScript.sha, keys.length, ...keys, ...args);
+      pipeline.wait(syncReplicas, waitMs);
+      return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    };
+    let replies = await attempt(false);
+    if (replies[0]?.[0]?.message.startsWith('NOSCRIPT')) replies = await attempt(true);
+    const [scriptReply, waitReply] = replies;
+    if (scriptReply === undefined || waitReply === undefined) throw new Error('pipeline returned no replies');
+    if (scriptReply[0] !== null) throw scriptReply[0];
+    if (waitReply[0] !== null) throw waitReply[0];
+    return { result: scriptReply[1], replicas: Number(waitReply[1]) };
+  }
   try {
     return await redis.evalsha(loadedScript.sha, keys.length, ...keys, ...args);
   } catch (error) {

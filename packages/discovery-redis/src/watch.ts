@@ -27,7 +27,7 @@
  */
 
 import type { DiscoveryEvent, DiscoveryListener } from '@shardwork/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './options.js';
 import { parseMessage, type RevisionProbe } from './records.js';
 
 /** Time past a member's expiry before the expiry timer reaps, so it never fires a hair early. */
@@ -47,7 +47,7 @@ export interface WatchHost {
   /** Run `reap.lua` for the service. */
   reap(service: string): Promise<RevisionProbe>;
   /** A new subscriber connection (closed by the host). */
-  subscriber(): Redis;
+  subscriber(): RedisClient;
 }
 
 /** Options of {@link ServiceWatches}. */
@@ -93,7 +93,7 @@ export class ServiceWatches {
   readonly #states = new Map<string, WatchState>();
   /** Revision of the latest snapshot per service: a new watch knows what its listener has listed. */
   readonly #listedAt = new Map<string, bigint>();
-  #subscriber: Redis | undefined;
+  #subscriber: RedisClient | undefined;
   #readies = 0;
   #closed = false;
 
@@ -200,7 +200,7 @@ export class ServiceWatches {
     if (sub?.status === 'ready' && !this.#closed) sub.unsubscribe(state.channel).catch(() => undefined);
   }
 
-  #ensureSubscriber(): Redis {
+  #ensureSubscriber(): RedisClient {
     if (this.#subscriber !== undefined) return this.#subscriber;
     // It resubscribes by itself on every ready so it knows when the subscription is live.
     const sub = this.#host.subscriber();
@@ -224,7 +224,7 @@ export class ServiceWatches {
     // Otherwise it is connecting: #onSubscriberReady subscribes every watched channel.
   }
 
-  async #onSubscriberReady(sub: Redis): Promise<void> {
+  async #onSubscriberReady(sub: RedisClient): Promise<void> {
     const reconnected = this.#readies > 0;
     this.#readies += 1;
     const states = [...this.#states.values()];

@@ -1,5 +1,5 @@
 import type { Discovery, DiscoveryEvent } from '@shardwork/core';
-import { createDiscovery, DiscoveryUnavailableError, InvalidOptionsError } from '@shardwork/core';
+import { BackendRefusedError, createDiscovery, DiscoveryUnavailableError, InvalidOptionsError } from '@shardwork/core';
 import { memberInfo, uniqueService } from '@shardwork/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +24,14 @@ function thrown(fn: () => unknown): unknown {
 describe('URL parsing and options', () => {
   it('parses host, port, credentials, db and prefix', () => {
     expect(parseRedisUrl('redis://user:p%40ss@cache.local:6380/3?prefix=app:')).toEqual({
+      topology: 'single',
+      nodes: [],
       redis: { host: 'cache.local', port: 6380, db: 3, username: 'user', password: 'p@ss' },
       prefix: 'app:',
     });
     expect(parseRedisUrl('redis://:secret@127.0.0.1')).toEqual({
+      topology: 'single',
+      nodes: [],
       redis: { host: '127.0.0.1', port: 6379, db: 0, password: 'secret' },
     });
     expect(parseRedisUrl('redis://[::1]:7000/').redis).toMatchObject({ host: '::1', port: 7000, db: 0 });
@@ -45,7 +49,7 @@ describe('URL parsing and options', () => {
   });
 
   it.each([
-    ['http://127.0.0.1:6379', 'redis:// or rediss://'],
+    ['http://127.0.0.1:6379', 'one of the schemes redis, rediss, redis+cluster'],
     ['redis://h/zero', 'database number'],
     ['redis://h?prefx=a', 'query parameters'],
     ['redis://h?pollIntervalMs=soon', 'whole number'],
@@ -349,7 +353,7 @@ describe('against a redis-server', () => {
     expect(batch.repaired.map((r) => r.key)).toEqual([`${keys.claims}[8]`]);
   });
 
-  it('works with an ACL user, and reports a wrong password as unavailable', async () => {
+  it('works with an ACL user, and reports a wrong password as a refusal', async () => {
     await admin.call('ACL', 'SETUSER', 'shardwork', 'reset', 'on', '>s3cret', '~acl:*', '&acl:*', '+@all');
     const d = connect({ url: `redis://shardwork:s3cret@127.0.0.1:${server.port}?prefix=acl:` });
     const svc = uniqueService();
@@ -366,12 +370,16 @@ describe('against a redis-server', () => {
     // Outside its key pattern the user is refused: a configuration error, not an outage.
     const wrongPrefix = connect({ url: `redis://shardwork:s3cret@127.0.0.1:${server.port}?prefix=sw:` });
     const denied = await wrongPrefix.snapshot(svc).catch((e: unknown) => e);
-    expect(denied).not.toBeInstanceOf(DiscoveryUnavailableError);
+    expect(denied).toBeInstanceOf(BackendRefusedError);
+    expect((denied as BackendRefusedError).reason).toBe('permission');
     expect(String(denied)).toContain('NOPERM');
 
+    // A wrong password is not an outage either: retrying cannot fix it.
     const wrong = connect({ url: `redis://shardwork:nope@127.0.0.1:${server.port}` });
     const error = await wrong.snapshot(svc).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DiscoveryUnavailableError);
+    expect(error).toBeInstanceOf(BackendRefusedError);
+    expect((error as BackendRefusedError).reason).toBe('auth');
+    expect((error as BackendRefusedError).retryable).toBe(false);
     expect(String(error)).toContain('WRONGPASS');
   });
 

@@ -9,7 +9,7 @@
 
 import { setMaxListeners } from 'node:events';
 import { createDiscovery, type Discovery, type ShardContext, settlesWithin, sleep, Worker } from '@shardwork/core';
-import { RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
+import { type RedisClient, RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
 import {
   type AdapterRuntime,
   type BulkOptions,
@@ -33,7 +33,6 @@ import {
   type StateCounts,
   type StopResult,
 } from '@shardwork/jobs';
-import type { Redis } from 'ioredis';
 import { partitionOf, queuesKey } from './keys.js';
 import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOptions } from './options.js';
 import { type ConsumerHost, enqueueFields, PartitionConsumer } from './partition.js';
@@ -54,7 +53,7 @@ export class RedisJobAdapter implements JobAdapter {
   readonly #known = new Set<string>();
   readonly #workers = new Map<string, Worker>();
   readonly #consumers = new Map<string, Set<PartitionConsumer>>();
-  #subscriber: Redis | undefined;
+  #subscriber: RedisClient | undefined;
   #discovery: Discovery | undefined;
   #ownsDiscovery = false;
   #dispatcher = new Dispatcher(1, 0);
@@ -189,16 +188,19 @@ export class RedisJobAdapter implements JobAdapter {
     // Publish which handlers are ordered, so producers that lack the registration line their jobs up too.
     await this.#retryUntil(began, async () => {
       const redis = await this.#connection.ready();
-      const multi = redis.multi();
-      for (const queue of queues) {
-        const keys = this.#store(queue).keys;
-        multi.sadd(queuesKey(o.prefix), queue);
-        for (const reg of rt.handlers.values()) {
-          if (reg.ordered) multi.sadd(keys.ordered, reg.name);
-          else multi.srem(keys.ordered, reg.name);
-        }
-      }
-      await multi.exec();
+      // One transaction per queue (its keys share a slot), and the list of queues apart: on a cluster they live on different nodes.
+      await Promise.all([
+        redis.sadd(queuesKey(o.prefix), ...queues),
+        ...queues.map((queue) => {
+          const keys = this.#store(queue).keys;
+          const multi = redis.multi();
+          for (const reg of rt.handlers.values()) {
+            if (reg.ordered) multi.sadd(keys.ordered, reg.name);
+            else multi.srem(keys.ordered, reg.name);
+          }
+          return multi.exec();
+        }),
+      ]);
     });
     for (const queue of queues) this.#known.add(queue);
     this.#subscribe(queues);
@@ -346,7 +348,7 @@ export class RedisJobAdapter implements JobAdapter {
 
   // ── admin ────────────────────────────────────────────────────────────────
 
-  async #redis(): Promise<Redis> {
+  async #redis(): Promise<RedisClient> {
     return this.#connection.ready();
   }
 
@@ -551,7 +553,18 @@ export class RedisJobAdapter implements JobAdapter {
         ? await createDiscovery(o.discovery)
         : connection.kind === 'external'
           ? new RedisDiscovery({ client: connection.client, prefix: `${o.prefix}coord:` })
-          : new RedisDiscovery({ redis: connection.options, prefix: `${o.prefix}coord:` });
+          : connection.kind === 'cluster'
+            ? new RedisDiscovery({
+                redis: connection.options.redisOptions ?? {},
+                clusterNodes: connection.nodes,
+                prefix: `${o.prefix}coord:`,
+                syncReplicas: o.connection.syncReplicas,
+              })
+            : new RedisDiscovery({
+                redis: connection.options,
+                prefix: `${o.prefix}coord:`,
+                syncReplicas: o.connection.syncReplicas,
+              });
     if (this.#discovery !== undefined) {
       await created.close();
       return this.#discovery;
@@ -564,20 +577,18 @@ export class RedisJobAdapter implements JobAdapter {
   async pause(handler: string): Promise<void> {
     const redis = await this.#redis();
     const queues = new Set([...(await this.#queues()), this.#rt.handlers.get(handler)?.queue ?? 'default']);
-    const multi = redis.multi();
-    for (const queue of queues) multi.sadd(this.#store(queue).keys.paused, handler);
-    await multi.exec();
+    // Queue by queue: on a cluster their keys live on different nodes.
+    await Promise.all([...queues].map((queue) => redis.sadd(this.#store(queue).keys.paused, handler)));
   }
 
   async unpause(handler: string): Promise<void> {
     const redis = await this.#redis();
-    const multi = redis.multi();
-    for (const queue of await this.#queues()) {
-      const keys = this.#store(queue).keys;
-      multi.srem(keys.paused, handler);
-      multi.publish(keys.wake, '*');
-    }
-    await multi.exec();
+    await Promise.all(
+      (await this.#queues()).map((queue) => {
+        const keys = this.#store(queue).keys;
+        return redis.multi().srem(keys.paused, handler).publish(keys.wake, '*').exec();
+      }),
+    );
   }
 }
 

@@ -7,27 +7,44 @@
  * @module
  */
 
-import type { ConnectionOptions } from 'node:tls';
 import { type Discovery, InvalidOptionsError, parseDiscoveryUrl } from '@shardwork/core';
-import { type CompiledRedisOptions, compileRedisOptions, redactUrl } from '@shardwork/discovery-redis';
+import {
+  type CompiledRedisOptions,
+  compileRedisOptions,
+  type RedisClient,
+  type RedisNode,
+  type RedisTlsOptions,
+} from '@shardwork/discovery-redis';
 import { checkQueueList } from '@shardwork/jobs';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 
 /** Options of the Redis job adapter (`createJobQueue('redis://…', { adapter: { … } })` or `new RedisJobAdapter(…)`). */
 export interface RedisJobOptions {
   /**
-   * `redis[s]://[[user][:password]@]host[:port][/db]`; the query may carry
-   * `prefix`, `partitions`, `leaseTtlMs`, `commandTimeoutMs`, `connectTimeoutMs`.
-   * Explicit options win over the URL.
+   * `redis[s]://[[user][:password]@]host[:port][/db]`, `redis[s]+cluster://h1:p1,h2:p2`
+   * or `redis[s]+sentinel://s1:p1,s2:p2/<primary name>[/db]` (as for
+   * `@shardwork/discovery-redis`); the query may carry `prefix`, `partitions`,
+   * `leaseTtlMs`, `commandTimeoutMs`, `connectTimeoutMs`, `syncReplicas`, with
+   * TLS `ca`, `cert`, `key` (PEM file paths), with Sentinel
+   * `sentinelUsername`, `sentinelPassword`. Explicit options win over the URL.
    * @defaultValue `redis://127.0.0.1:6379`
    */
   readonly url?: string;
   /** ioredis options applied over the URL's (`keyPrefix` is refused: use `prefix`). */
   readonly redis?: RedisOptions;
-  /** An existing ioredis connection (not closed by the adapter). */
-  readonly client?: Redis;
-  /** TLS: `true` or Node TLS options; `rediss://` turns it on. */
-  readonly tls?: boolean | ConnectionOptions;
+  /** An existing ioredis connection, `Redis` or `Cluster` (not closed by the adapter). */
+  readonly client?: RedisClient;
+  /** Seed nodes of a Redis Cluster (the option form of `redis+cluster://`). */
+  readonly clusterNodes?: readonly RedisNode[];
+  /** TLS: `true`, Node TLS options, or `caFile`/`certFile`/`keyFile` paths; a TLS scheme turns it on. */
+  readonly tls?: boolean | RedisTlsOptions;
+  /**
+   * Replicas that must have each write (enqueue, completion, retry…) before
+   * it counts: `WAIT` after every script. With 0 an acknowledged job can be
+   * lost when a primary fails before replicating it.
+   * @defaultValue 0
+   */
+  readonly syncReplicas?: number;
   /** ACL user name. */
   readonly username?: string;
   /** Password. */
@@ -141,18 +158,19 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
   const fromUrl: Partial<Record<(typeof OWN_URL_PARAMS)[number], string>> = {};
   if (url !== undefined) {
     if (typeof url !== 'string') throw new InvalidOptionsError('url', url, 'a redis:// or rediss:// URL');
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new InvalidOptionsError('url', redactUrl(url), 'a URL such as "redis://127.0.0.1:6379"');
+    // The query is taken apart by hand: `new URL` cannot read a list of hosts (`redis+cluster://h1:p1,h2:p2`).
+    const q = url.indexOf('?');
+    if (q !== -1) {
+      const hash = url.indexOf('#', q);
+      const params = new URLSearchParams(url.slice(q + 1, hash === -1 ? undefined : hash));
+      for (const name of OWN_URL_PARAMS) {
+        const value = params.get(name);
+        if (value !== null) fromUrl[name] = value;
+        params.delete(name);
+      }
+      const rest = params.toString();
+      url = `${url.slice(0, q)}${rest === '' ? '' : `?${rest}`}${hash === -1 ? '' : url.slice(hash)}`;
     }
-    for (const name of OWN_URL_PARAMS) {
-      const value = parsed.searchParams.get(name);
-      if (value !== null) fromUrl[name] = value;
-      parsed.searchParams.delete(name);
-    }
-    url = parsed.toString();
   }
   const numberFromUrl = (name: 'partitions' | 'leaseTtlMs'): number | undefined => {
     const raw = fromUrl[name];
@@ -164,6 +182,8 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
     ...(url === undefined ? {} : { url }),
     ...(options.redis === undefined ? {} : { redis: options.redis }),
     ...(options.client === undefined ? {} : { client: options.client }),
+    ...(options.clusterNodes === undefined ? {} : { clusterNodes: options.clusterNodes }),
+    ...(options.syncReplicas === undefined ? {} : { syncReplicas: options.syncReplicas }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
     ...(options.username === undefined ? {} : { username: options.username }),
     ...(options.password === undefined ? {} : { password: options.password }),

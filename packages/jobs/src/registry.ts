@@ -1,7 +1,8 @@
 /**
  * Job queue adapters chosen by URL, on core's {@link ProtocolRegistry}:
  * `memory://` (the in-process {@link SimpleQueue}) is built in; `redis://`,
- * `rediss://`, `amqp://` and `amqps://` load their packages on first use.
+ * `rediss://` (and their `+cluster` and `+sentinel` forms), `amqp://` and
+ * `amqps://` load their packages on first use.
  * `SHARDWORK_JOBS` gives the URL when none is passed.
  *
  * @module
@@ -34,6 +35,10 @@ const registry = new ProtocolRegistry<JobAdapter, [CompiledQueueOptions]>({
   packages: {
     redis: '@shardwork/jobs-redis',
     rediss: '@shardwork/jobs-redis',
+    'redis+cluster': '@shardwork/jobs-redis',
+    'rediss+cluster': '@shardwork/jobs-redis',
+    'redis+sentinel': '@shardwork/jobs-redis',
+    'rediss+sentinel': '@shardwork/jobs-redis',
     amqp: '@shardwork/jobs-amqp',
     amqps: '@shardwork/jobs-amqp',
   },

@@ -1,8 +1,8 @@
 /**
  * Backends chosen by URL, like goworker's `SetDiscovery(protocol, creator)`.
- * `memory://` is built in; `redis://`, `rediss://`, `etcd://` and `etcds://`
- * load their packages on first use (nothing is imported or registered at
- * import time). {@link registerDiscovery} adds or overrides a protocol.
+ * `memory://` is built in; `redis://`, `rediss://` (and their `+cluster` and
+ * `+sentinel` forms), `etcd://` and `etcds://` load their packages on first
+ * use (nothing is imported or registered at import time). {@link registerDiscovery} adds or overrides a protocol.
  *
  * @module
  */
@@ -41,6 +41,10 @@ const registry = new ProtocolRegistry<Discovery>({
   packages: {
     redis: '@shardwork/discovery-redis',
     rediss: '@shardwork/discovery-redis',
+    'redis+cluster': '@shardwork/discovery-redis',
+    'rediss+cluster': '@shardwork/discovery-redis',
+    'redis+sentinel': '@shardwork/discovery-redis',
+    'rediss+sentinel': '@shardwork/discovery-redis',
     etcd: '@shardwork/discovery-etcd',
     etcds: '@shardwork/discovery-etcd',
   },
