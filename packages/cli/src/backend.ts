@@ -6,6 +6,7 @@
  */
 
 import {
+  BackendRefusedError,
   createDiscovery,
   type Discovery,
   DiscoveryUnavailableError,
@@ -56,6 +57,10 @@ export function toCliError(error: unknown, target: string): unknown {
   if (error instanceof CliError) return error;
   if (error instanceof DiscoveryUnavailableError || error instanceof QueueUnavailableError) {
     return new BackendUnavailableError(target, `${target} unreachable: ${errorMessage(error)}`, { cause: error });
+  }
+  if (error instanceof BackendRefusedError) {
+    // Credentials, ACL or TLS: the backend is there but refuses us; the message says what to change.
+    return new BackendUnavailableError(target, `${target}: ${errorMessage(error)}`, { cause: error });
   }
   if (error instanceof JobNotFoundError) return new NotFoundError(error.message, { cause: error });
   if (

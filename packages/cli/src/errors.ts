@@ -11,7 +11,7 @@ export const EXIT = {
   ok: 0,
   /** Usage error or bad input (unknown option, malformed URL, bad JSON). */
   usage: 1,
-  /** A backend (discovery or job store) could not be reached in time. */
+  /** A backend (discovery or job store) could not be reached in time, or refused us (credentials, ACL, TLS). */
   unavailable: 2,
   /** `status`: a service has shards nobody owns. */
   degraded: 3,

@@ -38,7 +38,9 @@ export function redisRefusal(error: unknown, target: string): BackendRefusedErro
   const nodeError = (error as { lastNodeError?: unknown } | undefined)?.lastNodeError;
   const tls = explainTlsError(error) ?? explainTlsError(nodeError);
   if (tls !== undefined) return new BackendRefusedError(backend, 'tls', tls, error);
-  for (const e of [error, nodeError]) {
+  // A transaction with a refused command fails as EXECABORT, carrying the refusal among its previous errors.
+  const previous = (error as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];
+  for (const e of [error, nodeError, ...previous]) {
     const message = e instanceof Error ? e.message : '';
     if (/^(WRONGPASS|NOAUTH)\b/.test(message)) {
       return new BackendRefusedError(
