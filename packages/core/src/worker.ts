@@ -12,12 +12,14 @@ import type { ClaimRef, Discovery, InvalidRecord, Member } from './discovery/con
 import { createDiscovery } from './discovery/registry.js';
 import {
   AttemptsExhaustedError,
+  DiscoveryUnavailableError,
   reason as errorReason,
   IllegalStateError,
   InvalidRecordError,
   type LeaseLostError,
   NotOwnerError,
   RevokeTimeoutError,
+  StartTimeoutError,
 } from './errors.js';
 import { TypedEmitter } from './events.js';
 import type { ShardContext, Stage, WatchInfo } from './handler.js';
@@ -215,6 +217,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     const discovery = this.#discovery;
     this.#releases = new ReleaseBatcher(discovery, o.service, (e) => this.#reportError(e));
+    let startError: unknown;
     this.#lease = new LeaseKeeper({
       options: o,
       discovery,
@@ -225,14 +228,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
           this.emit('lease:renewed', { instance: lease.instance, latencyMs });
       },
       lost: (lease, error, early) => this.#onLeaseLost(lease, error, early),
-      reportError: (e) => this.#reportError(e),
+      reportError: (e) => {
+        if (this.state === 'starting') startError = e;
+        this.#reportError(e);
+      },
       repaired: (records) => this.#reportRepaired(records),
     });
-    const lease = await this.#lease.register({
-      signal: this.#startAbort.signal,
-      timeoutMs: o.startTimeoutMs,
-      failFast: true,
-    });
+    const lease = await this.#withinStartTimeout(
+      this.#lease.register({ signal: this.#startAbort.signal, timeoutMs: o.startTimeoutMs, failFast: true }),
+      discovery,
+      () => startError,
+    );
     if (lease === undefined || this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
     this.#resolver = this.#createResolver(discovery);
     this.#resolver.start();
@@ -246,6 +252,50 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       void this.#resolver?.request();
     });
     this.#afterPass = undefined;
+  }
+
+  /**
+   * `registering`, bounded by `startTimeoutMs` even while a backend call is
+   * out: the lease keeper checks its bound only between attempts, and one
+   * attempt against a server that accepts connections and never answers
+   * lasts as long as the backend's own deadline (etcd's `dialTimeoutMs`, 5 s
+   * by default), which overran a 3 s limit to 5 s. On the bound, registration
+   * is aborted, and a registration that still lands is let go again. A
+   * `startTimeoutMs` of 0 means a single attempt, however long it takes.
+   */
+  async #withinStartTimeout(
+    registering: Promise<Lease | undefined>,
+    discovery: Discovery,
+    lastError: () => unknown,
+  ): Promise<Lease | undefined> {
+    const timeoutMs = this.#o.startTimeoutMs;
+    if (timeoutMs === 0) return registering;
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.#startAbort.abort();
+        const cause =
+          lastError() ??
+          new DiscoveryUnavailableError(
+            discovery.kind,
+            `no reply within ${timeoutMs} ms (the first call is still waiting: a server that accepts connections but does not answer?)`,
+          );
+        reject(new StartTimeoutError(timeoutMs, cause));
+      }, timeoutMs);
+    });
+    void registering.then(
+      (lease) => {
+        if (timedOut && lease !== undefined) void this.#lease?.release();
+      },
+      () => undefined,
+    );
+    try {
+      return await Promise.race([registering, bound]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #createResolver(discovery: Discovery): Resolver {

@@ -20,8 +20,9 @@
  * @module
  */
 
-import { randomInt } from 'node:crypto';
+import { randomInt, X509Certificate } from 'node:crypto';
 import {
+  type BackendRefusedError,
   type ClaimBatch,
   type ClaimRef,
   type ClaimResult,
@@ -44,12 +45,16 @@ import {
   ClientClosedError,
   castGrpcError,
   Etcd3,
+  EtcdPermissionDeniedError as Etcd3PermissionDeniedError,
+  EtcdAuthenticationFailedError,
   EtcdLeaseInvalidError,
+  EtcdUserNotFoundError,
   GRPCUnavailableError,
   type ITxnResponse,
 } from 'etcd3';
 import { type ClaimContext, claimShards, LEASE_GONE, releaseShards } from './claims.js';
 import { clientOptions } from './connection.js';
+import { EtcdAuthError, type EtcdKeyScope, EtcdPermissionError, EtcdTlsError } from './errors.js';
 import { parseServiceKey, type ServiceKeys, serviceKeys } from './keys.js';
 import { type CompiledEtcdOptions, compileEtcdOptions, type EtcdDiscoveryOptions, parseEtcdUrl } from './options.js';
 import {
@@ -62,6 +67,7 @@ import {
   type RawKeyValue,
   versionOf,
 } from './records.js';
+import { diagnoseEndpoint, explainGrpcTls } from './tls-diagnosis.js';
 import { absent, boundTo, countPrefix, get, lastModified, modifiedAt, put, type TxnRequest } from './txn.js';
 import { ServiceWatch } from './watch.js';
 
@@ -152,8 +158,11 @@ export class EtcdDiscovery implements Discovery {
   readonly #watches = new Set<ServiceWatch>();
   /** Revision of the latest snapshot per service, where a new watch starts. */
   readonly #listedAt = new Map<string, number>();
+  /** The etcd user, for messages: the auth user, else the client certificate's common name. */
+  readonly #user: string | undefined;
   #connected = false;
   #degraded = false;
+  #diagnosing: Promise<readonly (string | undefined)[]> | undefined;
   /** When the last call failed (`performance.now()`). */
   #failedAt = 0;
   #closed = false;
@@ -163,6 +172,7 @@ export class EtcdDiscovery implements Discovery {
     const given = this.#options.client;
     this.#ownsClient = given === undefined;
     this.#client = given ?? new Etcd3(clientOptions(this.#options));
+    this.#user = this.#options.auth?.username ?? certificateUser(this.#options);
   }
 
   /** The etcd3 client in use (shared with the caller when one was given). */
@@ -192,7 +202,12 @@ export class EtcdDiscovery implements Discovery {
     return { deadline: Date.now() + (this.#connected ? this.#options.callTimeoutMs : this.#options.dialTimeoutMs) };
   }
 
-  async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+  /**
+   * Run one backend call: map what etcd3 throws to shardwork's errors (see
+   * {@link EtcdDiscovery.#failure}) and track whether calls succeed.
+   * `scope` names the keys the call touches, for permission errors.
+   */
+  async #call<T>(what: string, scope: EtcdKeyScope, run: () => Promise<T>): Promise<T> {
     if (this.#closed) throw closedError();
     let result: T;
     try {
@@ -202,8 +217,7 @@ export class EtcdDiscovery implements Discovery {
       if (this.#closed || error instanceof ClientClosedError) throw closedError(error);
       this.#degraded = true;
       this.#failedAt = performance.now();
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new DiscoveryUnavailableError('etcd', `${what} failed: ${detail}`, error);
+      throw await this.#failure(what, scope, error);
     }
     this.#connected = true;
     if (this.#degraded) {
@@ -215,6 +229,77 @@ export class EtcdDiscovery implements Discovery {
       for (const watch of this.#watches) watch.refresh(this.#failedAt);
     }
     return result;
+  }
+
+  /**
+   * The error for a failed call. Refusals that retrying cannot fix are
+   * `BackendRefusedError`s (not retryable, see `errors.ts`): permission denied, a wrong
+   * password or no user while etcd has authentication on, and, before the
+   * first call succeeded, a TLS set-up that fails at every endpoint (found by
+   * probing them, see `tls-diagnosis.ts`). Everything else is a retryable
+   * `DiscoveryUnavailableError`, which names the endpoints until a call has
+   * succeeded, and carries a TLS explanation when gRPC's message holds one.
+   */
+  async #failure(
+    what: string,
+    scope: EtcdKeyScope,
+    error: unknown,
+  ): Promise<DiscoveryUnavailableError | BackendRefusedError> {
+    const user = this.#user;
+    if (error instanceof Etcd3PermissionDeniedError) return new EtcdPermissionError(what, user, scope, error);
+    if (error instanceof EtcdAuthenticationFailedError) {
+      return new EtcdAuthError(what, user, 'wrong user name or password (etcd: authentication failed)', error);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    if (/user name is empty/.test(message)) {
+      return new EtcdAuthError(
+        what,
+        undefined,
+        'etcd has authentication on and this connection names no user: give user:password@ in the URL (or the auth option),' +
+          ' or under --client-cert-auth a client certificate whose common name is an etcd user',
+        error,
+      );
+    }
+    if (/authentication is not enabled/.test(message)) {
+      const detail = 'etcd has authentication off: leave out the user and password, or enable authentication in etcd';
+      return new EtcdAuthError(what, user, detail, error);
+    }
+    if (error instanceof EtcdUserNotFoundError) return new EtcdAuthError(what, user, 'no such etcd user', error);
+    const endpoints = this.#options.endpoints;
+    const at = this.#connected || endpoints.length === 0 ? '' : ` at ${endpoints.join(', ')}`;
+    let explanation = explainGrpcTls(error);
+    if (!this.#connected && error instanceof GRPCUnavailableError && endpoints.length > 0) {
+      const found = await this.#diagnose();
+      const explained = found.filter((e): e is string => e !== undefined);
+      const each = endpoints
+        .map((endpoint, i) => (found[i] === undefined ? undefined : `${endpoint}: ${found[i]}`))
+        .filter((e) => e !== undefined)
+        .join('; ');
+      if (explained.length === endpoints.length) {
+        // Every endpoint refuses for a TLS reason: retrying cannot help.
+        const [first] = explained;
+        const same = first !== undefined && explained.every((e) => e === first);
+        return new EtcdTlsError(what, endpoints, same ? first : each, error);
+      }
+      // Some endpoints may merely be down: retryable, with what the others said.
+      if (explained.length > 0) explanation = each;
+    }
+    const detail = `${what} failed${at}: ${message}${explanation === undefined ? '' : ` (${explanation})`}`;
+    return new DiscoveryUnavailableError('etcd', detail, error);
+  }
+
+  /** Probe every endpoint for a TLS problem (one probe at a time per instance). */
+  #diagnose(): Promise<readonly (string | undefined)[]> {
+    if (this.#diagnosing === undefined) {
+      const timeoutMs = Math.min(1000, this.#options.dialTimeoutMs);
+      const tls = this.#options.tls;
+      this.#diagnosing = Promise.all(
+        this.#options.endpoints.map((endpoint) => diagnoseEndpoint(endpoint, tls, timeoutMs).catch(() => undefined)),
+      ).finally(() => {
+        this.#diagnosing = undefined;
+      });
+    }
+    return this.#diagnosing;
   }
 
   /** One transaction with the call deadline. */
@@ -244,7 +329,7 @@ export class EtcdDiscovery implements Discovery {
       return Promise.reject(new InvalidOptionsError('leaseTtlMs', leaseTtlMs, 'a positive integer number of ms'));
     }
     const settings = { shardCount, leaseTtlMs };
-    return this.#call('ensureGroup', async () => {
+    return this.#call('ensureGroup', keyScope(keys, keys.meta), async () => {
       for (let attempt = 1; attempt <= ENSURE_GROUP_ATTEMPTS; attempt++) {
         const kv = await this.#createMeta(keys.meta, settings);
         if (kv === undefined) return { ...settings, invalid: [], repaired: [] };
@@ -291,7 +376,7 @@ export class EtcdDiscovery implements Discovery {
       return Promise.reject(new InvalidOptionsError('member.id', member?.id, 'a non-empty string'));
     }
     const value = encodeMemberRecord(member);
-    return this.#call('register', async () => {
+    return this.#call('register', keyScope(keys, keys.member(member.id)), async () => {
       const c = this.#client;
       const id = await this.#grant(leaseTtlSeconds(ttlMs));
       try {
@@ -377,8 +462,17 @@ export class EtcdDiscovery implements Discovery {
     });
   }
 
+  /**
+   * The scope of a lease call of `service`. Lease calls name no key, but etcd
+   * lets a lease be revoked only by a user who may write every key bound to
+   * it: the service's keys. (Not validated here: `#entry` rejects a bad service.)
+   */
+  #leaseScope(service: string): EtcdKeyScope {
+    return prefixScope(serviceKeys(this.#options.prefix, String(service)).root, 'readwrite');
+  }
+
   renew(service: string, memberId: string): Promise<void> {
-    return this.#call('renew', async () => {
+    return this.#call('renew', this.#leaseScope(service), async () => {
       const entry = this.#entry(service, memberId);
       const ttl = await this.#keepAliveOnce(entry.id);
       if (!(ttl > 0)) throw this.#leaseGone(memberId);
@@ -386,7 +480,7 @@ export class EtcdDiscovery implements Discovery {
   }
 
   unregister(service: string, memberId: string): Promise<void> {
-    return this.#call('unregister', async () => {
+    return this.#call('unregister', this.#leaseScope(service), async () => {
       const entry = this.#leases.get(memberId);
       if (entry === undefined || entry.service !== service) return;
       // Revoking deletes the member key and every claim in one step; an
@@ -398,7 +492,7 @@ export class EtcdDiscovery implements Discovery {
 
   drain(service: string, memberId: string): Promise<void> {
     const keys = this.#keys(service);
-    return this.#call('drain', async () => {
+    return this.#call('drain', keyScope(keys, keys.member(memberId)), async () => {
       const entry = this.#entry(service, memberId);
       const key = keys.member(memberId);
       // Bound to the member's lease, or the member is gone: never write a member back.
@@ -415,7 +509,7 @@ export class EtcdDiscovery implements Discovery {
 
   snapshot(service: string): Promise<Snapshot> {
     const keys = this.#keys(service);
-    return this.#call('snapshot', async () => {
+    return this.#call('snapshot', prefixScope(keys.root, 'read'), async () => {
       const res = await this.#client.getAll().prefix(keys.root).options(this.#deadline()).exec();
       const revision = Number(res.header.revision);
       if (revision > (this.#listedAt.get(service) ?? 0)) this.#listedAt.set(service, revision);
@@ -430,7 +524,7 @@ export class EtcdDiscovery implements Discovery {
    */
   leaseTimes(service: string): Promise<ReadonlyMap<string, number>> {
     const keys = this.#keys(service);
-    return this.#call('leaseTimes', async () => {
+    return this.#call('leaseTimes', prefixScope(`${keys.root}members/`, 'read', keys.root), async () => {
       const res = await this.#client.getAll().prefix(`${keys.root}members/`).options(this.#deadline()).exec();
       const times = new Map<string, number>();
       await Promise.all(
@@ -452,7 +546,7 @@ export class EtcdDiscovery implements Discovery {
    */
   services(): Promise<readonly string[]> {
     const root = `${this.#options.prefix}/`;
-    return this.#call('services', async () => {
+    return this.#call('services', prefixScope(root, 'read'), async () => {
       const keys = await this.#client.getAll().prefix(root).options(this.#deadline()).keys();
       const names = new Set<string>();
       for (const key of keys) {
@@ -477,7 +571,7 @@ export class EtcdDiscovery implements Discovery {
    */
   version(service: string): Promise<string> {
     const keys = this.#keys(service);
-    return this.#call('version', async () => {
+    return this.#call('version', prefixScope(keys.root, 'read'), async () => {
       const res = await this.#txn({
         compare: [],
         success: [countPrefix(keys.root), lastModified(keys.root)],
@@ -513,7 +607,7 @@ export class EtcdDiscovery implements Discovery {
   }
 
   async #currentRevision(root: string): Promise<number> {
-    return this.#call('watch', async () => {
+    return this.#call('watch', prefixScope(root, 'read'), async () => {
       const res = await this.#client.kv.range({ key: Buffer.from(root), count_only: true }, this.#deadline());
       return Number(res.header.revision);
     });
@@ -541,7 +635,7 @@ export class EtcdDiscovery implements Discovery {
     const keys = this.#keys(service);
     const bad = checkShards(shards);
     if (bad !== undefined) return Promise.reject(bad);
-    return this.#call('claimMany', async () => {
+    return this.#call('claimMany', prefixScope(`${keys.root}claims/`, 'readwrite', keys.root), async () => {
       const entry = this.#entry(service, memberId);
       const ctx: ClaimContext = {
         txn: (r) => this.#txn(r),
@@ -570,7 +664,7 @@ export class EtcdDiscovery implements Discovery {
     const keys = this.#keys(service);
     const bad = checkClaimRefs(claims);
     if (bad !== undefined) return Promise.reject(bad);
-    return this.#call('releaseMany', () =>
+    return this.#call('releaseMany', prefixScope(`${keys.root}claims/`, 'readwrite', keys.root), () =>
       releaseShards({ txn: (r) => this.#txn(r), keys, memberId, batchSize: this.#batchSize }, claims),
     );
   }
@@ -612,6 +706,28 @@ function checkClaimRefs(claims: unknown): InvalidOptionsError | undefined {
     }
   }
   return undefined;
+}
+
+/** The scope of a call on one key of a service: readwrite on the service prefix covers it. */
+function keyScope(keys: ServiceKeys, key: string): EtcdKeyScope {
+  return { key, prefix: false, permission: 'readwrite', grant: keys.root };
+}
+
+/** The scope of a call on a range of keys under `grant`. */
+function prefixScope(key: string, permission: 'read' | 'readwrite', grant = key): EtcdKeyScope {
+  return { key, prefix: true, permission, grant };
+}
+
+/** The common name of the client certificate: the etcd user under `--client-cert-auth` when no password is given. */
+function certificateUser(options: CompiledEtcdOptions): string | undefined {
+  const chain = options.tls === false ? undefined : options.tls.certChain;
+  if (chain === undefined) return undefined;
+  try {
+    const cn = /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(chain).subject)?.[1];
+    return cn;
+  } catch {
+    return undefined;
+  }
 }
 
 function closedError(cause?: unknown): DiscoveryUnavailableError {

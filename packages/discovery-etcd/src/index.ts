@@ -18,8 +18,16 @@
  * @module
  */
 
+export type { EtcdKeyScope } from './errors.js';
+export { EtcdAuthError, EtcdPermissionError, EtcdTlsError } from './errors.js';
 export { discoveryFromUrl, EtcdDiscovery, leaseTtlSeconds } from './etcd-discovery.js';
 export type { ServiceKey, ServiceKeys } from './keys.js';
 export { parseServiceKey, serviceKeys } from './keys.js';
-export type { CompiledEtcdOptions, EtcdAuthOptions, EtcdDiscoveryOptions, EtcdTlsOptions } from './options.js';
+export type {
+  CompiledEtcdOptions,
+  CompiledEtcdTls,
+  EtcdAuthOptions,
+  EtcdDiscoveryOptions,
+  EtcdTlsOptions,
+} from './options.js';
 export { compileEtcdOptions, parseEtcdUrl, redactUrl } from './options.js';

@@ -4,13 +4,34 @@
  * @module
  */
 
-import { InvalidOptionsError } from '@shardwork/core';
+import { InvalidOptionsError, readTlsFiles } from '@shardwork/core';
 import type { Etcd3 } from 'etcd3';
 
-/** TLS material for `etcds://` or {@link EtcdDiscoveryOptions.tls}, as PEM buffers. */
+/**
+ * TLS material for {@link EtcdDiscoveryOptions.tls}: PEM files (read and
+ * checked when the options are compiled: present, PEM, not expired, key
+ * matching the certificate) or PEM buffers. Give a file or a buffer of each
+ * kind, not both.
+ */
 export interface EtcdTlsOptions {
   /**
-   * CA certificate(s) that sign the server certificates.
+   * Path of the CA certificate(s) (PEM) that sign the server certificates.
+   * @defaultValue the system's root certificates
+   */
+  readonly caFile?: string;
+  /**
+   * Path of the client certificate chain (PEM), for servers that require
+   * client certificates (`--client-cert-auth`). Needs {@link EtcdTlsOptions.keyFile}.
+   * @defaultValue none
+   */
+  readonly certFile?: string;
+  /**
+   * Path of the unencrypted private key (PEM) of {@link EtcdTlsOptions.certFile}.
+   * @defaultValue none
+   */
+  readonly keyFile?: string;
+  /**
+   * CA certificate(s) that sign the server certificates, as PEM data.
    * @defaultValue the system's root certificates
    */
   readonly rootCertificate?: Buffer;
@@ -23,6 +44,16 @@ export interface EtcdTlsOptions {
    * Client certificate chain matching {@link EtcdTlsOptions.privateKey}.
    * @defaultValue none
    */
+  readonly certChain?: Buffer;
+}
+
+/** TLS material after {@link compileEtcdOptions}: files read into buffers. */
+export interface CompiledEtcdTls {
+  /** CA certificate(s); absent: the system's roots. */
+  readonly rootCertificate?: Buffer;
+  /** Client private key. */
+  readonly privateKey?: Buffer;
+  /** Client certificate chain. */
   readonly certChain?: Buffer;
 }
 
@@ -45,7 +76,7 @@ export interface EtcdDiscoveryOptions {
   readonly endpoints?: string | readonly string[];
   /**
    * Talk TLS to etcd: `true` for the system's root certificates, or the
-   * certificates to use. Implied by `https://` endpoints.
+   * certificates to use (files or buffers). Implied by `https://` endpoints.
    * @defaultValue `false`
    */
   readonly tls?: boolean | EtcdTlsOptions;
@@ -108,7 +139,7 @@ export interface EtcdDiscoveryOptions {
 export interface CompiledEtcdOptions {
   /** Endpoints with scheme, `http://h:p` or `https://h:p`; empty when a client was given. */
   readonly endpoints: readonly string[];
-  readonly tls: false | EtcdTlsOptions;
+  readonly tls: false | CompiledEtcdTls;
   readonly auth: EtcdAuthOptions | undefined;
   readonly prefix: string;
   readonly dialTimeoutMs: number;
@@ -189,6 +220,55 @@ function normalizeEndpoint(raw: string, tls: boolean, option: string): string {
   return `${secure ? 'https' : 'http'}://${host}:${port}`;
 }
 
+const TLS_FIELDS = ['caFile', 'certFile', 'keyFile', 'rootCertificate', 'privateKey', 'certChain'] as const;
+
+function compileTls(value: unknown, endpoints: readonly string[]): false | CompiledEtcdTls {
+  if (value === undefined) return endpoints.some((e) => e.startsWith('https://')) ? {} : false;
+  if (typeof value === 'boolean') return value ? {} : false;
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidOptionsError('tls', value, 'a boolean or { caFile?, certFile?, keyFile? } (or PEM buffers)');
+  }
+  const t = value as Record<string, unknown>;
+  for (const key of Object.keys(t)) {
+    if (!(TLS_FIELDS as readonly string[]).includes(key)) {
+      throw new InvalidOptionsError(`tls.${key}`, t[key], `one of ${TLS_FIELDS.join(', ')}`);
+    }
+    const buffer = key === 'rootCertificate' || key === 'privateKey' || key === 'certChain';
+    if (t[key] !== undefined && (buffer ? !Buffer.isBuffer(t[key]) : typeof t[key] !== 'string' || t[key] === '')) {
+      throw new InvalidOptionsError(`tls.${key}`, t[key], buffer ? 'a Buffer with PEM data' : 'a path to a PEM file');
+    }
+  }
+  for (const [file, buffer] of [
+    ['caFile', 'rootCertificate'],
+    ['certFile', 'certChain'],
+    ['keyFile', 'privateKey'],
+  ] as const) {
+    if (t[file] !== undefined && t[buffer] !== undefined) {
+      throw new InvalidOptionsError(`tls.${file}`, t[file], `either tls.${file} or tls.${buffer}, not both`);
+    }
+  }
+  const files = readTlsFiles(
+    'tls',
+    {
+      ...(t.caFile === undefined ? {} : { ca: t.caFile as string }),
+      ...(t.certFile === undefined ? {} : { cert: t.certFile as string }),
+      ...(t.keyFile === undefined ? {} : { key: t.keyFile as string }),
+    },
+    { names: { ca: 'caFile', cert: 'certFile', key: 'keyFile' } },
+  );
+  const tls: { rootCertificate?: Buffer; privateKey?: Buffer; certChain?: Buffer } = {};
+  const rootCertificate = files.ca ?? (t.rootCertificate as Buffer | undefined);
+  const certChain = files.cert ?? (t.certChain as Buffer | undefined);
+  const privateKey = files.key ?? (t.privateKey as Buffer | undefined);
+  if ((privateKey === undefined) !== (certChain === undefined)) {
+    throw new InvalidOptionsError('tls', '(certificates)', 'a client certificate and its key together, or neither');
+  }
+  if (rootCertificate !== undefined) tls.rootCertificate = rootCertificate;
+  if (certChain !== undefined) tls.certChain = certChain;
+  if (privateKey !== undefined) tls.privateKey = privateKey;
+  return tls;
+}
+
 /** Validate options and fill defaults. Throws `InvalidOptionsError` naming the first bad option. */
 export function compileEtcdOptions(options: EtcdDiscoveryOptions = {}): CompiledEtcdOptions {
   if (typeof options !== 'object' || options === null) {
@@ -255,29 +335,7 @@ export function compileEtcdOptions(options: EtcdDiscoveryOptions = {}): Compiled
     throw new InvalidOptionsError('endpoints', rawEndpoints, 'at least one endpoint and no empty entries');
   }
 
-  const tlsValue: unknown = options.tls;
-  let tls: false | EtcdTlsOptions;
-  if (tlsValue === undefined) {
-    tls = list.some((e) => e.startsWith('https://')) ? {} : false;
-  } else if (typeof tlsValue === 'boolean') {
-    tls = tlsValue ? {} : false;
-  } else if (typeof tlsValue === 'object' && tlsValue !== null) {
-    const t = tlsValue as Record<string, unknown>;
-    for (const key of Object.keys(t)) {
-      if (!['rootCertificate', 'privateKey', 'certChain'].includes(key)) {
-        throw new InvalidOptionsError(`tls.${key}`, t[key], 'one of rootCertificate, privateKey, certChain');
-      }
-      if (t[key] !== undefined && !Buffer.isBuffer(t[key])) {
-        throw new InvalidOptionsError(`tls.${key}`, t[key], 'a Buffer with PEM data');
-      }
-    }
-    if ((t.privateKey === undefined) !== (t.certChain === undefined)) {
-      throw new InvalidOptionsError('tls', '(buffers)', 'privateKey and certChain together, or neither');
-    }
-    tls = tlsValue as EtcdTlsOptions;
-  } else {
-    throw new InvalidOptionsError('tls', tlsValue, 'a boolean or { rootCertificate?, privateKey?, certChain? }');
-  }
+  const tls = compileTls(options.tls, list);
   const endpoints = list.map((e, i) => normalizeEndpoint(e, tls !== false, `endpoints[${i}]`));
 
   let auth: EtcdAuthOptions | undefined;
@@ -308,8 +366,11 @@ export function compileEtcdOptions(options: EtcdDiscoveryOptions = {}): Compiled
   };
 }
 
-const URL_PARAMS: Readonly<Record<string, 'string' | 'ms' | 'count'>> = {
+const URL_PARAMS: Readonly<Record<string, 'string' | 'ms' | 'count' | 'file'>> = {
   prefix: 'string',
+  ca: 'file',
+  cert: 'file',
+  key: 'file',
   dialTimeoutMs: 'ms',
   callTimeoutMs: 'ms',
   keepaliveTimeMs: 'ms',
@@ -321,20 +382,29 @@ const URL_PARAMS: Readonly<Record<string, 'string' | 'ms' | 'count'>> = {
  * Parse an `etcd://` or `etcds://` URL into options. Several endpoints are
  * separated by commas; `etcds://` turns TLS on (system roots); `user:pass@`
  * sets authentication (percent-encoded); the query may hold `prefix`,
- * `dialTimeoutMs`, `callTimeoutMs`, `keepaliveTimeMs`, `keepaliveTimeoutMs` and `maxTxnOps`.
+ * `dialTimeoutMs`, `callTimeoutMs`, `keepaliveTimeMs`, `keepaliveTimeoutMs`,
+ * `maxTxnOps`, and with `etcds://` the PEM files `ca`, `cert` and `key`
+ * (which become `tls.caFile`, `tls.certFile`, `tls.keyFile`; they are read
+ * and checked here already, so that an error names the URL's parameter:
+ * `url.ca`, `url.cert`, `url.key`).
  *
  * ```ts
  * parseEtcdUrl('etcds://app:s3cret@10.0.0.1:2379,10.0.0.2:2379?prefix=prod/sw');
+ * parseEtcdUrl('etcds://etcd-0:2379?ca=/etc/etcd/ca.pem&cert=/etc/app/client.pem&key=/etc/app/client.key');
  * ```
  */
 export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
   if (typeof url !== 'string') throw new InvalidOptionsError('discovery', url, 'an etcd:// or etcds:// URL');
   const shown = redactUrl(url);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url.trim())?.[1];
+  if (scheme !== undefined && !/^etcds?$/i.test(scheme)) {
+    throw new InvalidOptionsError('discovery', shown, `an etcd:// or etcds:// URL, not ${scheme}://`);
+  }
   const match = /^(etcds?):\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(#.*)?$/i.exec(url.trim());
   if (match === null) {
     throw new InvalidOptionsError('discovery', shown, 'a URL such as "etcd://10.0.0.1:2379,10.0.0.2:2379?prefix=sw"');
   }
-  const [, scheme = 'etcd', authority = '', path, query, fragment] = match;
+  const [, protocol = 'etcd', authority = '', path, query, fragment] = match;
   if (fragment !== undefined) throw new InvalidOptionsError('discovery', shown, 'no #fragment');
   if (path !== undefined && path !== '/') {
     throw new InvalidOptionsError('discovery', shown, 'no path after the endpoints (use ?prefix=… for a key prefix)');
@@ -346,7 +416,7 @@ export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
 
   const options: { -readonly [K in keyof EtcdDiscoveryOptions]: EtcdDiscoveryOptions[K] } = {
     endpoints: hosts.split(','),
-    tls: scheme.toLowerCase() === 'etcds',
+    tls: protocol.toLowerCase() === 'etcds',
   };
   if (userinfo !== undefined) {
     const colon = userinfo.indexOf(':');
@@ -362,6 +432,8 @@ export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
       password: decode(colon >= 0 ? userinfo.slice(colon + 1) : ''),
     };
   }
+  const files: { ca?: string; cert?: string; key?: string } = {};
+  const seen = new Set<string>();
   for (const [key, value] of new URLSearchParams(query ?? '')) {
     const kind = URL_PARAMS[key];
     if (kind === undefined) {
@@ -371,14 +443,30 @@ export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
         `one of the URL parameters ${Object.keys(URL_PARAMS).join(', ')}`,
       );
     }
+    if (seen.has(key)) throw new InvalidOptionsError(`discovery?${key}`, value, 'each URL parameter once');
+    seen.add(key);
     if (kind === 'string') {
       options.prefix = value;
+    } else if (kind === 'file') {
+      if (options.tls !== true) {
+        throw new InvalidOptionsError(`discovery?${key}`, value, 'an etcds:// URL (TLS files need TLS)');
+      }
+      files[key as 'ca' | 'cert' | 'key'] = value;
     } else {
       if (!/^\d+$/.test(value)) {
         throw new InvalidOptionsError(key, value, kind === 'ms' ? 'an integer number of milliseconds' : 'an integer');
       }
       (options as Record<string, unknown>)[key] = Number(value);
     }
+  }
+  if (Object.keys(files).length > 0) {
+    // Checked here already, so that an error names the URL's parameter (url.ca, url.cert, url.key).
+    readTlsFiles('url', files);
+    options.tls = {
+      ...(files.ca === undefined ? {} : { caFile: files.ca }),
+      ...(files.cert === undefined ? {} : { certFile: files.cert }),
+      ...(files.key === undefined ? {} : { keyFile: files.key }),
+    };
   }
   return options;
 }

@@ -1,7 +1,19 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { createDiscovery, type DiscoveryEvent, DiscoveryUnavailableError, LeaseExpiredError } from '@shardwork/core';
+import {
+  BackendRefusedError,
+  createDiscovery,
+  type DiscoveryEvent,
+  DiscoveryUnavailableError,
+  LeaseExpiredError,
+} from '@shardwork/core';
 import { memberInfo, uniqueService } from '@shardwork/core/testing';
-import { discoveryFromUrl, EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
+import {
+  discoveryFromUrl,
+  EtcdAuthError,
+  EtcdDiscovery,
+  EtcdPermissionError,
+  serviceKeys,
+} from '@shardwork/discovery-etcd';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdCluster, freePort, startEtcd } from '../../../test/support/etcd-server.js';
@@ -45,6 +57,13 @@ describe('etcd backend against one server', () => {
       const ttl = await raw.leaseClient.leaseTimeToLive({ ID: kv?.lease ?? '0' });
       expect(Number(ttl.grantedTTL), `ttlMs ${ttlMs}`).toBe(seconds);
     }
+  });
+
+  it('refuses a user and password when etcd has authentication off, saying so', async () => {
+    const d = track(new EtcdDiscovery({ endpoints: etcd.endpoints, auth: { username: 'app', password: 'pw' } }));
+    const error = await d.snapshot(uniqueService()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EtcdAuthError);
+    expect((error as Error).message).toContain('etcd has authentication off');
   });
 
   it('writes the documented key layout, and keeps prefixes apart', async () => {
@@ -390,14 +409,22 @@ describe('etcd backend with authentication', () => {
     }
   });
 
-  it('fails with DiscoveryUnavailableError on a wrong password or outside the granted prefix', async () => {
+  it('refuses a wrong password, keys outside the granted prefix and a missing user, not retryable', async () => {
     const wrong = track(discoveryFromUrl(`etcd://app:nope@${etcd.endpoints[0]}?prefix=apps/sw`));
-    await expect(wrong.snapshot(uniqueService())).rejects.toBeInstanceOf(DiscoveryUnavailableError);
+    const denied = await wrong.snapshot(uniqueService()).catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(EtcdAuthError);
+    expect((denied as EtcdAuthError).retryable).toBe(false);
+    expect((denied as Error).message).toMatch(/user "app": wrong user name or password/);
     const outside = track(discoveryFromUrl(`etcd://app:app-pw@${etcd.endpoints[0]}?prefix=other/sw`));
-    const error = await outside.snapshot(uniqueService()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DiscoveryUnavailableError);
+    const svc = uniqueService();
+    const error = await outside.snapshot(svc).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EtcdPermissionError);
+    expect(error).toBeInstanceOf(BackendRefusedError);
     expect((error as Error).message).toMatch(/permission denied/);
+    expect((error as EtcdPermissionError).scope.key).toBe(`other/sw/${svc}/`);
     const anonymous = track(discoveryFromUrl(`etcd://${etcd.endpoints[0]}?prefix=apps/sw`));
-    await expect(anonymous.snapshot(uniqueService())).rejects.toBeInstanceOf(DiscoveryUnavailableError);
+    const nobody = await anonymous.snapshot(uniqueService()).catch((e: unknown) => e);
+    expect(nobody).toBeInstanceOf(EtcdAuthError);
+    expect((nobody as Error).message).toMatch(/names no user/);
   });
 });

@@ -1,4 +1,6 @@
-import { InvalidOptionsError } from '@shardwork/core';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createDiscovery, InvalidOptionsError, UnknownProtocolError } from '@shardwork/core';
 import {
   compileEtcdOptions,
   discoveryFromUrl,
@@ -9,7 +11,8 @@ import {
   serviceKeys,
 } from '@shardwork/discovery-etcd';
 import { Etcd3 } from 'etcd3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCerts, type TestCerts } from '../../../test/support/certs.js';
 
 function invalid(fn: () => unknown): InvalidOptionsError {
   try {
@@ -158,5 +161,111 @@ describe('keys', () => {
     expect(keys.member('m-1')).toBe('sw/billing-sync/members/m-1');
     expect(keys.claim(7)).toBe('sw/billing-sync/claims/7');
     expect(serviceKeys('sw', 'a/b').root).toBe('sw/a%2Fb/');
+  });
+});
+
+describe('TLS files and bad input', () => {
+  let certs: TestCerts;
+  beforeAll(async () => {
+    certs = await makeCerts();
+  });
+  afterAll(async () => {
+    await certs?.remove();
+  });
+
+  it('reads tls.caFile, certFile and keyFile into the buffers; buffers still work', async () => {
+    const client = await certs.client('app');
+    const compiled = compileEtcdOptions({
+      endpoints: ['h:2379'],
+      tls: { caFile: certs.ca, certFile: client.cert, keyFile: client.key },
+    });
+    expect(compiled.endpoints).toEqual(['https://h:2379']);
+    expect(compiled.tls).toEqual({
+      rootCertificate: readFileSync(certs.ca),
+      certChain: readFileSync(client.cert),
+      privateKey: readFileSync(client.key),
+    });
+    const buffers = { rootCertificate: readFileSync(certs.ca) };
+    expect(compileEtcdOptions({ tls: buffers }).tls).toEqual(buffers);
+    expect(compileEtcdOptions({ tls: { caFile: certs.ca } }).endpoints).toEqual(['https://127.0.0.1:2379']);
+  });
+
+  it('takes ?ca=, ?cert= and ?key= on etcds:// URLs', async () => {
+    const client = await certs.client('app');
+    const query = new URLSearchParams({ ca: certs.ca, cert: client.cert, key: client.key });
+    const options = parseEtcdUrl(`etcds://h1:2379,h2:2379?${query}&prefix=p`);
+    expect(options).toEqual({
+      endpoints: ['h1:2379', 'h2:2379'],
+      tls: { caFile: certs.ca, certFile: client.cert, keyFile: client.key },
+      prefix: 'p',
+    });
+    expect(compileEtcdOptions(options).tls).toEqual({
+      rootCertificate: readFileSync(certs.ca),
+      certChain: readFileSync(client.cert),
+      privateKey: readFileSync(client.key),
+    });
+    // Raw slashes in the query are fine too.
+    expect(parseEtcdUrl(`etcds://h?ca=${certs.ca}`).tls).toEqual({ caFile: certs.ca });
+  });
+
+  it('names the option and the file of a missing, unreadable, expired or mismatched file', async () => {
+    const missing = join(certs.dir, 'missing.pem');
+    const notPem = join(certs.dir, 'not.pem');
+    writeFileSync(notPem, 'hello\n');
+    const expired = await certs.client('old', { expired: true });
+    const a = await certs.client('a');
+    const b = await certs.client('b');
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => compileEtcdOptions({ tls: { caFile: missing } }), 'tls.caFile', /no such file/],
+      [() => compileEtcdOptions({ tls: { caFile: notPem } }), 'tls.caFile', /a PEM file/],
+      [() => compileEtcdOptions({ tls: { certFile: expired.cert, keyFile: expired.key } }), 'tls.certFile', /expired/],
+      [() => compileEtcdOptions({ tls: { certFile: a.cert, keyFile: b.key } }), 'tls.keyFile', /does not match/],
+      [() => compileEtcdOptions({ tls: { certFile: a.cert } }), 'tls.keyFile', /together/],
+      [() => parseEtcdUrl(`etcds://h?ca=${encodeURIComponent(missing)}`), 'url.ca', /no such file/],
+      [() => parseEtcdUrl(`etcds://h?cert=${a.cert}&key=${b.key}`), 'url.key', /does not match/],
+      [() => discoveryFromUrl(`etcds://h?cert=${expired.cert}&key=${expired.key}`), 'url.cert', /expired/],
+    ];
+    for (const [run, option, why] of cases) {
+      const error = invalid(run);
+      expect(error.option, option).toBe(option);
+      expect(error.message).toMatch(why);
+    }
+    expect(invalid(() => compileEtcdOptions({ tls: { caFile: missing } })).message).toContain(missing);
+    expect(invalid(() => parseEtcdUrl(`etcds://h?cert=${a.cert}&key=${b.key}`)).message).toContain(b.key);
+    expect(
+      invalid(() => compileEtcdOptions({ tls: { caFile: certs.ca, rootCertificate: readFileSync(certs.ca) } })).option,
+    ).toBe('tls.caFile');
+    expect(invalid(() => compileEtcdOptions({ tls: { caFile: '' } })).option).toBe('tls.caFile');
+    expect(invalid(() => compileEtcdOptions({ tls: { ca: certs.ca } as never })).option).toBe('tls.ca');
+  });
+
+  it('rejects an unknown scheme, an unknown or repeated parameter, and TLS files without etcds://', async () => {
+    expect(invalid(() => parseEtcdUrl('etcdx://h:2379')).message).toMatch(/etcd:\/\/ or etcds:\/\//);
+    expect(invalid(() => parseEtcdUrl('https://h:2379')).option).toBe('discovery');
+    const unknown = await createDiscovery('etcdx://h:2379').catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(UnknownProtocolError);
+    expect((unknown as Error).message).toContain('etcds://');
+    const param = invalid(() => parseEtcdUrl('etcds://h?cafile=/x.pem'));
+    expect(param.option).toBe('discovery?cafile');
+    expect(param.message).toMatch(/ca, cert, key/);
+    expect(invalid(() => parseEtcdUrl('etcd://h?prefix=a&prefix=b')).option).toBe('discovery?prefix');
+    const plain = invalid(() => parseEtcdUrl(`etcd://h?ca=${certs.ca}`));
+    expect(plain.option).toBe('discovery?ca');
+    expect(plain.message).toContain('etcds://');
+  });
+
+  it('decodes percent-encoded user names and passwords with @ : / % # ? and hides them in errors', () => {
+    const password = 'p@ss:w/rd%#?x y+&=';
+    const url = `etcd://${encodeURIComponent('us@r:1')}:${encodeURIComponent(password)}@h:2379`;
+    expect(parseEtcdUrl(url).auth).toEqual({ username: 'us@r:1', password });
+    expect(compileEtcdOptions(parseEtcdUrl(url)).auth).toEqual({ username: 'us@r:1', password });
+    // An unencoded "@" in the password still splits at the last one.
+    expect(parseEtcdUrl('etcd://u:p@ss@h').auth).toEqual({ username: 'u', password: 'p@ss' });
+    expect(redactUrl(url)).toBe(`etcd://${encodeURIComponent('us@r:1')}:***@h:2379`);
+    const bad = invalid(() => parseEtcdUrl('etcd://u:sec%zzret@h:2379'));
+    expect(bad.message).toMatch(/percent-encoded/);
+    expect(bad.message).not.toContain('sec');
+    const path = invalid(() => parseEtcdUrl(`etcd://u:${encodeURIComponent(password)}@h:2379/x`));
+    expect(path.message).not.toContain(encodeURIComponent(password));
   });
 });

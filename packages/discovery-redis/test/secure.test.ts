@@ -8,7 +8,6 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import {
   BackendRefusedError,
@@ -22,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, type TestCerts } from '../../../test/support/certs.js';
 import { freePort } from '../../../test/support/ports.js';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { type SilentServer, startSilentServer } from '../../../test/support/silent-server.js';
 import { until } from '../../../test/support/wait.js';
 import { RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
 import { parseRedisUrl } from '../src/url.js';
@@ -249,21 +249,14 @@ describe('TLS', () => {
 
   it('fails with a TLS explanation when the server speaks plain TCP', async () => {
     // A listener that answers at once in plain text: the client's handshake reads garbage.
-    const port = await freePort();
-    const open = new Set<Socket>();
-    const plainText = createServer((socket) => {
-      open.add(socket);
-      socket.on('error', () => undefined);
-      socket.end('-ERR not TLS\r\n');
-    });
-    await new Promise<void>((resolve) => plainText.listen(port, '127.0.0.1', resolve));
+    const plainText = await startSilentServer({ reply: '-ERR not TLS\r\n' });
+    const { port } = plainText;
     try {
       const { error } = await failedStart(connect({ url: `rediss://127.0.0.1:${port}?${query}` }));
       expect(error).toBeInstanceOf(BackendRefusedError);
       expect(String(error)).toContain('does not speak TLS on this port');
     } finally {
-      for (const socket of open) socket.destroy();
-      await new Promise((resolve) => plainText.close(resolve));
+      await plainText.close();
     }
   });
 });
@@ -383,20 +376,14 @@ describe('syncReplicas', () => {
 });
 
 describe('startTimeoutMs against a server that accepts and never answers', () => {
-  let silent: Server;
+  let silent: SilentServer;
   let port: number;
-  const sockets = new Set<Socket>();
   beforeAll(async () => {
-    silent = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => undefined);
-    });
-    port = await freePort();
-    await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve));
+    silent = await startSilentServer();
+    port = silent.port;
   });
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => silent.close(resolve));
+    await silent?.close();
   });
 
   it.each(['redis', 'rediss'])('holds for %s://', async (scheme) => {
