@@ -88,7 +88,11 @@ export interface WorkerOptions {
    */
   readonly resyncIntervalMs?: number;
   /**
-   * How long `start()` keeps retrying an unreachable backend before it fails.
+   * How long `start()` keeps retrying an unreachable backend before it fails
+   * with `StartTimeoutError`; it holds even while a backend call is still
+   * waiting (a server that accepts connections and never answers). A refusal
+   * that retrying cannot fix (`BackendRefusedError`: credentials, ACL or
+   * role, TLS) fails `start()` at once. 0: a single attempt.
    * @defaultValue 30000
    */
   readonly startTimeoutMs?: number;

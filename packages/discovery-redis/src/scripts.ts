@@ -12,7 +12,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 
 /** Names of the scripts in `./lua`, one per discovery operation. */
 export type ScriptName =
@@ -123,8 +123,18 @@ export async function runScript(
       pipeline.wait(syncReplicas, waitMs);
       return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     };
-    let replies = await attempt(false);
-    if (replies[0]?.[0]?.message.startsWith('NOSCRIPT')) replies = await attempt(true);
+    const send = async (): Promise<[Error | null, unknown][]> => {
+      const replies = await attempt(false);
+      return replies[0]?.[0]?.message.startsWith('NOSCRIPT') ? await attempt(true) : replies;
+    };
+    let replies = await send();
+    // ioredis follows a MOVED reply in a cluster pipeline only when every command in it failed
+    // alike; here WAIT (no key) succeeds on the wrong node, so the pipeline is not redirected and
+    // the stale slot map is never corrected. Refresh it and send once more.
+    if (redis instanceof Cluster && /^MOVED /.test(replies[0]?.[0]?.message ?? '')) {
+      await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+      replies = await send();
+    }
     const [scriptReply, waitReply] = replies;
     if (scriptReply === undefined || waitReply === undefined) throw new Error('pipeline returned no replies');
     if (scriptReply[0] !== null) throw scriptReply[0];
