@@ -36,7 +36,7 @@ import {
   sentinelSetup,
 } from './support/redis-ha.js';
 import { startRedisSentinel } from './support/redis-sentinel.js';
-import { eventually, sleep } from './support/wait.js';
+import { eventually, sleep, until } from './support/wait.js';
 
 const SHARDS = 6;
 const TTL = 2500;
@@ -176,7 +176,15 @@ function describeFailover(kind: 'Cluster' | 'Sentinel', start: () => Promise<HaS
       const failedOverAt = monotonicMs();
       const restore = await setup.restore();
       const restoredAt = monotonicMs();
-      await sleep(2000);
+      // The killed queue takes performs again once the killed node is back as a replica: the
+      // producer is in its retry backoff and the replica may still be syncing, so wait for it
+      // (loosely, on a loaded machine) instead of a fixed time.
+      await until(
+        () => run.acceptedBetween(first, restoredAt, monotonicMs()) > 0,
+        30_000,
+        `a perform on ${first} acknowledged after the restore`,
+      );
+      await sleep(1000);
       await run.stopProducing();
       // Past the adapter's 30 s idle re-check: a consumer whose wake-up subscriber missed the
       // failover (seen about once in 20 Sentinel failovers) runs its jobs late, not never.
