@@ -290,7 +290,7 @@ describe('Redis Sentinel harness', () => {
     await sleep(500);
     const report = await writes.stop();
     console.log(
-      `sentinel kill failover: ${failover.ms} ms until the sentinels named the new primary (down-after 1000 ms); ` +
+      `sentinel kill failover: ${failover.ms} ms until the sentinels named the new primary (down-after 2000 ms); ` +
         `client wrote key:0 ${recovered} ms after that; background writes ${report.ok} ok, ${report.failed} failed, ` +
         `longest gap ${report.longestGapMs} ms`,
     );

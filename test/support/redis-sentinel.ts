@@ -42,7 +42,12 @@ export interface RedisSentinelOptions {
   readonly replicas?: 1;
   /** Sentinels; the quorum is a majority of them. @defaultValue 3 */
   readonly sentinels?: 3;
-  /** `down-after-milliseconds`: how long the primary may be silent before it is considered down. @defaultValue 1000 */
+  /**
+   * `down-after-milliseconds`: how long the primary may be silent before it is
+   * considered down. Not below 2000: at the sentinels' 1 s ping period, a
+   * sentinel can mark the primary it just switched to as down before its first
+   * PING is answered, and fail a healthy primary over again. @defaultValue 2000
+   */
   readonly downAfterMs?: number;
   /** `failover-timeout`; also how long sentinels wait before a second try when an election fails. @defaultValue 4000 */
   readonly failoverTimeoutMs?: number;
@@ -181,7 +186,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   const name = 'mymaster' as const;
   const replicaCount = options.replicas ?? 1;
   const sentinelCount = options.sentinels ?? 3;
-  const downAfterMs = options.downAfterMs ?? 1000;
+  const downAfterMs = options.downAfterMs ?? 2000;
   const failoverTimeoutMs = options.failoverTimeoutMs ?? 4000;
   const quorum = Math.floor(sentinelCount / 2) + 1;
   // An election that splits waits failover-timeout before the next try: allow a few tries.
