@@ -2,7 +2,7 @@
  * Seeded chaos runs, one per backend: 6 replicas, 24 shards, TTL 1.5 s, a
  * random schedule of stops, starts, crashes, pauses, cuts and backend restarts.
  * Every run must keep at most one owner per shard (no overlapping effects,
- * increasing tokens) and own every shard again within the bounds of
+ * increasing tokens, no token for two shards) and own every shard again within the bounds of
  * backends.ts. A failure message starts with the seed and a replay command.
  *
  * Longer soaks by hand: `pnpm chaos --seed N --duration S --backend B`.

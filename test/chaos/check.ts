@@ -1,6 +1,7 @@
 /**
- * The verdict of a chaos run: ownership (no overlap, increasing tokens) from
- * the recorded side effects, and liveness from two independent sources — the
+ * The verdict of a chaos run: ownership (no overlap, increasing tokens, no
+ * token for two shards) from the recorded side effects and handler records,
+ * and liveness from two independent sources — the
  * effect records (is every shard actually being worked?) and the observer's
  * coverage samples (does every shard have a claim by a healthy member?).
  *
@@ -212,6 +213,9 @@ export function analyze(run: ChaosRunData): ChaosVerdict {
     );
   }
 
+  // ── one token, one claim: a token fences every store its owner writes to ──
+  violations.push(...sharedTokens(run.records).map((v) => `${header}\n  ownership: ${v}`));
+
   // ── liveness from records: gaps in each shard's effects ──
   const tol = run.bounds.gapToleranceMs;
   const byShard = new Map<number, number[]>();
@@ -322,6 +326,46 @@ export function analyze(run: ChaosRunData): ChaosVerdict {
     lifetimeOverlaps,
     recoveries,
   };
+}
+
+/** Tokens listed one by one in {@link sharedTokens}; the rest are counted. */
+const SHARED_TOKENS_SHOWN = 10;
+
+/**
+ * Tokens held for more than one shard. Every record of a run belongs to one
+ * service, whose tokens must differ for every claim: a store that fences one
+ * resource written by the owners of several shards would otherwise accept two
+ * writers with one token. All record kinds count, since each shows a handler
+ * holding `(shard, token)`.
+ */
+export function sharedTokens(records: readonly OwnershipRecord[]): string[] {
+  const byToken = new Map<number, Map<number, Set<string>>>();
+  for (const r of records) {
+    let shards = byToken.get(r.token);
+    if (shards === undefined) {
+      shards = new Map();
+      byToken.set(r.token, shards);
+    }
+    let owners = shards.get(r.shard);
+    if (owners === undefined) {
+      owners = new Set();
+      shards.set(r.shard, owners);
+    }
+    owners.add(r.owner);
+  }
+  const shared = [...byToken].filter(([, shards]) => shards.size > 1).sort(([a], [b]) => a - b);
+  const lines = shared.slice(0, SHARED_TOKENS_SHOWN).map(
+    ([token, shards]) =>
+      `token ${token} held for ${shards.size} shards: ` +
+      [...shards]
+        .sort(([a], [b]) => a - b)
+        .map(([shard, owners]) => `shard ${shard} by ${[...owners].join(', ')}`)
+        .join('; '),
+  );
+  if (shared.length > SHARED_TOKENS_SHOWN) {
+    lines.push(`${shared.length - SHARED_TOKENS_SHOWN} more tokens held for several shards`);
+  }
+  return lines;
 }
 
 /** A table of recovery times for logs. */

@@ -76,7 +76,9 @@ for (const backend of backends) {
   );
   if (result.recordDir !== undefined) console.log(`[${backend}] records kept in ${result.recordDir}`);
   if (verdict.ok) {
-    console.log(`[${backend}] PASS: no overlap, tokens increasing, every shard owned again within its bound`);
+    console.log(
+      `[${backend}] PASS: no overlap, tokens increasing and never shared by shards, every shard owned again within its bound`,
+    );
   } else {
     failed = true;
     console.log(`[${backend}] FAIL: ${verdict.violations.length} violation(s)`);

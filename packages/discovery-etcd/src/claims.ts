@@ -7,10 +7,11 @@
  * it. A plain transaction is all or nothing, so one taken shard would fail
  * the whole batch; nested ones let every free shard be claimed in the same
  * round trip. Every claim made by one transaction gets that transaction's
- * revision as create revision, hence as token: tokens of one batch are equal.
- * That keeps the fencing guarantee, because a token only has to be strictly
- * greater than every token handed out *before* it, and one member never holds
- * one shard twice.
+ * revision as create revision, so the token is that revision and the shard's
+ * slot (`tokens.ts`), and a transaction never holds two shards of one slot:
+ * every claim gets a token of its own, above every token handed out before.
+ * An equal token for the shards of one batch would let a store that fences
+ * one resource written by several shards' owners accept two writers.
  *
  * A claim key that shardwork cannot have written (no lease, an empty owner,
  * overwritten, or not bound to its owner's live member lease) would block its
@@ -26,6 +27,7 @@ import type { ClaimBatch, ClaimRef, ClaimResult, InvalidRecord } from '@shardwor
 import type { ITxnResponse } from 'etcd3';
 import type { ServiceKeys } from './keys.js';
 import { claimFromKv, encodeClaim, ownerProblem, type RawKeyValue } from './records.js';
+import { claimRevision, claimToken, MAX_TOKEN_REVISION, slotChunks } from './tokens.js';
 import {
   absent,
   boundTo,
@@ -49,7 +51,7 @@ export interface ClaimContext {
   readonly memberId: string;
   /** The member's etcd lease, decimal. */
   readonly lease: string;
-  /** Shards per transaction (below the server's `--max-txn-ops`). */
+  /** Shards per transaction (below the server's `--max-txn-ops`; at most 1000 are used, see `tokens.ts`). */
   readonly batchSize: number;
 }
 
@@ -62,7 +64,7 @@ interface Garbage {
   readonly key: string;
   readonly modRevision: string;
   readonly reason: string;
-  /** What to report if it stays in place: its owner, as far as readable, and create revision. */
+  /** What to report if it stays in place: its owner, as far as readable, and token (0: none). */
   readonly owner: string;
   readonly token: number;
 }
@@ -87,7 +89,7 @@ export async function claimShards(
   const distinct = [...new Set(shards)];
   const outcome: Outcome = new Map();
   const repaired: InvalidRecord[] = [];
-  for (const chunk of chunks(distinct, ctx.batchSize)) {
+  for (const chunk of slotChunks(distinct, ctx.batchSize)) {
     const done = await claimChunk(ctx, chunk, repaired, true);
     if (done === LEASE_GONE) return LEASE_GONE;
     for (const [shard, result] of done) outcome.set(shard, result);
@@ -125,14 +127,14 @@ async function claimChunk(
   const res = await ctx.txn(claimRequest(ctx, shards));
   // The member key lives exactly as long as the lease: not bound means expired or revoked.
   if (!res.succeeded) return LEASE_GONE;
-  const token = Number(res.header.revision);
+  const revision = res.header.revision;
   const outcome: Outcome = new Map();
   const garbage: Garbage[] = [];
   const foreign: Foreign[] = [];
   shards.forEach((shard, i) => {
     const inner = res.responses[i]?.response_txn;
     if (inner?.succeeded === true) {
-      outcome.set(shard, { ok: true, token });
+      outcome.set(shard, { ok: true, token: createdToken(revision, shard) });
       return;
     }
     // The compare saw the key, and a transaction reads one revision: it is there.
@@ -165,6 +167,21 @@ async function claimChunk(
   return outcome;
 }
 
+/**
+ * The token of a claim this call created at `revision`. Past the exact range
+ * the claim stays unused (it goes with the lease, and listings report it):
+ * a rounded token could equal another.
+ */
+function createdToken(revision: string, shard: number): number {
+  const token = claimToken(revision, shard);
+  if (token === undefined) {
+    throw new RangeError(
+      `etcd revision ${revision} is beyond ${MAX_TOKEN_REVISION}, the last one whose fencing tokens are exact numbers`,
+    );
+  }
+  return token;
+}
+
 function garbageOf(shard: number, kv: RawKeyValue, reason: string): Garbage {
   return {
     shard,
@@ -172,7 +189,7 @@ function garbageOf(shard: number, kv: RawKeyValue, reason: string): Garbage {
     modRevision: String(kv.mod_revision),
     reason,
     owner: kv.value.toString('utf8'),
-    token: Number(kv.create_revision),
+    token: claimToken(kv.create_revision, shard) ?? 0,
   };
 }
 
@@ -229,13 +246,18 @@ async function deleteGarbage(ctx: ClaimContext, garbage: readonly Garbage[]): Pr
  */
 export async function releaseShards(ctx: Omit<ClaimContext, 'lease'>, claims: readonly ClaimRef[]): Promise<boolean[]> {
   const results = new Array<boolean>(claims.length).fill(false);
-  for (const round of rounds(claims)) {
+  // A token of another slot names no claim of the shard: nothing to compare, nothing released.
+  const named = claims.flatMap((claim, index) => {
+    const revision = claimRevision(claim.token, claim.shard);
+    return revision === undefined ? [] : [{ shard: claim.shard, revision, index }];
+  });
+  for (const round of rounds(named)) {
     // One operation of each transaction is the marker, and each nested one has two compares.
     for (const chunk of chunks(round, ctx.batchSize - 1)) {
-      const deletes = chunk.map(({ claim }) => {
-        const key = ctx.keys.claim(claim.shard);
+      const deletes = chunk.map(({ shard, revision }) => {
+        const key = ctx.keys.claim(shard);
         return nested({
-          compare: [holds(key, encodeClaim(ctx.memberId)), createdAt(key, claim.token)],
+          compare: [holds(key, encodeClaim(ctx.memberId)), createdAt(key, revision)],
           success: [del(key)],
           failure: [],
         });
@@ -250,17 +272,24 @@ export async function releaseShards(ctx: Omit<ClaimContext, 'lease'>, claims: re
   return results;
 }
 
-/** The claims with their positions, in rounds without a shard twice (etcd rejects deleting one key twice in a transaction). */
-function rounds(claims: readonly ClaimRef[]): { claim: ClaimRef; index: number }[][] {
-  const result: { entries: { claim: ClaimRef; index: number }[]; shards: Set<number> }[] = [];
-  claims.forEach((claim, index) => {
+/** A claim to release: its shard, the create revision its token names, and its position in the call. */
+interface NamedClaim {
+  readonly shard: number;
+  readonly revision: number;
+  readonly index: number;
+}
+
+/** The claims in rounds without a shard twice (etcd rejects deleting one key twice in a transaction). */
+function rounds(claims: readonly NamedClaim[]): NamedClaim[][] {
+  const result: { entries: NamedClaim[]; shards: Set<number> }[] = [];
+  for (const claim of claims) {
     let round = result.find((r) => !r.shards.has(claim.shard));
     if (round === undefined) {
       round = { entries: [], shards: new Set() };
       result.push(round);
     }
-    round.entries.push({ claim, index });
+    round.entries.push(claim);
     round.shards.add(claim.shard);
-  });
+  }
   return result.map((r) => r.entries);
 }

@@ -9,7 +9,8 @@
  *   transactions that require each key to be absent and the member key to be
  *   bound to the member's lease (see `claims.ts`); they are put with that
  *   lease, so expiry or revocation removes member and claims in one step. A
- *   claim's token is its create revision, which etcd increases on every write.
+ *   claim's token is its create revision (which etcd increases on every
+ *   write) × 1000 plus the shard's slot, unique within a transaction (see `tokens.ts`).
  * - Renewal is a single LeaseKeepAlive with a deadline; no keepalive loop runs
  *   in the client, since the worker tracks renewals and fences itself.
  * - Lease ids are chosen here, below 2^48, instead of by etcd: etcd's own ids
@@ -627,9 +628,10 @@ export class EtcdDiscovery implements Discovery {
   }
 
   /**
-   * Claim `shards` in transactions of up to `maxTxnOps - 2` shards each (see
-   * `claims.ts`). All claims made by one transaction share its revision as
-   * token; tokens still exceed every token handed out before.
+   * Claim `shards` in transactions of up to `maxTxnOps - 2` shards each, at
+   * most 1000 (see `claims.ts`). Every claim gets a token of its own, made of
+   * its transaction's revision and its shard's slot, above every token handed
+   * out before (see `tokens.ts`).
    */
   claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch> {
     const keys = this.#keys(service);

@@ -120,8 +120,8 @@ export interface EtcdDiscoveryOptions {
   /**
    * The server's `--max-txn-ops` (operations per transaction). `claimMany`
    * and `releaseMany` split a batch into transactions of at most
-   * `maxTxnOps - 2` shards, so a server running with a lower limit needs it
-   * here. At least 4.
+   * `maxTxnOps - 2` shards (claims: 1000 at most, one per token slot), so a
+   * server running with a lower limit needs it here. At least 4.
    * @defaultValue 128 (etcd's default)
    */
   readonly maxTxnOps?: number;

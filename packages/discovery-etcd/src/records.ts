@@ -16,6 +16,7 @@ import {
   type Snapshot,
 } from '@shardwork/core';
 import { parseServiceKey } from './keys.js';
+import { claimToken } from './tokens.js';
 
 /**
  * One key/value as etcd3 returns it. int64 fields arrive as decimal strings,
@@ -137,16 +138,21 @@ export interface StoredClaim extends Claim {
 
 /**
  * The claim of `shard` stored in `kv`, judged on its own: bound to a lease,
- * with an owner. Whether the lease is the owner's is checked by
- * {@link ownerProblem}. (An overwritten claim on its owner's lease is still
- * that owner's: its token, the create revision, did not change.)
+ * with an owner, and a create revision within the range of exact tokens.
+ * Whether the lease is the owner's is checked by {@link ownerProblem}. (An
+ * overwritten claim on its owner's lease is still that owner's: its token,
+ * made of the create revision and the shard, did not change.)
  */
 export function claimFromKv(shard: number, kv: RawKeyValue): Read<StoredClaim> {
   const lease = String(kv.lease);
   if (lease === '0') return { ok: false, reason: 'claim is not bound to a lease' };
   const owner = kv.value.toString('utf8');
   if (owner === '') return { ok: false, reason: 'claim has an empty owner' };
-  return { ok: true, value: { shard, owner, token: Number(kv.create_revision), lease } };
+  const token = claimToken(kv.create_revision, shard);
+  if (token === undefined) {
+    return { ok: false, reason: `claim revision ${kv.create_revision} is beyond the range of exact fencing tokens` };
+  }
+  return { ok: true, value: { shard, owner, token, lease } };
 }
 
 /**

@@ -3,10 +3,11 @@
  * prefix that turns every watch response into one `change` notification
  * carrying its changes, and that survives anything that ends the watch.
  *
- * Deltas. A deleted claim is announced with the revision of its deletion
- * (`tokenBelow`): tokens are create revisions, so the claim removed is the one
- * created before it, and the watch need not ask for previous values (etcd
- * reads each one back for every watcher). Each response becomes one event: `revision` is the revision of
+ * Deltas. A deleted claim is announced with the lowest token a claim created
+ * at its deletion's revision could have (`tokenBelow`, see `tokens.ts`):
+ * tokens grow with the create revision, so the claim removed is the one below
+ * it, and the watch need not ask for previous values (etcd reads each one back
+ * for every watcher). Each response becomes one event: `revision` is the revision of
  * its last etcd event, `previous` the revision up to which the stream had
  * delivered everything before it (the start revision − 1 for the first), so
  * consecutive events chain. etcd sends all events of one revision in one
@@ -40,6 +41,7 @@ import type { DiscoveryChange, DiscoveryEvent, DiscoveryListener } from '@shardw
 import type { Etcd3, IEvent, IWatchResponse, Watcher } from 'etcd3';
 import { parseServiceKey } from './keys.js';
 import { claimFromKv, memberFromKv } from './records.js';
+import { tokenBelow } from './tokens.js';
 
 /** What a {@link ServiceWatch} needs from its {@link EtcdDiscovery}. */
 export interface WatchHost {
@@ -239,10 +241,10 @@ export function decodeEvent(root: string, event: IEvent): DiscoveryChange | 'non
   }
   if (named.kind === 'claim') {
     if (deleted) {
-      // Tokens are create revisions: the deleted claim is the one created
-      // before this deletion, so no previous value is needed (asking etcd for
-      // it costs a read per event per watcher).
-      return { type: 'claim:removed', shard: named.shard, tokenBelow: Number(event.kv.mod_revision) };
+      // Tokens grow with the create revision: the deleted claim is the one
+      // created before this deletion, so no previous value is needed (asking
+      // etcd for it costs a read per event per watcher).
+      return { type: 'claim:removed', shard: named.shard, tokenBelow: tokenBelow(event.kv.mod_revision) };
     }
     // shardwork only creates claims: an overwrite came from elsewhere, so let the snapshot judge it.
     if (String(event.kv.version) !== '1') return undefined;

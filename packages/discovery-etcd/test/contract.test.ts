@@ -165,7 +165,7 @@ describe('etcd backend: the 0.2 contract', () => {
   });
 
   describe('claimMany and releaseMany', () => {
-    it('claims free shards in one transaction with one shared token, and reports the taken ones', async () => {
+    it('claims free shards in one transaction, a token of its own each, and reports the taken ones', async () => {
       const d = connect();
       const svc = uniqueService('batch');
       const a = memberInfo();
@@ -175,14 +175,20 @@ describe('etcd backend: the 0.2 contract', () => {
       const taken = await d.claimMany(svc, b.id, [3, 5]);
       expect(taken.results.every((r) => r.ok)).toBe(true);
       const bToken = taken.results[0]?.token ?? 0;
+      // One transaction: one revision, and each shard's slot (see tokens.ts).
+      expect(taken.results[1]?.token).toBe(bToken + 2);
 
       const batch = await d.claimMany(svc, a.id, range(8));
       expect(batch.repaired).toEqual([]);
       const token = batch.results[0]?.token ?? 0;
-      expect(token).toBeGreaterThan(bToken);
+      expect(token).toBeGreaterThan(bToken + 5);
+      expect(token % 1000).toBe(0);
+      const own = (shard: number) => token + shard;
       expect(batch.results).toEqual(
         range(8).map((shard) =>
-          shard === 3 || shard === 5 ? { ok: false, owner: b.id, token: bToken } : { ok: true, token },
+          shard === 3 || shard === 5
+            ? { ok: false, owner: b.id, token: bToken + shard - 3 }
+            : { ok: true, token: own(shard) },
         ),
       );
       // Asking again: every shard is taken now, its own ones included.
@@ -199,12 +205,13 @@ describe('etcd backend: the 0.2 contract', () => {
       expect(
         await d.releaseMany(svc, a.id, [
           { shard: 0, token },
-          { shard: 1, token: token + 1 },
+          { shard: 1, token: own(1) + 1000 }, // the slot of shard 1, a later revision
+          { shard: 1, token: own(2) }, // the token of another shard of the batch
           { shard: 3, token: bToken },
           { shard: 0, token },
-          { shard: 2, token },
+          { shard: 2, token: own(2) },
         ]),
-      ).toEqual([true, false, false, false, true]);
+      ).toEqual([true, false, false, false, false, true]);
       expect((await d.snapshot(svc)).claims.map((c) => c.shard).sort()).toEqual([1, 3, 4, 5, 6, 7]);
       expect(await d.claim(svc, b.id, 0)).toEqual({ ok: true, token: expect.any(Number) });
       expect(await d.release(svc, b.id, 3, bToken)).toBe(true);
@@ -217,8 +224,9 @@ describe('etcd backend: the 0.2 contract', () => {
       await d.register(svc, m, 5000);
       const batch = await d.claimMany(svc, m.id, range(300));
       expect(batch.results.every((r) => r.ok)).toBe(true);
-      const tokens = [...new Set(batch.results.map((r) => r.token))];
-      expect(tokens).toHaveLength(3); // 126 + 126 + 48
+      const tokens = batch.results.map((r) => r.token);
+      expect(new Set(tokens).size).toBe(300);
+      expect(new Set(tokens.map((t) => Math.floor(t / 1000))).size).toBe(3); // 126 + 126 + 48
       expect([...tokens].sort((x, y) => x - y)).toEqual(tokens);
       expect((await d.snapshot(svc)).claims).toHaveLength(300);
       const released = await d.releaseMany(
@@ -228,6 +236,28 @@ describe('etcd backend: the 0.2 contract', () => {
       );
       expect(released.every(Boolean)).toBe(true);
       expect((await d.snapshot(svc)).claims).toEqual([]);
+    });
+
+    it('never claims two shards of one slot in one transaction, so their tokens differ', async () => {
+      const d = connect();
+      const svc = uniqueService('slots');
+      const m = memberInfo();
+      await d.register(svc, m, 5000);
+      const shards = [0, 1000, 2000, 1, 1001, 7];
+      const batch = await d.claimMany(svc, m.id, shards);
+      expect(batch.results.every((r) => r.ok)).toBe(true);
+      const tokens = batch.results.map((r) => r.token);
+      expect(new Set(tokens).size).toBe(shards.length);
+      // Layers by slot: [0, 1, 7], then [1000, 1001], then [2000], each a later transaction.
+      const revision = (i: number) => Math.floor((tokens[i] ?? 0) / 1000);
+      expect([0, 3, 5].map(revision)).toEqual([revision(0), revision(0), revision(0)]);
+      expect(revision(1)).toBeGreaterThan(revision(0));
+      expect(revision(4)).toBe(revision(1));
+      expect(revision(2)).toBeGreaterThan(revision(1));
+      const listed = new Map((await d.snapshot(svc)).claims.map((c) => [c.shard, c.token]));
+      expect(shards.map((s) => listed.get(s))).toEqual(tokens);
+      const refs = shards.map((shard, i) => ({ shard, token: tokens[i] ?? 0 }));
+      expect(await d.releaseMany(svc, m.id, refs)).toEqual(shards.map(() => true));
     });
 
     it('fails with LeaseExpiredError once the member is gone, claiming nothing', async () => {
@@ -268,7 +298,7 @@ describe('etcd backend: the 0.2 contract', () => {
       await step('claim', async () => {
         token = (await d.claimMany(svc, m.id, [0, 1])).results[0]?.token ?? 0;
       });
-      await step('release', () => d.release(svc, m.id, 1, token));
+      await step('release', () => d.release(svc, m.id, 0, token));
       await step('drain', () => d.drain(svc, m.id));
       // Back to the contents right after ensureGroup, so back to that version: equal contents, equal version.
       await step('unregister', () => d.unregister(svc, m.id));
@@ -285,7 +315,7 @@ describe('etcd backend: the 0.2 contract', () => {
       const { joinSeq } = await writer.register(svc, m, 5000);
       const batch = await writer.claimMany(svc, m.id, [0, 1, 2]);
       const token = batch.results[0]?.token ?? 0;
-      await writer.release(svc, m.id, 1, token);
+      await writer.release(svc, m.id, 1, token + 1);
       await writer.drain(svc, m.id);
       await writer.unregister(svc, m.id);
       await eventually(() => expect(changesOf(events).at(-1)).toEqual({ type: 'member:removed', id: m.id }), 3000);
@@ -296,7 +326,7 @@ describe('etcd backend: the 0.2 contract', () => {
       for (let i = 1; i < events.length; i++) expect(events[i]?.previous).toBe(events[i - 1]?.revision);
       expect(changesOf(events)).toEqual([
         { type: 'member:put', member: { ...m, joinSeq } },
-        ...[0, 1, 2].map((shard) => ({ type: 'claim:put', claim: { shard, owner: m.id, token } })),
+        ...[0, 1, 2].map((shard) => ({ type: 'claim:put', claim: { shard, owner: m.id, token: token + shard } })),
         { type: 'claim:removed', shard: 1, tokenBelow: expect.any(Number) },
         { type: 'member:put', member: { ...m, joinSeq, draining: true } },
         { type: 'claim:removed', shard: 0, tokenBelow: expect.any(Number) },
@@ -310,9 +340,9 @@ describe('etcd backend: the 0.2 contract', () => {
           ?.changes?.slice(-3)
           .map((c) => c.type),
       ).toEqual(['claim:removed', 'claim:removed', 'member:removed']);
-      // Each removal names a revision after the claim's creation (its token).
+      // Each removal names the first token of a revision after the claim's creation.
       for (const c of changesOf(events)) {
-        if (c.type === 'claim:removed' && 'tokenBelow' in c) expect(c.tokenBelow).toBeGreaterThan(token);
+        if (c.type === 'claim:removed' && 'tokenBelow' in c) expect(c.tokenBelow).toBeGreaterThan(token + c.shard);
       }
       const snap = await watcher.snapshot(svc);
       expect(Number(snap.revision)).toBeGreaterThanOrEqual(Number(events.at(-1)?.revision));
@@ -326,7 +356,7 @@ describe('etcd backend: the 0.2 contract', () => {
       expect(events[0]).toMatchObject({ revision: String(registered.joinSeq) });
       expect(events[1]).toMatchObject({
         previous: String(registered.joinSeq),
-        revision: String(claimed.results[0]?.token),
+        revision: String(Math.floor((claimed.results[0]?.token ?? 0) / 1000)),
       });
     });
 
@@ -457,7 +487,9 @@ describe('etcd backend with a lower --max-txn-ops', () => {
     expect((await fits.claimMany(svc, b.id, [3, 7])).results.every((r) => r.ok)).toBe(true);
     const batch = await fits.claimMany(svc, b.id, range(20));
     expect(batch.results.filter((r) => r.ok)).toHaveLength(18);
-    expect(new Set(batch.results.filter((r) => r.ok).map((r) => r.token)).size).toBe(4); // 6 + 6 + 6 + 2
+    const tokens = batch.results.filter((r) => r.ok).map((r) => r.token);
+    expect(new Set(tokens).size).toBe(18);
+    expect(new Set(tokens.map((t) => Math.floor(t / 1000))).size).toBe(4); // 6 + 6 + 6 + 2
     const released = await fits.releaseMany(
       svc,
       b.id,

@@ -88,7 +88,8 @@ describe('etcd backend against one server', () => {
     expect(JSON.parse(byKey.get(keys.member(m.id))?.value.toString() ?? '')).toEqual(m);
     expect(Number(byKey.get(keys.member(m.id))?.create_revision)).toBe(joinSeq);
     expect(byKey.get(keys.claim(3))?.value.toString()).toBe(m.id);
-    expect(Number(byKey.get(keys.claim(3))?.create_revision)).toBe(claim.token);
+    // The token is the create revision × 1000 plus the shard's slot (see tokens.ts).
+    expect(Number(byKey.get(keys.claim(3))?.create_revision) * 1000 + 3).toBe(claim.token);
     expect(byKey.get(keys.claim(3))?.lease).toBe(byKey.get(keys.member(m.id))?.lease);
     const other = await b.snapshot(svc);
     expect(other).toMatchObject({ shardCount: undefined, members: [], claims: [], invalid: [] });

@@ -91,7 +91,7 @@ describe('snapshot parsing', () => {
     expect(parsed.version).toBe('6:9');
     expect(parsed.shardCount).toBe(8);
     expect(parsed.members).toEqual([{ id: 'm1', host: 'h', pid: 1, startedAt: 0, weight: 1, labels: {}, joinSeq: 3 }]);
-    expect(parsed.claims).toEqual([{ shard: 0, owner: 'm1', token: 4 }]);
+    expect(parsed.claims).toEqual([{ shard: 0, owner: 'm1', token: 4000 }]);
     expect(parsed.invalid).toEqual([
       { key: keys.claim(1), reason: "claim is not bound to its owner's lease" },
       { key: keys.claim(2), reason: 'claim owner "m2" is not a live member' },
@@ -115,14 +115,14 @@ describe('watch events', () => {
     expect(decodeEvent(keys.root, event('Put', kv(keys.claim(3), 'm1', { lease: '7', create_revision: '9' })))).toEqual(
       {
         type: 'claim:put',
-        claim: { shard: 3, owner: 'm1', token: 9 },
+        claim: { shard: 3, owner: 'm1', token: 9003 },
       },
     );
-    // A deletion names the revision it happened at: the claim removed is the one created before it.
+    // A deletion names the lowest token of its revision: the claim removed is the one created before it.
     expect(decodeEvent(keys.root, event('Delete', kv(keys.claim(3), '', { mod_revision: '12' })))).toEqual({
       type: 'claim:removed',
       shard: 3,
-      tokenBelow: 12,
+      tokenBelow: 12_000,
     });
     expect(decodeEvent(keys.root, event('Put', kv(keys.released, '')))).toBe('none');
   });

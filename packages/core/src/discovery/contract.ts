@@ -195,8 +195,9 @@ export interface Registration {
  *   claim it held with it**;
  * - `claim:put`: a claim was created;
  * - `claim:removed`: a claim was released: the one with `token`, or, for
- *   backends whose tokens are revisions (etcd), whichever claim of the shard
- *   has a token below `tokenBelow` (the revision of the deletion), which
+ *   backends whose tokens derive from revisions (etcd), whichever claim of
+ *   the shard has a token below `tokenBelow` (a bound every claim created
+ *   before the deletion is under, and every later one at or above), which
  *   spares the backend reading the deleted value for every watcher.
  */
 export type DiscoveryChange =

@@ -134,7 +134,6 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       for (const i of [0, 1, 3]) {
         const r = batch.results[i];
         expect(r?.ok).toBe(true);
-        // Claims of one batch may share a token (etcd: one transaction), but every one beats earlier tokens.
         expect(r?.token).toBeGreaterThan(held.token);
       }
       expect((await b.claimMany(svc, m2.id, [])).results).toEqual([]);
@@ -144,6 +143,32 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       );
       const gone = memberInfo();
       await expect(b.claimMany(svc, gone.id, [5, 6])).rejects.toBeInstanceOf(LeaseExpiredError);
+    });
+
+    // A store fencing one resource written by the owners of several shards
+    // must never see one token twice, even from claims made by one call.
+    it('gives every claim of a batch its own token, above every token handed out before', async () => {
+      const [a, b] = [await connect(), await connect()];
+      const svc = uniqueService();
+      const [m1, m2] = [memberInfo(), memberInfo()];
+      await a.register(svc, m1, ttl * 5);
+      await b.register(svc, m2, ttl * 5);
+      const won = async (d: Discovery, id: string, shards: number[]): Promise<number[]> => {
+        const { results } = await d.claimMany(svc, id, shards);
+        expect(results.every((r) => r.ok)).toBe(true);
+        const tokens = results.map((r) => r.token);
+        expect(new Set(tokens).size, `tokens ${tokens.join(', ')}`).toBe(shards.length);
+        return tokens;
+      };
+      const first = await won(a, m1.id, [5, 0, 3, 1, 4, 2]);
+      const second = await won(b, m2.id, [6, 7, 9, 8]);
+      expect(Math.min(...second)).toBeGreaterThan(Math.max(...first));
+      const ref = (tokens: number[], shards: number[]) => shards.map((shard, i) => ({ shard, token: tokens[i] ?? 0 }));
+      expect(await a.releaseMany(svc, m1.id, ref(first, [5, 0, 3]))).toEqual([true, true, true]);
+      const third = await won(b, m2.id, [0, 3, 5]);
+      expect(Math.min(...third)).toBeGreaterThan(Math.max(...second));
+      const listed = (await a.snapshot(svc)).claims.map((c) => c.token);
+      expect([...listed].sort((x, y) => x - y)).toEqual([...first.slice(3), ...second, ...third].sort((x, y) => x - y));
     });
 
     it('releases a batch in one call, only what owner and token match', async () => {
