@@ -8,6 +8,7 @@
  */
 
 import { sleep } from '@shardwork/core';
+import { partitionOf } from '@shardwork/jobs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runJobChaos } from './support/job-chaos.js';
 import { JobCluster } from './support/job-faults.js';
@@ -20,8 +21,11 @@ afterEach(async () => {
 
 const TTL = 1000;
 
-async function run(fault: (c: JobCluster) => Promise<void>): Promise<Awaited<ReturnType<JobCluster['check']>>> {
-  cluster = await JobCluster.start({ replicas: 3, ttlMs: TTL });
+async function run(
+  fault: (c: JobCluster) => Promise<void>,
+  options: { ttlMs?: number } = {},
+): Promise<Awaited<ReturnType<JobCluster['check']>>> {
+  cluster = await JobCluster.start({ replicas: 3, ttlMs: options.ttlMs ?? TTL });
   const c = cluster;
   const producing = c.produce(250, 80);
   await sleep(1200);
@@ -33,6 +37,25 @@ async function run(fault: (c: JobCluster) => Promise<void>): Promise<Awaited<Ret
   expect(report.completed).toBe(report.accepted);
   expect(report.accepted).toBeGreaterThan(150);
   return report;
+}
+
+/** The replica that owns the partition of the `tick` periodic job (its schedule's owner). */
+async function cronOwner(c: JobCluster): Promise<number> {
+  const partition = partitionOf('tick', c.partitionCount);
+  for (;;) {
+    const owner = (await c.producer.partitions()).find((p) => p.queue === 'default' && p.partition === partition);
+    const index = c.replicas.findIndex((r) => r.alive && r.pid === owner?.pid);
+    if (index >= 0) return index;
+    await sleep(100);
+  }
+}
+
+/** Resolve `leadMs` before the next whole second that is at least `leadMs` away (the `tick` job runs every second). */
+async function untilBeforeTick(leadMs: number): Promise<void> {
+  const now = Date.now();
+  let tick = Math.ceil(now / 1000) * 1000;
+  while (tick - leadMs < now) tick += 1000;
+  await sleep(tick - leadMs - now);
 }
 
 describe('redis job queue with consumer processes under faults', () => {
@@ -55,17 +78,73 @@ describe('redis job queue with consumer processes under faults', () => {
 
   it('a Redis restart on its append-only file loses nothing and every consumer carries on', async () => {
     await run(async (c) => {
-      await c.server.restart({ keepData: true, downMs: 500 });
+      await c.restartServer({ keepData: true, downMs: 500 });
     });
   });
 
   it('a cut connection fences the cut consumer; the others take over; nothing lost', async () => {
     const report = await run(async (c) => {
-      c.proxies[2]?.cut();
+      c.isolate(2);
       await sleep(TTL * 2.5);
-      c.proxies[2]?.heal();
+      c.heal(2);
     });
     expect(report.duplicates).toBeLessThanOrEqual(8);
+  });
+
+  it('SIGSTOP of 0.8 × TTL while handlers that call assertOwned() run: lost ownership kills no job, nothing lost', async () => {
+    const report = await run(async (c) => {
+      // Handlers of 500 ms are mid-sleep when their replica freezes for 0.8 × TTL; resumed past the
+      // lease deadline, their assertOwned() throws NotOwnerError before a new owner took the partition.
+      for (const index of [0, 1, 2]) {
+        await c.performLong(24, 500);
+        await sleep(150);
+        c.replicas[index]?.signal('SIGSTOP');
+        await sleep(TTL * 0.8);
+        c.replicas[index]?.signal('SIGCONT');
+        await sleep(1500);
+      }
+    });
+    expect(report.duplicates).toBeLessThanOrEqual(40);
+  });
+
+  it('faults aimed at the cron owner around a tick: every tick enqueued once, none missing', async () => {
+    const report = await run(async (c) => {
+      // Frozen from 1.2 s before a tick to just after it (past its lease), then cut off from 0.5 s before to 1.1 s after.
+      let owner = await cronOwner(c);
+      await untilBeforeTick(1200);
+      c.replicas[owner]?.signal('SIGSTOP');
+      await sleep(1250);
+      c.replicas[owner]?.signal('SIGCONT');
+      await sleep(2500);
+      owner = await cronOwner(c);
+      await untilBeforeTick(500);
+      c.isolate(owner);
+      await sleep(1600);
+      c.heal(owner);
+      await sleep(2500);
+      // A restart of Redis right at a tick.
+      await untilBeforeTick(100);
+      await c.restartServer({ keepData: true, downMs: 400 });
+    });
+    expect(report.ticks).toBeGreaterThan(8);
+  });
+
+  it('the cron owner cut off across a tick but not past its lease: that tick is enqueued once, late', async () => {
+    const report = await run(
+      async (c) => {
+        // Its write of the tick backs off while cut; the next tick's write must not overtake it.
+        for (let i = 0; i < 3; i++) {
+          const owner = await cronOwner(c);
+          await untilBeforeTick(200);
+          c.isolate(owner);
+          await sleep(1100);
+          c.heal(owner);
+          await sleep(1800);
+        }
+      },
+      { ttlMs: 4000 },
+    );
+    expect(report.ticks).toBeGreaterThan(8);
   });
 
   it('a seeded random run of every fault keeps every promise (replay: pnpm soak:jobs --seed 42 --duration 40)', async () => {

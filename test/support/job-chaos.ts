@@ -59,12 +59,12 @@ export async function runJobChaos(options: JobChaosOptions): Promise<JobChaosRes
       } else if (kind < 0.8) {
         const ms = Math.round(ttl * (1 + random() * 2));
         note(`cut replica ${index} for ${ms} ms`);
-        cluster.proxies[index]?.cut();
+        cluster.isolate(index);
         await sleep(ms);
-        cluster.proxies[index]?.heal();
+        cluster.heal(index);
       } else {
         note('restart redis (append-only file kept)');
-        await cluster.server.restart({ keepData: true, downMs: 300 });
+        await cluster.restartServer({ keepData: true, downMs: 300 });
       }
     }
     await producing;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '@shardwork/core';
+import { monotonicMs } from '@shardwork/core/testing';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { onLines, spawnSource } from './child.js';
 import type { JobRecordLine, JobReplicaSpec } from './job-replica-main.js';
@@ -21,6 +22,45 @@ import { TcpProxy } from './tcp-proxy.js';
 
 const MAIN = fileURLToPath(new URL('./job-replica-main.ts', import.meta.url));
 
+/**
+ * A fault the harness applied, on the monotonic clock the records use:
+ * to one consumer (its pid) or to the server (`pid` undefined). A job that
+ * starts twice is explained only by a fault on the consumer that ran the
+ * earlier attempt, or on the server, around that attempt.
+ */
+export interface FaultSpan {
+  readonly what: string;
+  readonly pid: number | undefined;
+  readonly from: number;
+  to: number;
+}
+
+/** The faults of one run. */
+export class FaultLog {
+  readonly spans: FaultSpan[] = [];
+
+  /** A fault begins now; returns its span, to {@link FaultLog.end} (open spans last forever, like a kill). */
+  begin(what: string, pid: number | undefined): FaultSpan {
+    const span: FaultSpan = { what, pid, from: monotonicMs(), to: Number.POSITIVE_INFINITY };
+    this.spans.push(span);
+    return span;
+  }
+
+  end(span: FaultSpan | undefined): void {
+    if (span !== undefined && span.to === Number.POSITIVE_INFINITY) span.to = monotonicMs();
+  }
+
+  /** Run `during` as a fault of `pid` (or the server). */
+  async around<T>(what: string, pid: number | undefined, during: () => Promise<T>): Promise<T> {
+    const span = this.begin(what, pid);
+    try {
+      return await during();
+    } finally {
+      this.end(span);
+    }
+  }
+}
+
 /** One consumer child. */
 export class JobReplica {
   readonly #child: ChildProcess;
@@ -28,7 +68,11 @@ export class JobReplica {
   readonly exited: Promise<void>;
   readonly ready: Promise<void>;
 
-  constructor(spec: JobReplicaSpec) {
+  readonly #faults: FaultLog | undefined;
+  #paused: FaultSpan | undefined;
+
+  constructor(spec: JobReplicaSpec, faults?: FaultLog) {
+    this.#faults = faults;
     this.#child = spawnSource(MAIN, {
       env: { ...process.env, SHARDWORK_JOB_REPLICA: JSON.stringify(spec) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,8 +95,21 @@ export class JobReplica {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
+  /** The process id (for the fault log and the checker). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** Send a signal; SIGSTOP to SIGCONT and SIGKILL are logged as faults of this consumer. */
   signal(signal: NodeJS.Signals): void {
-    if (this.alive) this.#child.kill(signal);
+    if (!this.alive) return;
+    if (signal === 'SIGSTOP' && this.#paused === undefined) this.#paused = this.#faults?.begin('SIGSTOP', this.pid);
+    if (signal === 'SIGKILL') this.#faults?.begin('kill -9', this.pid);
+    this.#child.kill(signal);
+    if (signal === 'SIGCONT') {
+      this.#faults?.end(this.#paused);
+      this.#paused = undefined;
+    }
   }
 
   async kill(): Promise<void> {
@@ -96,6 +153,9 @@ export class JobCluster {
   readonly replicas: JobReplica[] = [];
   readonly proxies: TcpProxy[] = [];
   readonly accepted = new Map<string, AcceptedJob>();
+  /** Every fault applied through the replicas and the methods below. */
+  readonly faults = new FaultLog();
+  readonly #cuts = new Map<number, FaultSpan>();
   readonly #options: Required<JobClusterOptions>;
   readonly #seqNext = new Map<string, number>();
   /** The n of the last job of each key the producer's perform resolved for: order is only promised among those. */
@@ -126,6 +186,11 @@ export class JobCluster {
     return cluster;
   }
 
+  /** Partitions of the cluster's queue. */
+  get partitionCount(): number {
+    return this.#options.partitions;
+  }
+
   #url(port: number): string {
     const o = this.#options;
     return `redis://127.0.0.1:${port}?prefix=${this.prefix}&partitions=${o.partitions}&leaseTtlMs=${o.ttlMs}`;
@@ -136,12 +201,36 @@ export class JobCluster {
     const proxy = await TcpProxy.start({ host: '127.0.0.1', port: this.server.port });
     const index = this.#spawned++;
     this.proxies[index] = proxy;
-    this.replicas[index] = new JobReplica({
-      url: this.#url(proxy.port),
-      recordFile: join(this.dir, `replica-${index}.jsonl`),
-      concurrency: this.#options.concurrency,
-    });
+    this.replicas[index] = new JobReplica(
+      {
+        url: this.#url(proxy.port),
+        recordFile: join(this.dir, `replica-${index}.jsonl`),
+        concurrency: this.#options.concurrency,
+      },
+      this.faults,
+    );
     return index;
+  }
+
+  /** Cut (reset, refuse) or stall replica `index`'s connections until {@link JobCluster.heal}; logged as its fault. */
+  isolate(index: number, how: 'cut' | 'stall' = 'cut'): void {
+    const proxy = this.proxies[index];
+    if (proxy === undefined || this.#cuts.has(index)) return;
+    this.#cuts.set(index, this.faults.begin(how, this.replicas[index]?.pid));
+    if (how === 'cut') proxy.cut();
+    else proxy.stall();
+  }
+
+  /** Let replica `index` reach Redis again. */
+  heal(index: number): void {
+    this.proxies[index]?.heal();
+    this.faults.end(this.#cuts.get(index));
+    this.#cuts.delete(index);
+  }
+
+  /** Restart Redis (a fault of every consumer). */
+  async restartServer(options: Parameters<RedisTestServer['restart']>[0]): Promise<void> {
+    await this.faults.around('redis restart', undefined, () => this.server.restart(options));
   }
 
   /** Enqueue `count` jobs of every kind, `perSecond` of them a second. */
@@ -179,6 +268,14 @@ export class JobCluster {
       }
       const wait = began + (i + 1) * gap - Date.now();
       if (wait > 0) await sleep(wait);
+    }
+  }
+
+  /** Enqueue `count` keyless `work` jobs whose handlers take `ms` each (spread over the partitions). */
+  async performLong(count: number, ms: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const result = await this.producer.perform({ handler: 'work', args: { ms } });
+      this.accepted.set(result.id, { h: 'work' });
     }
   }
 
@@ -226,7 +323,7 @@ export class JobCluster {
       }
       if (n > 1) violations.push(`stale completion: ${job.h} ${id} recorded as completed ${n} times`);
     }
-    const analysis = analyzeRecords(this.accepted, records, { fenced: true });
+    const analysis = analyzeRecords(this.accepted, records, { fenced: true, faults: this.faults });
     return {
       violations: [...violations, ...analysis.violations],
       accepted: this.accepted.size,
@@ -279,16 +376,27 @@ export interface AcceptedJob {
   readonly u?: number;
 }
 
+/** Ticks newer than this (before the newest one seen) may still be on their way: not judged missing. */
+const TICK_SETTLE_MS = 3000;
+/** The periodic `tick` job's schedule: every second. */
+const TICK_PERIOD_MS = 1000;
+/** A fault this long before a job's earlier start still explains its second one (a fetch just before a cut). */
+const FAULT_LEAD_MS = 2000;
+
 /**
  * The checks over what the handlers recorded that hold for every adapter:
  * completions from the latest attempt (with `fenced` stores only), order per
  * key of the `seq` jobs, `uniq` jobs never two at once, at most two `limited`
- * jobs at once, one enqueue per cron tick; and how many jobs started twice.
+ * jobs at once, one enqueue per cron tick and no tick missing, no job dead
+ * (the handlers never fail on their own: lost ownership must not count as a
+ * failure), and no job started twice without a fault on the consumer that
+ * ran its earlier attempt (or on the server) around it; and how many jobs
+ * started twice.
  */
 export function analyzeRecords(
   accepted: ReadonlyMap<string, AcceptedJob>,
   records: readonly JobRecordLine[],
-  { fenced }: { fenced: boolean },
+  { fenced, faults }: { fenced: boolean; faults: FaultLog },
 ): { violations: string[]; duplicates: number; ticks: number } {
   const violations: string[] = [];
   const by = (k: JobRecordLine['k']) => records.filter((r) => r.k === k);
@@ -384,7 +492,58 @@ export function analyzeRecords(
   for (const [tick, ids] of perTick) {
     if (ids.size > 1) violations.push(`cron: tick ${new Date(tick).toISOString()} enqueued ${ids.size} times`);
   }
+  violations.push(...missingTicks([...perTick.keys()]));
+  // Nothing dies here: the handlers never fail, so a dead job is an attempt counted as failed that was not.
+  for (const r of by('dead')) {
+    violations.push(
+      `dead: ${r.h} ${r.id} died (${r.reason ?? '?'}) at attempt ${r.att ?? '?'} though its handler never failed`,
+    );
+  }
+  violations.push(...unexplainedDuplicates(by('start'), faults));
   return { violations, duplicates, ticks: perTick.size };
+}
+
+/** Every-second ticks missing between the oldest and the newest settled tick seen. */
+function missingTicks(ticks: number[]): string[] {
+  const sorted = ticks.sort((a, b) => a - b);
+  const newest = sorted[sorted.length - 1] ?? 0;
+  const settled = sorted.filter((t) => t <= newest - TICK_SETTLE_MS);
+  const missing: string[] = [];
+  for (let i = 1; i < settled.length; i++) {
+    const gap = (settled[i] as number) - (settled[i - 1] as number);
+    for (
+      let t = (settled[i - 1] as number) + TICK_PERIOD_MS;
+      gap > TICK_PERIOD_MS && t < (settled[i] as number);
+      t += TICK_PERIOD_MS
+    ) {
+      missing.push(`cron: tick ${new Date(t).toISOString()} was never enqueued`);
+    }
+  }
+  return missing;
+}
+
+/** Second starts of a job with no fault on the earlier attempt's consumer (or the server) around them. */
+function unexplainedDuplicates(starts: readonly JobRecordLine[], faults: FaultLog): string[] {
+  const byJob = new Map<string, JobRecordLine[]>();
+  for (const r of starts) byJob.set(r.id, [...(byJob.get(r.id) ?? []), r]);
+  const found: string[] = [];
+  for (const [id, runs] of byJob) {
+    if (runs.length < 2) continue;
+    runs.sort((a, b) => a.t - b.t);
+    for (let i = 1; i < runs.length; i++) {
+      const a = runs[i - 1] as JobRecordLine;
+      const b = runs[i] as JobRecordLine;
+      const explained = faults.spans.some(
+        (f) => (f.pid === undefined || f.pid === a.pid) && f.from <= b.t && f.to >= a.t - FAULT_LEAD_MS,
+      );
+      if (!explained) {
+        found.push(
+          `duplicate without a fault: ${a.h} ${id} started on pid ${a.pid} (attempt ${a.att}, token ${a.tok}) at ${a.t.toFixed(1)} and again on pid ${b.pid} (attempt ${b.att}, token ${b.tok}) at ${b.t.toFixed(1)}`,
+        );
+      }
+    }
+  }
+  return found;
 }
 
 /** Every record line that replicas `0 … count - 1` wrote to `dir`. */

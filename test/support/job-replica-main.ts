@@ -34,6 +34,8 @@ export interface JobRecordLine {
   readonly at?: number;
   readonly att?: number;
   readonly tok?: number;
+  /** Why a job died (`dead` lines). */
+  readonly reason?: string;
   readonly pid: number;
   readonly t: number;
 }
@@ -60,13 +62,19 @@ const base = (ctx: JobContext<Args>) => ({
 /** Token of each job's latest attempt here, so that a completion names the attempt it came from. */
 const attemptToken = new Map<string, number | undefined>();
 
-/** Start, an owned effect, some work, another owned effect, end. */
+/**
+ * Start, an owned effect, some work, another owned effect, end. The second
+ * effect is fenced as the READMEs tell handlers to: `ctx.assertOwned()` right
+ * before it, which throws `NotOwnerError` once ownership is lost; that must
+ * never count as a failure of the job (it runs again under the next owner).
+ */
 async function body(args: Args, ctx: JobContext<Args>): Promise<void> {
   attemptToken.set(ctx.id, ctx.token);
   record({ k: 'start', ...base(ctx), at: ctx.scheduledAt.getTime() });
   if (ctx.owned) record({ k: 'effect', ...base(ctx) });
   await sleep(args.ms ?? 10, ctx.signal).catch(() => undefined);
-  if (ctx.owned) record({ k: 'effect', ...base(ctx) });
+  ctx.assertOwned();
+  record({ k: 'effect', ...base(ctx) });
   record({ k: 'end', ...base(ctx) });
 }
 
@@ -93,7 +101,9 @@ jobs.on('job:completed', ({ job }) => {
   attemptToken.delete(job.id);
   record({ k: 'done', id: job.id, h: job.handler, ...(tok === undefined ? {} : { tok }) });
 });
-jobs.on('job:dead', ({ job }) => record({ k: 'dead', id: job.id, h: job.handler }));
+jobs.on('job:dead', ({ job, attempt, reason }) =>
+  record({ k: 'dead', id: job.id, h: job.handler, att: attempt, reason }),
+);
 jobs.on('error', ({ error }) => say({ type: 'error', message: String(error) }));
 const shutdown = (): void => {
   void jobs.stop({ timeoutMs: 3000 }).then(() => {

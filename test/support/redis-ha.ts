@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { monotonicMs, readOwnershipRecords, uniqueService } from '@shardwork/core/testing';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { Cluster, Redis } from 'ioredis';
-import { type AcceptedJob, analyzeRecords, JobReplica, readRecords } from './job-faults.js';
+import { type AcceptedJob, analyzeRecords, FaultLog, JobReplica, readRecords } from './job-faults.js';
 import type { JobRecordLine } from './job-replica-main.js';
 import type { RedisTestCluster } from './redis-cluster.js';
 import type { RedisTestSentinel } from './redis-sentinel.js';
@@ -402,6 +402,8 @@ export class HaJobRun {
   readonly accepted = new Map<string, HaAcceptedJob>();
   /** Performs that rejected, by queue and monotonic time. */
   readonly rejected: HaAcceptedJob[] = [];
+  /** Faults the test applied (the primary's kill): duplicates are allowed around them. */
+  readonly faults = new FaultLog();
   readonly #dir: string;
   #producing: Promise<void>[] = [];
   #running = false;
@@ -517,7 +519,7 @@ export class HaJobRun {
       ids.filter((id) => !done.has(id)),
     );
     const accepted = new Map<string, AcceptedJob>(ids.map((id) => [id, { h: 'work' }]));
-    const analysis = analyzeRecords(accepted, records, { fenced: true });
+    const analysis = analyzeRecords(accepted, records, { fenced: true, faults: this.faults });
     return {
       accepted: ids.length,
       lost: ids.filter((id) => !started.has(id) && !stored.has(id)),

@@ -22,8 +22,14 @@ export function reconnectDelay(attempt: number): number {
   return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
-/** Builds the error a caller reports when Redis cannot be reached. */
-export type UnavailableFactory = (detail: string, cause?: unknown) => Error;
+/**
+ * Builds the error a caller reports when Redis cannot be reached. `ambiguous`
+ * is true when a command was sent and its reply never came, so it may have run.
+ */
+export type UnavailableFactory = (detail: string, cause?: unknown, ambiguous?: boolean) => Error;
+
+/** ioredis errors of a command that was never written to the socket (no connection, offline queue off). */
+const NOT_SENT = /Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|Connection in subscriber mode/;
 
 /**
  * The {@link BackendRefusedError} for a refusal that retrying does not fix
@@ -72,6 +78,7 @@ export class RedisConnection {
   readonly #subscribers: RedisClient[] = [];
   #connecting: { promise: Promise<RedisClient>; reject: (error: Error) => void } | undefined;
   #lastError: Error | undefined;
+  #lastSentinelError: Error | undefined;
   #closed = false;
 
   /**
@@ -98,6 +105,10 @@ export class RedisConnection {
       // the last error in their unavailable error instead.
       this.client.on('error', (error: Error) => {
         this.#lastError = error;
+      });
+      // What each sentinel said when it named no usable primary (ioredis's own error omits it).
+      this.client.on('sentinelError', (error: Error) => {
+        this.#lastSentinelError = error;
       });
     }
   }
@@ -151,13 +162,13 @@ export class RedisConnection {
         settle(
           redisRefusal(error, this.#options.target) ??
             this.#unavailable(
-              `cannot connect: ${error.message}${(error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? this.#tlsHint() : ''}`,
+              `cannot connect: ${this.#explain(error)}${(error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? this.#tlsHint() : ''}`,
               error,
             ),
         );
       const onEnd = (): void => settle(this.#unavailable('connection ended', this.#lastError));
       const timer = setTimeout(() => {
-        const last = this.#lastError === undefined ? '' : ` (last error: ${this.#lastError.message})`;
+        const last = this.#lastError === undefined ? '' : ` (last error: ${this.#explain(this.#lastError)})`;
         settle(
           this.#unavailable(
             `not connected within ${this.#options.connectTimeoutMs} ms${last}${this.#tlsHint()}`,
@@ -194,7 +205,10 @@ export class RedisConnection {
     const redis = await this.ready();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.#unavailable(`no reply within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(this.#unavailable(`no reply within ${timeoutMs} ms`, undefined, true)),
+        timeoutMs,
+      );
     });
     try {
       const sync = this.#options.syncReplicas;
@@ -208,13 +222,15 @@ export class RedisConnection {
         if (replicas < sync) {
           throw this.#unavailable(
             `the write reached the primary but only ${replicas} of ${sync} replicas (syncReplicas) within ${waitMs} ms`,
+            undefined,
+            true,
           );
         }
         return result;
       }
       return reply;
     } catch (error) {
-      throw this.mapError(error);
+      throw this.mapError(error, true);
     } finally {
       clearTimeout(timer);
     }
@@ -223,19 +239,38 @@ export class RedisConnection {
   /**
    * Refusals become {@link BackendRefusedError}, connection errors and
    * transient replies the unavailable error; other replies pass as they are.
+   * @param sent - the command was handed to a ready connection: a connection
+   *   error may have come after Redis ran it (the unavailable error says it is
+   *   ambiguous), unless ioredis says it never wrote it.
    */
-  mapError(error: unknown): unknown {
+  mapError(error: unknown, sent = false): unknown {
     if (error instanceof ShardworkError) return error;
-    if (!(error instanceof Error)) return this.#unavailable(String(error), error);
+    if (!(error instanceof Error)) return this.#unavailable(String(error), error, sent);
     const refused = redisRefusal(error, this.#options.target);
     if (refused !== undefined) return refused;
     if (error.name === 'ReplyError') {
       // Other reply errors (NOPERM, WRONGTYPE, a script error) are configuration
       // or data problems that retrying does not fix: pass them on as they are.
+      // A transient one (READONLY, LOADING…) is a refusal: the command did not run.
       return TRANSIENT_REPLY.test(error.message) ? this.#unavailable(error.message, error) : error;
     }
     // Connection closed, stream not writeable, max retries, socket timeout, ECONNREFUSED…
-    return this.#unavailable(error.message, error);
+    return this.#unavailable(this.#explain(error), error, sent && !NOT_SENT.test(error.message));
+  }
+
+  /**
+   * The message of a connection error, with what ioredis leaves out: "All
+   * sentinels are unreachable" is also what it says when every sentinel
+   * answered but none named a primary it could reach (a failover under way).
+   */
+  #explain(error: Error): string {
+    if (!error.message.startsWith('All sentinels are unreachable') || error.message.includes('Last error')) {
+      return error.message;
+    }
+    const sentinel = this.#lastSentinelError?.message;
+    return sentinel === undefined
+      ? error.message
+      : `no sentinel named a primary that could be reached (a failover may be under way); last sentinel reply: ${sentinel}`;
   }
 
   /**

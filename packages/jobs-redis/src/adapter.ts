@@ -33,10 +33,11 @@ import {
   type StateCounts,
   type StopResult,
 } from '@shardwork/jobs';
+import { nanoid } from 'nanoid';
 import { partitionOf, queuesKey } from './keys.js';
 import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOptions } from './options.js';
-import { type ConsumerHost, enqueueFields, PartitionConsumer } from './partition.js';
-import { recordArgs } from './records.js';
+import { type ConsumerHost, PartitionConsumer } from './partition.js';
+import { enqueueFields, recordArgs } from './records.js';
 import { Dispatcher } from './slots.js';
 import { QueueStore } from './store.js';
 
@@ -67,7 +68,8 @@ export class RedisJobAdapter implements JobAdapter {
     setMaxListeners(0, this.#stopping.signal, this.#aborting.signal, this.#closed.signal);
     this.#connection = new RedisConnection(
       this.#o.connection,
-      (detail, cause) => new QueueUnavailableError('redis', `${this.#o.target}: ${detail}`, cause),
+      (detail, cause, ambiguous) =>
+        new QueueUnavailableError('redis', `${this.#o.target}: ${detail}`, cause, ambiguous),
     );
   }
 
@@ -132,7 +134,12 @@ export class RedisJobAdapter implements JobAdapter {
     const results: EnqueueResult[] = new Array(records.length);
     for (const [queue, indexes] of byQueue) {
       // Remembered by Redis a while longer than we may retry it (see enqueue.lua).
-      const args: (string | number)[] = [indexes.length, Math.max(1000, this.#o.enqueueTimeoutMs * 2)];
+      const args: (string | number)[] = [
+        indexes.length,
+        Math.max(1000, this.#o.enqueueTimeoutMs * 2),
+        this.#rt.options.idempotencyWindowMs,
+        nanoid(),
+      ];
       for (const i of indexes) {
         const record = records[i] as JobRecord;
         args.push(...enqueueFields(record, this.#partitionOf(record)));
@@ -152,16 +159,30 @@ export class RedisJobAdapter implements JobAdapter {
     return results;
   }
 
-  /** Retry a call while Redis is unreachable, for at most `enqueueTimeoutMs`, then reject with the last error. */
+  /**
+   * Retry a call while Redis is unreachable, for at most `enqueueTimeoutMs`,
+   * then reject with the last error; ambiguous if any attempt may have run
+   * (the call is remembered by enqueue.lua, so a retry never adds twice).
+   */
   async #retryUnavailable<T>(call: () => Promise<T>): Promise<T> {
     const began = Date.now();
+    let ambiguous = false;
     for (let attempt = 0; ; attempt++) {
       try {
         return await call();
       } catch (error) {
         const delay = Math.min(1000, 50 * 2 ** attempt);
-        if (!(error instanceof QueueUnavailableError) || Date.now() - began + delay > this.#o.enqueueTimeoutMs) {
-          throw error;
+        if (!(error instanceof QueueUnavailableError)) throw error;
+        ambiguous ||= error.ambiguous;
+        if (Date.now() - began + delay > this.#o.enqueueTimeoutMs) {
+          throw ambiguous === error.ambiguous
+            ? error
+            : new QueueUnavailableError(
+                'redis',
+                `${error.message.replace(/^Job queue redis unavailable: /, '')}; an earlier try got no reply`,
+                error,
+                true,
+              );
         }
         await sleep(delay);
       }
@@ -256,16 +277,22 @@ export class RedisJobAdapter implements JobAdapter {
         if (message === '*' || Number(message) === consumer.partition) consumer.wake();
       }
     });
-    sub.on('ready', () => {
-      const first = readies++ === 0;
+    // A subscription that failed while the connection stayed up would leave every idle consumer
+    // waiting for its safety re-check (30 s): try again while this connection is the ready one.
+    const subscribe = (first: boolean, attempt: number): void => {
       sub
         .subscribe(...channels.keys())
         .then(() => {
           // Messages may have been missed while the subscriber was away.
           if (!first) for (const set of this.#consumers.values()) for (const c of set) c.wake();
         })
-        .catch(() => undefined);
-    });
+        .catch((error: unknown) => {
+          if (this.#closed.signal.aborted || sub.status !== 'ready') return; // the next 'ready' subscribes
+          if (attempt === 0) this.#reportError(this.#connection.mapError(error));
+          setTimeout(() => subscribe(first, attempt + 1), Math.min(2000, 100 * 2 ** attempt)).unref();
+        });
+    };
+    sub.on('ready', () => subscribe(readies++ === 0, 0));
     sub.connect().catch(() => undefined);
     this.#subscriber = sub;
   }

@@ -10,24 +10,10 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import {
-  errorMessage,
-  InvalidRecordError,
-  type ShardContext,
-  sleep,
-  startTicker,
-  type Ticker,
-  ticksBetween,
-} from '@shardwork/core';
-import type {
-  AdapterRuntime,
-  AttemptOutcome,
-  CompiledPeriodic,
-  JobArgs,
-  JobRecord,
-  RunnableJob,
-} from '@shardwork/jobs';
+import { errorMessage, InvalidRecordError, type ShardContext, sleep } from '@shardwork/core';
+import type { AdapterRuntime, AttemptOutcome, CompiledPeriodic, JobRecord, RunnableJob } from '@shardwork/jobs';
 import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs';
+import { PartitionSchedules } from './periodic.js';
 import { recordArgs, recordJson } from './records.js';
 import type { Dispatcher } from './slots.js';
 import type { QueueStore } from './store.js';
@@ -78,7 +64,7 @@ export class PartitionConsumer {
   /** Completions being recorded now (a reclaim must not put them back). */
   readonly #flushing = new Set<string>();
   #flushScheduled = false;
-  #tickers: Ticker[] = [];
+  #schedules: PartitionSchedules | undefined;
   #seed = Math.floor(Math.random() * 2_147_483_646) + 1;
 
   constructor(host: ConsumerHost, ctx: ShardContext) {
@@ -129,7 +115,7 @@ export class PartitionConsumer {
     try {
       await this.#consume(stop);
     } finally {
-      for (const ticker of this.#tickers.splice(0)) ticker.stop();
+      await this.#schedules?.stop();
       ctx.signal.removeEventListener('abort', onLost);
       if (!host.stopping.aborted && ctx.held && this.#inflight.size > 0) {
         // Handed to another replica: let running attempts finish while the claim
@@ -172,7 +158,18 @@ export class PartitionConsumer {
         reason: 'running under an older owner of its partition',
       });
     }
-    await this.#startPeriodics(stop);
+    if (host.periodics.length > 0) {
+      this.#schedules = new PartitionSchedules({
+        runtime: host.runtime,
+        periodics: host.periodics,
+        partitionOf: (record) => host.partitionOf(record),
+        lastTick: (name) => host.lastTick(name),
+        // A write in flight when the partition ends gives up: the next owner reads what landed.
+        write: (args) => this.#write('cron', [p, token, ...args], stop),
+        reportError: (error) => host.reportError(error),
+      });
+      await this.#schedules.start(stop);
+    }
     await this.#loop(stop);
   }
 
@@ -385,87 +382,4 @@ export class PartitionConsumer {
       this.#pending.delete(run);
     }
   }
-
-  async #startPeriodics(stop: AbortSignal): Promise<void> {
-    for (const periodic of this.#host.periodics) {
-      if (stop.aborted) return;
-      const last = await this.#host.lastTick(periodic.name).catch((error: unknown) => {
-        this.#host.reportError(error);
-        return undefined;
-      });
-      if (last !== undefined && periodic.catchUp !== 'skip') {
-        const now = Date.now();
-        const from = new Date(Math.max(last, now - periodic.horizonMs));
-        const missed = ticksBetween(periodic.schedule, from, new Date(now), 1000).map((d) => d.getTime());
-        const ticks = periodic.catchUp === 'once' ? missed.slice(-1) : missed;
-        if (ticks.length > 0) await this.#enqueueTicks(periodic, ticks, '');
-      } else if (last !== undefined) {
-        const missed = ticksBetween(periodic.schedule, new Date(last), new Date(), 1);
-        const newest = missed[missed.length - 1];
-        if (newest !== undefined) await this.#enqueueTicks(periodic, [], String(newest.getTime()));
-      }
-      this.#tickers.push(startTicker(periodic.schedule, (at) => void this.#enqueueTicks(periodic, [at.getTime()], '')));
-    }
-  }
-
-  async #enqueueTicks(periodic: CompiledPeriodic, ticks: readonly number[], skipTo: string): Promise<void> {
-    const rt = this.#host.runtime;
-    const records: JobRecord[] = [];
-    try {
-      for (const tick of ticks) records.push(rt.periodicRecord(periodic, tick));
-    } catch (error) {
-      this.#host.reportError(error);
-      return;
-    }
-    const args: (string | number)[] = [this.#ctx.shard, String(this.#ctx.token), periodic.name, skipTo, records.length];
-    records.forEach((record, i) => {
-      args.push(ticks[i] as number, ...enqueueFields(record, this.#host.partitionOf(record)));
-    });
-    const result = await this.#write('cron', args);
-    if (result === undefined || result.stale) return;
-    const outcome = result.reply[0] as string[];
-    records.forEach((record, i) => {
-      if (outcome[i] === 'new') {
-        rt.emit('job:enqueued', {
-          job: {
-            id: record.id,
-            handler: record.handler,
-            queue: record.queue,
-            key: record.key,
-            args: record.args as JobArgs,
-          },
-          runAt: new Date(record.runAt),
-        });
-      }
-    });
-  }
-}
-
-/** The 8 per-job fields of `enqueue.lua` and `cron.lua`. */
-export function enqueueFields(record: JobRecord, partition: number): (string | number)[] {
-  return [
-    record.id,
-    record.handler,
-    partition,
-    record.runAt,
-    record.uniqueKey ?? '',
-    record.ordered ? 1 : 0,
-    record.key ?? '',
-    serializeRecord(record),
-  ];
-}
-
-/**
- * The stored JSON of a record: args spliced in as checked (not serialised
- * again), fields at their defaults (no key, not unique, not ordered) left out.
- */
-export function serializeRecord(record: JobRecord): string {
-  return (
-    `{"id":${JSON.stringify(record.id)},"handler":${JSON.stringify(record.handler)},` +
-    `"queue":${JSON.stringify(record.queue)},` +
-    (record.key === undefined ? '' : `"key":${JSON.stringify(record.key)},`) +
-    (record.uniqueKey === undefined ? '' : `"uniqueKey":${JSON.stringify(record.uniqueKey)},`) +
-    (record.ordered ? '"ordered":true,' : '') +
-    `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},"args":${record.argsJson}}`
-  );
 }

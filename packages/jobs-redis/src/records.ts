@@ -54,3 +54,32 @@ export function recordArgs(raw: string | undefined): { handler?: string; key?: s
     return undefined;
   }
 }
+
+/** The 8 per-job fields of `enqueue.lua` and `cron.lua`. */
+export function enqueueFields(record: JobRecord, partition: number): (string | number)[] {
+  return [
+    record.id,
+    record.handler,
+    partition,
+    record.runAt,
+    record.uniqueKey ?? '',
+    `${record.ordered ? 'o' : ''}${record.idGiven === true ? 'g' : ''}`,
+    record.key ?? '',
+    serializeRecord(record),
+  ];
+}
+
+/**
+ * The stored JSON of a record: args spliced in as checked (not serialised
+ * again), fields at their defaults (no key, not unique, not ordered) left out.
+ */
+export function serializeRecord(record: JobRecord): string {
+  return (
+    `{"id":${JSON.stringify(record.id)},"handler":${JSON.stringify(record.handler)},` +
+    `"queue":${JSON.stringify(record.queue)},` +
+    (record.key === undefined ? '' : `"key":${JSON.stringify(record.key)},`) +
+    (record.uniqueKey === undefined ? '' : `"uniqueKey":${JSON.stringify(record.uniqueKey)},`) +
+    (record.ordered ? '"ordered":true,' : '') +
+    `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},"args":${record.argsJson}}`
+  );
+}

@@ -15,6 +15,7 @@ import {
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { until } from '../../../test/support/wait.js';
 import { compileRedisJobOptions, partitionOf, queueBase } from '../src/index.js';
 
@@ -98,6 +99,43 @@ describe('redis job adapter', () => {
     await expect(attempt).rejects.toThrow(QueueUnavailableError);
     await expect(q.perform({ handler: 'work' })).rejects.toThrow(new RegExp(`127\\.0\\.0\\.1:${port}`));
     expect(Date.now() - began).toBeGreaterThanOrEqual(350);
+  });
+
+  it('says whether a rejected perform may have stored its job (ambiguous), and a retry with the same id stores it once', async () => {
+    // A dead port: nothing was ever sent.
+    const port = await freePort();
+    const down = createJobQueue(`redis://127.0.0.1:${port}?prefix=${fresh()}`, { adapter: { enqueueTimeoutMs: 200 } });
+    open.push(down);
+    const refused = await down.perform({ handler: 'work' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(QueueUnavailableError);
+    expect((refused as QueueUnavailableError).ambiguous).toBe(false);
+    // A connection that goes silent after the script was sent: the job may be stored.
+    const prefix = fresh();
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: server.port });
+    try {
+      const producer = createJobQueue(`redis://127.0.0.1:${proxy.port}?prefix=${prefix}&partitions=2`, {
+        adapter: { enqueueTimeoutMs: 600, commandTimeoutMs: 300, connectTimeoutMs: 300 },
+      });
+      open.push(producer);
+      await producer.perform({ handler: 'work' }); // connected, scripts loaded
+      proxy.stall();
+      const id = `pay-${prefix}`;
+      const lost = await producer.perform({ handler: 'work' }, { id }).catch((error: unknown) => error);
+      expect(lost).toBeInstanceOf(QueueUnavailableError);
+      expect((lost as QueueUnavailableError).ambiguous).toBe(true);
+      expect((lost as Error).message).toMatch(/may have reached the store.*same id/);
+      proxy.heal();
+      // The stalled call never reached Redis here, so the retry stores it; a second retry adds nothing.
+      await until(
+        async () => (await producer.perform({ handler: 'work' }, { id }).catch(() => undefined)) !== undefined,
+        5000,
+        'Redis again',
+      );
+      expect(await producer.perform({ handler: 'work' }, { id })).toEqual({ id, duplicate: true });
+      expect(await admin.hexists(`${prefix}{default}:jobs`, id)).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('refuses a partition count that differs from the one stored for the queue', async () => {

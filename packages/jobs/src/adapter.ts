@@ -38,7 +38,11 @@ export type AttemptOutcome =
   | { readonly type: 'completed'; readonly durationMs: number }
   | { readonly type: 'retry'; readonly error: unknown; readonly delayMs: number; readonly durationMs?: number }
   | { readonly type: 'dead'; readonly error: unknown; readonly reason: DeadReason; readonly durationMs?: number }
-  /** Aborted from outside ({@link RunExtras.signal}): not a failure; put the job back. */
+  /**
+   * Aborted from outside ({@link RunExtras.signal}), or ended by lost ownership
+   * ({@link RunExtras.owned} false, or the handler's `NotOwnerError`): not a
+   * failure; record nothing and put the job back (or leave it to the next owner).
+   */
   | { readonly type: 'aborted'; readonly error: unknown };
 
 /** What the facade gives an adapter (see {@link JobAdapter.attach}). */

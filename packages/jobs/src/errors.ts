@@ -127,7 +127,8 @@ export type JobFeature =
   | 'pause'
   | 'admin'
   | 'scheduled'
-  | 'timeout';
+  | 'timeout'
+  | 'jobId';
 
 /** An adapter cannot offer a feature that a registration asked for. */
 export class UnsupportedFeatureError extends JobsError {
@@ -148,11 +149,29 @@ export class UnsupportedFeatureError extends JobsError {
 export class QueueUnavailableError extends JobsError {
   /** Adapter kind, e.g. `redis`. */
   readonly adapter: string;
+  /**
+   * Whether the write may have reached the store: a request was sent and its
+   * reply never came (a timeout, a connection that dropped with the request
+   * in flight, a write the primary took but its replicas did not confirm).
+   * A rejected `perform` with `ambiguous: true` may still run its job: send
+   * it again with the same id (`perform(job, { id })`) to get it once.
+   * `false` means nothing was sent (refused connection, no connection).
+   */
+  readonly ambiguous: boolean;
 
-  constructor(adapter: string, detail: string, cause?: unknown) {
-    super('QUEUE_UNAVAILABLE', `Job queue ${adapter} unavailable: ${detail}`, { cause, retryable: true });
+  constructor(adapter: string, detail: string, cause?: unknown, ambiguous = false) {
+    super(
+      'QUEUE_UNAVAILABLE',
+      `Job queue ${adapter} unavailable: ${detail}${
+        ambiguous
+          ? ' (the write may have reached the store: send it again with the same id, perform(job, { id }), to get it once)'
+          : ''
+      }`,
+      { cause, retryable: true },
+    );
     this.name = 'QueueUnavailableError';
     this.adapter = adapter;
+    this.ambiguous = ambiguous;
   }
 }
 

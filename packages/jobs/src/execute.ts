@@ -62,6 +62,11 @@ export async function runAttempt(
   if (external?.aborted) {
     return { type: 'aborted', error: external.reason ?? new JobAbortedError('aborted before it started') };
   }
+  // A job fetched ahead and started after its partition was lost (a paused process resumes its
+  // continuations before its timers): a zombie must not start it; the next owner runs it.
+  if (extras.owned?.() === false) {
+    return { type: 'aborted', error: new JobAbortedError('ownership was lost before it started') };
+  }
   // The attempt's AbortController is made only when the handler reads ctx.signal:
   // most handlers never do, and one per job is a large part of a no-op job's cost.
   let controller: AbortController | undefined;
@@ -84,12 +89,24 @@ export async function runAttempt(
   };
   if (external !== undefined) onAbort(external, abortFromOutside);
   let began = performance.now();
+  /**
+   * How a failed attempt ends. On an adapter that owns what it runs
+   * (`extras.owned`), lost ownership (a `NotOwnerError` from `assertOwned()`,
+   * or any failure once ownership is gone) is not a failure of the job: it
+   * counts no attempt and records nothing, and the job runs again under the
+   * next owner (JOBS.md).
+   */
+  const ownership = extras.owned;
+  const failed = (error: unknown): AttemptOutcome =>
+    ownership !== undefined && (error instanceof NotOwnerError || !ownership())
+      ? { type: 'aborted', error }
+      : { ...failureOutcome(reg, attempt, error), durationMs: performance.now() - began };
   const timer =
     reg.timeoutMs > 0
       ? setTimeout(() => {
           const error = new JobTimeoutError(reg.timeoutMs);
           abort(error);
-          settle({ ...failureOutcome(reg, attempt, error), durationMs: performance.now() - began });
+          settle(failed(error));
         }, reg.timeoutMs)
       : undefined;
   const owned = (): boolean => !aborted && (extras.owned?.() ?? true);
@@ -133,7 +150,7 @@ export async function runAttempt(
     (error: unknown) => {
       // A throw caused by our own abort is the abort's outcome, already settled.
       if (aborted) return;
-      settle({ ...failureOutcome(reg, attempt, error), durationMs: performance.now() - began });
+      settle(failed(error));
     },
   );
   try {

@@ -69,6 +69,7 @@ export type {
   JobRef,
   JobState,
   Middleware,
+  PerformOptions,
 } from './job.js';
 export { JOB_STATES } from './job.js';
 export type {
@@ -91,6 +92,8 @@ export {
   QUEUE_NAME,
 } from './options.js';
 export { partitionOf } from './partition.js';
+export type { TickCursor, TickPlan, TickPumpOptions, TickWriteResult } from './periodic.js';
+export { MAX_TICKS_PER_PLAN, planTicks, TickPump } from './periodic.js';
 export type { AdminJobQueue, JobQueueStatus, StartOptions, StopOptions } from './queue.js';
 export { createJobQueue, JobQueue } from './queue.js';
 export type { JobAdapterFactory, JobAdapterModule } from './registry.js';

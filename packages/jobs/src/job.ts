@@ -49,24 +49,50 @@ export type Job<J extends JobMap = AnyJobs, N extends JobName<J> = JobName<J>> =
       readonly args: ArgsOf<J, N>;
     });
 
-/** A job for `performMany`: optionally with its own due time. */
-export type BulkJob<J extends JobMap = AnyJobs, N extends JobName<J> = JobName<J>> = Job<J, N> & {
-  /** Run at or after this time (a `Date` or ms since the epoch). @defaultValue now */
-  readonly at?: Date | number;
-};
+/** Options of one `perform`, `performAt` or `performIn` (and, per job, of `performMany`). */
+export interface PerformOptions {
+  /**
+   * The job's id, chosen by the caller instead of a generated nanoid: 1–200
+   * printable ASCII characters, no spaces (e.g. `order-42:invoice`). A perform
+   * whose id the store still knows (a job queued, running, retrying or dead
+   * with it, or one enqueued with it within the adapter's idempotency window)
+   * adds nothing and resolves with `duplicate: true`, so a `perform` that
+   * rejected with an ambiguous `QueueUnavailableError` (`ambiguous: true`: the
+   * job may have been stored) can be sent again with the same id and the job
+   * runs once. Adapters that cannot look an id up (`amqp://`) refuse it with
+   * `UnsupportedFeatureError`.
+   * @defaultValue a nanoid
+   */
+  readonly id?: string;
+}
+
+/** A job for `performMany`: optionally with its own due time and id. */
+export type BulkJob<J extends JobMap = AnyJobs, N extends JobName<J> = JobName<J>> = Job<J, N> &
+  PerformOptions & {
+    /** Run at or after this time (a `Date` or ms since the epoch). @defaultValue now */
+    readonly at?: Date | number;
+  };
 
 /** What `perform*` resolves to once the adapter has accepted the job. */
 export interface EnqueueResult {
-  /** The job's id (nanoid); for a duplicate of a unique job, the id of the job already queued or running. */
+  /**
+   * The job's id (a nanoid, or the one given); for a duplicate of a unique
+   * job, the id of the job already queued or running.
+   */
   readonly id: string;
-  /** `true` when a `unique` job with the same unique key was already queued or running: nothing was added. */
+  /**
+   * `true` when nothing was added: a `unique` job with the same unique key was
+   * already queued or running, or a job with the given id was already known.
+   */
   readonly duplicate: boolean;
 }
 
 /** A job as an adapter stores it. Produced by the queue from a checked {@link Job}. */
 export interface JobRecord {
-  /** nanoid. */
+  /** nanoid, or the caller's ({@link PerformOptions.id}). */
   readonly id: string;
+  /** Whether the caller chose the id: the adapter must add nothing if it knows it already. */
+  readonly idGiven?: boolean;
   readonly handler: string;
   readonly queue: string;
   readonly key: string | undefined;

@@ -202,6 +202,15 @@ export interface JobQueueOptions {
    * @defaultValue 10000
    */
   readonly stopTimeoutMs?: number;
+  /**
+   * How long an id chosen by the caller (`perform(job, { id })`) is
+   * remembered after the perform: another perform with that id within this
+   * time adds nothing, even when the first job already completed. Beyond it,
+   * the id is known only while its job is still stored. Costs one small key
+   * per such job on Redis for this long.
+   * @defaultValue 3600000 (one hour)
+   */
+  readonly idempotencyWindowMs?: number;
   /** Adapter-specific options, passed through to the adapter's factory. */
   readonly adapter?: Readonly<Record<string, unknown>>;
 }
@@ -211,6 +220,7 @@ export interface CompiledQueueOptions {
   readonly concurrency: number;
   readonly maxArgsBytes: number;
   readonly stopTimeoutMs: number;
+  readonly idempotencyWindowMs: number;
   readonly adapter: Readonly<Record<string, unknown>>;
 }
 
@@ -243,6 +253,7 @@ export function compileQueueOptions(options: JobQueueOptions | undefined): Compi
     concurrency: integer('concurrency', o.concurrency ?? 10, 1, 100_000),
     maxArgsBytes: integer('maxArgsBytes', o.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES, 2, 512 * 1024 * 1024),
     stopTimeoutMs: integer('stopTimeoutMs', o.stopTimeoutMs ?? 10_000, 0, MAX_TIMER_MS),
+    idempotencyWindowMs: integer('idempotencyWindowMs', o.idempotencyWindowMs ?? 3_600_000, 0, 30 * 86_400_000),
     adapter,
   };
 }

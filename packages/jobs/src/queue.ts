@@ -45,6 +45,7 @@ import {
   type JobRecord,
   type JobState,
   type Middleware,
+  type PerformOptions,
 } from './job.js';
 import {
   type CompiledPeriodic,
@@ -276,22 +277,30 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     await this.stop();
   }
 
-  /** Enqueue a job to run now. Resolves with its id once the adapter has accepted it. */
-  async perform<N extends JobName<J>>(job: Job<J, N>): Promise<EnqueueResult> {
-    return this.#enqueueOne(job, undefined, 'job');
+  /**
+   * Enqueue a job to run now. Resolves with its id once the adapter has
+   * accepted it. `options.id` chooses the id (a retry with the same id adds
+   * nothing: see {@link PerformOptions.id}).
+   */
+  async perform<N extends JobName<J>>(job: Job<J, N>, options?: PerformOptions): Promise<EnqueueResult> {
+    return this.#enqueueOne(job, undefined, options);
   }
 
   /** Enqueue a job to run at or after `at` (a `Date` or ms since the epoch; a past time runs now). */
-  async performAt<N extends JobName<J>>(job: Job<J, N>, at: Date | number): Promise<EnqueueResult> {
-    return this.#enqueueOne(job, dueTime(at, 'at'), 'job');
+  async performAt<N extends JobName<J>>(
+    job: Job<J, N>,
+    at: Date | number,
+    options?: PerformOptions,
+  ): Promise<EnqueueResult> {
+    return this.#enqueueOne(job, dueTime(at, 'at'), options);
   }
 
   /** Enqueue a job to run in `ms` milliseconds. */
-  async performIn<N extends JobName<J>>(job: Job<J, N>, ms: number): Promise<EnqueueResult> {
+  async performIn<N extends JobName<J>>(job: Job<J, N>, ms: number, options?: PerformOptions): Promise<EnqueueResult> {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
       throw new InvalidJobError('ms', `must be a number of ms ≥ 0 (got ${String(ms)})`);
     }
-    return this.#enqueueOne(job, Date.now() + ms, 'job');
+    return this.#enqueueOne(job, Date.now() + ms, options);
   }
 
   /**
@@ -304,8 +313,14 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     this.#assertAccepting();
     const now = Date.now();
     const records = jobs.map((job, i) =>
-      this.#record(job, job?.at === undefined ? now : dueTime(job.at, `jobs[${i}].at`), `jobs[${i}]`, now),
+      this.#record(job, job?.at === undefined ? now : dueTime(job.at, `jobs[${i}].at`), `jobs[${i}]`, now, job?.id),
     );
+    const given = new Set<string>();
+    for (const [i, r] of records.entries()) {
+      if (!r.idGiven) continue;
+      if (given.has(r.id)) throw new InvalidJobError(`jobs[${i}].id`, `repeats the id ${JSON.stringify(r.id)}`);
+      given.add(r.id);
+    }
     return this.#submit(records);
   }
 
@@ -382,17 +397,37 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (this.#state === 'stopping' || this.#state === 'stopped') throw new IllegalStateError('perform', this.#state);
   }
 
-  async #enqueueOne(job: unknown, runAt: number | undefined, path: string): Promise<EnqueueResult> {
+  async #enqueueOne(job: unknown, runAt: number | undefined, options: unknown): Promise<EnqueueResult> {
     this.#assertAccepting();
+    if (options !== undefined && (typeof options !== 'object' || options === null)) {
+      throw new InvalidJobError('options', `must be an object { id? } (got ${String(options)})`);
+    }
     const now = Date.now();
-    const [result] = await this.#submit([this.#record(job, runAt ?? now, path, now)]);
+    const id = (options as PerformOptions | undefined)?.id;
+    const [result] = await this.#submit([this.#record(job, runAt ?? now, 'job', now, id, 'options.id')]);
     return result as EnqueueResult;
   }
 
   /** Check a job and build its record. Throws naming `path`. */
-  #record(job: unknown, runAt: number, path: string, now: number): JobRecord {
+  #record(job: unknown, runAt: number, path: string, now: number, id?: unknown, idPath = `${path}.id`): JobRecord {
+    if (id !== undefined && (typeof id !== 'string' || !JOB_ID.test(id))) {
+      throw new InvalidJobError(
+        idPath,
+        `must be 1–200 printable ASCII characters without spaces (got ${JSON.stringify(id) ?? String(id)})`,
+      );
+    }
     if (typeof job !== 'object' || job === null)
       throw new InvalidJobError(path, 'must be an object { handler, args?, queue?, key? }');
+    const bulk = path.startsWith('jobs[');
+    for (const field of Object.keys(job)) {
+      if (JOB_FIELDS.has(field) || (bulk && (field === 'at' || field === 'id'))) continue;
+      throw new InvalidJobError(
+        `${path}.${field}`,
+        `is not a job field (a job has ${bulk ? 'handler, args, queue, key, at and id' : 'handler, args, queue and key'})${
+          field === 'id' ? '; choose the id with perform(job, { id })' : ''
+        }`,
+      );
+    }
     const { handler, queue, key, args } = job as { handler?: unknown; queue?: unknown; key?: unknown; args?: unknown };
     checkHandlerName(handler, `${path}.handler`);
     const reg = this.#handlers.get(handler);
@@ -428,7 +463,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       uniqueKey = `${handler}:${value}`;
     }
     return {
-      id: nanoid(),
+      id: id ?? nanoid(),
+      ...(id === undefined ? {} : { idGiven: true }),
       handler,
       queue: queueName,
       key: key as string | undefined,
@@ -585,6 +621,12 @@ function checkHandlerName(name: unknown, path: string): asserts name is string {
     );
   }
 }
+
+/** The fields of a {@link Job}; anything else is refused, never ignored. */
+const JOB_FIELDS = new Set(['handler', 'args', 'queue', 'key']);
+
+/** A caller-chosen job id: printable ASCII without spaces, so it is safe in keys, URLs and logs. */
+const JOB_ID = /^[\x21-\x7e]{1,200}$/;
 
 function dueTime(at: unknown, path: string): number {
   const ms = at instanceof Date ? at.getTime() : at;

@@ -193,11 +193,13 @@ local function has_holds(raw)
     and not (string.find(raw, '"k":""', 1, true) and string.find(raw, '"u":""', 1, true))
 end
 
--- Store jobs: `items` is a list of {id, h, p, run_at, uk, ord, key, json}.
--- Returns the results ('' stored, else the id of the unique key's holder) and
--- marks partitions to wake in `woke`. Plain jobs are stored with one command
--- per structure for the whole batch; unique and ordered ones need their own.
-local function enqueue_batch(items, woke)
+-- Store jobs: `items` is a list of {id, h, p, run_at, uk, flags, key, json};
+-- flags: 'o' ordered, 'g' an id the caller chose. Returns the results ('' stored,
+-- else the id of the unique key's holder, or the job's own id when a caller-chosen
+-- id is known: stored now, or given within the last `given_ms` ms) and marks
+-- partitions to wake in `woke`. Plain jobs are stored with one command per
+-- structure for the whole batch; unique, ordered and given-id ones need their own.
+local function enqueue_batch(items, woke, given_ms)
   local results = {}
   local jobs, metas, seen, ready, due, tally = {}, {}, {}, {}, {}, {}
   -- Unique keys taken by this batch: their records are written only at the end.
@@ -205,7 +207,12 @@ local function enqueue_batch(items, woke)
   local function tal(state, h) tally[state .. ':' .. h] = (tally[state .. ':' .. h] or 0) + 1 end
   for n, it in ipairs(items) do
     local holder = nil
-    if it.uk ~= '' then
+    local mark = nil
+    if string.find(it.flags, 'g', 1, true) then
+      mark = B .. 'given:' .. it.id
+      if redis.call('HEXISTS', K_JOBS, it.id) == 1 or redis.call('EXISTS', mark) == 1 then holder = it.id end
+    end
+    if holder == nil and it.uk ~= '' then
       local current = taken[it.uk] or redis.call('HGET', K_UNIQUE, it.uk)
       if taken[it.uk] or (current and redis.call('HEXISTS', K_JOBS, current) == 1 and redis.call('ZSCORE', K_DEAD, current) == false) then
         holder = current
@@ -218,8 +225,11 @@ local function enqueue_batch(items, woke)
       results[n] = holder
     else
       results[n] = ''
+      if mark and given_ms > 0 then redis.call('SET', mark, '1', 'PX', given_ms) end
       local okey = ''
-      if it.key ~= '' and (it.ord == '1' or redis.call('SISMEMBER', K_ORDERED, it.h) == 1) then okey = it.key end
+      if it.key ~= '' and (string.find(it.flags, 'o', 1, true) or redis.call('SISMEMBER', K_ORDERED, it.h) == 1) then
+        okey = it.key
+      end
       jobs[#jobs + 1] = it.id
       jobs[#jobs + 1] = it.json
       if okey ~= '' or it.uk ~= '' or it.run_at > NOW then
@@ -271,6 +281,6 @@ end
 local function job_at(i)
   return {
     id = ARGV[i], h = ARGV[i + 1], p = ARGV[i + 2], run_at = tonumber(ARGV[i + 3]),
-    uk = ARGV[i + 4], ord = ARGV[i + 5], key = ARGV[i + 6], json = ARGV[i + 7],
+    uk = ARGV[i + 4], flags = ARGV[i + 5], key = ARGV[i + 6], json = ARGV[i + 7],
   }
 end

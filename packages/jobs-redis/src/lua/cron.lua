@@ -26,7 +26,7 @@ for j = 0, tonumber(ARGV[8]) - 1 do
     slots[#items] = #results
   end
 end
-for n, holder in ipairs(enqueue_batch(items, woke)) do
+for n, holder in ipairs(enqueue_batch(items, woke, 0)) do
   if holder ~= '' then results[slots[n]] = holder end
 end
 if last >= 0 then redis.call('HSET', K_CRON, name, digits(last)) end

@@ -83,6 +83,8 @@ export class SimpleQueue implements JobAdapter {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #tickers: Ticker[] = [];
+  /** Ids chosen by callers, with when each is forgotten (in insertion order, so expiry order). */
+  readonly #givenIds = new Map<string, number>();
 
   /** @param options - `concurrency` is read from the queue's options unless given here. */
   constructor(options?: Partial<Pick<CompiledQueueOptions, 'concurrency'>>) {
@@ -106,7 +108,12 @@ export class SimpleQueue implements JobAdapter {
       if (!handlers.has(r.handler)) throw new UnknownHandlerError(r.handler, [...handlers.keys()].sort());
     }
     const now = Date.now();
+    this.#forgetIds(now);
     const results = records.map((record): EnqueueResult => {
+      if (record.idGiven === true) {
+        if (this.#entries.has(record.id) || this.#givenIds.has(record.id)) return { id: record.id, duplicate: true };
+        this.#givenIds.set(record.id, now + this.#rt.options.idempotencyWindowMs);
+      }
       const holder = record.uniqueKey === undefined ? undefined : this.#unique.get(record.uniqueKey);
       if (holder !== undefined) return { id: holder, duplicate: true };
       if (record.uniqueKey !== undefined) this.#unique.set(record.uniqueKey, record.id);
@@ -162,6 +169,14 @@ export class SimpleQueue implements JobAdapter {
       }
     } catch (error) {
       this.#rt.emit('error', { error });
+    }
+  }
+
+  /** Drop the caller-chosen ids whose idempotency window has passed. */
+  #forgetIds(now: number): void {
+    for (const [id, until] of this.#givenIds) {
+      if (until > now) return;
+      this.#givenIds.delete(id);
     }
   }
 

@@ -150,6 +150,9 @@ export function describeJobQueueConformance(harness: JobQueueHarness): void {
         } else if (name === 'scheduled') {
           q.register('x', () => undefined);
           await expect(q.performIn({ handler: 'x' }, 1000)).rejects.toThrow(UnsupportedFeatureError);
+        } else if (name === 'jobId') {
+          q.register('x', () => undefined);
+          await expect(q.perform({ handler: 'x' }, { id: 'order-1' })).rejects.toThrow(UnsupportedFeatureError);
         }
       });
     }
@@ -204,6 +207,67 @@ export function describeJobQueueConformance(harness: JobQueueHarness): void {
         expect(new Set(results.map((r) => r.id)).size).toBe(20);
         await until(() => ran.length === 20, 2000, 'all 20 ran');
         expect(ran.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+      });
+
+      feature('jobId', 'a caller-chosen id: the job runs once however often it is performed with that id', async () => {
+        const q = await queue();
+        const ran: string[] = [];
+        const hold = gate();
+        q.register('pay', async (_args, ctx) => {
+          ran.push(ctx.id);
+          await hold.promise;
+        });
+        const log = eventLog(q);
+        await q.start();
+        const id = `order-42:pay/${namespace}`;
+        expect(await q.perform({ handler: 'pay', args: { n: 1 } }, { id })).toEqual({ id, duplicate: false });
+        await until(() => ran.length === 1, 1000, 'the job started');
+        // While it runs…
+        expect(await q.perform({ handler: 'pay', args: { n: 2 } }, { id })).toEqual({ id, duplicate: true });
+        hold.open();
+        await until(() => log.includes(`completed:${id}:1`), 1000, 'the job completed');
+        // …and after it completed (within the idempotency window), also inside a batch.
+        expect(await q.perform({ handler: 'pay' }, { id })).toEqual({ id, duplicate: true });
+        const other = `order-43:pay/${namespace}`;
+        expect(
+          await q.performMany([
+            { handler: 'pay', id },
+            { handler: 'pay', id: other },
+          ]),
+        ).toEqual([
+          { id, duplicate: true },
+          { id: other, duplicate: false },
+        ]);
+        await until(() => ran.length === 2, 1000, 'the other job ran');
+        await advance(200);
+        expect(ran).toEqual([id, other]);
+      });
+
+      it('refuses a malformed id, a repeated id in a batch, or a job field it does not know, naming it', async () => {
+        const q = await queue();
+        q.register('n', () => undefined);
+        await q.start();
+        for (const id of ['', 'has space', 'x'.repeat(201), 7]) {
+          await expect(q.perform({ handler: 'n' }, { id: id as string })).rejects.toThrow(
+            expect.objectContaining({ name: 'InvalidJobError', path: 'options.id' }),
+          );
+        }
+        await expect(q.perform({ handler: 'n', id: 'a' } as never)).rejects.toThrow(
+          expect.objectContaining({
+            name: 'InvalidJobError',
+            path: 'job.id',
+            message: expect.stringMatching(/perform\(job, \{ id \}\)/),
+          }),
+        );
+        await expect(q.perform({ handler: 'n', priority: 2 } as never)).rejects.toThrow(
+          expect.objectContaining({ name: 'InvalidJobError', path: 'job.priority' }),
+        );
+        await expect(
+          q.performMany([
+            { handler: 'n', id: 'same' },
+            { handler: 'n', id: 'same' },
+          ]),
+        ).rejects.toThrow(expect.objectContaining({ name: 'InvalidJobError', path: 'jobs[1].id' }));
       });
 
       it('performMany enqueues nothing when one job of the batch is invalid, naming it', async () => {
