@@ -28,7 +28,7 @@ export { compileOptions as compileRedisOptions } from './options.js';
 export { discoveryFromUrl, MAX_BATCH, RedisDiscovery } from './redis-discovery.js';
 export type { LoadedScript, LuaScriptsOptions } from './scripts.js';
 export { LuaScripts, runScript } from './scripts.js';
-export type { ParsedRedisUrl, RedisNode, RedisTopology } from './url.js';
+export type { ParsedRedisUrl, RedisNode, RedisTopology, RedisUrlParams } from './url.js';
 export { parseRedisUrl, REDIS_SCHEMES, redactUrl } from './url.js';
 export type { WatchHost, WatchOptions } from './watch.js';
 export { CATCH_UP_MS, EXPIRY_SLACK_MS, ServiceWatches } from './watch.js';

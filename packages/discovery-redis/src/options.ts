@@ -10,7 +10,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { InvalidOptionsError, readTlsFiles } from '@shardwork/core';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { reconnectDelay } from './connection.js';
-import { parseRedisUrl, type RedisNode, redactUrl } from './url.js';
+import { parseRedisUrl, type RedisNode, type RedisUrlParams, redactUrl } from './url.js';
 
 /** An ioredis connection: one server (or Sentinel-managed), or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -162,7 +162,7 @@ function checkDuration(option: string, value: unknown, min: number): number {
  * Validate options and fill defaults; every later step reads only the result.
  * @throws InvalidOptionsError on the first option that is wrong.
  */
-export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOptions {
+export function compileOptions(options: RedisDiscoveryOptions, urlParams?: RedisUrlParams): CompiledRedisOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionsError('options', options, 'an object');
   }
@@ -183,7 +183,7 @@ export function compileOptions(options: RedisDiscoveryOptions): CompiledRedisOpt
   if (options.url !== undefined && typeof options.url !== 'string') {
     throw new InvalidOptionsError('url', options.url, 'a redis://, redis+cluster:// or redis+sentinel:// URL');
   }
-  const fromUrl = options.url === undefined ? undefined : parseRedisUrl(options.url);
+  const fromUrl = options.url === undefined ? undefined : parseRedisUrl(options.url, urlParams);
   if (options.redis !== undefined && (typeof options.redis !== 'object' || options.redis === null)) {
     throw new InvalidOptionsError('redis', options.redis, 'an object of ioredis options');
   }

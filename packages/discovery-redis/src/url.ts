@@ -49,6 +49,17 @@ type NumericParam = (typeof numericParams)[number];
 const tlsParams = ['ca', 'cert', 'key'] as const;
 const sentinelParams = ['sentinelUsername', 'sentinelPassword'] as const;
 
+/**
+ * Query parameters of a package that reads Redis URLs of its own (the job
+ * adapter), so that an unknown parameter is refused with that package's list.
+ */
+export interface RedisUrlParams {
+  /** Parameters the caller reads itself: listed as allowed, skipped here. */
+  readonly own?: readonly string[];
+  /** Parameters of this parser the caller does not take: refused. */
+  readonly without?: readonly string[];
+}
+
 /** The schemes {@link parseRedisUrl} reads, and what each means. */
 export const REDIS_SCHEMES: Readonly<Record<string, { topology: RedisTopology; tls: boolean }>> = {
   redis: { topology: 'single', tls: false },
@@ -87,10 +98,10 @@ function parseNodes(list: string, defaultPort: number, fail: (expectation: strin
       fail('a comma-separated list of host:port without empty entries');
     }
     const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(item);
-    if (match === null) fail(`host or host:port entries (got "${item}")`);
+    if (match === null) fail(`host or host:port entries, which "${item}" is not`);
     const host = (match?.[1] ?? match?.[2] ?? '').toLowerCase();
     const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
-    if (port < 1 || port > 65535) fail(`a port from 1 to 65535 (got ${port})`);
+    if (port < 1 || port > 65535) fail(`a port from 1 to 65535, which ${port} is not`);
     nodes.push({ host, port });
   }
   return nodes;
@@ -116,8 +127,10 @@ function parseNodes(list: string, defaultPort: number, fail: (expectation: strin
  *
  * @throws InvalidOptionsError naming what is wrong; the password never appears in it.
  */
-export function parseRedisUrl(url: string): ParsedRedisUrl {
+export function parseRedisUrl(url: string, callerParams: RedisUrlParams = {}): ParsedRedisUrl {
   const shown = redactUrl(url);
+  const own = callerParams.own ?? [];
+  const without = callerParams.without ?? [];
   const fail = (expectation: string): never => {
     throw new InvalidOptionsError('url', shown, expectation);
   };
@@ -128,7 +141,7 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
   const [, rawScheme = '', credentials, hostList = '', rawPath = '', query = '', fragment] = match;
   const scheme = REDIS_SCHEMES[rawScheme.toLowerCase()];
   if (scheme === undefined) {
-    return fail(`one of the schemes ${Object.keys(REDIS_SCHEMES).join(', ')} (got "${rawScheme}://")`);
+    return fail(`one of the schemes ${Object.keys(REDIS_SCHEMES).join(', ')}, which "${rawScheme}://" is not`);
   }
   if (fragment !== undefined) fail('no #fragment');
   const { topology } = scheme;
@@ -150,13 +163,13 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
     .map((s) => decode(s, 'path', fail));
   const dbFrom = (segment: string | undefined): number => {
     if (segment === undefined) return 0;
-    if (!/^\d{1,5}$/.test(segment)) fail(`a database number as the path, e.g. "/0" (got path "${rawPath}")`);
+    if (!/^\d{1,5}$/.test(segment)) fail(`a database number as the path, e.g. "/0", which "${rawPath}" is not`);
     return Number(segment);
   };
   let clusterNodes: RedisNode[] = [];
   if (topology === 'single') {
     if (nodes.length > 1) fail('one host (for several, use redis+cluster:// or redis+sentinel://)');
-    if (segments.length > 1) fail(`a database number as the path, e.g. "/0" (got path "${rawPath}")`);
+    if (segments.length > 1) fail(`a database number as the path, e.g. "/0", which "${rawPath}" is not`);
     const node = nodes[0];
     redis.host = node?.host ?? '127.0.0.1';
     redis.port = node?.port ?? 6379;
@@ -170,7 +183,7 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
     const [name, db, ...rest] = segments;
     if (name === undefined || rest.length > 0) {
       fail(
-        `the primary's name as the path, and optionally a database: "/mymaster" or "/mymaster/0" (got "${rawPath}")`,
+        `the primary's name as the path, and optionally a database: "/mymaster" or "/mymaster/0", which "${rawPath}" is not`,
       );
     }
     redis.sentinels = nodes.map((n) => ({ ...n }));
@@ -186,11 +199,12 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
   const files: { ca?: string; cert?: string; key?: string } = {};
   const params = new URLSearchParams(query);
   for (const [name, value] of params) {
-    if (params.getAll(name).length > 1) fail(`each query parameter once (got "${name}" twice)`);
+    if (params.getAll(name).length > 1) fail(`each query parameter once, but "${name}" is given twice`);
+    if (own.includes(name)) continue; // the caller's own, read by the caller
     if (name === 'prefix') {
       result.prefix = value;
-    } else if ((numericParams as readonly string[]).includes(name)) {
-      if (!/^\d+$/.test(value)) fail(`"${name}" to be a whole number (got "${value}")`);
+    } else if ((numericParams as readonly string[]).includes(name) && !without.includes(name)) {
+      if (!/^\d+$/.test(value)) fail(`"${name}" to be a whole number, which "${value}" is not`);
       result[name as NumericParam] = Number(value);
     } else if ((tlsParams as readonly string[]).includes(name)) {
       if (!scheme.tls) fail(`"${name}" only with a TLS scheme (rediss://, rediss+cluster://, rediss+sentinel://)`);
@@ -201,11 +215,12 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
     } else {
       const allowed = [
         'prefix',
-        ...numericParams,
+        ...own,
+        ...numericParams.filter((p) => !without.includes(p)),
         ...(scheme.tls ? tlsParams : []),
         ...(topology === 'sentinel' ? sentinelParams : []),
       ];
-      fail(`only the query parameters ${allowed.join(', ')} (got "${name}")`);
+      fail(`only the query parameters ${allowed.join(', ')}; "${name}" is none of them`);
     }
   }
 

@@ -28,15 +28,20 @@ import {
   type JobStats,
   type ListOptions,
   type PartitionOwner,
+  type PauseOptions,
   periodicQueue,
   QueueUnavailableError,
+  refOf,
   type StateCounts,
   type StopResult,
+  UnknownHandlerError,
 } from '@shardwork/jobs';
 import { nanoid } from 'nanoid';
-import { partitionOf, queuesKey } from './keys.js';
+import { ConsumerDirectory, HANDLERS_LABEL } from './consumers.js';
+import { partitionOf } from './keys.js';
 import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOptions } from './options.js';
 import { type ConsumerHost, PartitionConsumer } from './partition.js';
+import { QueueRegistry } from './queues.js';
 import { enqueueFields, recordArgs } from './records.js';
 import { Dispatcher } from './slots.js';
 import { QueueStore } from './store.js';
@@ -51,7 +56,8 @@ export class RedisJobAdapter implements JobAdapter {
   readonly #connection: RedisConnection;
   #runtime: AdapterRuntime | undefined;
   readonly #stores = new Map<string, QueueStore>();
-  readonly #known = new Set<string>();
+  readonly #registry: QueueRegistry;
+  readonly #directory = new ConsumerDirectory(() => this.#coordination());
   readonly #workers = new Map<string, Worker>();
   readonly #consumers = new Map<string, Set<PartitionConsumer>>();
   #subscriber: RedisClient | undefined;
@@ -61,6 +67,7 @@ export class RedisJobAdapter implements JobAdapter {
   readonly #stopping = new AbortController();
   readonly #aborting = new AbortController();
   readonly #closed = new AbortController();
+  #refresh: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: RedisJobOptions = {}) {
     this.#o = compileRedisJobOptions(options);
@@ -71,6 +78,11 @@ export class RedisJobAdapter implements JobAdapter {
       (detail, cause, ambiguous) =>
         new QueueUnavailableError('redis', `${this.#o.target}: ${detail}`, cause, ambiguous),
     );
+    this.#registry = new QueueRegistry({
+      connection: this.#connection,
+      prefix: this.#o.prefix,
+      repaired: (error) => this.#runtime?.emit('record:invalid', { error, repaired: true }),
+    });
   }
 
   /** Key prefix in use. */
@@ -95,8 +107,21 @@ export class RedisJobAdapter implements JobAdapter {
   #store(queue: string): QueueStore {
     let store = this.#stores.get(queue);
     if (store === undefined) {
-      store = new QueueStore(this.#connection, this.#o.prefix, queue, this.#o.partitions, (error) =>
-        this.#reportError(error),
+      store = new QueueStore(
+        this.#connection,
+        this.#o.prefix,
+        queue,
+        this.#o.partitions,
+        (error) => {
+          this.#reportError(error);
+          // Redis lost the data: the admin views learn of this queue from us again.
+          this.#republish(queue);
+        },
+        (error, repaired) => {
+          this.#runtime?.emit('record:invalid', { error, repaired });
+          // Which handlers are ordered is ours to publish again.
+          if (error.key === this.#store(queue).keys.ordered) this.#republish(queue);
+        },
       );
       this.#stores.set(queue, store);
     }
@@ -114,14 +139,15 @@ export class RedisJobAdapter implements JobAdapter {
       : partitionOf(record.key, this.#o.partitions);
   }
 
-  /** Remember a queue name in `<prefix>queues` (once per process) for the admin views. */
-  async #remember(queue: string): Promise<void> {
-    if (this.#known.has(queue)) return;
-    const redis = await this.#connection.ready();
-    await redis.sadd(queuesKey(this.#o.prefix), queue).catch((error: unknown) => {
-      throw this.#connection.mapError(error);
-    });
-    this.#known.add(queue);
+  /**
+   * Publish a consumed queue's name and ordered handlers again (after Redis
+   * lost them, or garbage in their keys was deleted), in the background.
+   */
+  #republish(queue: string): void {
+    if (!this.#consumedQueues().includes(queue)) return;
+    void this.#registry
+      .publish([queue], this.#rt.handlers.values())
+      .catch((error: unknown) => this.#reportError(error));
   }
 
   async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
@@ -145,7 +171,7 @@ export class RedisJobAdapter implements JobAdapter {
         args.push(...enqueueFields(record, this.#partitionOf(record)));
       }
       const reply = await this.#retryUnavailable(async () => {
-        await this.#remember(queue);
+        await this.#registry.remember(queue);
         return this.#store(queue).call('enqueue', args);
       });
       const outcomes = reply[0] as string[];
@@ -156,7 +182,21 @@ export class RedisJobAdapter implements JobAdapter {
           holder === '' || holder === undefined ? { id: record.id, duplicate: false } : { id: holder, duplicate: true };
       });
     }
+    this.#reportUnhandled(records);
     return results;
+  }
+
+  /** Jobs for handlers that no live consumer of their queue runs: `job:unhandled`, from a cached view. */
+  #reportUnhandled(records: readonly JobRecord[]): void {
+    const rt = this.#rt;
+    const unhandled = this.#directory.unhandled(records, (error) => this.#reportError(error));
+    for (const { queue, handler } of unhandled) {
+      const record = records.find((r) => r.queue === queue && r.handler === handler) as JobRecord;
+      rt.emit('job:unhandled', {
+        job: refOf(record),
+        reason: `no live consumer of queue "${queue}" registers handler "${handler}": its jobs wait until one does`,
+      });
+    }
   }
 
   /**
@@ -207,23 +247,12 @@ export class RedisJobAdapter implements JobAdapter {
     const o = this.#o;
     const began = Date.now();
     // Publish which handlers are ordered, so producers that lack the registration line their jobs up too.
-    await this.#retryUntil(began, async () => {
-      const redis = await this.#connection.ready();
-      // One transaction per queue (its keys share a slot), and the list of queues apart: on a cluster they live on different nodes.
-      await Promise.all([
-        redis.sadd(queuesKey(o.prefix), ...queues),
-        ...queues.map((queue) => {
-          const keys = this.#store(queue).keys;
-          const multi = redis.multi();
-          for (const reg of rt.handlers.values()) {
-            if (reg.ordered) multi.sadd(keys.ordered, reg.name);
-            else multi.srem(keys.ordered, reg.name);
-          }
-          return multi.exec();
-        }),
-      ]);
-    });
-    for (const queue of queues) this.#known.add(queue);
+    await this.#retryUntil(began, () => this.#registry.publish(queues, rt.handlers.values()));
+    // Added again every idle re-check: a queue whose name Redis lost (or garbage replaced) shows in the admin views again.
+    this.#refresh = setInterval(() => {
+      this.#registry.add(queues).catch((error: unknown) => this.#reportError(error));
+    }, o.idleCheckMs);
+    this.#refresh.unref();
     this.#subscribe(queues);
     const discovery = await this.#coordination();
     for (const queue of queues) {
@@ -235,6 +264,8 @@ export class RedisJobAdapter implements JobAdapter {
         revokeTimeoutMs: o.revokeTimeoutMs,
         startTimeoutMs: Math.max(0, o.startTimeoutMs - (Date.now() - began)),
         retry: { initialIntervalMs: 200, maximumIntervalMs: 2000 },
+        // Producers, stats() and pause() read which handlers the live consumers run from here.
+        labels: { [HANDLERS_LABEL]: [...rt.handlers.keys()].sort().join(',') },
         handler: { do: (ctx) => this.#consume(queue, ctx) },
       });
       worker.on('error', ({ error }) => this.#reportError(error));
@@ -352,6 +383,7 @@ export class RedisJobAdapter implements JobAdapter {
 
   async stop(timeoutMs: number): Promise<StopResult> {
     this.#stopping.abort();
+    clearInterval(this.#refresh);
     for (const set of this.#consumers.values()) for (const c of set) c.wake();
     const consumers = [...this.#consumers.values()].flatMap((set) => [...set]);
     const drained = Promise.all(consumers.map((c) => c.drained()));
@@ -367,6 +399,7 @@ export class RedisJobAdapter implements JobAdapter {
 
   async close(): Promise<void> {
     this.#stopping.abort();
+    clearInterval(this.#refresh);
     this.#closed.abort();
     await Promise.all([...this.#workers.values()].map((w) => w.stop()));
     if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
@@ -380,18 +413,18 @@ export class RedisJobAdapter implements JobAdapter {
   }
 
   async #queues(filter?: string): Promise<string[]> {
-    const redis = await this.#redis();
-    const names = new Set<string>([...this.#known, ...(await redis.smembers(queuesKey(this.#o.prefix)))]);
-    return [...names].filter((q) => filter === undefined || q === filter).sort();
+    return (await this.#registry.list()).filter((q) => filter === undefined || q === filter);
   }
 
   async stats(): Promise<JobStats> {
     const redis = await this.#redis();
     const total = emptyCounts();
     const queues: Record<string, StateCounts> = {};
-    const handlers: Record<string, StateCounts & { paused: boolean }> = {};
+    const handlers: Record<string, StateCounts & { paused: boolean; consumers?: number }> = {};
     for (const name of this.#rt.handlers.keys()) handlers[name] = { ...emptyCounts(), paused: false };
-    for (const queue of await this.#queues()) {
+    const queueNames = await this.#queues();
+    const consumers = await this.#consumerProcesses(queueNames);
+    for (const queue of queueNames) {
       const keys = this.#store(queue).keys;
       const [counts, paused, seen] = (await redis
         .multi()
@@ -423,7 +456,22 @@ export class RedisJobAdapter implements JobAdapter {
         handlers[name] = entry;
       }
     }
+    for (const [name, entry] of Object.entries(handlers)) entry.consumers = consumers.get(name)?.size ?? 0;
+    for (const [name, set] of consumers) handlers[name] ??= { ...emptyCounts(), paused: false, consumers: set.size };
     return { total, queues, handlers };
+  }
+
+  /** Live consumer processes per handler over `queues`, from their member records. */
+  async #consumerProcesses(queues: readonly string[]): Promise<Map<string, Set<string>>> {
+    const all = new Map<string, Set<string>>();
+    for (const counts of await Promise.all(queues.map((q) => this.#directory.counts(q)))) {
+      for (const [name, processes] of counts) {
+        const set = all.get(name) ?? new Set<string>();
+        for (const p of processes) set.add(p);
+        all.set(name, set);
+      }
+    }
+    return all;
   }
 
   async list(
@@ -601,11 +649,28 @@ export class RedisJobAdapter implements JobAdapter {
     return created;
   }
 
-  async pause(handler: string): Promise<void> {
+  async pause(handler: string, options: PauseOptions = {}): Promise<void> {
     const redis = await this.#redis();
-    const queues = new Set([...(await this.#queues()), this.#rt.handlers.get(handler)?.queue ?? 'default']);
+    const known = await this.#queues();
+    if (options.force !== true && !(await this.#knows(handler, known))) {
+      const consumers = await this.#consumerProcesses(known);
+      throw new UnknownHandlerError(
+        handler,
+        [...consumers.keys()].sort(),
+        'No live consumer registers it and no job of it was ever enqueued: check the name, or pause it anyway with { force: true }.',
+      );
+    }
+    const queues = new Set([...known, this.#rt.handlers.get(handler)?.queue ?? 'default']);
     // Queue by queue: on a cluster their keys live on different nodes.
     await Promise.all([...queues].map((queue) => redis.sadd(this.#store(queue).keys.paused, handler)));
+  }
+
+  /** Whether a live consumer registers `handler` or any queue has seen a job of it. */
+  async #knows(handler: string, queues: readonly string[]): Promise<boolean> {
+    if ((await this.#consumerProcesses(queues)).has(handler)) return true;
+    const redis = await this.#redis();
+    const seen = await Promise.all(queues.map((q) => redis.sismember(this.#store(q).keys.seen, handler)));
+    return seen.some((n) => n === 1);
   }
 
   async unpause(handler: string): Promise<void> {

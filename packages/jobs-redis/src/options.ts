@@ -153,8 +153,9 @@ function integer(option: string, value: unknown, min: number, max: number): numb
 /** Validate options and fill defaults. Throws `InvalidOptionsError` naming the option. */
 export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJobOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options', options, 'an object');
-  // Our own query parameters come off the URL; the rest is the discovery package's to parse.
-  let url = options.url;
+  // Our own query parameters are read here; the discovery package parses the rest of the same URL
+  // (so that an error echoes the URL as given) and lists ours among the allowed ones.
+  const url = options.url;
   const fromUrl: Partial<Record<(typeof OWN_URL_PARAMS)[number], string>> = {};
   if (url !== undefined) {
     if (typeof url !== 'string') throw new InvalidOptionsError('url', url, 'a redis:// or rediss:// URL');
@@ -166,10 +167,7 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
       for (const name of OWN_URL_PARAMS) {
         const value = params.get(name);
         if (value !== null) fromUrl[name] = value;
-        params.delete(name);
       }
-      const rest = params.toString();
-      url = `${url.slice(0, q)}${rest === '' ? '' : `?${rest}`}${hash === -1 ? '' : url.slice(hash)}`;
     }
   }
   const numberFromUrl = (name: 'partitions' | 'leaseTtlMs'): number | undefined => {
@@ -178,19 +176,23 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
     if (!/^\d+$/.test(raw)) throw new InvalidOptionsError(name, raw, 'a whole number in the URL');
     return Number(raw);
   };
-  const connection = compileRedisOptions({
-    ...(url === undefined ? {} : { url }),
-    ...(options.redis === undefined ? {} : { redis: options.redis }),
-    ...(options.client === undefined ? {} : { client: options.client }),
-    ...(options.clusterNodes === undefined ? {} : { clusterNodes: options.clusterNodes }),
-    ...(options.syncReplicas === undefined ? {} : { syncReplicas: options.syncReplicas }),
-    ...(options.tls === undefined ? {} : { tls: options.tls }),
-    ...(options.username === undefined ? {} : { username: options.username }),
-    ...(options.password === undefined ? {} : { password: options.password }),
-    ...(options.db === undefined ? {} : { db: options.db }),
-    commandTimeoutMs: options.commandTimeoutMs ?? 2000,
-    connectTimeoutMs: options.connectTimeoutMs ?? 2000,
-  });
+  const connection = compileRedisOptions(
+    {
+      ...(url === undefined ? {} : { url }),
+      ...(options.redis === undefined ? {} : { redis: options.redis }),
+      ...(options.client === undefined ? {} : { client: options.client }),
+      ...(options.clusterNodes === undefined ? {} : { clusterNodes: options.clusterNodes }),
+      ...(options.syncReplicas === undefined ? {} : { syncReplicas: options.syncReplicas }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(options.username === undefined ? {} : { username: options.username }),
+      ...(options.password === undefined ? {} : { password: options.password }),
+      ...(options.db === undefined ? {} : { db: options.db }),
+      commandTimeoutMs: options.commandTimeoutMs ?? 2000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+    },
+    // pollIntervalMs is the discovery backend's: jobs wait on wake-up messages and due times instead.
+    { own: OWN_URL_PARAMS.filter((p) => p !== 'prefix'), without: ['pollIntervalMs'] },
+  );
   const prefix = options.prefix ?? fromUrl.prefix ?? 'swj:';
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
     throw new InvalidOptionsError('prefix', prefix, 'a string without "{" or "}" (the queue name is the hash tag)');

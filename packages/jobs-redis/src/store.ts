@@ -7,11 +7,24 @@
  * @module
  */
 
-import { InvalidOptionsError } from '@shardwork/core';
+import { InvalidOptionsError, InvalidRecordError } from '@shardwork/core';
 import type { RedisConnection } from '@shardwork/discovery-redis';
-import { QueueDataLostError } from '@shardwork/jobs';
+import { QueueCorruptedError, QueueDataLostError } from '@shardwork/jobs';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { type ScriptName, script } from './scripts.js';
+
+/** What each bookkeeping key holds, for the report when garbage in it was deleted. */
+const REBUILT: Readonly<Record<string, string>> = {
+  info: "the queue's marker (the next call reports the queue as recreated)",
+  count: 'the job counts of stats() (they start again from zero)',
+  seen: 'the handler names ever enqueued (rebuilt by new jobs)',
+  ordered: 'which handlers are ordered (republished by the consumers)',
+  paused: 'the paused handlers (all of them run again)',
+  conc: 'the running counts of maxConcurrency (they start again from zero)',
+  fence: "the partitions' fencing tokens (every owner takes its partitions over again)",
+  cron: 'the newest tick of each periodic job (ticks missed before now are not caught up)',
+  unique: 'the unique keys of queued jobs (a duplicate of a queued unique job may be accepted once)',
+};
 
 /** A fenced call's reply: the script's own fields, or `stale` when the token is not the partition's. */
 export type Fenced = { readonly stale: false; readonly reply: unknown[] } | { readonly stale: true };
@@ -23,6 +36,7 @@ export class QueueStore {
   readonly #connection: RedisConnection;
   readonly #partitions: string;
   readonly #onLost: (error: QueueDataLostError) => void;
+  readonly #onInvalid: (error: InvalidRecordError, repaired: boolean) => void;
   #epoch = '';
 
   constructor(
@@ -31,12 +45,24 @@ export class QueueStore {
     queue: string,
     partitions: number,
     onLost: (error: QueueDataLostError) => void,
+    onInvalid: (error: InvalidRecordError, repaired: boolean) => void,
   ) {
     this.queue = queue;
     this.keys = queueKeys(prefix, queue);
     this.#connection = connection;
     this.#partitions = String(partitions);
     this.#onLost = onLost;
+    this.#onInvalid = onInvalid;
+  }
+
+  /** A bookkeeping key held another type and a script deleted it: say what that lost. */
+  #onRepaired(key: string, found: string): void {
+    const name = key.slice(this.keys.base.length);
+    const lost = REBUILT[name] ?? 'its contents';
+    this.#onInvalid(
+      new InvalidRecordError(key, `a ${found} where the queue keeps ${lost}: deleted and started afresh`),
+      true,
+    );
   }
 
   /** Run a script; `stale` when it refused a fencing token. */
@@ -58,6 +84,20 @@ export class QueueStore {
           'partitions',
           Number(this.#partitions),
           `${String(reply[1])}, the partition count stored for queue "${this.queue}" (every producer and consumer of a queue must use the same)`,
+        );
+      }
+      if (status === 'REPAIRED' && attempt < 3) {
+        for (let i = 1; i < reply.length; i += 2) this.#onRepaired(String(reply[i]), String(reply[i + 1]));
+        continue;
+      }
+      if (status === 'GARBAGE') {
+        const key = String(reply[1]);
+        throw new QueueCorruptedError(
+          'redis',
+          this.queue,
+          key,
+          String(reply[2]),
+          key.endsWith(':dead') ? 'zset' : 'hash',
         );
       }
       if (status === 'LOST' && attempt === 0) {

@@ -231,6 +231,25 @@ describe('redis job adapter', () => {
     expect(() => compileRedisJobOptions({ url })).toThrow(expect.objectContaining({ option }));
   });
 
+  it('refuses an unknown URL parameter with the job adapter’s own list, echoing the URL as given (redacted)', () => {
+    const url = 'redis://app:s3cret@127.0.0.1:6379/0?prefix=x:&partitions=4&bogus=1';
+    let message = '';
+    try {
+      compileRedisJobOptions({ url });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('prefix, partitions, leaseTtlMs, commandTimeoutMs, connectTimeoutMs, syncReplicas');
+    expect(message).toContain('"bogus" is none of them');
+    expect(message).toContain('(got "redis://app:***@127.0.0.1:6379/0?prefix=x:&partitions=4&bogus=1")');
+    expect(message).not.toContain('s3cret');
+    expect(message.match(/got/g)).toHaveLength(1);
+    // A parameter of the discovery backend that the job adapter has no use for is refused too.
+    expect(() => compileRedisJobOptions({ url: 'redis://h?pollIntervalMs=500' })).toThrow(
+      /"pollIntervalMs" is none of them/,
+    );
+  });
+
   it('hashes keys to partitions stably (FNV-1a)', () => {
     expect(partitionOf('tenant-7', 16)).toBe(partitionOf('tenant-7', 16));
     expect(new Set(Array.from({ length: 200 }, (_, i) => partitionOf(`k${i}`, 8))).size).toBe(8);

@@ -108,7 +108,7 @@ describe('per-queue ACL user', () => {
     `&swj:{${name}}:wake`,
     `&swj:coord:{${name}}:events`,
     '-@all',
-    ...'evalsha eval subscribe unsubscribe ping info multi exec time del get set incr hdel hexists hget hgetall hincrby hmget hset hsetnx llen lpop lpush lrange rpush sadd srem sismember smembers zadd zcard zrange zrangebyscore zrem zscore publish'
+    ...'evalsha eval subscribe unsubscribe ping info multi exec time del get set incr hdel hexists hget hgetall hincrby hmget hset hsetnx llen lpop lpush lrange rpush sadd srem sismember smembers type zadd zcard zrange zrangebyscore zrem zscore publish'
       .split(' ')
       .map((c) => `+${c}`),
   ];

@@ -78,8 +78,12 @@ export interface JobStats {
   readonly total: StateCounts;
   /** Per queue name. */
   readonly queues: Readonly<Record<string, StateCounts>>;
-  /** Per handler name, with whether it is paused. */
-  readonly handlers: Readonly<Record<string, StateCounts & { readonly paused: boolean }>>;
+  /**
+   * Per handler name, with whether it is paused and `consumers`: how many live
+   * consumer processes registered the handler (absent where the adapter
+   * cannot know).
+   */
+  readonly handlers: Readonly<Record<string, StateCounts & { readonly paused: boolean; readonly consumers?: number }>>;
 }
 
 /** Paging and filters of `list()`. */
@@ -124,6 +128,15 @@ export interface PartitionOwner {
   readonly fence: number | undefined;
 }
 
+/** Options of `pause()`. */
+export interface PauseOptions {
+  /**
+   * Pause a handler nothing knows yet (a consumer that will start later).
+   * @defaultValue false
+   */
+  readonly force?: boolean;
+}
+
 /** What `stop()` reports. */
 export interface StopResult {
   /** Running attempts aborted at the timeout. */
@@ -140,7 +153,10 @@ export interface JobAdapter {
   readonly durable: boolean;
   /**
    * Check a registration against what the adapter can do, before it is added;
-   * throw `UnsupportedFeatureError` for a feature it lacks.
+   * throw `UnsupportedFeatureError` for a feature it lacks, naming every
+   * feature of the registration it lacks (`new UnsupportedFeatureError(kind,
+   * refusals)`). The queue gathers the refusals of all registrations into
+   * one error.
    */
   checkRegistration?(registration: CompiledRegistration): void;
   /** Features the adapter lacks altogether (the conformance suite skips their cases and checks the refusal). */
@@ -177,8 +193,13 @@ export interface JobAdapter {
   deleteDead(id?: string, options?: BulkOptions): Promise<number>;
   /** Partition owners of every known queue, for adapters with partitions. */
   partitions?(): Promise<PartitionOwner[]>;
-  /** Stop starting jobs of a handler (they stay queued) until {@link JobAdapter.unpause}. */
-  pause(handler: string): Promise<void>;
+  /**
+   * Stop starting jobs of a handler (they stay queued) until
+   * {@link JobAdapter.unpause}. Rejects with `UnknownHandlerError` for a
+   * handler the adapter knows nothing of (not registered here, by a live
+   * consumer, or by any job in the store), unless `options.force`.
+   */
+  pause(handler: string, options?: PauseOptions): Promise<void>;
   unpause(handler: string): Promise<void>;
 }
 

@@ -21,6 +21,7 @@ export type JobsErrorCode =
   | 'UNSUPPORTED_FEATURE'
   | 'QUEUE_UNAVAILABLE'
   | 'QUEUE_DATA_LOST'
+  | 'QUEUE_CORRUPTED'
   | 'JOB_NOT_FOUND';
 
 /** Base class of the job layer's errors. */
@@ -83,11 +84,14 @@ export class UnknownHandlerError extends JobsError {
   /** The handler name. */
   readonly handler: string;
 
-  constructor(handler: string, known: readonly string[]) {
+  /**
+   * @param known - the handlers that are registered.
+   * @param hint - what to do instead of the default "call register() before perform()".
+   */
+  constructor(handler: string, known: readonly string[], hint = 'Call register() before perform().') {
     super(
       'UNKNOWN_HANDLER',
-      `No handler registered for job "${handler}" (registered: ${known.length === 0 ? 'none' : known.join(', ')}). ` +
-        'Call register() before perform().',
+      `No handler registered for job "${handler}" (registered: ${known.length === 0 ? 'none' : known.join(', ')}). ${hint}`,
     );
     this.name = 'UnknownHandlerError';
     this.handler = handler;
@@ -132,17 +136,39 @@ export type JobFeature =
 
 /** An adapter cannot offer a feature that a registration asked for. */
 export class UnsupportedFeatureError extends JobsError {
-  /** The feature. */
+  /** The feature (the first, when several were refused at once). */
   readonly feature: JobFeature;
   /** Adapter kind, e.g. `amqp`. */
   readonly adapter: string;
+  /** Every feature refused, with why and, where a registration asked for it, its handler. */
+  readonly refusals: readonly FeatureRefusal[];
 
-  constructor(adapter: string, feature: JobFeature, why: string) {
-    super('UNSUPPORTED_FEATURE', `The ${adapter} job adapter does not support ${feature}: ${why}`);
+  constructor(adapter: string, feature: JobFeature, why: string);
+  constructor(adapter: string, refusals: readonly FeatureRefusal[]);
+  constructor(adapter: string, feature: JobFeature | readonly FeatureRefusal[], why = '') {
+    const refusals = typeof feature === 'string' ? [{ feature, why }] : feature;
+    const first = refusals[0] ?? { feature: 'admin' as const, why };
+    super(
+      'UNSUPPORTED_FEATURE',
+      refusals.length === 1
+        ? `The ${adapter} job adapter does not support ${first.feature}${first.handler === undefined ? '' : ` (handler "${first.handler}")`}: ${first.why}`
+        : `The ${adapter} job adapter does not support ${refusals.length} features asked for: ${refusals
+            .map((r) => `${r.feature}${r.handler === undefined ? '' : ` (handler "${r.handler}")`}: ${r.why}`)
+            .join('; ')}`,
+    );
     this.name = 'UnsupportedFeatureError';
-    this.feature = feature;
+    this.feature = first.feature;
     this.adapter = adapter;
+    this.refusals = refusals;
   }
+}
+
+/** One feature an adapter refused. */
+export interface FeatureRefusal {
+  readonly feature: JobFeature;
+  readonly why: string;
+  /** The registration that asked for it. */
+  readonly handler?: string;
 }
 
 /** The job store or broker cannot be reached. Retryable; `perform` rejects with it once its retries are spent. */
@@ -172,6 +198,30 @@ export class QueueUnavailableError extends JobsError {
     this.name = 'QueueUnavailableError';
     this.adapter = adapter;
     this.ambiguous = ambiguous;
+  }
+}
+
+/**
+ * A key that holds a queue's jobs has a value of another type (written by
+ * hand or by another program): the queue cannot run until it is removed.
+ * Not retryable. (Garbage in a bookkeeping key is repaired instead and
+ * reported with `record:invalid`.)
+ */
+export class QueueCorruptedError extends JobsError {
+  /** The queue. */
+  readonly queue: string;
+  /** The key with garbage. */
+  readonly key: string;
+
+  constructor(adapter: string, queue: string, key: string, found: string, expected: string) {
+    super(
+      'QUEUE_CORRUPTED',
+      `Job queue ${adapter}: the key ${key} of queue "${queue}" holds a ${found}, not the ${expected} of its jobs. ` +
+        `Nothing was changed. Move it away (RENAME) to inspect it, or delete it to start the queue over (its jobs are lost).`,
+    );
+    this.name = 'QueueCorruptedError';
+    this.queue = queue;
+    this.key = key;
   }
 }
 

@@ -50,10 +50,17 @@ export interface JobQueueEventMap {
    * past its timeout was put back to run again.
    */
   'job:recovered': { readonly job: JobRef; readonly reason: string };
+  /**
+   * A job was enqueued for a handler that no live consumer of its queue
+   * registers (as far as the adapter can tell: consumers publish their
+   * handlers): it waits until one starts. Reported at most once a minute per
+   * queue and handler; printed when nobody listens.
+   */
+  'job:unhandled': { readonly job: JobRef; readonly reason: string };
   /** `stop()` of an in-process queue dropped a job that had not run (or was aborted). */
   'job:dropped': { readonly job: JobRef; readonly reason: DropReason };
   /** A record in the store could not be parsed; it was moved aside and the queue carries on. */
-  'record:invalid': { readonly error: InvalidRecordError };
+  'record:invalid': { readonly error: InvalidRecordError; readonly repaired?: boolean };
   /** An infrastructure error, or a throwing listener. The queue carries on. */
   error: { readonly error: unknown };
 }

@@ -29,6 +29,7 @@ export type {
   JobStats,
   ListOptions,
   PartitionOwner,
+  PauseOptions,
   RunExtras,
   RunnableJob,
   StateCounts,
@@ -37,7 +38,7 @@ export type {
 export { consumedQueues, periodicQueue, refOf } from './adapter.js';
 export type { JobArgs, JsonValue } from './args.js';
 export { canonicalJson, checkArgs, DEFAULT_MAX_ARGS_BYTES } from './args.js';
-export type { JobErrorInfo, JobFeature, JobsErrorCode } from './errors.js';
+export type { FeatureRefusal, JobErrorInfo, JobFeature, JobsErrorCode } from './errors.js';
 export {
   errorInfo,
   InvalidJobArgsError,
@@ -47,6 +48,7 @@ export {
   JobNotFoundError,
   JobsError,
   JobTimeoutError,
+  QueueCorruptedError,
   QueueDataLostError,
   QueueUnavailableError,
   UnknownHandlerError,

@@ -23,13 +23,14 @@ import {
   type JobStats,
   type ListOptions,
   type PartitionOwner,
+  type PauseOptions,
   type RunExtras,
   type RunnableJob,
   refOf,
   type StopResult,
 } from './adapter.js';
 import { checkArgs, type JobArgs } from './args.js';
-import { InvalidJobError, UnknownHandlerError } from './errors.js';
+import { type FeatureRefusal, InvalidJobError, UnknownHandlerError, UnsupportedFeatureError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
 import { runAttempt } from './execute.js';
 import {
@@ -177,7 +178,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (this.#handlers.has(name)) throw new InvalidOptionsError('name', name, 'a handler name not registered yet');
     const registration = compileRegistration(name, handler, options as RegisterOptions<never>);
     // An adapter given as an instance checks at once; one given by URL when it loads (start or first perform).
-    (this.#adapter ?? (typeof this.#source === 'object' ? this.#source : undefined))?.checkRegistration?.(registration);
+    const known = this.#adapter ?? (typeof this.#source === 'object' ? this.#source : undefined);
+    if (known !== undefined) checkRegistrations(known, [registration]);
     this.#handlers.set(name, registration);
     return this;
   }
@@ -223,6 +225,15 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     this.#setState('starting');
     this.#starting = (async () => {
       const adapter = await this.#load();
+      // An in-process store runs only this process's handlers: a periodic job for another would fail every tick.
+      const orphan = adapter.durable ? undefined : this.#periodics.find((p) => !this.#handlers.has(p.job.handler));
+      if (orphan !== undefined) {
+        throw new UnknownHandlerError(
+          orphan.job.handler,
+          [...this.#handlers.keys()].sort(),
+          `The periodic job "${orphan.name}" needs it: register it before start().`,
+        );
+      }
       await adapter.start();
       if (this.#state === 'starting') this.#setState('running');
     })().catch(async (error: unknown) => {
@@ -372,10 +383,18 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     return adapter.partitions === undefined ? [] : adapter.partitions();
   }
 
-  /** Start no more jobs of `handler` (they stay queued) until {@link JobQueue.unpause}; cluster-wide where the store is shared. */
-  async pause(handler: string): Promise<void> {
+  /**
+   * Start no more jobs of `handler` (they stay queued) until
+   * {@link JobQueue.unpause}; cluster-wide where the store is shared. A
+   * handler nothing knows (not registered here or by a live consumer, no job
+   * of it in the store) is refused with `UnknownHandlerError`, a typo being
+   * likelier than a consumer yet to come; `{ force: true }` pauses it anyway.
+   */
+  async pause(handler: string, options: PauseOptions = {}): Promise<void> {
     checkHandlerName(handler, 'handler');
-    await (await this.#load()).pause(handler);
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options', options, 'an object');
+    const adapter = await this.#load();
+    await adapter.pause(handler, this.#handlers.has(handler) ? { force: true } : options);
   }
 
   /** Resume a paused handler. */
@@ -512,7 +531,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     this.#loading ??= (async () => {
       const source = this.#source;
       const adapter = typeof source === 'string' ? await createJobAdapter(source, this.#options) : source;
-      for (const registration of this.#handlers.values()) adapter.checkRegistration?.(registration);
+      checkRegistrations(adapter, [...this.#handlers.values()]);
       adapter.attach(this.#runtime());
       this.#adapter = adapter;
       return adapter;
@@ -531,7 +550,17 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       },
       run: (job, extras) => this.#run(job, extras),
       report: (job, outcome, nextRunAt) => this.#report(job, outcome, nextRunAt),
-      emit: (event, payload) => this.emit(event, payload),
+      emit: (event, payload) => {
+        // An unreachable store with nobody listening would be silent for its whole retry: say it, as Worker does.
+        if (event === 'error' && this.listenerCount('error') === 0) {
+          this.#reportError((payload as JobQueueEventMap['error']).error);
+        } else if (event === 'job:unhandled' && this.listenerCount(event) === 0) {
+          const { job, reason } = payload as JobQueueEventMap['job:unhandled'];
+          console.warn(`[shardwork jobs] ${job.handler} ${job.id}: ${reason}`);
+        } else {
+          this.emit(event, payload);
+        }
+      },
     };
   }
 
@@ -611,6 +640,25 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (this.listenerCount('error') === 0) console.warn(`[shardwork jobs] ${errorMessage(error)}`);
     else this.emit('error', { error });
   }
+}
+
+/**
+ * Ask the adapter about every registration and refuse them all in one error
+ * that names every feature it lacks (not one per run of the program).
+ */
+function checkRegistrations(adapter: JobAdapter, registrations: readonly CompiledRegistration[]): void {
+  const refusals: FeatureRefusal[] = [];
+  let kind = adapter.kind;
+  for (const registration of registrations) {
+    try {
+      adapter.checkRegistration?.(registration);
+    } catch (error) {
+      if (!(error instanceof UnsupportedFeatureError)) throw error;
+      kind = error.adapter;
+      for (const r of error.refusals) refusals.push({ ...r, handler: r.handler ?? registration.name });
+    }
+  }
+  if (refusals.length > 0) throw new UnsupportedFeatureError(kind, refusals);
 }
 
 function checkHandlerName(name: unknown, path: string): asserts name is string {

@@ -1,11 +1,15 @@
 import { InvalidOptionsError, UnknownProtocolError } from '@shardwork/core';
 import {
+  type AdapterRuntime,
+  type CompiledRegistration,
   createJobQueue,
+  type FeatureRefusal,
   type JobAdapter,
   JobQueue,
   type JobQueueEventMap,
   registerJobQueue,
   SimpleQueue,
+  UnsupportedFeatureError,
 } from '@shardwork/jobs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -58,6 +62,67 @@ describe('choosing the adapter by URL', () => {
     [{ adapter: 'x' }, 'adapter'],
   ])('refuses queue options %o naming %s', (options, option) => {
     expect(() => createJobQueue('memory://', options as never)).toThrow(expect.objectContaining({ option }));
+  });
+
+  it('names every feature an adapter refuses, over all registrations, in one error', async () => {
+    class Limited extends SimpleQueue {
+      checkRegistration(registration: CompiledRegistration): void {
+        const refusals: FeatureRefusal[] = [];
+        if (registration.uniqueKey !== undefined) refusals.push({ feature: 'unique', why: 'no state' });
+        if (registration.priority !== 1) refusals.push({ feature: 'priority', why: 'no priorities' });
+        if (refusals.length > 0) throw new UnsupportedFeatureError('limited', refusals);
+      }
+    }
+    registerJobQueue('limited', () => new Limited());
+    const q = createJobQueue('limited://x');
+    q.register('a', () => undefined, { unique: true, priority: 5 });
+    q.register('b', () => undefined);
+    q.register('c', () => undefined, { priority: 2 });
+    const error = await q.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedFeatureError);
+    expect((error as UnsupportedFeatureError).refusals.map((r) => `${r.handler}:${r.feature}`)).toEqual([
+      'a:unique',
+      'a:priority',
+      'c:priority',
+    ]);
+    expect((error as Error).message).toMatch(
+      /does not support 3 features asked for: unique \(handler "a"\): no state; priority \(handler "a"\): no priorities; priority \(handler "c"\)/,
+    );
+  });
+
+  it('prints adapter errors when nobody listens for them (a store that is down is not silent)', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      let runtime: AdapterRuntime | undefined;
+      class Noisy extends SimpleQueue {
+        override attach(rt: AdapterRuntime): void {
+          runtime = rt;
+          super.attach(rt);
+        }
+      }
+      const q = createJobQueue(new Noisy());
+      await q.stats();
+      runtime?.emit('error', { error: new Error('store unreachable, retrying') });
+      expect(warn).toHaveBeenCalledWith(expect.stringContaining('store unreachable, retrying'));
+      const heard: unknown[] = [];
+      q.on('error', ({ error }) => heard.push(error));
+      warn.mockClear();
+      runtime?.emit('error', { error: new Error('heard') });
+      expect(heard).toHaveLength(1);
+      expect(warn).not.toHaveBeenCalled();
+      await q.stop();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('refuses to start an in-process queue with a periodic job whose handler is not registered', async () => {
+    const q = createJobQueue('memory://');
+    q.register('beat', () => undefined);
+    q.periodic('report', '* * * * *', { handler: 'report' });
+    await expect(q.start()).rejects.toThrow(
+      expect.objectContaining({ name: 'UnknownHandlerError', message: expect.stringMatching(/periodic job "report"/) }),
+    );
   });
 
   it('refuses something that is neither a URL nor an adapter', () => {

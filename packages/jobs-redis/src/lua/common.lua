@@ -33,8 +33,11 @@
 -- partition count; a script's own arguments start at ARGV[4].
 -- Every reply starts with a status: 'OK' (then the epoch), 'LOST' (the data
 -- was lost: the epoch marker is gone or different), 'PARTS' (then the stored
--- partition count, which differs from the caller's) or 'STALE' (a fencing
--- token that is not the partition's current one).
+-- partition count, which differs from the caller's), 'STALE' (a fencing
+-- token that is not the partition's current one), 'REPAIRED' (then key, type
+-- pairs of bookkeeping keys that held another type and were deleted: nothing
+-- else was done, call again) or 'GARBAGE' (then the key of job data that holds
+-- another type, and that type: nothing was done).
 --
 -- Time comes from the server's TIME only: client clocks are never compared.
 
@@ -63,9 +66,43 @@ local function count(state, handler, by)
   redis.call('HINCRBY', K_COUNT, state .. ':' .. handler, by)
 end
 
+-- The queue-wide keys and their types. Garbage of another type in one (written
+-- by hand or by another program) would make a script fail half-way, after some
+-- of its writes: it is found before any write. The bookkeeping keys are
+-- repaired (deleted: they are rebuilt, and the caller reports what was lost);
+-- the keys that hold the jobs themselves are not, and the caller names them.
+local BOOKKEEPING = {
+  { K_INFO, 'hash' }, { K_COUNT, 'hash' }, { K_SEEN, 'set' }, { K_ORDERED, 'set' },
+  { K_PAUSED, 'set' }, { K_CONC, 'hash' }, { K_FENCE, 'hash' }, { K_CRON, 'hash' },
+  { K_UNIQUE, 'hash' },
+}
+local JOB_DATA = { { K_JOBS, 'hash' }, { K_META, 'hash' }, { K_FAILS, 'hash' }, { K_ERR, 'hash' }, { K_DEAD, 'zset' } }
+
+-- Returns nil, or a status reply: {'REPAIRED', key, type, …} (deleted; call again)
+-- or {'GARBAGE', key, type} (a key of job data holds another type).
+local function check_types()
+  for _, kt in ipairs(JOB_DATA) do
+    local t = redis.call('TYPE', kt[1]).ok
+    if t ~= 'none' and t ~= kt[2] then return { 'GARBAGE', kt[1], t } end
+  end
+  local repaired = nil
+  for _, kt in ipairs(BOOKKEEPING) do
+    local t = redis.call('TYPE', kt[1]).ok
+    if t ~= 'none' and t ~= kt[2] then
+      redis.call('DEL', kt[1])
+      repaired = repaired or { 'REPAIRED' }
+      repaired[#repaired + 1] = kt[1]
+      repaired[#repaired + 1] = t
+    end
+  end
+  return repaired
+end
+
 -- Check the epoch and partition count; create them for a new queue.
 -- Returns the epoch, or a status reply table to return at once.
 local function check_queue()
+  local garbage = check_types()
+  if garbage then return nil, garbage end
   local want, parts = ARGV[2], ARGV[3]
   local info = redis.call('HMGET', K_INFO, 'epoch', 'partitions')
   local epoch, stored = info[1], info[2]

@@ -19,6 +19,7 @@ import {
   type JobPage,
   type JobStats,
   type ListOptions,
+  type PauseOptions,
   refOf,
   type StateCounts,
   type StopResult,
@@ -279,7 +280,16 @@ export class SimpleQueue implements JobAdapter {
     return targets.length;
   }
 
-  async pause(handler: string): Promise<void> {
+  async pause(handler: string, options: PauseOptions = {}): Promise<void> {
+    const known =
+      this.#rt.handlers.has(handler) || [...this.#entries.values()].some((e) => e.record.handler === handler);
+    if (!known && options.force !== true) {
+      throw new UnknownHandlerError(
+        handler,
+        [...this.#rt.handlers.keys()].sort(),
+        'Nothing knows it: check the name, or pause it anyway with { force: true }.',
+      );
+    }
     this.#paused.add(handler);
   }
 

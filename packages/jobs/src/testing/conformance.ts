@@ -730,6 +730,19 @@ export function describeJobQueueConformance(harness: JobQueueHarness): void {
     });
 
     describe('pause and the admin API', () => {
+      feature('pause', 'refuses to pause a handler nothing knows (a typo), unless forced', async () => {
+        const q = await queue();
+        q.register('mail', () => undefined);
+        await q.start();
+        await expect(q.pause('mial')).rejects.toThrow(
+          expect.objectContaining({ name: 'UnknownHandlerError', message: expect.stringMatching(/force: true/) }),
+        );
+        await q.pause('mail');
+        await q.pause('later', { force: true });
+        await q.unpause('mail');
+        await q.unpause('later');
+      });
+
       feature('pause', 'pauses and unpauses one handler while others run', async () => {
         const q = await queue();
         const ran: string[] = [];
