@@ -23,6 +23,7 @@ import {
   type JobQueue,
   parseJobQueueUrl,
   QueueUnavailableError,
+  UnknownHandlerError,
   UnsupportedFeatureError,
 } from '@shardwork/jobs';
 import { BackendUnavailableError, CliError, NotFoundError, UsageError } from './errors.js';
@@ -63,6 +64,8 @@ export function toCliError(error: unknown, target: string): unknown {
     return new BackendUnavailableError(target, `${target}: ${errorMessage(error)}`, { cause: error });
   }
   if (error instanceof JobNotFoundError) return new NotFoundError(error.message, { cause: error });
+  // A handler nobody registered is not there, like a job id that is not there.
+  if (error instanceof UnknownHandlerError) return new NotFoundError(error.message, { cause: error });
   if (
     error instanceof InvalidOptionsError ||
     error instanceof UnknownProtocolError ||
@@ -75,6 +78,42 @@ export function toCliError(error: unknown, target: string): unknown {
   return error;
 }
 
+/** Where a backend URL came from, as the messages name it. */
+export interface UrlSource {
+  /** The command-line option, e.g. `--jobs`. */
+  readonly option: string;
+  /** The environment variable, e.g. `SHARDWORK_JOBS`. */
+  readonly env: string;
+  /** Whether the URL came from the environment rather than the option. */
+  readonly fromEnv: boolean;
+}
+
+const SHARED_EXAMPLE: Record<'discovery' | 'jobs', string> = {
+  discovery: '--discovery redis://127.0.0.1:6379 or --discovery etcd://127.0.0.1:2379',
+  jobs: "--jobs 'redis://127.0.0.1:6379?prefix=app:'",
+};
+
+/**
+ * Refuse an in-process `memory://` store (exit 1). It lives inside the one
+ * process that created it, so this separate process could only ever show its
+ * own, empty store: "no services" or "0 dead jobs" with exit 0 would be a
+ * wrong answer that looks right, and an enqueued job would vanish when the
+ * command exits.
+ */
+export function refuseInProcessStore(url: string, what: 'discovery' | 'jobs', source: UrlSource): void {
+  if (!/^\s*memory:/i.test(url)) return;
+  const given = source.fromEnv ? `${source.env}=${redact(url)}` : `${source.option} ${redact(url)}`;
+  const empty =
+    what === 'discovery'
+      ? 'an empty store of its own (no services)'
+      : 'an empty store of its own (and lose any job enqueued into it)';
+  const users = what === 'discovery' ? 'register with' : 'consume from';
+  throw new UsageError(
+    `${given} is an in-process store: it lives inside the one process that created it, so this separate shardwork process would only ever see ${empty}. ` +
+      `Use the shared backend your workers ${users}, e.g. ${SHARED_EXAMPLE[what]} (or set ${source.env}).`,
+  );
+}
+
 /** A discovery connection whose calls each have a deadline and CLI errors. */
 export interface DiscoveryClient {
   /** The URL, password redacted, as used in messages. */
@@ -85,11 +124,15 @@ export interface DiscoveryClient {
   close(): Promise<void>;
 }
 
-/** Validate a discovery URL (exit 1 on a bad one) and connect lazily. */
-export function openDiscovery(url: string | undefined, timeoutMs: number): DiscoveryClient {
+/**
+ * Validate a discovery URL (exit 1 on a bad one or on `memory://`) and connect lazily.
+ * @param fromEnv - the URL came from `SHARDWORK_DISCOVERY` (named in messages).
+ */
+export function openDiscovery(url: string | undefined, timeoutMs: number, fromEnv = false): DiscoveryClient {
   if (url === undefined || url === '') {
     throw new UsageError('No discovery backend: pass --discovery <url> or set SHARDWORK_DISCOVERY');
   }
+  refuseInProcessStore(url, 'discovery', { option: '--discovery', env: 'SHARDWORK_DISCOVERY', fromEnv });
   const target = `discovery ${redact(url)}`;
   try {
     parseDiscoveryUrl(url);
@@ -135,11 +178,15 @@ export interface JobsClient {
   close(): Promise<void>;
 }
 
-/** Validate a job store URL (exit 1 on a bad one) and create the queue without starting it. */
-export function openJobs(url: string | undefined, timeoutMs: number): JobsClient {
+/**
+ * Validate a job store URL (exit 1 on a bad one or on `memory://`) and create the queue without starting it.
+ * @param fromEnv - the URL came from `SHARDWORK_JOBS` (named in messages).
+ */
+export function openJobs(url: string | undefined, timeoutMs: number, fromEnv = false): JobsClient {
   if (url === undefined || url === '') {
     throw new UsageError('No job store: pass --jobs <url> or set SHARDWORK_JOBS');
   }
+  refuseInProcessStore(url, 'jobs', { option: '--jobs', env: 'SHARDWORK_JOBS', fromEnv });
   const target = `job store ${redact(url)}`;
   let queue: JobQueue;
   try {

@@ -12,7 +12,7 @@ import { type DiscoveryClient, type JobsClient, openDiscovery, openJobs } from '
 import { startDashboardCommand } from './dashboard.js';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
 import { integer } from './format.js';
-import { parseArgs, parseState, renderJobs, renderStats, runDeadAction } from './jobs.js';
+import { parseArgs, parseState, pauseHandler, renderJobs, renderStats, runDeadAction } from './jobs.js';
 import { collectStatus, renderService } from './status.js';
 import { runWatch } from './watch.js';
 
@@ -20,6 +20,8 @@ import { runWatch } from './watch.js';
 export interface CliStream {
   write(text: string): unknown;
   readonly isTTY?: boolean | undefined;
+  /** Width of the terminal (a TTY's `columns`): tables and long lines are fitted to it. */
+  readonly columns?: number | undefined;
 }
 
 /** Where the CLI reads and writes; defaults to the process's. */
@@ -50,10 +52,11 @@ Environment:
 
 Exit codes:
   0  ok
-  1  usage error or bad input (unknown option, malformed URL, bad JSON)
+  1  usage error or bad input (unknown option, malformed URL, bad JSON,
+     an in-process memory:// store, which another process always sees empty)
   2  backend unreachable or no answer within --timeout
   3  status: a service is degraded (has shards nobody owns)
-  4  not found (job id, named service)`;
+  4  not found (job id, named service, a handler to pause that nobody registered)`;
 
 /** A per-run context: options resolved against the environment. */
 class Context {
@@ -74,17 +77,28 @@ class Context {
     }
   }
 
+  /**
+   * Width to fit tables and lines to: the terminal's, so that its own
+   * wrapping never cuts a number; `undefined` in a pipe (full lines).
+   */
+  get width(): number | undefined {
+    const columns = this.io.stdout.columns;
+    return this.io.stdout.isTTY === true && columns !== undefined && columns > 0 ? columns : undefined;
+  }
+
   get color(): boolean {
     if (this.opts.color === false || this.io.env.NO_COLOR !== undefined) return false;
     return this.io.stdout.isTTY === true;
   }
 
   discovery(): DiscoveryClient {
-    return openDiscovery(this.opts.discovery ?? this.io.env.SHARDWORK_DISCOVERY, this.timeoutMs);
+    const option = this.opts.discovery;
+    return openDiscovery(option ?? this.io.env.SHARDWORK_DISCOVERY, this.timeoutMs, option === undefined);
   }
 
   jobs(): JobsClient {
-    return openJobs(this.opts.jobs ?? this.io.env.SHARDWORK_JOBS, this.timeoutMs);
+    const option = this.opts.jobs;
+    return openJobs(option ?? this.io.env.SHARDWORK_JOBS, this.timeoutMs, option === undefined);
   }
 
   out(text: string): void {
@@ -164,7 +178,12 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
         const services = await collectStatus(client, names, { strict: names.length > 0 });
         const degraded = services.some((s) => s.degraded);
         if (c.json) c.printJson({ degraded, services });
-        else c.out(services.length === 0 ? 'no services' : services.map((s) => renderService(s, c.color)).join('\n\n'));
+        else
+          c.out(
+            services.length === 0
+              ? 'no services'
+              : services.map((s) => renderService(s, c.color, c.width)).join('\n\n'),
+          );
         setExit(degraded ? EXIT.degraded : EXIT.ok);
       } finally {
         await client.close();
@@ -188,6 +207,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
           json: c.json,
           tty: io.stdout.isTTY === true,
           color: c.color,
+          width: c.width,
           write: (s) => io.stdout.write(s),
           warn: (s) => io.stderr.write(`${s}\n`),
           signal: stop.signal,
@@ -211,7 +231,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
       await withJobs(c, async (client) => {
         const stats = await client.call((q) => q.stats());
         if (c.json) c.printJson(stats);
-        else c.out(renderStats(stats));
+        else c.out(renderStats(stats, c.width));
       });
     });
 
@@ -241,7 +261,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
             }),
           );
           if (c.json) c.printJson(page);
-          else c.out(renderJobs(page.jobs, page.total, o.offset));
+          else c.out(renderJobs(page, { state, offset: o.offset, queue: o.queue, handler: o.handler, width: c.width }));
         });
       },
     );
@@ -272,20 +292,27 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
   }
 
   for (const action of ['pause', 'unpause'] as const) {
-    jobs
+    const command = jobs
       .command(action)
       .description(
         action === 'pause' ? 'Stop starting jobs of a handler (in every process).' : 'Resume a paused handler.',
       )
-      .argument('<handler>', 'handler name')
-      .action(async (handler: string, _o: unknown, cmd: Command) => {
-        const c = ctx(cmd);
-        await withJobs(c, async (client) => {
-          await client.call((q) => (action === 'pause' ? q.pause(handler) : q.unpause(handler)));
-          if (c.json) c.printJson({ handler, paused: action === 'pause' });
-          else c.out(`${action === 'pause' ? 'paused' : 'unpaused'} ${handler}`);
-        });
+      .argument('<handler>', 'handler name');
+    if (action === 'pause') {
+      command.option(
+        '--force',
+        'pause even a handler that no live consumer registers and no job ever used (e.g. before its first consumer starts); without it that is refused with exit 4',
+      );
+    }
+    command.action(async (handler: string, o: { force?: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        if (action === 'pause') await pauseHandler(client, handler, o.force === true);
+        else await client.call((q) => q.unpause(handler));
+        if (c.json) c.printJson({ handler, paused: action === 'pause' });
+        else c.out(`${action === 'pause' ? 'paused' : 'unpaused'} ${handler}`);
       });
+    });
   }
 
   jobs
@@ -356,8 +383,11 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
             password: o.password,
             readOnly: o.readOnly === true,
             timeoutMs: c.timeoutMs,
+            discoveryFromEnv: c.opts.discovery === undefined,
+            jobsFromEnv: c.opts.jobs === undefined,
             json: c.json,
             write: (s) => io.stdout.write(s),
+            warn: (s) => io.stderr.write(s),
             signal: stop.signal,
           });
         } finally {

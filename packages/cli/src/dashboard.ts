@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Dashboard } from '@shardwork/dashboard';
-import { toCliError } from './backend.js';
+import type { Dashboard, DashboardWarning } from '@shardwork/dashboard';
+import { refuseInProcessStore, toCliError } from './backend.js';
 import { UsageError } from './errors.js';
 
 /** Options of {@link startDashboardCommand}. */
@@ -22,8 +22,14 @@ export interface DashboardCommandOptions {
   readonly readOnly: boolean;
   /** `--timeout`: deadline of each backend call the dashboard makes. */
   readonly timeoutMs: number;
+  /** The discovery URL came from `SHARDWORK_DISCOVERY` (named in messages). */
+  readonly discoveryFromEnv?: boolean;
+  /** The job store URL came from `SHARDWORK_JOBS` (named in messages). */
+  readonly jobsFromEnv?: boolean;
   readonly json: boolean;
   readonly write: (text: string) => void;
+  /** Where warnings go (stderr), each a complete text ending in a newline. */
+  readonly warn: (text: string) => void;
   readonly signal: AbortSignal;
 }
 
@@ -40,10 +46,38 @@ function auth(o: DashboardCommandOptions): { token: string } | { username: strin
   return undefined;
 }
 
+/**
+ * A dashboard warning in the command's own words: the fix is a flag here,
+ * not the library's `auth` option.
+ */
+export function describeWarning(w: DashboardWarning, o: Pick<DashboardCommandOptions, 'readOnly'>): string {
+  if (w.code !== 'UNAUTHENTICATED_NETWORK_BIND') return `shardwork: warning: ${(w as DashboardWarning).message}\n`;
+  const address = w.host.includes(':') ? `[${w.host}]:${w.port}` : `${w.host}:${w.port}`;
+  const can = o.readOnly
+    ? 'read every service, member and job (with its arguments and errors)'
+    : 'read every service, member and job (with its arguments and errors) and retry, delete and pause jobs';
+  return [
+    `shardwork: WARNING: the dashboard listens on ${address}, which is reachable from the network, WITHOUT AUTHENTICATION:`,
+    `  anyone who can reach this port can ${can}.`,
+    `  Add a token: shardwork dashboard --host ${w.host} --token <secret> (open http://<this host>:${w.port}/?token=<secret> once),`,
+    '  or --user <name> --password <secret>, and put TLS in front (the dashboard speaks plain HTTP);',
+    '  or leave out --host to listen on 127.0.0.1 only.',
+    '',
+  ].join('\n');
+}
+
 /** Start the dashboard, print its URL, and close it when `signal` aborts. */
 export async function startDashboardCommand(o: DashboardCommandOptions): Promise<void> {
   if (o.discovery === undefined || o.discovery === '') {
     throw new UsageError('No discovery backend: pass --discovery <url> or set SHARDWORK_DISCOVERY');
+  }
+  refuseInProcessStore(o.discovery, 'discovery', {
+    option: '--discovery',
+    env: 'SHARDWORK_DISCOVERY',
+    fromEnv: o.discoveryFromEnv === true,
+  });
+  if (o.jobs !== undefined && o.jobs !== '') {
+    refuseInProcessStore(o.jobs, 'jobs', { option: '--jobs', env: 'SHARDWORK_JOBS', fromEnv: o.jobsFromEnv === true });
   }
   const credentials = auth(o);
   const { startDashboard } = await import('@shardwork/dashboard');
@@ -56,6 +90,7 @@ export async function startDashboardCommand(o: DashboardCommandOptions): Promise
       port: o.port,
       readOnly: o.readOnly,
       backendTimeoutMs: o.timeoutMs,
+      onWarning: (w) => o.warn(describeWarning(w, o)),
       ...(credentials === undefined ? {} : { auth: credentials }),
     });
   } catch (error) {

@@ -9,7 +9,7 @@ import { inspectSnapshot, type Snapshot } from '@shardwork/core';
 import pc from 'picocolors';
 import type { DiscoveryClient } from './backend.js';
 import { NotFoundError } from './errors.js';
-import { duration, shortId, table } from './format.js';
+import { duration, renderTable, shortId, wrapWords } from './format.js';
 
 /** One live member as `status` shows it. */
 export interface MemberStatus {
@@ -137,8 +137,12 @@ export async function collectStatus(
   return result;
 }
 
-/** Render one service as text (header line, members table, shard table). */
-export function renderService(s: ServiceStatus, color = false): string {
+/**
+ * Render one service as text (header line, members table, shard table).
+ * @param width - terminal width: lines and tables are fitted to it without
+ *   cutting a number (see `renderTable`); `undefined` in a pipe.
+ */
+export function renderService(s: ServiceStatus, color = false, width?: number): string {
   const c = color
     ? pc
     : {
@@ -151,40 +155,55 @@ export function renderService(s: ServiceStatus, color = false): string {
   const owned = (s.shardCount ?? s.shards.length) - s.unowned.length;
   const health = s.degraded ? c.red(`DEGRADED: ${s.unowned.length} unowned`) : c.green('ok');
   const lines: string[] = [];
+  // Broken between its fields on a narrow terminal, so the revision stays whole.
   lines.push(
-    `${c.bold(`service ${s.service}`)}  shards ${s.shardCount ?? '?'}  owned ${owned}  members ${s.members.length}  revision ${s.revision}  ${health}`,
+    ...wrapWords(
+      [
+        c.bold(`service ${s.service}`),
+        `shards ${s.shardCount ?? '?'}`,
+        `owned ${owned}`,
+        `members ${s.members.length}`,
+        `revision ${s.revision}`,
+        health,
+      ],
+      width,
+      '  ',
+    ),
   );
   if (s.members.length > 0) {
-    const t = table(['member', 'host', 'pid', 'age', 'lease left', 'shards', 'state']);
-    for (const m of s.members) {
-      const state = m.draining ? 'draining' : m.standby ? 'standby' : 'active';
-      t.push([
-        shortId(m.id),
-        m.host,
-        String(m.pid),
-        duration(m.ageMs),
-        duration(m.leaseLeftMs),
-        m.shards.join(',') || '-',
-        state,
-      ]);
-    }
-    lines.push(t.toString());
+    const rows = s.members.map((m) => [
+      shortId(m.id),
+      m.host,
+      String(m.pid),
+      duration(m.ageMs),
+      duration(m.leaseLeftMs),
+      m.shards.join(',') || '-',
+      m.draining ? 'draining' : m.standby ? 'standby' : 'active',
+    ]);
+    lines.push(
+      renderTable(['member', 'host', 'pid', 'age', 'lease left', 'shards', 'state'], rows, {
+        width,
+        flexible: { 1: 'middle', 5: 'middle' },
+      }),
+    );
   } else {
     lines.push(c.yellow('  no live members'));
   }
   if (s.shards.length > 0) {
-    const t = table(['shard', 'owner', 'member', 'token']);
-    for (const sh of s.shards) {
-      t.push([
-        String(sh.shard),
-        sh.ownerName ?? '(unowned)',
-        sh.owner === undefined ? '-' : shortId(sh.owner),
-        sh.token === undefined ? '-' : String(sh.token),
-      ]);
-    }
-    lines.push(t.toString());
+    const rows = s.shards.map((sh) => [
+      String(sh.shard),
+      sh.ownerName ?? '(unowned)',
+      sh.owner === undefined ? '-' : shortId(sh.owner),
+      sh.token === undefined ? '-' : String(sh.token),
+    ]);
+    // The owner (`host:pid`) gives way; shard, member and token are printed whole.
+    lines.push(renderTable(['shard', 'owner', 'member', 'token'], rows, { width, flexible: { 1: 'middle' } }));
   }
-  if (s.unowned.length > 0) lines.push(c.red(`unowned shards: ${s.unowned.join(', ')}`));
+  if (s.unowned.length > 0) {
+    const label = 'unowned shards: ';
+    const list = wrapWords(s.unowned.map(String), width === undefined ? undefined : width - label.length, ', ');
+    lines.push(c.red(list.map((l, i) => (i === 0 ? label : ' '.repeat(label.length)) + l).join('\n')));
+  }
   for (const r of s.invalid) lines.push(c.yellow(`invalid record ${r.key}: ${r.reason}`));
   return lines.join('\n');
 }

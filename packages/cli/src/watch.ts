@@ -8,6 +8,7 @@
 
 import { errorMessage } from '@shardwork/core';
 import type { DiscoveryClient } from './backend.js';
+import { fitLine } from './format.js';
 import { collectStatus, renderService, type ServiceStatus } from './status.js';
 
 /** One change between two polls, as `watch --json` prints it (one per line). */
@@ -97,6 +98,8 @@ export interface WatchOptions {
   /** Redraw in place (clear the screen) instead of appending frames. */
   readonly tty: boolean;
   readonly color: boolean;
+  /** Terminal width to fit the screen to (`tty` only): no token is cut by the terminal's own wrapping. */
+  readonly width?: number | undefined;
   readonly write: (text: string) => void;
   readonly warn: (text: string) => void;
   /** Aborted on SIGINT/SIGTERM. */
@@ -132,11 +135,13 @@ export async function runWatch(client: DiscoveryClient, o: WatchOptions): Promis
         const lines = events.filter((e) => e.type !== 'snapshot').map(describeEvent);
         recent.push(...lines);
         recent.splice(0, Math.max(0, recent.length - 10));
+        const width = o.tty ? o.width : undefined;
         const frame =
-          statuses.length === 0 ? 'no services' : statuses.map((s) => renderService(s, o.color)).join('\n\n');
+          statuses.length === 0 ? 'no services' : statuses.map((s) => renderService(s, o.color, width)).join('\n\n');
         if (o.tty) {
           // Clear screen + home: a full redraw each tick, recent changes below.
-          o.write(`\x1b[2J\x1b[H${new Date().toISOString()}  (Ctrl-C to quit)\n${frame}\n\n${recent.join('\n')}\n`);
+          const changes = recent.map((l) => fitLine(l, width)).join('\n');
+          o.write(`\x1b[2J\x1b[H${new Date().toISOString()}  (Ctrl-C to quit)\n${frame}\n\n${changes}\n`);
         } else {
           // In a pipe there is no screen to redraw: print a frame only when it
           // changed, and each change as one line.

@@ -7,6 +7,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root. */
@@ -49,6 +50,18 @@ function tsc(args: readonly string[]): Promise<void> {
   });
 }
 
+/** A stream that says it is a terminal `columns` wide and keeps what is written (for in-process `main()`). */
+export function fakeTty(columns = 100): Writable & { isTTY: true; columns: number; text(): string } {
+  let buffer = '';
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      buffer += chunk.toString();
+      callback();
+    },
+  });
+  return Object.assign(stream, { isTTY: true as const, columns, text: () => buffer });
+}
+
 /** Outcome of one run. */
 export interface RunResult {
   readonly code: number | null;
@@ -85,6 +98,10 @@ export interface Spawned {
   readonly lines: string[];
   /** Resolve with the first line (index ≥ `from`) matching `re`. */
   waitFor(re: RegExp, withinMs: number, from?: number): Promise<string>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Resolve with stderr once it matches `re`. */
+  waitForStderr(re: RegExp, withinMs: number): Promise<string>;
   /** SIGINT it and wait for the exit code. */
   stop(): Promise<number | null>;
 }
@@ -107,7 +124,8 @@ export function spawnCli(args: readonly string[]): Spawned {
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': by then both pipes are drained, so stderr() holds everything the process wrote.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return {
     child,
     lines,
@@ -120,6 +138,17 @@ export function spawnCli(args: readonly string[]): Spawned {
           throw new Error(
             `no line matching ${re} within ${withinMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`,
           );
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    stderr: () => stderr,
+    async waitForStderr(re, withinMs) {
+      const deadline = Date.now() + withinMs;
+      for (;;) {
+        if (re.test(stderr)) return stderr;
+        if (Date.now() > deadline || child.exitCode !== null) {
+          throw new Error(`stderr did not match ${re} within ${withinMs} ms:\n${stderr}`);
         }
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -1,23 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { createJobQueue, type JobQueue, NonRetryableError } from '@shardwork/jobs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/wait.js';
 import { main } from '../src/index.js';
-import { buildOnce, run } from './helpers.js';
-
-/** A stream that says it is a terminal and keeps what is written. */
-function fakeTty(): Writable & { isTTY: true; columns: number; text(): string } {
-  let buffer = '';
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      buffer += chunk.toString();
-      callback();
-    },
-  });
-  return Object.assign(stream, { isTTY: true as const, columns: 100, text: () => buffer });
-}
+import { buildOnce, fakeTty, run } from './helpers.js';
 
 interface Page {
   total: number;
@@ -25,7 +12,7 @@ interface Page {
 }
 interface Stats {
   total: Record<string, number>;
-  handlers: Record<string, Record<string, number> & { paused: boolean }>;
+  handlers: Record<string, Record<string, number> & { paused: boolean; consumers?: number }>;
 }
 
 describe('shardwork jobs (redis)', () => {
@@ -166,6 +153,89 @@ describe('shardwork jobs (redis)', () => {
     expect(table.stdout).toMatch(/report.*yes/);
     await jobsCli('unpause', 'report');
     expect((await json<Stats>('stats')).handlers.report?.paused).toBe(false);
+  });
+
+  it('says why a page is empty instead of an empty table and "none"', async () => {
+    url = `${redis.url}?prefix=${randomUUID().slice(0, 8)}:&partitions=2&leaseTtlMs=1000`;
+    const empty = await jobsCli('list', 'dead');
+    expect(empty.stderr).toBe('');
+    expect(empty.code).toBe(0);
+    expect(empty.stdout).toBe('no dead jobs\n');
+    await json('enqueue', 'email', '{}');
+    const filtered = await jobsCli('list', 'ready', '--handler', 'report', '--queue', 'default');
+    expect(filtered.stdout).toBe('no ready jobs of handler report in queue default\n');
+    const past = await jobsCli('list', 'ready', '--offset', '5');
+    expect(past.code).toBe(0);
+    expect(past.stdout).toBe('no ready jobs at offset 5: there is 1 (offsets 0-0)\n');
+    // --json keeps its shape: an empty page is { total: 0, jobs: [] }.
+    expect(await json<Page>('list', 'dead')).toEqual({ total: 0, jobs: [] });
+  });
+
+  it('refuses an in-process memory:// store with exit 1, naming the shared backend to use instead', async () => {
+    for (const args of [['stats'], ['list', 'dead'], ['enqueue', 'email', '{}'], ['pause', 'email']]) {
+      const r = await run(['jobs', ...args, '--jobs', 'memory://']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('--jobs memory:// is an in-process store: it lives inside the one process');
+      expect(r.stderr).toContain("--jobs 'redis://127.0.0.1:6379?prefix=app:'");
+    }
+    const env = await run(['jobs', 'stats'], { env: { SHARDWORK_JOBS: 'memory://' } });
+    expect(env.code).toBe(1);
+    expect(env.stderr).toContain('SHARDWORK_JOBS=memory:// is an in-process store');
+  });
+
+  it('refuses to pause a handler nobody knows with exit 4, and pauses it with --force', async () => {
+    url = `${redis.url}?prefix=${randomUUID().slice(0, 8)}:&partitions=2&leaseTtlMs=1000`;
+    // A store in use (its default queue exists), and a handler of which it has never seen a job.
+    await json('enqueue', 'email', '{}');
+    const handler = `not-yet-${randomUUID().slice(0, 6)}`;
+    const refused = await jobsCli('pause', handler);
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain(
+      `shardwork: Not paused: no live consumer registers the handler "${handler}" and the job store has never seen a job of it (a typo?).`,
+    );
+    expect(refused.stderr).toContain('pass --force to pause it anyway');
+    expect((await json<Stats>('stats')).handlers[handler]).toBeUndefined();
+
+    const forced = await jobsCli('pause', handler, '--force');
+    expect(forced.stderr).toBe('');
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toBe(`paused ${handler}\n`);
+    expect((await json<Stats>('stats')).handlers[handler]?.paused).toBe(true);
+    expect((await json<{ paused: boolean }>('pause', handler, '--force')).paused).toBe(true);
+    expect((await jobsCli('unpause', handler)).code).toBe(0);
+    expect((await json<Stats>('stats')).handlers[handler]?.paused ?? false).toBe(false);
+    // --force belongs to pause only.
+    expect((await jobsCli('unpause', handler, '--force')).code).toBe(1);
+  });
+
+  it('shows live consumers per handler and flags a handler whose jobs nobody will run', async () => {
+    url = `${redis.url}?prefix=${randomUUID().slice(0, 8)}:&partitions=2&leaseTtlMs=1000`;
+    const consumer: JobQueue = createJobQueue(url);
+    consumer.register('email', () => undefined);
+    await consumer.start();
+    try {
+      await json('enqueue', 'report', '{}');
+      await json('enqueue', 'report', '{}', '--in', '60000');
+      await until(
+        async () => (await json<Stats>('stats')).handlers.email?.consumers === 1,
+        20_000,
+        'the consumer of email counted',
+      );
+      const stats = await json<Stats>('stats');
+      expect(stats.handlers.report?.consumers).toBe(0);
+      const table = await jobsCli('stats');
+      expect(table.code).toBe(0);
+      expect(table.stdout).toMatch(/│ email\s+│.*│ no\s+│ 1\s+│/);
+      expect(table.stdout).toMatch(/│ report\s+│.*│ no\s+│ 0 \(!\)\s+│/);
+      expect(table.stdout).toContain(
+        '(!) report: 2 jobs waiting, and no live consumer registers this handler: its jobs will wait until a process that registers "report" starts.',
+      );
+      expect(table.stdout).not.toContain('(!) email');
+    } finally {
+      await consumer.stop();
+    }
   });
 
   it('shows a progress bar on a terminal for retry --all (in-process main)', async () => {

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/wait.js';
-import { buildOnce, run, spawnCli } from './helpers.js';
+import { main } from '../src/index.js';
+import { buildOnce, fakeTty, run, spawnCli } from './helpers.js';
 
 interface StatusDoc {
   degraded: boolean;
@@ -18,11 +19,15 @@ interface StatusDoc {
   }[];
 }
 
-async function startWorkers(discovery: string, service: string, n: number): Promise<Worker[]> {
+async function startWorkers(
+  discovery: string,
+  service: string,
+  n: number,
+  host = (i: number) => `host-${i}`,
+): Promise<Worker[]> {
   const workers = Array.from(
     { length: n },
-    (_, i) =>
-      new Worker({ service, shards: 4, discovery, leaseTtlMs: 1000, host: `host-${i}`, handler: () => undefined }),
+    (_, i) => new Worker({ service, shards: 4, discovery, leaseTtlMs: 1000, host: host(i), handler: () => undefined }),
   );
   await Promise.all(workers.map((w) => w.start()));
   await until(() => workers.reduce((sum, w) => sum + w.status().shards.length, 0) === 4, 20_000, 'all 4 shards owned');
@@ -75,6 +80,35 @@ describe('shardwork status (redis)', () => {
     expect(table.stdout).toContain('host-0');
     expect(table.stdout).toContain(`host-1:${process.pid}`);
     expect(table.stdout).not.toContain('(unowned)');
+  });
+
+  it('fits status to a narrow terminal: no line wider, no token cut (in-process main)', async () => {
+    const service = `narrow-${randomUUID().slice(0, 8)}`;
+    // Kubernetes-style pod names: the owner column is the one that gives way.
+    workers.push(...(await startWorkers(redis.url, service, 2, (i) => `billing-sync-7d9f8b6c5d-x2x7${i}`)));
+    const doc = JSON.parse((await run(['status', service, '--json', '--discovery', redis.url])).stdout) as StatusDoc;
+    const tokens = (doc.services[0]?.shards ?? []).map((s) => String(s.token));
+    expect(tokens).toHaveLength(4);
+    // Redis tokens are 16 digits, as long as etcd's createRevision × 1000 + shard can get.
+    for (const token of tokens) expect(token).toMatch(/^\d{16}$/);
+    for (const columns of [40, 60, 80]) {
+      const stdout = fakeTty(columns);
+      const code = await main(['node', 'shardwork', 'status', service, '--discovery', redis.url], {
+        stdout,
+        stderr: fakeTty(),
+        env: {},
+      });
+      expect(code).toBe(0);
+      const lines = stdout.text().split('\n');
+      for (const line of lines) expect(line.length, `"${line}" at ${columns} columns`).toBeLessThanOrEqual(columns);
+      for (const token of tokens)
+        expect(
+          lines.some((l) => l.includes(token)),
+          `${token} at ${columns}`,
+        ).toBe(true);
+      // The revision is printed whole as well (on a line of its own if need be).
+      expect(stdout.text()).toMatch(/revision \d+(\s|$)/);
+    }
   });
 
   it('exits 3 when a service has shards nobody owns', async () => {
@@ -164,6 +198,44 @@ describe('shardwork status (redis)', () => {
       expect(await page.text()).toContain(service);
     } finally {
       expect(await cli.stop()).toBe(0);
+    }
+  });
+
+  it('refuses an in-process memory:// discovery with exit 1 (status, watch, dashboard)', async () => {
+    for (const args of [['status'], ['watch'], ['dashboard', '--port', '0']]) {
+      const r = await run([...args, '--discovery', 'memory://']);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toContain('--discovery memory:// is an in-process store: it lives inside the one process');
+      expect(r.stderr).toContain('--discovery redis://127.0.0.1:6379');
+    }
+    const env = await run(['status'], { env: { SHARDWORK_DISCOVERY: 'memory://' } });
+    expect(env.code).toBe(1);
+    expect(env.stderr).toContain('SHARDWORK_DISCOVERY=memory:// is an in-process store');
+    const jobs = await run(['dashboard', '--port', '0', '--discovery', redis.url, '--jobs', 'memory://']);
+    expect(jobs.code).toBe(1);
+    expect(jobs.stderr).toContain('--jobs memory:// is an in-process store');
+  });
+
+  it('warns on stderr when the dashboard listens beyond loopback without authentication', async () => {
+    const open = spawnCli(['dashboard', '--host', '0.0.0.0', '--port', '0', '--json', '--discovery', redis.url]);
+    try {
+      const { port } = JSON.parse(await open.waitFor(/^\{/, 20_000)) as { port: number };
+      const stderr = await open.waitForStderr(/WITHOUT AUTHENTICATION/, 5_000);
+      expect(stderr).toContain(
+        `shardwork: WARNING: the dashboard listens on 0.0.0.0:${port}, which is reachable from the network`,
+      );
+      expect(stderr).toContain('retry, delete and pause jobs');
+      expect(stderr).toContain('--token <secret>');
+      expect(stderr).toContain('--user <name> --password <secret>');
+    } finally {
+      expect(await open.stop()).toBe(0);
+    }
+    // With a token, or on loopback, there is nothing to warn about.
+    for (const args of [['--host', '0.0.0.0', '--token', 's3cret'], []]) {
+      const quiet = spawnCli(['dashboard', ...args, '--port', '0', '--json', '--discovery', redis.url]);
+      await quiet.waitFor(/^\{/, 20_000);
+      expect(await quiet.stop()).toBe(0);
+      expect(quiet.stderr()).toBe('');
     }
   });
 

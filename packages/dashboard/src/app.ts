@@ -1,4 +1,4 @@
-import type { JobState } from '@shardwork/jobs';
+import { type JobState, UnknownHandlerError } from '@shardwork/jobs';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
@@ -19,6 +19,21 @@ export interface DashboardAppOptions {
 }
 
 const FLASH_COOKIE = 'shardwork_flash';
+
+/** The one-time message after an action: what was done, or why it was not. */
+interface Flash {
+  readonly kind: 'ok' | 'error';
+  readonly text: string;
+}
+
+/** An action the backend refused for a reason the message explains in full (no "Failed:" prefix). */
+class ActionRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ActionRefused';
+  }
+}
+
 const PAGE_SIZE = 50;
 
 /** Only a local path is a redirect target, so an action can never send the browser elsewhere. */
@@ -88,11 +103,12 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     const url = new URL(c.req.url);
     return { csrf, readOnly, back: `${page}${url.search}` };
   };
-  const takeFlash = (c: Context): string | undefined => {
+  const takeFlash = (c: Context): Flash | undefined => {
     const flash = getCookie(c, FLASH_COOKIE);
     if (flash === undefined) return undefined;
     deleteCookie(c, FLASH_COOKIE, { path: '/' });
-    return flash;
+    // The first character says whether the action worked (see `act`).
+    return flash.startsWith('!') ? { kind: 'error', text: flash.slice(1) } : { kind: 'ok', text: flash };
   };
   const page = (c: Context, title: string, active: string, api: string, content: string): Response =>
     c.html(layout({ title, active, api, content, refreshMs, csrf, flash: takeFlash(c) }));
@@ -152,7 +168,11 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
       try {
         message = await run(form);
       } catch (error) {
-        message = `Failed: ${error instanceof Error ? error.message : String(error)}`;
+        // "!" marks a failure, so the page shows it as one (red), not as a done action.
+        message =
+          error instanceof ActionRefused
+            ? `!${error.message}`
+            : `!Failed: ${error instanceof Error ? error.message : String(error)}`;
       }
       setCookie(c, FLASH_COOKIE, message, { httpOnly: true, sameSite: 'Strict', path: '/', maxAge: 60 });
       return c.redirect(safeBack(form.back), 303);
@@ -187,7 +207,18 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
   });
   act('/actions/pause', async (form) => {
     const handler = handlerOf(form);
-    await data.act((jobs) => jobs.pause(handler));
+    try {
+      await data.act((jobs) => jobs.pause(handler));
+    } catch (error) {
+      // The job layer refuses to pause a handler that no live consumer registers and no
+      // stored job ever used: most likely a name that is not what the operator meant.
+      if (error instanceof UnknownHandlerError) {
+        throw new ActionRefused(
+          `Not paused: no live consumer registers the handler "${handler}" and the job store has never seen a job of it, so nothing would be paused. Check the name against the handlers listed here.`,
+        );
+      }
+      throw error;
+    }
     return `Paused ${handler}`;
   });
   act('/actions/unpause', async (form) => {

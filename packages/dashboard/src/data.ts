@@ -32,6 +32,11 @@ export interface QueueRow {
   readonly name: string;
   readonly counts: Readonly<Record<JobState, number>>;
   readonly paused?: boolean;
+  /**
+   * Handlers only: live consumer processes that registered the handler, as
+   * the job backend reports it (`undefined` where it cannot know).
+   */
+  readonly consumers?: number | undefined;
   readonly waitMs: number | undefined;
   /** Completions per second over the last window, when the queue runs in this process. */
   readonly throughput: number | undefined;
@@ -297,9 +302,17 @@ export class DashboardData {
       handlers: Object.keys(stats?.handlers ?? {})
         .sort()
         .map((name) => {
-          const { paused, ...counts } =
-            stats?.handlers[name] ?? ({} as never as Record<JobState, number> & { paused: boolean });
-          return { name, counts, paused, waitMs: undefined, throughput: this.#throughput('handler', name) };
+          const { paused, consumers, ...counts } =
+            stats?.handlers[name] ??
+            ({} as never as Record<JobState, number> & { paused: boolean; consumers?: number });
+          return {
+            name,
+            counts,
+            paused,
+            consumers,
+            waitMs: undefined,
+            throughput: this.#throughput('handler', name),
+          };
         }),
       total: stats?.total,
       throughputKnown: this.#unsubscribe !== undefined,

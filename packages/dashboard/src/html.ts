@@ -46,10 +46,44 @@ export function ownerColour(owner: string): string {
 
 const shortId = (id: string | undefined): string => (id === undefined ? '–' : id.length > 8 ? id.slice(0, 8) : id);
 
-function banner(problem: BackendProblem | undefined): string {
+function banner(problem: BackendProblem | undefined, now: number): string {
   if (problem === undefined) return '';
-  const from = problem.dataFrom === undefined ? 'no data read yet' : `showing data from ${clock(problem.dataFrom)} UTC`;
+  const from =
+    problem.dataFrom === undefined
+      ? 'no data read yet'
+      : `showing data from ${clock(problem.dataFrom)} UTC, ${duration(Math.max(0, now - problem.dataFrom))} old (greyed out: not live)`;
   return `<div class="banner" role="alert" data-banner="down">${esc(problem.backend)} unreachable: ${esc(problem.reason)}; ${esc(from)}</div>`;
+}
+
+/**
+ * The banner, then `content`: greyed out (`data-stale`) while a backend is
+ * down, because it is the last data read and no longer live. Only the
+ * banner, not the grey, when nothing was ever read.
+ */
+function withProblem(problem: BackendProblem | undefined, now: number, content: string): string {
+  if (problem?.dataFrom === undefined) return `${banner(problem, now)}${content}`;
+  const age = Math.max(0, now - problem.dataFrom);
+  return `${banner(problem, now)}<div class="stale" data-stale="true" data-age-ms="${Math.round(age)}" title="not live: data from ${clock(problem.dataFrom)} UTC, ${esc(duration(age))} old">${content}</div>`;
+}
+
+/** A number that must never be broken across lines (tokens and revisions are up to 16 digits). */
+const num = (value: unknown): string => `<span class="nowrap">${esc(value)}</span>`;
+
+/**
+ * Escaped text that may wrap anywhere except inside a number: each run of
+ * digits is one unbreakable span, and `wrapAfter` characters (`,` in JSON)
+ * are the preferred places to break.
+ */
+export function unbrokenNumbers(text: string, wrapAfter = ''): string {
+  return text
+    .split(/(\d{2,})/)
+    .map((part, i) => {
+      if (i % 2 === 1) return num(part);
+      let escaped = esc(part);
+      for (const c of wrapAfter) escaped = escaped.replaceAll(c, `${c}<wbr>`);
+      return escaped;
+    })
+    .join('');
 }
 
 function hidden(ctx: RenderContext, fields: Record<string, string>): string {
@@ -99,7 +133,7 @@ function serviceSection(name: string, snapshot: Snapshot, now: number): string {
         : (owned.get(m.id) ?? 0) === 0
           ? '<span class="tag idle">standby</span>'
           : '<span class="tag ok">active</span>';
-      return `<tr data-member="${esc(m.id)}"><td><span class="swatch" style="background:${colourOf(m.id)}"></span><code title="${esc(m.id)}">${esc(shortId(m.id))}</code></td><td>${esc(m.host)}</td><td>${esc(m.pid)}</td><td>${esc(duration(now - m.startedAt))}</td><td>${esc(duration(m.expiresInMs))}</td><td>${owned.get(m.id) ?? 0}</td><td>${status}</td></tr>`;
+      return `<tr data-member="${esc(m.id)}"><td><span class="swatch" style="background:${colourOf(m.id)}"></span><code title="${esc(m.id)}">${esc(shortId(m.id))}</code></td><td>${esc(m.host)}</td><td class="num">${esc(m.pid)}</td><td class="nowrap">${esc(duration(now - m.startedAt))}</td><td class="nowrap">${esc(duration(m.expiresInMs))}</td><td>${owned.get(m.id) ?? 0}</td><td>${status}</td></tr>`;
     })
     .join('');
   let cells = '';
@@ -108,14 +142,21 @@ function serviceSection(name: string, snapshot: Snapshot, now: number): string {
     if (claim === undefined) {
       cells += `<div class="shard unowned" data-shard="${shard}" data-owner="" title="shard ${shard}: unowned"><b>${shard}</b><span>unowned</span></div>`;
     } else {
-      const label = memberLabel(byId.get(claim.owner), claim.owner);
-      cells += `<div class="shard" data-shard="${shard}" data-owner="${esc(claim.owner)}" style="background:${colourOf(claim.owner)}" title="shard ${shard}: ${esc(claim.owner)} token ${claim.token}"><b>${shard}</b><span>${esc(label)}</span><small>token ${esc(claim.token)}</small></div>`;
+      const member = byId.get(claim.owner);
+      const label = memberLabel(member, claim.owner);
+      // Only the host gives way to a narrow cell ("…"); the pid, which tells replicas on one host apart, stays.
+      const owner =
+        member === undefined
+          ? `<span class="host">${esc(label)}</span>`
+          : `<span class="host">${esc(member.host)}</span><span class="pid">:${esc(member.pid)}</span>`;
+      // The owner's name may be cut with "…" (the title has it whole); the token is never broken.
+      cells += `<div class="shard" data-shard="${shard}" data-owner="${esc(claim.owner)}" style="background:${colourOf(claim.owner)}" title="shard ${shard}: ${esc(label)} (${esc(claim.owner)}) token ${claim.token}"><b>${shard}</b><span class="owner">${owner}</span><small>token <span class="token">${esc(claim.token)}</span></small></div>`;
     }
   }
   const invalid =
     snapshot.invalid.length > 0 ? `<p class="warn">${snapshot.invalid.length} unreadable record(s)</p>` : '';
-  return `<section class="card" data-service="${esc(name)}"><h2>${esc(name)} <small>${snapshot.members.length} member(s), ${shardCount} shards, ${unowned === 0 ? 'all owned' : `<span class="bad">${unowned} unowned</span>`}, revision ${esc(snapshot.revision)}</small></h2>${invalid}
-<table><thead><tr><th>member</th><th>host</th><th>pid</th><th>age</th><th>lease left</th><th>shards</th><th>status</th></tr></thead><tbody>${rows || '<tr><td colspan="7" class="muted">no live members</td></tr>'}</tbody></table>
+  return `<section class="card" data-service="${esc(name)}"><h2>${esc(name)} <small>${snapshot.members.length} member(s), ${shardCount} shards, ${unowned === 0 ? 'all owned' : `<span class="bad">${unowned} unowned</span>`}, revision ${num(snapshot.revision)}</small></h2>${invalid}
+<table><thead><tr><th>member</th><th>host</th><th class="num">pid</th><th>age</th><th>lease left</th><th>shards</th><th>status</th></tr></thead><tbody>${rows || '<tr><td colspan="7" class="muted">no live members</td></tr>'}</tbody></table>
 <div class="shardmap">${cells}</div></section>`;
 }
 
@@ -125,21 +166,36 @@ function movementsTable(movements: readonly Movement[]): string {
   const rows = movements
     .map(
       (m) =>
-        `<tr class="movement" data-service="${esc(m.service)}" data-shard="${m.shard}" data-from="${esc(m.from ?? '')}" data-to="${esc(m.to ?? '')}"><td>${clock(m.at)}</td><td>${esc(m.service)}</td><td>${m.shard}</td><td><code>${esc(shortId(m.from))}</code></td><td><code>${esc(shortId(m.to))}</code></td><td>${esc(m.token ?? '–')}</td></tr>`,
+        `<tr class="movement" data-service="${esc(m.service)}" data-shard="${m.shard}" data-from="${esc(m.from ?? '')}" data-to="${esc(m.to ?? '')}"><td>${clock(m.at)}</td><td>${esc(m.service)}</td><td>${m.shard}</td><td><code>${esc(shortId(m.from))}</code></td><td><code>${esc(shortId(m.to))}</code></td><td class="num token">${esc(m.token ?? '–')}</td></tr>`,
     )
     .join('');
-  return `<section class="card"><h2>Recent movements</h2><table id="movements"><thead><tr><th>time (UTC)</th><th>service</th><th>shard</th><th>from</th><th>to</th><th>token</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+  return `<section class="card"><h2>Recent movements</h2><table id="movements"><thead><tr><th>time (UTC)</th><th>service</th><th>shard</th><th>from</th><th>to</th><th class="num">token</th></tr></thead><tbody>${rows}</tbody></table></section>`;
 }
 
 /** The services page's live part. */
-export function servicesFragment(view: ServicesView): string {
-  const now = Date.now();
+export function servicesFragment(view: ServicesView, now = Date.now()): string {
   const sections = view.services.map((s) => serviceSection(s.name, s.snapshot, now)).join('');
-  const none = view.services.length === 0 && view.readAt !== undefined ? '<p class="muted">no services found</p>' : '';
-  return `${banner(view.problem)}${sections}${none}${movementsTable(view.movements)}`;
+  const none =
+    view.services.length === 0 && view.readAt !== undefined
+      ? '<p class="card muted" data-empty="services">no services found: no worker has registered with this discovery backend</p>'
+      : '';
+  return withProblem(view.problem, now, `${sections}${none}${movementsTable(view.movements)}`);
 }
 
 const noQueue = '<p class="card muted" data-empty="no-queue">no job queue configured</p>';
+
+/** States whose jobs wait for a consumer to start them. */
+const WAITING: readonly JobState[] = ['ready', 'scheduled', 'retrying'];
+
+/**
+ * How many jobs of a handler wait with no live consumer to run them: some are
+ * ready, scheduled or retrying and `consumers` is 0 (`undefined`, where the
+ * adapter cannot know, is no alarm). 0 when all is well.
+ */
+export function waitingWithoutConsumer(row: QueueRow): number {
+  if (row.consumers !== 0) return 0;
+  return WAITING.reduce((sum, state) => sum + row.counts[state], 0);
+}
 
 function countsCells(row: QueueRow): string {
   return STATES.map(
@@ -148,8 +204,9 @@ function countsCells(row: QueueRow): string {
 }
 
 /** The queues page's live part. */
-export function queuesFragment(view: QueuesView, ctx: RenderContext): string {
+export function queuesFragment(view: QueuesView, ctx: RenderContext, now = Date.now()): string {
   if (!view.configured) return noQueue;
+  const unread = view.readAt === undefined && view.problem !== undefined;
   const head = STATES.map((s) => `<th class="num">${s}</th>`).join('');
   const tput = (row: QueueRow): string =>
     view.throughputKnown ? `<td class="num">${(row.throughput ?? 0).toFixed(1)}/s</td>` : '';
@@ -166,14 +223,34 @@ export function queuesFragment(view: QueuesView, ctx: RenderContext): string {
         ? button(ctx, '/actions/unpause', 'Unpause', { handler: h.name })
         : button(ctx, '/actions/pause', 'Pause', { handler: h.name }, 'secondary');
       const flag = h.paused ? '<span class="tag warn">paused</span>' : '<span class="tag ok">active</span>';
-      return `<tr data-handler="${esc(h.name)}" data-paused="${h.paused ? 'true' : 'false'}"><td>${esc(h.name)}</td>${countsCells(h)}<td>${flag}</td>${tput(h)}${ctx.readOnly ? '' : `<td>${action}</td>`}</tr>`;
+      const orphan = waitingWithoutConsumer(h) > 0;
+      const consumers =
+        h.consumers === undefined
+          ? '<td class="num muted" data-consumers="" title="this job backend cannot tell">–</td>'
+          : `<td class="num${orphan ? ' bad' : ''}" data-consumers="${h.consumers}">${h.consumers}</td>`;
+      return `<tr data-handler="${esc(h.name)}" data-paused="${h.paused ? 'true' : 'false'}"${orphan ? ' data-no-consumer="true" class="orphan"' : ''}><td>${esc(h.name)}</td>${countsCells(h)}<td>${flag}</td>${consumers}${tput(h)}${ctx.readOnly ? '' : `<td>${action}</td>`}</tr>`;
+    })
+    .join('');
+  const orphans = view.handlers
+    .filter((h) => waitingWithoutConsumer(h) > 0)
+    .map((h) => {
+      const n = waitingWithoutConsumer(h);
+      return `<p class="alert" role="alert" data-warning="no-consumer" data-handler="${esc(h.name)}"><b>${esc(h.name)}</b>: ${n} job${n === 1 ? '' : 's'} waiting, and no live consumer registers this handler: its jobs will wait until a process that registers it starts.</p>`;
     })
     .join('');
   const note = view.throughputKnown
     ? '<p class="muted">completed: jobs finished by this process over the last 10 s.</p>'
     : '<p class="muted">Throughput is not shown: a queue backend only reports counts by state, and completions are only observable in the process that runs the jobs (pass a JobQueue instance to see them).</p>';
-  return `${banner(view.problem)}<section class="card"><h2>Queues</h2><table><thead><tr><th>queue</th>${head}<th class="num">oldest ready</th>${tputHead}</tr></thead><tbody>${queues || `<tr><td colspan="8" class="muted">no queues</td></tr>`}</tbody></table></section>
-<section class="card"><h2>Handlers</h2><table><thead><tr><th>handler</th>${head}<th>paused</th>${tputHead}${ctx.readOnly ? '' : '<th></th>'}</tr></thead><tbody>${handlers || `<tr><td colspan="8" class="muted">no handlers</td></tr>`}</tbody></table>${note}</section>`;
+  const noQueues = unread
+    ? 'not read yet: the job backend has not answered'
+    : 'no queues: no job has been enqueued yet';
+  const noHandlers = unread ? 'not read yet: the job backend has not answered' : 'no handlers';
+  return withProblem(
+    view.problem,
+    now,
+    `<section class="card"><h2>Queues</h2><table><thead><tr><th>queue</th>${head}<th class="num">oldest ready</th>${tputHead}</tr></thead><tbody>${queues || `<tr><td colspan="9" class="muted" data-empty="queues">${noQueues}</td></tr>`}</tbody></table></section>
+<section class="card"><h2>Handlers</h2>${orphans}<table><thead><tr><th>handler</th>${head}<th>paused</th><th class="num" title="live consumer processes that registered the handler">consumers</th>${tputHead}${ctx.readOnly ? '' : '<th></th>'}</tr></thead><tbody>${handlers || `<tr><td colspan="10" class="muted" data-empty="handlers">${noHandlers}</td></tr>`}</tbody></table>${note}</section>`,
+  );
 }
 
 function jobRow(job: JobInfo, ctx: RenderContext, state: JobState): string {
@@ -185,11 +262,21 @@ function jobRow(job: JobInfo, ctx: RenderContext, state: JobState): string {
     job.lastError === undefined
       ? ''
       : `${job.lastError.name === undefined ? '' : `${job.lastError.name}: `}${job.lastError.message}`;
-  return `<tr data-job="${esc(job.id)}"><td><code>${esc(job.id)}</code></td><td>${esc(job.handler)}</td><td>${esc(job.queue)}</td><td>${esc(job.key ?? '')}</td><td><code class="args">${esc(JSON.stringify(job.args))}</code></td><td class="num">${job.fails}</td><td>${esc(new Date(job.runAt).toISOString().replace('T', ' ').slice(0, 19))}</td><td class="error">${esc(error)}</td>${actions}</tr>`;
+  return `<tr data-job="${esc(job.id)}"><td><code>${esc(job.id)}</code></td><td>${esc(job.handler)}</td><td>${esc(job.queue)}</td><td>${esc(job.key ?? '')}</td><td><code class="args">${unbrokenNumbers(JSON.stringify(job.args), ',')}</code></td><td class="num">${job.fails}</td><td class="nowrap">${esc(new Date(job.runAt).toISOString().replace('T', ' ').slice(0, 19))}</td><td class="error">${unbrokenNumbers(error)}</td>${actions}</tr>`;
+}
+
+/** What an empty jobs page says instead of rows: why it is empty, never a bare "none". */
+function emptyJobs(view: JobsView): string {
+  if (view.readAt === undefined && view.problem !== undefined) {
+    return 'not read yet: the job backend has not answered';
+  }
+  if (view.total === 0) return `no ${esc(view.state)} jobs`;
+  // An offset past the end (a stale link, or jobs finished meanwhile).
+  return `no ${esc(view.state)} jobs at offset ${view.offset}: there ${view.total === 1 ? 'is 1' : `are ${view.total}`}; <a href="/jobs/${esc(view.state)}">go to the first page</a>`;
 }
 
 /** A jobs page's live part. */
-export function jobsFragment(view: JobsView, ctx: RenderContext): string {
+export function jobsFragment(view: JobsView, ctx: RenderContext, now = Date.now()): string {
   if (!view.configured) return noQueue;
   const dead = view.state === 'dead';
   const bulk =
@@ -199,9 +286,17 @@ export function jobsFragment(view: JobsView, ctx: RenderContext): string {
   const rows = view.jobs.map((j) => jobRow(j, ctx, view.state)).join('');
   const last = Math.min(view.total, view.offset + view.jobs.length);
   const link = (offset: number, label: string): string => `<a href="/jobs/${view.state}?offset=${offset}">${label}</a>`;
-  const pager = `<p class="pager">${view.total === 0 ? 'none' : `${view.offset + 1}–${last} of ${view.total}`} ${view.offset > 0 ? link(Math.max(0, view.offset - view.limit), '← newer') : ''} ${last < view.total ? link(view.offset + view.limit, 'older →') : ''}</p>`;
+  // A pager only under a page that shows jobs: an empty page says why in its one row.
+  const pager =
+    view.jobs.length === 0
+      ? ''
+      : `<p class="pager">${view.offset + 1}–${last} of ${view.total} ${view.offset > 0 ? link(Math.max(0, view.offset - view.limit), '← newer') : ''} ${last < view.total ? link(view.offset + view.limit, 'older →') : ''}</p>`;
   const actionHead = dead && !ctx.readOnly ? '<th></th>' : '';
-  return `${banner(view.problem)}<section class="card"><h2>${esc(view.state)} jobs <small data-total="${view.total}">${view.total}</small></h2>${bulk}<table id="jobs"><thead><tr><th>id</th><th>handler</th><th>queue</th><th>key</th><th>args</th><th class="num">fails</th><th>run at (UTC)</th><th>last error</th>${actionHead}</tr></thead><tbody>${rows || `<tr><td colspan="9" class="muted" data-empty="jobs">no ${esc(view.state)} jobs</td></tr>`}</tbody></table>${pager}</section>`;
+  return withProblem(
+    view.problem,
+    now,
+    `<section class="card"><h2>${esc(view.state)} jobs <small data-total="${view.total}">${view.total}</small></h2>${bulk}<table id="jobs"><thead><tr><th>id</th><th>handler</th><th>queue</th><th>key</th><th>args</th><th class="num">fails</th><th>run at (UTC)</th><th>last error</th>${actionHead}</tr></thead><tbody>${rows || `<tr><td colspan="9" class="muted" data-empty="jobs">${emptyJobs(view)}</td></tr>`}</tbody></table>${pager}</section>`,
+  );
 }
 
 /** A whole page around a fragment; the script keeps `#content` fresh from `api`. */
@@ -212,7 +307,7 @@ export function layout(options: {
   api: string;
   refreshMs: number;
   csrf: string;
-  flash: string | undefined;
+  flash: { readonly kind: 'ok' | 'error'; readonly text: string } | undefined;
 }): string {
   const nav = [
     ['/', 'Services'],
@@ -221,7 +316,12 @@ export function layout(options: {
   ]
     .map(([href, label]) => `<a href="${href}"${href === options.active ? ' class="active"' : ''}>${label}</a>`)
     .join('');
-  const flash = options.flash === undefined ? '' : `<div class="flash" role="status">${esc(options.flash)}</div>`;
+  const flash =
+    options.flash === undefined
+      ? ''
+      : options.flash.kind === 'error'
+        ? `<div class="flash error" role="alert">${esc(options.flash.text)}</div>`
+        : `<div class="flash" role="status">${esc(options.flash.text)}</div>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="csrf-token" content="${esc(options.csrf)}"><title>${esc(options.title)} · shardwork</title><link rel="stylesheet" href="/assets/dashboard.css"></head>
 <body data-api="${esc(options.api)}" data-refresh-ms="${options.refreshMs}"><header><span class="brand">shardwork</span><nav>${nav}</nav><span id="updated" class="muted"></span></header><main>${flash}<div id="content">${options.content}</div></main><script src="/assets/dashboard.js"></script></body></html>`;
 }

@@ -24,7 +24,7 @@ export type { DashboardAppOptions } from './app.js';
 export { createDashboardApp } from './app.js';
 export type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView } from './data.js';
 export { DashboardData } from './data.js';
-export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions } from './options.js';
+export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions, DashboardWarning } from './options.js';
 export { compileDashboardOptions } from './options.js';
 export type { Dashboard } from './server.js';
 export { startDashboard } from './server.js';

@@ -6,6 +6,25 @@ import { JOBS_ENV } from '@shardwork/jobs';
 /** Credentials the dashboard asks for: a bearer token, or HTTP Basic user and password. */
 export type DashboardAuth = { readonly token: string } | { readonly username: string; readonly password: string };
 
+/**
+ * Something the operator should know about how the dashboard was started,
+ * reported once by {@link startDashboard} through `onWarning`.
+ *
+ * - `UNAUTHENTICATED_NETWORK_BIND`: it listens on an address other than
+ *   loopback without `auth`, so anyone who can reach the port can read every
+ *   service and job (and, unless `readOnly`, retry, delete and pause jobs).
+ */
+export interface DashboardWarning {
+  /** Machine-readable kind. */
+  readonly code: 'UNAUTHENTICATED_NETWORK_BIND';
+  /** What is wrong and how to fix it, as one paragraph. */
+  readonly message: string;
+  /** The address it listens on, as given in `host`. */
+  readonly host: string;
+  /** The port it listens on. */
+  readonly port: number;
+}
+
 /** Options of {@link startDashboard}. */
 export interface DashboardOptions {
   /**
@@ -55,6 +74,13 @@ export interface DashboardOptions {
    * @defaultValue `2000`
    */
   readonly backendTimeoutMs?: number | undefined;
+  /**
+   * Called once per {@link DashboardWarning} when the server has started
+   * (e.g. it is reachable from the network without `auth`). The warnings are
+   * also on `dashboard.warnings`.
+   * @defaultValue `console.warn` of the message
+   */
+  readonly onWarning?: ((warning: DashboardWarning) => void) | undefined;
 }
 
 /** {@link DashboardOptions} validated and with every default filled in. */
@@ -68,6 +94,7 @@ export interface CompiledDashboardOptions {
   readonly readOnly: boolean;
   readonly refreshMs: number;
   readonly backendTimeoutMs: number;
+  readonly onWarning: (warning: DashboardWarning) => void;
 }
 
 const isObject = (value: unknown): boolean => typeof value === 'object' && value !== null;
@@ -121,6 +148,8 @@ export function compileDashboardOptions(options: DashboardOptions): CompiledDash
   if (typeof backendTimeoutMs !== 'number' || !Number.isFinite(backendTimeoutMs) || backendTimeoutMs <= 0) {
     throw new InvalidOptionsError('backendTimeoutMs', backendTimeoutMs, 'a positive number of milliseconds');
   }
+  const onWarning = options.onWarning ?? ((w: DashboardWarning) => console.warn(`[shardwork dashboard] ${w.message}`));
+  if (typeof onWarning !== 'function') throw new InvalidOptionsError('onWarning', onWarning, 'a function');
   return {
     discovery,
     jobs,
@@ -131,5 +160,6 @@ export function compileDashboardOptions(options: DashboardOptions): CompiledDash
     readOnly,
     refreshMs,
     backendTimeoutMs,
+    onWarning,
   };
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { DashboardAuth } from './options.js';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { DashboardAuth, DashboardWarning } from './options.js';
 
 /** Compare two strings in time independent of where they differ (hashing first evens out lengths). */
 export function safeEqual(a: string, b: string): boolean {
@@ -10,6 +11,52 @@ export function safeEqual(a: string, b: string): boolean {
 
 /** A random token, URL safe. */
 export const randomToken = (): string => randomBytes(32).toString('base64url');
+
+/**
+ * Whether `host` is certainly a loopback address (`127.0.0.0/8`, `::1`,
+ * `localhost`). Anything else, including `0.0.0.0`, `::` and host names,
+ * may be reachable from the network.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (isIPv6(h)) {
+    // The URL parser writes every IPv6 form the same way: [::1], and [::ffff:7f00:1] for ::ffff:127.0.0.1.
+    const canonical = new URL(`http://[${h}]/`).hostname;
+    return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:/.test(canonical);
+  }
+  return false;
+}
+
+/**
+ * The warning for a dashboard that anyone on the network can use: listening
+ * beyond loopback without `auth`. `undefined` when it is not exposed that way.
+ */
+export function exposureWarning(o: {
+  readonly host: string;
+  readonly port: number;
+  readonly auth: DashboardAuth | undefined;
+  readonly readOnly: boolean;
+}): DashboardWarning | undefined {
+  if (o.auth !== undefined || isLoopbackHost(o.host)) return undefined;
+  const can = o.readOnly
+    ? 'read every service, member and job (with its arguments and errors)'
+    : 'read every service, member and job (with its arguments and errors) and retry, delete and pause jobs';
+  const address = o.host.includes(':') && !o.host.startsWith('[') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+  return {
+    code: 'UNAUTHENTICATED_NETWORK_BIND',
+    host: o.host,
+    port: o.port,
+    message:
+      `The dashboard listens on ${address}, which is reachable from the network, without authentication: ` +
+      `anyone who can reach that port can ${can}. Add a token (auth: { token }) or a user and password ` +
+      '(auth: { username, password }) and put TLS in front, or listen on 127.0.0.1 (the default).',
+  };
+}
 
 /** Headers sent with every response. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {

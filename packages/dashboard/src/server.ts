@@ -6,7 +6,8 @@ import type { AdminJobQueue } from '@shardwork/jobs';
 import { createJobQueue } from '@shardwork/jobs';
 import { createDashboardApp } from './app.js';
 import { DashboardData } from './data.js';
-import { compileDashboardOptions, type DashboardOptions } from './options.js';
+import { compileDashboardOptions, type DashboardOptions, type DashboardWarning } from './options.js';
+import { exposureWarning } from './security.js';
 
 /** A running dashboard. */
 export interface Dashboard {
@@ -14,6 +15,8 @@ export interface Dashboard {
   readonly url: string;
   /** The port it listens on (the one picked when `port` was 0). */
   readonly port: number;
+  /** What the operator should know about how it was started (also passed to `onWarning`); empty when all is well. */
+  readonly warnings: readonly DashboardWarning[];
   /** Stop listening and close the backends the dashboard opened itself (not instances passed in). */
   close(): Promise<void>;
 }
@@ -53,10 +56,21 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   }
   const port = (server.address() as AddressInfo).port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const warnings: DashboardWarning[] = [];
+  const exposed = exposureWarning({ host: o.host, port, auth: o.auth, readOnly: o.readOnly });
+  if (exposed !== undefined) warnings.push(exposed);
+  for (const warning of warnings) {
+    try {
+      o.onWarning(warning);
+    } catch {
+      // A throwing warning handler must not take down a dashboard that is already listening.
+    }
+  }
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
     port,
+    warnings,
     close() {
       closing ??= (async () => {
         await new Promise<void>((resolve) => {

@@ -1,9 +1,10 @@
+import { MemoryDiscovery, sharedMemoryStore, Worker } from '@shardwork/core';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../../test/support/wait.js';
 import { startDashboard } from '../src/index.js';
 import { type Scenario, startScenario } from './scenario.js';
-import { CHROMIUM, killReplica } from './support.js';
+import { CHROMIUM, killReplica, randomName } from './support.js';
 
 let scenario: Scenario;
 let browser: Browser;
@@ -68,6 +69,118 @@ describe('services page', () => {
   });
 });
 
+describe('fencing tokens', () => {
+  /** Per token on the page: its text, on how many lines it is laid out, and whether it overflows its cell. */
+  const tokens = (): Promise<{ text: string; lines: number; overflows: boolean }[]> =>
+    page.$$eval('.shard .token, tr.movement td.token', (elements) =>
+      elements.map((element) => {
+        const range = element.ownerDocument.createRange();
+        range.selectNodeContents(element);
+        const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+        const cell = element.closest('.shard') ?? element;
+        return { text: element.textContent ?? '', lines: tops.size, overflows: cell.scrollWidth > cell.clientWidth };
+      }),
+    );
+
+  it('are never broken across lines, on a desktop or a phone', async () => {
+    try {
+      for (const width of [1280, 700, 360]) {
+        await page.setViewportSize({ width, height: 800 });
+        await page.goto(`${scenario.dashboard.url}/`);
+        await until(async () => (await page.locator('.shard .token').count()) === 6, 20_000, 'six tokens shown');
+        // A movement to nobody (seen between two polls) has no token: "–".
+        const seen = (await tokens()).filter((t) => t.text !== '–');
+        expect(seen.length).toBeGreaterThanOrEqual(6);
+        for (const token of seen) {
+          // Redis tokens are 16 digits, as long as etcd's createRevision × 1000 + shard can get.
+          expect(token.text).toMatch(/^\d{16}$/);
+          expect(token, `${token.text} at ${width}px`).toMatchObject({ lines: 1, overflows: false });
+        }
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+  });
+});
+
+describe('while a backend is down', () => {
+  it('greys out the last data and shows its age, is live again once the backend is back, and greys out when the dashboard is gone', async () => {
+    // A memory store shared by a worker and the dashboard's own connection, which can be cut.
+    const store = randomName('stale');
+    const service = randomName('svc');
+    const worker = new Worker({ service, shards: 4, discovery: `memory://${store}`, handler: () => undefined });
+    const discovery = new MemoryDiscovery({ store: sharedMemoryStore(store) });
+    await worker.start();
+    const dashboard = await startDashboard({
+      discovery,
+      services: [service],
+      port: 0,
+      refreshMs: 200,
+      backendTimeoutMs: 500,
+    });
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const staleStyle = (): Promise<{ filter: string; opacity: number }> =>
+      tab.locator('[data-stale="true"]').evaluate((element) => ({
+        filter: element.ownerDocument.defaultView.getComputedStyle(element).filter,
+        opacity: Number(element.ownerDocument.defaultView.getComputedStyle(element).opacity),
+      }));
+    const updated = async (): Promise<string> => (await tab.locator('#updated').textContent()) ?? '';
+    try {
+      await tab.goto(`${dashboard.url}/`);
+      await until(
+        async () => (await tab.locator('.shard[data-owner]:not([data-owner=""])').count()) === 4,
+        20_000,
+        'all 4 shards owned',
+      );
+      await until(async () => /^updated /.test(await updated()), 5_000, 'a live poll');
+      expect(await tab.locator('[data-stale]').count()).toBe(0);
+
+      discovery.setAvailable(false);
+      await until(
+        async () => (await tab.locator('[data-stale="true"] .shardmap .shard').count()) === 4,
+        10_000,
+        'the map greyed out',
+      );
+      expect(await staleStyle()).toEqual({ filter: 'grayscale(1)', opacity: expect.closeTo(0.55, 2) });
+      expect(await tab.locator('[data-banner="down"]').textContent()).toMatch(
+        /^Discovery backend unreachable: .+; showing data from \d\d:\d\d:\d\d UTC, [\d.]+ (ms|s) old \(greyed out: not live\)$/,
+      );
+      await until(
+        async () => /^not live: data from .+, \d+ s old$/.test(await updated()),
+        5_000,
+        'the header says not live',
+      );
+      // The age goes on counting while the backend stays down.
+      const age = async (): Promise<number> => Number(await tab.locator('[data-stale]').getAttribute('data-age-ms'));
+      const first = await age();
+      await until(async () => (await age()) >= first + 400, 5_000, 'an older age on a later poll');
+
+      discovery.setAvailable(true);
+      await until(async () => (await tab.locator('[data-stale], [data-banner]').count()) === 0, 10_000, 'live again');
+      await until(async () => /^updated /.test(await updated()), 5_000, 'the header says updated');
+
+      // The dashboard itself gone: the page keeps what it shows, greyed out, and says since when.
+      await dashboard.close();
+      await until(
+        async () => (await tab.locator('#content.stale').count()) === 1,
+        10_000,
+        'the page greyed out when the dashboard is unreachable',
+      );
+      expect(await updated()).toMatch(/^dashboard unreachable \(.+\): page from .+, \d+ s old$/);
+      expect(
+        await tab
+          .locator('#content')
+          .evaluate((element) => element.ownerDocument.defaultView.getComputedStyle(element).filter),
+      ).toBe('grayscale(1)');
+    } finally {
+      await tab.close();
+      await dashboard.close();
+      await worker.stop();
+      await discovery.close();
+    }
+  });
+});
+
 describe('jobs pages', () => {
   it('shows a dead job with its error, retries it from the page, and it completes', async () => {
     const { id } = await scenario.jobs.perform({ handler: 'send-invoice', args: { invoice: 42 } });
@@ -107,6 +220,41 @@ describe('jobs pages', () => {
     await page.waitForURL(/\/queues$/);
     expect(await page.locator('.flash').textContent()).toContain('Unpaused send-invoice');
     expect((await scenario.jobs.stats()).handlers['send-invoice']?.paused).toBe(false);
+  });
+});
+
+describe('numbers in job args and errors', () => {
+  it('are never broken across lines, even on a phone', async () => {
+    const invoice = 1796218164151491;
+    scenario.failing = true;
+    try {
+      const { id } = await scenario.jobs.perform({
+        handler: 'send-invoice',
+        args: { invoice, customer: 'ada@example.com' },
+      });
+      await until(async () => (await scenario.jobs.list('dead')).jobs.some((j) => j.id === id), 20_000, 'job dead');
+      await page.setViewportSize({ width: 360, height: 800 });
+      await page.goto(`${scenario.dashboard.url}/jobs/dead`);
+      const row = page.locator(`tr[data-job="${id}"]`);
+      expect(await row.textContent()).toContain(`payment provider rejected invoice ${invoice}`);
+      const numbers = await row.locator('code.args .nowrap, td.error .nowrap').evaluateAll((elements) =>
+        elements.map((element) => {
+          const range = element.ownerDocument.createRange();
+          range.selectNodeContents(element);
+          return {
+            text: element.textContent ?? '',
+            lines: new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size,
+          };
+        }),
+      );
+      expect(numbers).toEqual([
+        { text: String(invoice), lines: 1 },
+        { text: String(invoice), lines: 1 },
+      ]);
+    } finally {
+      scenario.failing = false;
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 });
 

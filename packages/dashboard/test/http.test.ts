@@ -1,9 +1,9 @@
 import { createDiscovery, InvalidOptionsError, Worker } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/wait.js';
-import { type Dashboard, startDashboard } from '../src/index.js';
+import { type Dashboard, type DashboardWarning, startDashboard } from '../src/index.js';
 import { randomName } from './support.js';
 
 let redis: RedisTestServer;
@@ -53,6 +53,72 @@ describe('options', () => {
     const html = await (await fetch(`${d.url}/jobs/dead`)).text();
     expect(html).toContain('no job queue configured');
     expect(await (await fetch(`${d.url}/queues`)).text()).toContain('no job queue configured');
+  });
+});
+
+describe('listening beyond loopback without auth', () => {
+  it('warns once through onWarning and on dashboard.warnings, saying how to add a token', async () => {
+    const seen: DashboardWarning[] = [];
+    const d = await open({ host: '0.0.0.0', onWarning: (w) => seen.push(w) });
+    expect(seen).toEqual([
+      expect.objectContaining({ code: 'UNAUTHENTICATED_NETWORK_BIND', host: '0.0.0.0', port: d.port }),
+    ]);
+    expect(d.warnings).toEqual(seen);
+    expect(seen[0]?.message).toBe(
+      `The dashboard listens on 0.0.0.0:${d.port}, which is reachable from the network, without authentication: ` +
+        'anyone who can reach that port can read every service, member and job (with its arguments and errors) and retry, delete and pause jobs. ' +
+        'Add a token (auth: { token }) or a user and password (auth: { username, password }) and put TLS in front, or listen on 127.0.0.1 (the default).',
+    );
+    // It is a warning, not a refusal: the dashboard serves.
+    expect((await fetch(`http://127.0.0.1:${d.port}/`)).status).toBe(200);
+
+    const readOnly: DashboardWarning[] = [];
+    await open({ host: '0.0.0.0', readOnly: true, onWarning: (w) => readOnly.push(w) });
+    expect(readOnly[0]?.message).toContain(
+      'can read every service, member and job (with its arguments and errors). Add',
+    );
+  });
+
+  it('prints it with console.warn by default, and says nothing with auth or on loopback', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const exposed = await open({ host: '0.0.0.0' });
+      expect(warn).toHaveBeenCalledWith(`[shardwork dashboard] ${exposed.warnings[0]?.message}`);
+      warn.mockClear();
+      const withToken = await open({ host: '0.0.0.0', auth: { token: 't0ken' } });
+      const local = await open({ host: '127.0.0.1' });
+      expect(withToken.warnings).toEqual([]);
+      expect(local.warnings).toEqual([]);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+    await expect(startDashboard({ discovery: redis.url, onWarning: 'loud' as never })).rejects.toThrow(/"onWarning"/);
+  });
+});
+
+describe('empty job pages', () => {
+  it('say why they are empty, and never print a bare "none"', async () => {
+    const own = createJobQueue(`${redis.url}?prefix=${randomName('e')}:&partitions=2&leaseTtlMs=1000`);
+    try {
+      const d = await open({ jobs: own });
+      const empty = await (await fetch(`${d.url}/jobs/dead`)).text();
+      expect(empty).toContain('data-empty="jobs">no dead jobs</td>');
+      expect(empty).not.toContain('class="pager"');
+      expect(empty).not.toMatch(/>\s*none\b/);
+      const queues = await (await fetch(`${d.url}/queues`)).text();
+      expect(queues).toContain('data-empty="queues">no queues: no job has been enqueued');
+
+      await own.performIn({ handler: 'mail', args: {} }, 3_600_000);
+      const past = (await (await fetch(`${d.url}/api/jobs/scheduled?offset=50`)).json()) as { html: string };
+      expect(past.html).toContain(
+        'no scheduled jobs at offset 50: there is 1; <a href="/jobs/scheduled">go to the first page</a>',
+      );
+      const first = await (await fetch(`${d.url}/jobs/scheduled`)).text();
+      expect(first).toContain('1–1 of 1');
+    } finally {
+      await own.stop();
+    }
   });
 });
 
@@ -181,6 +247,54 @@ describe('CSRF', () => {
   });
 });
 
+describe('handlers without a live consumer', () => {
+  it('shows live consumers per handler and flags one whose jobs will wait', async () => {
+    const url = `${redis.url}?prefix=${randomName('c')}:&partitions=2&leaseTtlMs=1000`;
+    const consumer = createJobQueue(url);
+    consumer.register('email', () => undefined);
+    await consumer.start();
+    const producer = createJobQueue(url);
+    try {
+      await producer.perform({ handler: 'report', args: {} });
+      const d = await open({ jobs: producer });
+      let html = '';
+      await until(
+        async () => {
+          html = await (await fetch(`${d.url}/queues`)).text();
+          return /<tr data-handler="email"[^>]*>.*?data-consumers="1">1</.test(html);
+        },
+        20_000,
+        'the consumer of email counted',
+      );
+      expect(html).toMatch(/<tr data-handler="report"[^>]*data-no-consumer="true"/);
+      expect(html).toContain(
+        '<b>report</b>: 1 job waiting, and no live consumer registers this handler: its jobs will wait until a process that registers it starts.',
+      );
+      expect(html).not.toContain('data-warning="no-consumer" data-handler="email"');
+    } finally {
+      await consumer.stop();
+      await producer.stop();
+    }
+  });
+
+  it('refuses to pause a handler nobody knows, with a clear message', async () => {
+    const d = await open({});
+    const csrf = csrfOf(await (await fetch(`${d.url}/queues`)).text());
+    const res = await fetch(`${d.url}/actions/pause`, {
+      method: 'POST',
+      body: new URLSearchParams({ handler: 'mial', _csrf: csrf, back: '/queues' }),
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(303);
+    const flash = (res.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    const page = await (await fetch(`${d.url}/queues`, { headers: { cookie: flash } })).text();
+    expect(page).toContain(
+      '<div class="flash error" role="alert">Not paused: no live consumer registers the handler &quot;mial&quot; and the job store has never seen a job of it, so nothing would be paused. Check the name against the handlers listed here.</div>',
+    );
+    expect((await jobs.stats()).handlers.mial).toBeUndefined();
+  });
+});
+
 describe('read-only', () => {
   it('renders no action buttons and refuses every POST', async () => {
     const d = await open({ readOnly: true });
@@ -232,6 +346,13 @@ describe('backend down', () => {
       );
       expect(down).toMatch(/Discovery at redis:\/\/127\.0\.0\.1:\d+ unreachable: .+; showing data from \d\d:\d\d:\d\d/);
       expect(down).toContain(`data-service="${service}"`); // the last known data is still shown
+      // … greyed out as not live, with its age.
+      expect(down).toMatch(/showing data from \d\d:\d\d:\d\d UTC, [\d.]+ (ms|s) old \(greyed out: not live\)/);
+      expect(down).toMatch(
+        new RegExp(
+          `<div class="stale" data-stale="true" data-age-ms="\\d+"[^>]*>[\\s\\S]*data-service="${service}"[\\s\\S]*class="shardmap"`,
+        ),
+      );
       const api = (await (await fetch(`${d.url}/api/queues`)).json()) as { problem?: { reason: string } };
       expect(api.problem?.reason).toBeTruthy();
       await restarted;
@@ -239,7 +360,12 @@ describe('backend down', () => {
         async () => {
           const html = await (await fetch(`${d.url}/`)).text();
           const queues = await (await fetch(`${d.url}/queues`)).text();
-          return !html.includes('data-banner') && !queues.includes('data-banner');
+          return (
+            !html.includes('data-banner') &&
+            !queues.includes('data-banner') &&
+            !html.includes('data-stale') &&
+            !queues.includes('data-stale')
+          );
         },
         30_000,
         'banner gone after Redis is back',

@@ -32,7 +32,10 @@ try {
     await jobs.performIn({ handler: 'send-invoice', args: { invoice: 2000 + i }, queue: 'billing' }, 3_600_000);
   }
   await until(async () => (await jobs.list('dead')).total === 3, 20_000, 'three dead jobs');
-  await jobs.pause('reports');
+  // Jobs of a handler that no process registers: the queues page flags them.
+  for (const month of ['2026-10', '2026-11']) await jobs.perform({ handler: 'monthly-report', args: { month } });
+  // A handler no consumer has registered yet can only be paused on purpose.
+  await jobs.pause('reports', { force: true });
   await page.goto(`${dashboard.url}/queues`);
   await page.waitForTimeout(1500);
   await page.screenshot({ path: `${ROOT}docs/dashboard-queues.png` });

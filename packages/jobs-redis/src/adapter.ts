@@ -189,7 +189,10 @@ export class RedisJobAdapter implements JobAdapter {
   /** Jobs for handlers that no live consumer of their queue runs: `job:unhandled`, from a cached view. */
   #reportUnhandled(records: readonly JobRecord[]): void {
     const rt = this.#rt;
-    const unhandled = this.#directory.unhandled(records, (error) => this.#reportError(error));
+    // A refresh that a stop() cut short (a CLI that performs once and exits) is no error.
+    const unhandled = this.#directory.unhandled(records, (error) => {
+      if (!this.#closed.signal.aborted) this.#reportError(error);
+    });
     for (const { queue, handler } of unhandled) {
       const record = records.find((r) => r.queue === queue && r.handler === handler) as JobRecord;
       rt.emit('job:unhandled', {
