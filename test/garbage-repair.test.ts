@@ -117,6 +117,49 @@ describe('garbage in Redis', () => {
     expect(replicas.repairedKeys()).toHaveLength(1);
   });
 
+  /**
+   * A claim of a running owner written over by hand: the owner stops acting
+   * on it within about one heartbeat (TTL / 3), not at the next version
+   * check (30 s: HSET moves no revision), and every replica re-lists.
+   */
+  const overwriteClaim = async (value: (owner: Replica, other: Replica, token: number) => string) => {
+    const { replicas, observer } = await start(2);
+    const keys = observer.keys(replicas.service);
+    const [a, b] = replicas.all as [Replica, Replica];
+    await eventually(() => expect(a.worker.status().shards).toHaveLength(SHARDS / 2), 5000);
+    const victim = a.worker.status().shards[0] as { shard: number; token: number };
+    const revoked: string[] = [];
+    a.worker.on('shard:revoked', ({ shard, token, reason }) => revoked.push(`${shard}:${token}:${reason}`));
+    const began = performance.now();
+    await redis('HSET', keys.claims, String(victim.shard), value(a, b, victim.token));
+    await eventually(() => expect(revoked).toEqual([`${victim.shard}:${victim.token}:claim-lost`]), 5000, 5);
+    const tookMs = performance.now() - began;
+    // Every shard owned once again, and what the replicas believe is what Redis holds.
+    await eventually(async () => {
+      const snap = await observer.snapshot(replicas.service);
+      const held = snap.claims.map((c) => `${c.shard}:${c.owner}:${c.token}`).sort();
+      const believed = replicas.all
+        .flatMap((r) => r.worker.status().shards.map((s) => `${s.shard}:${r.worker.status().instance}:${s.token}`))
+        .sort();
+      expect(believed).toEqual(held);
+      expect(held).toHaveLength(SHARDS);
+    }, 5000);
+    return { tookMs, replicas, keys, victim };
+  };
+
+  it('notices a running owner’s claim overwritten with garbage at its next heartbeat, and owns it again', async () => {
+    const { tookMs, replicas, keys, victim } = await overwriteClaim(() => 'garbage');
+    expect(tookMs).toBeLessThan(TTL);
+    expect(replicas.repairedKeys()).toContain(`${keys.claims}[${victim.shard}]`);
+  });
+
+  it('notices a running owner’s claim overwritten with another member’s id at its next heartbeat', async () => {
+    const { tookMs } = await overwriteClaim(
+      (_a, b, token) => `${b.worker.status().instance as string}|${String(token + 1000)}`,
+    );
+    expect(tookMs).toBeLessThan(TTL);
+  });
+
   it('refuses to rewrite it for a replica that disagrees, naming the key', async () => {
     const { replicas, observer } = await start(1);
     const keys = observer.keys(replicas.service);

@@ -101,8 +101,11 @@ class ChaosConnection extends MemoryDiscovery {
   override register(service: string, member: MemberInfo, ttlMs: number) {
     return this.#through(() => super.register(service, member, ttlMs));
   }
-  override renew(service: string, memberId: string) {
-    return this.#through(() => super.renew(service, memberId));
+  override renew(service: string, memberId: string, held?: readonly ClaimRef[]) {
+    return this.#through(() => super.renew(service, memberId, held));
+  }
+  override forgetService(service: string) {
+    return this.#through(() => super.forgetService(service));
   }
   override unregister(service: string, memberId: string) {
     return this.#through(() => super.unregister(service, memberId));

@@ -6,6 +6,9 @@
  * @module
  */
 
+import { capitalize, groupName, type Subject, unitRevokedMessage } from './subject.js';
+import type { RevokeReason } from './worker.js';
+
 /** The code carried by every {@link ShardworkError}. */
 export type ShardworkErrorCode =
   | 'INVALID_OPTIONS'
@@ -26,6 +29,7 @@ export type ShardworkErrorCode =
   | 'ATTEMPTS_EXHAUSTED'
   | 'NON_RETRYABLE'
   | 'START_TIMEOUT'
+  | 'SERVICE_RUNNING'
   | 'BACKEND_BINARY_MISSING';
 
 /**
@@ -109,12 +113,21 @@ export class LeaseTtlMismatchError extends ShardworkError {
   /** Lease TTL this replica was started with, ms. */
   readonly actual: number;
 
-  constructor(service: string, expected: number, actual: number) {
+  /**
+   * @param subject - the words of a worker run for a queue or the like (the
+   *   `subject` option): the message then speaks of them; without it, of a service.
+   */
+  constructor(service: string, expected: number, actual: number, subject?: Subject) {
     super(
       'LEASE_TTL_MISMATCH',
-      `Service "${service}" has leaseTtlMs: ${expected} in the discovery backend, but this replica was started with leaseTtlMs: ${actual}. ` +
-        'Every replica of a service must use the same lease TTL (a replica with a longer one could still act after a peer with a shorter one took its shards over); ' +
-        'to change it, stop all replicas or use a new service name.',
+      subject?.custom === true
+        ? `${groupName(subject)} has leaseTtlMs: ${expected} in the discovery backend, but this replica was started with leaseTtlMs: ${actual}. ` +
+            `Every ${subject.member} of ${subject.kind} "${subject.name}" must use the same leaseTtlMs; found ${expected} stored ` +
+            `(a replica with a longer one could still act after a peer with a shorter one took its ${subject.units} over). ` +
+            `To change it, stop every ${subject.member} of the ${subject.kind} or use a new ${subject.kind} name.`
+        : `Service "${service}" has leaseTtlMs: ${expected} in the discovery backend, but this replica was started with leaseTtlMs: ${actual}. ` +
+            'Every replica of a service must use the same lease TTL (a replica with a longer one could still act after a peer with a shorter one took its shards over); ' +
+            'to change it, stop all replicas or use a new service name.',
     );
     this.name = 'LeaseTtlMismatchError';
     this.service = service;
@@ -132,11 +145,19 @@ export class ShardCountMismatchError extends ShardworkError {
   /** Shard count this replica was started with. */
   readonly actual: number;
 
-  constructor(service: string, expected: number, actual: number) {
+  /**
+   * @param subject - the words of a worker run for a queue or the like (the
+   *   `subject` option): the message then speaks of them; without it, of a service.
+   */
+  constructor(service: string, expected: number, actual: number, subject?: Subject) {
     super(
       'SHARD_COUNT_MISMATCH',
-      `Service "${service}" has ${expected} shards in the discovery backend, but this replica was started with shards: ${actual}. ` +
-        'Every replica of a service must use the same shard count; to change it, stop all replicas and use a new service name.',
+      subject?.custom === true
+        ? `${groupName(subject)} has ${expected} ${subject.units} in the discovery backend, but this replica was started with ${subject.countOption}: ${actual}. ` +
+            `Every ${subject.member} of ${subject.kind} "${subject.name}" must use the same ${subject.countOption}; found ${expected} stored. ` +
+            `To change it, stop every ${subject.member} of the ${subject.kind} and use a new ${subject.kind} name.`
+        : `Service "${service}" has ${expected} shards in the discovery backend, but this replica was started with shards: ${actual}. ` +
+            'Every replica of a service must use the same shard count; to change it, stop all replicas and use a new service name.',
     );
     this.name = 'ShardCountMismatchError';
     this.service = service;
@@ -169,8 +190,9 @@ export class LeaseLostError extends ShardworkError {
   /** Member id whose lease was lost. */
   readonly memberId: string;
 
-  constructor(memberId: string, detail: string) {
-    super('LEASE_LOST', `Lease of member ${memberId} lost: ${detail}`);
+  /** @param cause - what made it so, when known (the last failed renewal). */
+  constructor(memberId: string, detail: string, cause?: unknown) {
+    super('LEASE_LOST', `Lease of member ${memberId} lost: ${detail}`, cause === undefined ? undefined : { cause });
     this.name = 'LeaseLostError';
     this.memberId = memberId;
   }
@@ -195,8 +217,10 @@ export class NotOwnerError extends ShardworkError {
   /** The fencing token of the ended ownership. */
   readonly token: number;
 
-  constructor(shard: number, token: number, why: string) {
-    super('NOT_OWNER', `Shard ${shard} (token ${token}) is no longer owned by this replica: ${why}`);
+  /** @param subject - the `subject` option's words (`Partition 3 …`); without it, `Shard 3 …`. */
+  constructor(shard: number, token: number, why: string, subject?: Subject) {
+    const unit = subject?.custom === true ? capitalize(subject.unit) : 'Shard';
+    super('NOT_OWNER', `${unit} ${shard} (token ${token}) is no longer owned by this replica: ${why}`);
     this.name = 'NotOwnerError';
     this.shard = shard;
     this.token = token;
@@ -273,22 +297,77 @@ export class InvalidRecordError extends ShardworkError {
   }
 }
 
-/** A revoked shard's handler did not settle within `revokeTimeoutMs`; the claim was released anyway. */
+/** Why and for whom a {@link RevokeTimeoutError} is reported. */
+export interface RevokeTimeoutContext {
+  /** Why the shard was revoked. */
+  readonly reason: RevokeReason;
+  /** What revoked it (the signal's abort reason: a `NotOwnerError` or `LeaseLostError`). */
+  readonly cause?: unknown;
+  /** The worker's `subject` option: with a `handler`, the message names it and the cause. */
+  readonly subject?: Subject;
+}
+
+/**
+ * A revoked shard's handler did not settle within `revokeTimeoutMs`; its claim
+ * was released anyway (or had gone with the lease). Without the `subject`
+ * option the message is addressed to the author of the handler, as it always
+ * was; with it, it names what runs the shard (`subject.handler`) and why the
+ * shard was revoked, in the subject's words.
+ */
 export class RevokeTimeoutError extends ShardworkError {
   /** The shard. */
   readonly shard: number;
   /** The bound that was exceeded. */
   readonly timeoutMs: number;
+  /** Why the shard was revoked, when known. */
+  readonly reason: RevokeReason | undefined;
 
-  constructor(shard: number, timeoutMs: number) {
+  constructor(shard: number, timeoutMs: number, context?: RevokeTimeoutContext) {
+    const subject = context?.subject;
+    const described = subject !== undefined && (subject.custom || subject.handler !== undefined);
     super(
       'REVOKE_TIMEOUT',
-      `Handler of shard ${shard} did not stop within ${timeoutMs} ms after its signal aborted; ` +
-        'the claim was released anyway and ctx.owned is false for it. Make the handler honour ctx.signal.',
+      described && context !== undefined
+        ? unitRevokedMessage(subject, shard, timeoutMs, context.reason, revokeCause(context.cause))
+        : `Handler of shard ${shard} did not stop within ${timeoutMs} ms after its signal aborted; ` +
+            'the claim was released anyway and ctx.owned is false for it. Make the handler honour ctx.signal.',
+      context?.cause === undefined ? undefined : { cause: context.cause },
     );
     this.name = 'RevokeTimeoutError';
     this.shard = shard;
     this.timeoutMs = timeoutMs;
+    this.reason = context?.reason;
+  }
+}
+
+/** What revoked a shard, for a message: the error's message, and the last renewal's failure for a lost lease. */
+function revokeCause(cause: unknown): string | undefined {
+  if (cause === undefined) return undefined;
+  const renewal = cause instanceof LeaseLostError && cause.cause !== undefined ? `; ${reason(cause.cause)}` : '';
+  return `${reason(cause)}${renewal}`;
+}
+
+/**
+ * {@link Discovery.forgetService} was asked to remove the records of a
+ * service that still has live members. Stop them first (or wait for their
+ * leases to expire). Not retryable as such: retrying succeeds only once they are gone.
+ */
+export class ServiceRunningError extends ShardworkError {
+  /** The service. */
+  readonly service: string;
+  /** Ids of the live members found. */
+  readonly members: readonly string[];
+
+  constructor(service: string, members: readonly string[]) {
+    const shown = members.slice(0, 5).join(', ') + (members.length > 5 ? `, … (${members.length} in all)` : '');
+    super(
+      'SERVICE_RUNNING',
+      `Service "${service}" still has ${members.length} live member(s) (${shown}); ` +
+        'stop its replicas (or wait until their leases expire) before forgetting it.',
+    );
+    this.name = 'ServiceRunningError';
+    this.service = service;
+    this.members = [...members];
   }
 }
 

@@ -3,8 +3,76 @@
  * throwing listener can never break the worker (its error is re-emitted as
  * `error`, or printed if it was an `error` listener that threw).
  *
+ * Every `error` payload is an {@link ErrorPayload}: still `{ error }`, so
+ * `on('error', ({ error }) => …)` works as it always did, and it prints its
+ * error: `String(e)` in `on('error', (e) => …)` no longer gives `[object Object]`.
+ *
  * @module
  */
+
+import { type InspectOptionsStylized, inspect } from 'node:util';
+import { describe, reason } from './errors.js';
+
+/**
+ * The payload of every `error` event of a shardwork emitter (a `Worker`, a
+ * job queue). Its shape is `{ error }`, as it always was; unlike a plain
+ * object it prints the error it carries: `String(payload)` and
+ * `` `${payload}` `` give `"Name: message"`, `payload.message` the error's
+ * message, and `console.error(payload)` / `util.inspect` show the error
+ * itself, stack and all.
+ *
+ * ```ts
+ * worker.on('error', ({ error }) => log(error)); // as before
+ * worker.on('error', (e) => console.warn(`backend trouble: ${e}`)); // prints the error
+ * ```
+ */
+export class ErrorPayload<E = unknown> {
+  /** The error reported (usually an `Error`, but a listener may throw anything). */
+  readonly error: E;
+
+  constructor(error: E) {
+    this.error = error;
+  }
+
+  /** The error's message (`describe`d when it is not an `Error`). */
+  get message(): string {
+    return reason(this.error);
+  }
+
+  /** `"Name: message"` for an `Error`, the value itself for a string, a short rendering otherwise. */
+  toString(): string {
+    const error: unknown = this.error;
+    if (error instanceof Error) return error.toString();
+    return typeof error === 'string' ? error : describe(error);
+  }
+
+  /** `console.log(payload)` and `util.inspect(payload)` show the error, not a wrapper around it. */
+  [inspect.custom](_depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    return show(this.error, options);
+  }
+}
+
+/**
+ * The payload of an `error` event for `error`: what a `TypedEmitter`
+ * subclass should emit (`this.emit('error', errorPayload(error))`). Plain
+ * `{ error }` objects are turned into one by the emitter anyway; extra fields
+ * of such an object are kept.
+ */
+export function errorPayload<E>(error: E): ErrorPayload<E> {
+  return new ErrorPayload(error);
+}
+
+function asErrorPayload(payload: unknown): ErrorPayload {
+  if (payload instanceof ErrorPayload) return payload;
+  if (typeof payload !== 'object' || payload === null) return new ErrorPayload(payload);
+  const wrapped = new ErrorPayload((payload as { error?: unknown }).error);
+  // Other fields of the emitter's payload are kept, as own properties (one
+  // named like a getter of ErrorPayload, `message`, shadows it rather than throw).
+  for (const [key, value] of Object.entries(payload)) {
+    if (key !== 'error') Object.defineProperty(wrapped, key, { value, enumerable: true, configurable: true });
+  }
+  return wrapped;
+}
 
 /** Listener of event `K` of map `M`. */
 export type Listener<M, K extends keyof M> = (payload: M[K]) => void;
@@ -43,20 +111,25 @@ export class TypedEmitter<M extends { error: { error: unknown } }> {
     return this.#listeners.get(event)?.size ?? 0;
   }
 
-  /** @internal Emit to every listener, catching throws. */
+  /**
+   * @internal Emit to every listener, catching throws. An `error` payload is
+   * delivered as an {@link ErrorPayload} whatever the caller passed, so that
+   * every emitter built on this one prints its errors the same way.
+   */
   protected emit<K extends keyof M>(event: K, payload: M[K]): void {
     const set = this.#listeners.get(event);
     if (set === undefined) return;
+    const delivered = event === 'error' ? (asErrorPayload(payload) as M[K]) : payload;
     for (const listener of [...set]) {
       try {
-        (listener as Listener<M, K>)(payload);
+        (listener as Listener<M, K>)(delivered);
       } catch (error) {
         if (event === 'error') {
           console.error('shardwork: an "error" listener threw', error);
         } else if (this.listenerCount('error') === 0) {
           console.warn(`shardwork: a "${String(event)}" listener threw`, error);
         } else {
-          this.emit('error', { error } as M['error']);
+          this.emit('error', errorPayload(error) as M['error']);
         }
       }
     }

@@ -8,12 +8,15 @@
 
 import type { Discovery, InvalidRecord, StoredGroup } from './discovery/contract.js';
 import { InvalidRecordError, LeaseTtlMismatchError, ShardCountMismatchError } from './errors.js';
+import type { Subject } from './subject.js';
 
 /** The settings of this replica that the group must match. */
 export interface GroupCheck {
   readonly service: string;
   readonly shardCount: number;
   readonly leaseTtlMs: number;
+  /** The words of messages (a queue and its partitions); a service and its shards when absent. */
+  readonly subject?: Subject;
 }
 
 /**
@@ -44,10 +47,11 @@ export async function ensureGroup(
     const first = stored.invalid[0] as InvalidRecord;
     if (disagree.length > 0) {
       const other = disagree[0];
+      const count = check.subject?.countOption ?? 'shards';
       throw new InvalidRecordError(
         first.key,
-        `${first.reason}; not rewritten, because live member ${other?.id} runs with shards: ${other?.shardCount}, ` +
-          `leaseTtlMs: ${other?.leaseTtlMs} and this replica with shards: ${check.shardCount}, leaseTtlMs: ${check.leaseTtlMs}`,
+        `${first.reason}; not rewritten, because live member ${other?.id} runs with ${count}: ${other?.shardCount}, ` +
+          `leaseTtlMs: ${other?.leaseTtlMs} and this replica with ${count}: ${check.shardCount}, leaseTtlMs: ${check.leaseTtlMs}`,
       );
     }
     stored = await discovery.ensureGroup(check.service, settings, { replaceInvalid: true });
@@ -58,9 +62,9 @@ export async function ensureGroup(
     throw new InvalidRecordError(bad?.key ?? `${check.service} group`, bad?.reason ?? 'the shard count is unreadable');
   }
   if (stored.shardCount !== check.shardCount) {
-    throw new ShardCountMismatchError(check.service, stored.shardCount, check.shardCount);
+    throw new ShardCountMismatchError(check.service, stored.shardCount, check.shardCount, check.subject);
   }
   if (stored.leaseTtlMs !== undefined && stored.leaseTtlMs !== check.leaseTtlMs) {
-    throw new LeaseTtlMismatchError(check.service, stored.leaseTtlMs, check.leaseTtlMs);
+    throw new LeaseTtlMismatchError(check.service, stored.leaseTtlMs, check.leaseTtlMs, check.subject);
   }
 }

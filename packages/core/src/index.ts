@@ -29,10 +29,12 @@ export type {
   Member,
   MemberInfo,
   Registration,
+  RenewResult,
   Snapshot,
   StoredGroup,
 } from './discovery/contract.js';
-export { inspectSnapshot } from './discovery/inspect.js';
+export type { ServiceHealth, ServiceInspection } from './discovery/inspect.js';
+export { inspectSnapshot, serviceHealth } from './discovery/inspect.js';
 export type { MemoryDiscoveryOptions, MemoryStoreOptions } from './discovery/memory.js';
 export { MemoryDiscovery, MemoryStore, sharedMemoryStore } from './discovery/memory.js';
 export type { MemberRecordResult, ParsedMemberRecord } from './discovery/records.js';
@@ -45,7 +47,7 @@ export {
   registerDiscovery,
   registeredProtocols,
 } from './discovery/registry.js';
-export type { RefusalReason, ShardworkErrorCode } from './errors.js';
+export type { RefusalReason, RevokeTimeoutContext, ShardworkErrorCode } from './errors.js';
 export {
   AttemptsExhaustedError,
   BackendRefusedError,
@@ -65,21 +67,25 @@ export {
   NotOwnerError,
   RevokeTimeoutError,
   reason as errorMessage,
+  ServiceRunningError,
   ShardCountMismatchError,
   ShardworkError,
   StartTimeoutError,
   UnknownProtocolError,
 } from './errors.js';
 export type { Listener } from './events.js';
-export { TypedEmitter } from './events.js';
+export { ErrorPayload, errorPayload, TypedEmitter } from './events.js';
+export type { ClaimsHeldBack, HoldBackReason } from './hold-back.js';
 export type {
   CompiledWorkerOptions,
   Handler,
   ShardContext,
   Stage,
   StageFunction,
+  Subject,
   WatchInfo,
   WorkerOptions,
+  WorkerSubject,
 } from './options.js';
 export { compileOptions } from './options.js';
 export type { ShardParamsInput } from './params.js';

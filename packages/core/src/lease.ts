@@ -10,7 +10,7 @@
 
 import { nanoid } from 'nanoid';
 import { sleep } from './clock.js';
-import type { Discovery, InvalidRecord } from './discovery/contract.js';
+import type { ClaimRef, Discovery, InvalidRecord } from './discovery/contract.js';
 import {
   DiscoveryUnavailableError,
   isRetryableError,
@@ -77,6 +77,10 @@ export interface LeaseHost {
   reportError(error: unknown): void;
   /** Garbage records the group check rewrote. */
   repaired(records: readonly InvalidRecord[]): void;
+  /** The claims this lease's shard runs hold (owned or draining), checked by each renewal. */
+  held(lease: Lease): readonly ClaimRef[];
+  /** A renewal found claims of `held` that are no longer this member's. */
+  claimsLost(lease: Lease, lost: readonly ClaimRef[]): void;
 }
 
 /** How {@link LeaseKeeper.register} retries an unreachable backend. */
@@ -95,6 +99,8 @@ export class LeaseKeeper {
   #current: Lease | undefined;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #fenceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the last renewal failed, `undefined` after a success: the cause of a lease lost on its deadline. */
+  #renewError: unknown;
 
   constructor(host: LeaseHost) {
     this.#host = host;
@@ -185,6 +191,7 @@ export class LeaseKeeper {
       );
     }
     this.#current = lease;
+    this.#renewError = undefined;
     this.#armFence(lease);
     this.#scheduleHeartbeat(o.heartbeatIntervalMs);
     this.#host.registered(lease);
@@ -206,7 +213,7 @@ export class LeaseKeeper {
     if (!lease.retire('lost')) return;
     this.#clearTimers();
     const early = this.#host.options.clock.now() < lease.deadline;
-    this.#host.lost(lease, new LeaseLostError(lease.instance, detail), early);
+    this.#host.lost(lease, new LeaseLostError(lease.instance, detail, this.#renewError), early);
   }
 
   /** Stop every timer (teardown). */
@@ -248,17 +255,23 @@ export class LeaseKeeper {
     // delay the next one (renewals are idempotent).
     this.#scheduleHeartbeat(o.heartbeatIntervalMs);
     try {
-      await this.#host.discovery.renew(o.service, lease.instance);
+      // The renewal also checks the claims we act on: one written over behind
+      // our back changes no revision on some backends, so no event or version
+      // check would tell us, and we would act on a shard another member may own.
+      const result = await this.#host.discovery.renew(o.service, lease.instance, this.#host.held(lease));
       if (lease.state !== 'held') return;
       lease.deadline = Math.max(lease.deadline, this.#deadlineAfter(sentAt));
+      this.#renewError = undefined;
       this.#armFence(lease);
       this.#host.renewed(lease, o.clock.now() - sentAt);
+      if (result !== undefined && result.lost.length > 0) this.#host.claimsLost(lease, result.lost);
     } catch (error) {
       if (lease.state !== 'held') return;
       if (error instanceof LeaseExpiredError) {
         this.fence(lease, 'the backend no longer knows this member');
         return;
       }
+      this.#renewError = error;
       this.#host.reportError(error);
       // Retry sooner than usual: every renewal before the deadline counts.
       this.#scheduleHeartbeat(Math.max(10, o.heartbeatIntervalMs / 3));

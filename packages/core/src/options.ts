@@ -16,8 +16,10 @@ import type { Handler, StageFunction } from './handler.js';
 import { parseParams, type ShardParamsInput } from './params.js';
 import { compileRetry, type RetryOptions, type RetryPolicy, type RetryPolicyFunction } from './retry.js';
 import { type CompiledSchedule, compileSchedule, type ScheduleInput } from './schedule.js';
+import type { Subject, WorkerSubject } from './subject.js';
 
 export type { Handler, ShardContext, Stage, StageFunction, WatchInfo } from './handler.js';
+export type { Subject, WorkerSubject } from './subject.js';
 
 /** Options of a {@link Worker}. */
 export interface WorkerOptions {
@@ -33,7 +35,12 @@ export interface WorkerOptions {
    * @defaultValue `process.env.SHARDWORK_DISCOVERY`, else `memory://`
    */
   readonly discovery?: string | Discovery;
-  /** Cron schedule (5 or 6 fields, seconds first when 6), optionally with a time zone. */
+  /**
+   * Cron schedule: 5 fields, or 6 with seconds first, or a nickname such as
+   * `@daily`; optionally `{ cron, timezone }`. Any other field count (a
+   * seventh field, the year, included) is refused with `InvalidCronError`.
+   * @defaultValue none: the pipeline runs once per acquisition
+   */
   readonly schedule?: ScheduleInput;
   /**
    * Retry policy of every stage, or a function.
@@ -101,6 +108,14 @@ export interface WorkerOptions {
    * @defaultValue false
    */
   readonly handleSignals?: boolean;
+  /**
+   * For libraries that run a worker on their users' behalf: what the service,
+   * its shards and the handler are, in the words of the messages the worker
+   * produces (a job adapter: a queue, its partitions, and the adapter's own
+   * partition consumer). See {@link WorkerSubject}.
+   * @defaultValue a service, its shards, and the handler as your own code
+   */
+  readonly subject?: WorkerSubject;
   /** Monotonic clock, for tests. @defaultValue {@link systemClock} */
   readonly clock?: Clock;
 }
@@ -126,6 +141,8 @@ export interface CompiledWorkerOptions {
   readonly resyncIntervalMs: number;
   readonly startTimeoutMs: number;
   readonly handleSignals: boolean;
+  /** The words of messages (see {@link WorkerOptions.subject}). */
+  readonly subject: Subject;
   readonly clock: Clock;
 }
 
@@ -136,6 +153,61 @@ function positive(option: string, value: unknown, min: number, max = MAX_TIMER_M
     throw new InvalidOptionsError(option, value, `a number in [${min}, ${max}]`);
   }
   return value;
+}
+
+const DEFAULTS = { kind: 'service', unit: 'shard', member: 'replica', countOption: 'shards' } as const;
+
+function word(option: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  // One line of plain words: these go into error messages and log lines.
+  const oneLine = typeof value === 'string' && [...value].every((c) => c >= ' ');
+  if (typeof value !== 'string' || value.trim() === '' || value.length > 200 || !oneLine) {
+    throw new InvalidOptionsError(option, value, 'a non-empty string of at most 200 characters on one line');
+  }
+  return value;
+}
+
+/** Validate the `subject` option and fill defaults; throws `InvalidOptionsError` naming the field. */
+function compileSubject(service: string, input: WorkerSubject | undefined): Subject {
+  if (input !== undefined && (typeof input !== 'object' || input === null)) {
+    throw new InvalidOptionsError('subject', input, 'an object such as { kind, unit, handler }');
+  }
+  const s = input ?? {};
+  const kind = word('subject.kind', s.kind, DEFAULTS.kind);
+  const name = word('subject.name', s.name, service);
+  const unit = word('subject.unit', s.unit, DEFAULTS.unit);
+  const units = word('subject.units', s.units, `${unit}s`);
+  const member = word('subject.member', s.member, DEFAULTS.member);
+  const countOption = word('subject.countOption', s.countOption, DEFAULTS.countOption);
+  if (s.handler !== undefined && typeof s.handler !== 'function') {
+    throw new InvalidOptionsError('subject.handler', s.handler, 'a function of the shard returning a description');
+  }
+  const handler = s.handler;
+  const advice =
+    s.revokeTimeoutAdvice === undefined
+      ? handler === undefined
+        ? 'Make the handler honour ctx.signal.'
+        : ''
+      : word('subject.revokeTimeoutAdvice', s.revokeTimeoutAdvice, '');
+  const custom =
+    kind !== DEFAULTS.kind ||
+    name !== service ||
+    unit !== DEFAULTS.unit ||
+    units !== `${DEFAULTS.unit}s` ||
+    member !== DEFAULTS.member ||
+    countOption !== DEFAULTS.countOption;
+  return {
+    kind,
+    name,
+    unit,
+    units,
+    member,
+    countOption,
+    handler,
+    revokeTimeoutAdvice: advice,
+    custom,
+    tag: custom ? `[shardwork ${kind} ${name}]` : `[shardwork ${service}]`,
+  };
 }
 
 /** Validate options and fill defaults. Throws {@link InvalidOptionsError} (or a cron/params error). */
@@ -214,6 +286,7 @@ export function compileOptions(options: WorkerOptions): CompiledWorkerOptions {
     resyncIntervalMs: positive('resyncIntervalMs', options.resyncIntervalMs ?? 30_000, 50),
     startTimeoutMs: positive('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0),
     handleSignals: options.handleSignals ?? false,
+    subject: compileSubject(service, options.subject),
     clock: options.clock ?? systemClock,
   };
 }

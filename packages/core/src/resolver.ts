@@ -22,6 +22,7 @@ import type {
 } from './discovery/contract.js';
 import { LeaseExpiredError, ShardCountMismatchError } from './errors.js';
 import { ensureGroup } from './group.js';
+import type { HoldBackReason } from './hold-back.js';
 import type { Lease } from './lease.js';
 import type { CompiledWorkerOptions } from './options.js';
 
@@ -341,6 +342,11 @@ export interface ResolverHost {
   listedInvalid(records: readonly InvalidRecord[]): void;
   /** Garbage records the backend or the group check repaired. */
   repaired(records: readonly InvalidRecord[]): void;
+  /**
+   * Claims are held back until monotonic time `until` (a new hold-back, or
+   * one moved markedly later); `groupAgeMs` for a young group.
+   */
+  heldBack(reason: HoldBackReason, until: number, groupAgeMs: number | undefined): void;
 }
 
 /** How many backend calls of each kind the resolver made (for tests and benchmarks). */
@@ -370,8 +376,9 @@ export class Resolver {
   #planMs = 0;
   #resyncTimer: ReturnType<typeof setTimeout> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Monotonic time before which this replica must not claim. */
+  /** Monotonic time before which this replica must not claim, and why. */
   #claimsBlockedUntil = Number.NEGATIVE_INFINITY;
+  #heldBack: { reason: HoldBackReason; until: number } | undefined;
   #stopped = false;
   /** Counts of what the loop did. */
   readonly counters: ResolverCounters = { snapshots: 0, versionChecks: 0, deltas: 0, passes: 0 };
@@ -408,9 +415,25 @@ export class Resolver {
     await this.#passing?.catch(() => undefined);
   }
 
-  /** Claim nothing before monotonic time `until` (a backend that lost data: older owners may still act). */
-  blockClaimsUntil(until: number): void {
-    this.#claimsBlockedUntil = Math.max(this.#claimsBlockedUntil, until);
+  /**
+   * Claim nothing before monotonic time `until` (a backend that lost data:
+   * older owners may still act). The worker is told of each new hold-back,
+   * and of one moved later by more than a tenth of the TTL (a young group's
+   * end, recomputed at every listing, jitters by a round trip).
+   */
+  blockClaimsUntil(until: number, reason: HoldBackReason, groupAgeMs?: number): void {
+    if (until <= this.#claimsBlockedUntil) return;
+    const now = this.#host.options.clock.now();
+    const told = this.#heldBack;
+    this.#claimsBlockedUntil = until;
+    const news =
+      told === undefined ||
+      told.until <= now ||
+      told.reason !== reason ||
+      until - told.until > this.#host.options.leaseTtlMs / 10;
+    if (!news) return;
+    this.#heldBack = { reason, until };
+    this.#host.heldBack(reason, until, groupAgeMs);
   }
 
   /** Re-list on the next pass (a new registration, or anything that casts doubt on the cache). */
@@ -550,7 +573,7 @@ export class Resolver {
       // too) or holds garbage: recreate or repair the group record.
       await ensureGroup(discovery, o, (records) => this.#host.repaired(records));
     } else if (snapshot.shardCount !== o.shardCount) {
-      throw new ShardCountMismatchError(o.service, snapshot.shardCount, o.shardCount);
+      throw new ShardCountMismatchError(o.service, snapshot.shardCount, o.shardCount, o.subject);
     }
     const view = ServiceView.fromSnapshot(snapshot, o.clock);
     // A backend whose revisions are not numbers cannot be followed by deltas: list every pass.
@@ -558,7 +581,7 @@ export class Resolver {
     if (snapshot.groupAgeMs !== undefined && snapshot.groupAgeMs < o.leaseTtlMs) {
       // A young group in a backend that can lose data may be a recreated one,
       // with owners from before the loss still inside their leases.
-      this.blockClaimsUntil(o.clock.now() + o.leaseTtlMs - snapshot.groupAgeMs);
+      this.blockClaimsUntil(o.clock.now() + o.leaseTtlMs - snapshot.groupAgeMs, 'young-group', snapshot.groupAgeMs);
     }
     return view ?? ServiceView.fromSnapshot({ ...snapshot, revision: '0' }, o.clock);
   }

@@ -70,6 +70,11 @@ export class ShardRun {
   /** Monotonic time of the first {@link ShardRun.revoke}. */
   revokedAt: number | undefined;
 
+  /** What revoked the run (the reason its signal aborted with), `undefined` while owned. */
+  get revokedBy(): unknown {
+    return this.#controller.signal.aborted ? this.#controller.signal.reason : undefined;
+  }
+
   /** Whether a pipeline run is in progress. */
   get running(): boolean {
     return this.#current !== undefined;
@@ -149,7 +154,7 @@ export class ShardRun {
         return run.held();
       },
       assertOwned(): void {
-        if (!run.owned()) throw new NotOwnerError(run.shard, run.token, 'revoked or lease deadline passed');
+        if (!run.owned()) throw new NotOwnerError(run.shard, run.token, 'revoked or lease deadline passed', o.subject);
       },
     };
     const { before, after } = o.handler;

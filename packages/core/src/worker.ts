@@ -21,10 +21,12 @@ import {
   RevokeTimeoutError,
   StartTimeoutError,
 } from './errors.js';
-import { TypedEmitter } from './events.js';
+import { type ErrorPayload, errorPayload, TypedEmitter } from './events.js';
 import type { ShardContext, Stage, WatchInfo } from './handler.js';
+import { type ClaimsHeldBack, type HoldBackReason, holdBackMessage } from './hold-back.js';
 import { type Lease, LeaseKeeper } from './lease.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
+import { ReleaseBatcher } from './release-batcher.js';
 import { type Acquisition, Resolver, type ResolverCounters } from './resolver.js';
 import { startTicker, type Ticker } from './schedule.js';
 import { type RunHost, ShardRun } from './shard-run.js';
@@ -72,6 +74,14 @@ export interface WorkerEventMap {
   };
   /** This replica's slice changed (same payload as `handler.watch`). */
   assignment: WatchInfo;
+  /**
+   * This replica claims nothing until `untilMs` (wall clock), and `message`
+   * says why: the group record is younger than one lease TTL (a new service
+   * on a backend that can lose its data, which cannot tell it from a lost
+   * one), or the backend forgot this replica's lease early (it lost its
+   * data). Printed with `console.warn` when nobody listens.
+   */
+  'claims:held-back': ClaimsHeldBack;
   /** A cron tick found the previous run of the shard still going and skipped it. */
   'tick:skipped': { readonly shard: number; readonly scheduledAt: Date };
   /** A handler stage threw (also given to `handler.onError`). */
@@ -83,8 +93,12 @@ export interface WorkerEventMap {
    * deleted, a group record rewritten from the value the live members agree on).
    */
   'record:invalid': { readonly error: InvalidRecordError; readonly repaired: boolean };
-  /** An infrastructure error (backend unreachable, revoke timeout, …). The worker carries on. */
-  error: { readonly error: unknown };
+  /**
+   * An infrastructure error (backend unreachable, revoke timeout, …). The
+   * worker carries on. The payload is `{ error }` and prints its error
+   * (`String(payload)`, `payload.message`, `console.error(payload)`).
+   */
+  error: ErrorPayload;
 }
 
 /** Snapshot returned by {@link Worker.status}. */
@@ -105,6 +119,9 @@ export interface WorkerStatus {
   /** What the resolver has done since start: reconcile passes, full listings, changes applied, version checks. */
   readonly resolver: Readonly<ResolverCounters>;
 }
+
+/** Most held claims one renewal checks (see `#heldClaims`). */
+const MAX_CHECKED = 1000;
 
 /** On stop, handlers that settle within this long are handed over by revoking the lease alone. */
 const FAST_STOP_MS = 20;
@@ -143,6 +160,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #view: readonly Member[] = [];
   #lastWatch = '';
   #reportedInvalid = new Set<string>();
+  /** The shard the next renewal's check of held claims starts from, when there are too many for one. */
+  #checkFrom = 0;
   #ticker: Ticker | undefined;
   /** Called after every reconcile pass; `start()` waits for the first one only. */
   #afterPass: (() => void) | undefined;
@@ -228,6 +247,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
           this.emit('lease:renewed', { instance: lease.instance, latencyMs });
       },
       lost: (lease, error, early) => this.#onLeaseLost(lease, error, early),
+      held: (lease) => this.#heldClaims(lease.instance),
+      claimsLost: (_lease, lost) => this.#onClaimsLost(lost),
       reportError: (e) => {
         if (this.state === 'starting') startError = e;
         this.#reportError(e);
@@ -320,7 +341,19 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       reportError: (e) => this.#reportError(e),
       listedInvalid: (records) => this.#reportInvalid(records),
       repaired: (records) => this.#reportRepaired(records),
+      heldBack: (reason, until, groupAgeMs) => this.#heldBack(discovery.kind, reason, until, groupAgeMs),
     });
+  }
+
+  /** Say why this replica claims nothing for a while: `claims:held-back`, else a warning. */
+  #heldBack(backend: string, reason: HoldBackReason, until: number, groupAgeMs: number | undefined): void {
+    const waitMs = Math.max(0, until - this.#o.clock.now());
+    const untilMs = Date.now() + waitMs;
+    const { kind, units } = this.#o.subject;
+    const words = { backend, kind, units, leaseTtlMs: this.#o.leaseTtlMs };
+    const message = holdBackMessage(words, reason, waitMs, untilMs, groupAgeMs);
+    if (this.listenerCount('claims:held-back') === 0) console.warn(`${this.#o.subject.tag} ${message}`);
+    else this.emit('claims:held-back', { reason, untilMs, waitMs, groupAgeMs, message });
   }
 
   /**
@@ -352,7 +385,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const lease = this.#lease?.held;
     const owned = [...this.#runs.values()].filter((r) => !r.revoked);
     for (const run of owned) {
-      if (run.revoke(new NotOwnerError(run.shard, run.token, 'stop'), false)) {
+      if (run.revoke(new NotOwnerError(run.shard, run.token, 'stop', this.#o.subject), false)) {
         this.emit('shard:revoked', { shard: run.shard, token: run.token, reason: 'stop' });
       }
     }
@@ -412,7 +445,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       // data (e.g. Redis restarted empty). Every other replica's lease from
       // before the loss ends within one TTL on its own clock, and until then
       // its owner may still act: claim nothing before that.
-      this.#resolver?.blockClaimsUntil(this.#o.clock.now() + this.#o.leaseTtlMs);
+      this.#resolver?.blockClaimsUntil(this.#o.clock.now() + this.#o.leaseTtlMs, 'data-loss');
     }
     for (const run of this.#runs.values()) {
       if (run.instance !== lease.instance || !run.revoke(error, false)) continue;
@@ -446,6 +479,44 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   // ── shards ───────────────────────────────────────────────────────────────
 
+  /**
+   * Claims of `instance` that a run still acts on or drains under, for the
+   * next renewal to check: all of them, or the next {@link MAX_CHECKED} in
+   * shard order after the last ones checked, so that a replica holding
+   * thousands of shards spreads the check over several heartbeats.
+   */
+  #heldClaims(instance: string): ClaimRef[] {
+    const held = [...this.#runs.values()]
+      .filter((run) => run.instance === instance && run.state !== 'released')
+      .sort((a, b) => a.shard - b.shard);
+    let picked = held;
+    if (held.length > MAX_CHECKED) {
+      const from = Math.max(
+        0,
+        held.findIndex((run) => run.shard >= this.#checkFrom),
+      );
+      picked = Array.from({ length: MAX_CHECKED }, (_, i) => held[(from + i) % held.length] as ShardRun);
+      this.#checkFrom = (picked.at(-1)?.shard ?? -1) + 1;
+    }
+    return picked.map((run) => ({ shard: run.shard, token: run.token }));
+  }
+
+  /**
+   * A renewal found claims that are not ours any more (written over behind
+   * our back): stop acting on them at once, then re-list to see what is there.
+   */
+  #onClaimsLost(lost: readonly ClaimRef[]): void {
+    for (const { shard, token } of lost) {
+      const run = this.#runs.get(shard);
+      if (run === undefined || run.token !== token) continue;
+      // A draining run is revoked already; its claim is gone all the same, so ctx.held turns false.
+      if (run.revoked) run.revoke(new NotOwnerError(shard, token, 'claim-lost', this.#o.subject), true);
+      else this.#revokeInBackground(shard, 'claim-lost');
+    }
+    this.#resolver?.invalidate();
+    void this.#resolver?.request();
+  }
+
   #acquire(shard: number, token: number, instance: string, how: Acquisition): void {
     const run = new ShardRun(this.#runHost, shard, token, instance);
     this.#runs.set(shard, run);
@@ -458,7 +529,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (run === undefined || run.revoked) return;
     // A claim lost behind our back is not ours even while the handler drains.
     const lost = why === 'claim-lost';
-    run.revoke(new NotOwnerError(shard, run.token, why), lost);
+    run.revoke(new NotOwnerError(shard, run.token, why, this.#o.subject), lost);
     this.emit('shard:revoked', { shard, token: run.token, reason: why });
     const done: Promise<void> = this.#finishRevocation(run, !lost, why).finally(() => {
       this.#revocations.delete(done);
@@ -469,7 +540,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Wait for a revoked run's handler (bounded), then give its claim back if asked. Never rejects. */
   async #finishRevocation(run: ShardRun, release: boolean, reason: RevokeReason): Promise<void> {
-    await this.#settle(run);
+    await this.#settle(run, reason);
     run.markReleased();
     const releasing = release && this.#holds(run.instance);
     if (releasing) await this.#releases?.add(run.instance, { shard: run.shard, token: run.token });
@@ -484,9 +555,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   /** Wait for a run's pipeline to finish, at most `revokeTimeoutMs`. */
-  async #settle(run: ShardRun): Promise<void> {
+  async #settle(run: ShardRun, reason: RevokeReason): Promise<void> {
     const timeout = this.#o.revokeTimeoutMs;
-    if (!(await run.settle(timeout))) this.#reportError(new RevokeTimeoutError(run.shard, timeout));
+    if (await run.settle(timeout)) return;
+    const context = { reason, cause: run.revokedBy, subject: this.#o.subject };
+    this.#reportError(new RevokeTimeoutError(run.shard, timeout, context));
   }
 
   #onTick(scheduledAt: Date): void {
@@ -508,7 +581,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (onError === undefined) {
       // Nobody would hear of it: say so once per failing run, and when it gives up.
       if (this.listenerCount('handler:error') === 0 && (ctx.attempt === 1 || error instanceof AttemptsExhaustedError)) {
-        console.warn(`[shardwork ${this.#o.service}] shard ${run.shard} ${ctx.stage} failed: ${errorReason(error)}`);
+        const { tag, unit } = this.#o.subject;
+        console.warn(`${tag} ${unit} ${run.shard} ${ctx.stage} failed: ${errorReason(error)}`);
       }
       return;
     }
@@ -584,10 +658,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   #reportError(error: unknown): void {
     if (this.listenerCount('error') === 0) {
-      console.warn(`[shardwork ${this.#o.service}] ${errorReason(error)}`);
+      console.warn(`${this.#o.subject.tag} ${errorReason(error)}`);
       return;
     }
-    this.emit('error', { error });
+    this.emit('error', errorPayload(error));
   }
 
   #installSignalHandlers(): void {
@@ -607,63 +681,4 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     process.off('SIGINT', handler);
     this.#signalHandler = undefined;
   }
-}
-
-/**
- * Claims given back while a release request is in flight go out together in
- * the next `releaseMany` of that member: a stop or a rebalance whose handlers
- * settle together costs one or two requests, not one per shard, and an
- * isolated release waits for nothing.
- */
-class ReleaseBatcher {
-  readonly #discovery: Discovery;
-  readonly #service: string;
-  readonly #reportError: (error: unknown) => void;
-  /** Per member: the batch being collected, and whether a request is in flight. */
-  readonly #members = new Map<string, { queued: Queued[]; inFlight: boolean }>();
-
-  constructor(discovery: Discovery, service: string, reportError: (error: unknown) => void) {
-    this.#discovery = discovery;
-    this.#service = service;
-    this.#reportError = reportError;
-  }
-
-  /** Queue a release; resolves when its request is answered (never rejects: failures are reported). */
-  add(instance: string, ref: ClaimRef): Promise<void> {
-    let state = this.#members.get(instance);
-    if (state === undefined) {
-      state = { queued: [], inFlight: false };
-      this.#members.set(instance, state);
-    }
-    const queued = state.queued;
-    const done = new Promise<void>((resolve) => queued.push({ ref, resolve }));
-    if (!state.inFlight) void this.#drain(instance, state);
-    return done;
-  }
-
-  async #drain(instance: string, state: { queued: Queued[]; inFlight: boolean }): Promise<void> {
-    state.inFlight = true;
-    // Let releases queued in the same turn join the first request.
-    await Promise.resolve();
-    while (state.queued.length > 0) {
-      const batch = state.queued.splice(0);
-      try {
-        await this.#discovery.releaseMany(
-          this.#service,
-          instance,
-          batch.map((q) => q.ref),
-        );
-      } catch (error) {
-        this.#reportError(error);
-      }
-      for (const q of batch) q.resolve();
-    }
-    state.inFlight = false;
-    if (this.#members.get(instance) === state) this.#members.delete(instance);
-  }
-}
-
-interface Queued {
-  readonly ref: ClaimRef;
-  readonly resolve: () => void;
 }

@@ -96,6 +96,31 @@ describe('compileSchedule', () => {
     },
   );
 
+  // Issue 21: croner takes a seventh field (the year); the README promises 5 or 6.
+  it.each([
+    ['0 0 12 * * * 2030', 7],
+    ['* * * * * * * *', 8],
+    ['* * * *', 4],
+  ])('refuses %s naming its %i fields and the accepted forms', (expression, count) => {
+    const error = (() => {
+      try {
+        compileSchedule(expression);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(InvalidCronError);
+    const message = (error as Error).message;
+    expect(message).toContain(`"${expression}"`);
+    expect(message).toContain(`has ${count} fields`);
+    expect(message).toMatch(/accepts 5 fields .* 6 fields \(second first\)/);
+    if (count === 7) expect(message).toMatch(/year.*not supported/);
+  });
+
+  it('accepts nicknames such as @daily', () => {
+    expect(compileSchedule('@daily')).toEqual({ cron: '@daily', timezone: undefined });
+  });
+
   it('rejects an unknown time zone', () => {
     expect(() => compileSchedule({ cron: '* * * * *', timezone: 'Mars/Olympus' })).toThrow(/Mars\/Olympus/);
   });

@@ -272,6 +272,49 @@ export async function releaseShards(ctx: Omit<ClaimContext, 'lease'>, claims: re
   return results;
 }
 
+/**
+ * Of `held`, the claims that are no longer the member's: the key must still
+ * hold the member's id, have the create revision the token names, and be
+ * bound to the member's lease. One transaction per chunk, compares only (no
+ * values come back) while all is well; on a mismatch its failure branch reads
+ * the keys, and they are judged here. (etcd's watch announces an overwritten
+ * claim by itself; this covers a watch that went silent without knowing it.)
+ */
+export async function heldClaimsLost(ctx: ClaimContext, held: readonly ClaimRef[]): Promise<ClaimRef[]> {
+  const lost: ClaimRef[] = [];
+  const named: { ref: ClaimRef; revision: number }[] = [];
+  for (const ref of held) {
+    const revision = claimRevision(ref.token, ref.shard);
+    if (revision === undefined) lost.push(ref);
+    else named.push({ ref, revision });
+  }
+  const owner = encodeClaim(ctx.memberId);
+  // Three compares per claim, and etcd counts compares against --max-txn-ops too.
+  const check = async (chunk: typeof named): Promise<void> => {
+    const res = await ctx.txn({
+      compare: chunk.flatMap(({ ref, revision }) => {
+        const key = ctx.keys.claim(ref.shard);
+        return [holds(key, owner), createdAt(key, revision), boundTo(key, ctx.lease)];
+      }),
+      success: [],
+      failure: chunk.map(({ ref }) => get(ctx.keys.claim(ref.shard))),
+    });
+    if (res.succeeded) return;
+    chunk.forEach(({ ref, revision }, i) => {
+      const kv = res.responses[i]?.response_range?.kvs[0];
+      const ours =
+        kv !== undefined &&
+        kv.value.toString('utf8') === owner &&
+        String(kv.create_revision) === String(revision) &&
+        String(kv.lease) === ctx.lease;
+      if (!ours) lost.push(ref);
+    });
+  };
+  // Reads only: the chunks go out together, so the check takes one round trip.
+  await Promise.all(chunks(named, Math.max(1, Math.floor(ctx.batchSize / 3))).map(check));
+  return lost;
+}
+
 /** A claim to release: its shard, the create revision its token names, and its position in the call. */
 interface NamedClaim {
   readonly shard: number;

@@ -38,6 +38,8 @@ import {
   LeaseExpiredError,
   type MemberInfo,
   type Registration,
+  type RenewResult,
+  ServiceRunningError,
   ShardworkError,
   type Snapshot,
   type StoredGroup,
@@ -53,9 +55,10 @@ import {
   GRPCUnavailableError,
   type ITxnResponse,
 } from 'etcd3';
-import { type ClaimContext, claimShards, LEASE_GONE, releaseShards } from './claims.js';
+import { type ClaimContext, claimShards, heldClaimsLost, LEASE_GONE, releaseShards } from './claims.js';
 import { clientOptions } from './connection.js';
 import { EtcdAuthError, type EtcdKeyScope, EtcdPermissionError, EtcdTlsError } from './errors.js';
+import { forgetKeys } from './forget.js';
 import { parseServiceKey, type ServiceKeys, serviceKeys } from './keys.js';
 import { type CompiledEtcdOptions, compileEtcdOptions, type EtcdDiscoveryOptions, parseEtcdUrl } from './options.js';
 import {
@@ -472,11 +475,38 @@ export class EtcdDiscovery implements Discovery {
     return prefixScope(serviceKeys(this.#options.prefix, String(service)).root, 'readwrite');
   }
 
-  renew(service: string, memberId: string): Promise<void> {
+  /**
+   * One LeaseKeepAlive, and alongside it (in parallel, so the renewal takes
+   * no longer) a check of the `held` claims: compares only, in transactions
+   * of up to `maxTxnOps / 3` claims (see `heldClaimsLost`). A check that fails
+   * to reach etcd does not fail the renewal: it reports nothing this time.
+   */
+  renew(service: string, memberId: string, held: readonly ClaimRef[] = []): Promise<RenewResult> {
+    const bad = checkClaimRefs(held);
+    if (bad !== undefined) return Promise.reject(bad);
     return this.#call('renew', this.#leaseScope(service), async () => {
       const entry = this.#entry(service, memberId);
-      const ttl = await this.#keepAliveOnce(entry.id);
+      const ctx = this.#claimContext(this.#keys(service), memberId, entry.id);
+      const checking = held.length === 0 ? Promise.resolve([]) : heldClaimsLost(ctx, held).catch(() => []);
+      const [ttl, lost] = await Promise.all([this.#keepAliveOnce(entry.id), checking]);
       if (!(ttl > 0)) throw this.#leaseGone(memberId);
+      return { lost };
+    });
+  }
+
+  /**
+   * One transaction: if no key exists under `members/` (a range compare:
+   * every key in the range must have create revision 0, which an empty range
+   * satisfies), delete every key under the service root. Claims are bound to
+   * member leases, so none can be live without a member; tokens are etcd
+   * revisions, which keep increasing for a service started again.
+   */
+  forgetService(service: string): Promise<boolean> {
+    const keys = this.#keys(service);
+    return this.#call('forgetService', prefixScope(keys.root, 'readwrite'), async () => {
+      const outcome = await forgetKeys((r) => this.#txn(r), keys);
+      if (typeof outcome !== 'boolean') throw new ServiceRunningError(service, outcome);
+      return outcome;
     });
   }
 
@@ -614,6 +644,10 @@ export class EtcdDiscovery implements Discovery {
     });
   }
 
+  #claimContext(keys: ServiceKeys, memberId: string, lease: string): ClaimContext {
+    return { txn: (r) => this.#txn(r), keys, memberId, lease, batchSize: this.#batchSize };
+  }
+
   /** Shards per batch transaction: the compares and operations of one stay within `maxTxnOps`. */
   get #batchSize(): number {
     return this.#options.maxTxnOps - 2;
@@ -638,14 +672,7 @@ export class EtcdDiscovery implements Discovery {
     const bad = checkShards(shards);
     if (bad !== undefined) return Promise.reject(bad);
     return this.#call('claimMany', prefixScope(`${keys.root}claims/`, 'readwrite', keys.root), async () => {
-      const entry = this.#entry(service, memberId);
-      const ctx: ClaimContext = {
-        txn: (r) => this.#txn(r),
-        keys,
-        memberId,
-        lease: entry.id,
-        batchSize: this.#batchSize,
-      };
+      const ctx = this.#claimContext(keys, memberId, this.#entry(service, memberId).id);
       let batch: ClaimBatch | typeof LEASE_GONE;
       try {
         batch = await claimShards(ctx, shards);

@@ -90,6 +90,34 @@ export function lastModified(prefix: string): IRequestOp {
   };
 }
 
+/**
+ * No key exists under `prefix`: a range compare (etcd ≥ 3.3) holds when every
+ * key in the range has create revision 0, and an empty range compares as one
+ * absent key, which has.
+ */
+export function noKeyUnder(prefix: string): ICompare {
+  const key = buffer(prefix);
+  return {
+    key,
+    range_end: prefixEnd(key),
+    target: CompareTarget.Create,
+    result: CompareResult.Equal,
+    create_revision: 0,
+  };
+}
+
+/** The keys (without values) under `prefix`. */
+export function getKeysUnder(prefix: string): IRequestOp {
+  const key = buffer(prefix);
+  return { request_range: { key, range_end: prefixEnd(key), keys_only: true } };
+}
+
+/** Delete every key under `prefix`. */
+export function deletePrefix(prefix: string): IRequestOp {
+  const key = buffer(prefix);
+  return { request_delete_range: { key, range_end: prefixEnd(key) } };
+}
+
 /** A nested transaction, as one operation of an enclosing one (etcd ≥ 3.3). */
 export function nested(request: TxnRequest): IRequestOp {
   return { request_txn: request };

@@ -4,7 +4,7 @@
  * left unowned in silence.
  */
 
-import { type InvalidRecordError, Worker } from '@shardwork/core';
+import { type DiscoveryListener, type InvalidRecordError, Worker } from '@shardwork/core';
 import { uniqueService } from '@shardwork/core/testing';
 import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
 import { Etcd3 } from 'etcd3';
@@ -14,6 +14,16 @@ import { eventually } from '../../../test/support/wait.js';
 
 const SHARDS = 4;
 const TTL = 2000;
+
+/** A connection whose watch can go silent without knowing it: once `silent`, no change arrives. */
+class DeafWatch extends EtcdDiscovery {
+  silent = false;
+  override watch(service: string, listener: DiscoveryListener): () => void {
+    return super.watch(service, (event) => {
+      if (!this.silent) listener(event);
+    });
+  }
+}
 
 describe('garbage in etcd, with running workers', () => {
   let etcd: EtcdCluster;
@@ -41,12 +51,12 @@ describe('garbage in etcd, with running workers', () => {
     connections.push(d);
     return d;
   };
-  const add = async (service: string, shards = SHARDS): Promise<Worker> => {
+  const add = async (service: string, shards = SHARDS, discovery: EtcdDiscovery = connect()): Promise<Worker> => {
     const worker = new Worker({
       service,
       shards,
       leaseTtlMs: TTL,
-      discovery: connect(),
+      discovery,
       handler: (ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve())),
     });
     worker.on('record:invalid', ({ error, repaired }: { error: InvalidRecordError; repaired: boolean }) =>
@@ -73,6 +83,55 @@ describe('garbage in etcd, with running workers', () => {
       expect(snap.claims.map((c) => c.shard).sort()).toEqual([0, 1, 2, 3]);
     }, 10_000);
     expect(reports.filter((r) => r.repaired).map((r) => r.key)).toEqual([keys.claim(1)]);
+  });
+
+  /**
+   * A claim key of a running owner written over by hand, seen by an owner
+   * whose watch went silent without knowing it (a frozen stream): the check
+   * in its next renewal notices it, within about a heartbeat (TTL / 3), not
+   * at the next version check (30 s).
+   */
+  const overwriteClaim = async (write: (key: string, other: Worker) => Promise<unknown>) => {
+    const service = uniqueService('garbage');
+    const keys = serviceKeys('sw', service);
+    const deaf = new DeafWatch({ endpoints: etcd.endpoints });
+    connections.push(deaf);
+    const a = await add(service, SHARDS, deaf);
+    const b = await add(service);
+    await eventually(() => expect(a.status().shards).toHaveLength(SHARDS / 2), 10_000);
+    await eventually(() => expect(owned()).toBe(SHARDS), 10_000);
+    deaf.silent = true;
+    const victim = a.status().shards[0] as { shard: number; token: number };
+    const revoked: string[] = [];
+    a.on('shard:revoked', ({ shard, token, reason }) => revoked.push(`${shard}:${token}:${reason}`));
+    const began = performance.now();
+    await write(keys.claim(victim.shard), b);
+    await eventually(() => expect(revoked).toEqual([`${victim.shard}:${victim.token}:claim-lost`]), 10_000, 5);
+    const tookMs = performance.now() - began;
+    expect(tookMs).toBeLessThan(TTL);
+    expect(a.status().shards.map((s) => s.shard)).not.toContain(victim.shard);
+    return { service, victim };
+  };
+
+  it('makes an owner with a silent watch drop a claim overwritten with garbage at its next renewal', async () => {
+    const { service } = await overwriteClaim((key) => raw.put(key).value('ghost').exec());
+    const observer = connect();
+    await eventually(async () => {
+      const snap = await observer.snapshot(service);
+      expect(snap.invalid).toEqual([]);
+      expect(snap.claims.map((c) => c.shard).sort()).toEqual([0, 1, 2, 3]);
+    }, 10_000);
+  });
+
+  it('makes an owner with a silent watch drop a claim overwritten with another member’s id', async () => {
+    await overwriteClaim(async (key, other) => {
+      const id = other.status().instance as string;
+      const [member] = (await raw.getAll().prefix(serviceKeys('sw', '').root).exec()).kvs.filter((kv) =>
+        kv.key.toString().endsWith(`/members/${encodeURIComponent(id)}`),
+      );
+      // Bound to that member's lease: a claim shardwork could have written, for the wrong member.
+      return raw.put(key).value(id).lease(String(member?.lease)).exec();
+    });
   });
 
   it('rewrites an unparsable group record from the value the live replicas agree on', async () => {

@@ -14,6 +14,7 @@
 import {
   type Claim,
   type ClaimBatch,
+  type ClaimRef,
   type ClaimResult,
   type DiscoveryChange,
   type DiscoveryEvent,
@@ -249,11 +250,38 @@ export function parseReap(reply: unknown): RevisionProbe {
   return { revision, nextExpiryMs: parseMs((reply as unknown[])[1]) };
 }
 
-/** Turn the reply of `renew.lua` into whether it renewed, and a {@link RevisionProbe}. */
-export function parseRenew(reply: unknown): { readonly renewed: boolean; readonly probe: RevisionProbe } {
+/** What `renew.lua` answers. */
+export interface ParsedRenew {
+  readonly renewed: boolean;
+  readonly probe: RevisionProbe;
+  /** Held claims that are not the member's any more. */
+  readonly lost: readonly ClaimRef[];
+}
+
+/** Turn the reply of `renew.lua` into whether it renewed, a {@link RevisionProbe} and the claims lost. */
+export function parseRenew(reply: unknown): ParsedRenew {
   const revision = Array.isArray(reply) ? parseRevision(reply[1]) : undefined;
   if (!Array.isArray(reply) || revision === undefined) throw new UnexpectedReplyError('renew', reply);
-  return { renewed: reply[0] === 1, probe: { revision, nextExpiryMs: parseMs(reply[2]) } };
+  const flat: unknown[] = Array.isArray(reply[3]) ? reply[3] : [];
+  const lost: ClaimRef[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const shard = parseMs(flat[i]);
+    const token = parsePositiveInteger(flat[i + 1]);
+    if (shard === undefined || token === undefined) throw new UnexpectedReplyError('renew', reply);
+    lost.push({ shard, token });
+  }
+  return { renewed: reply[0] === 1, probe: { revision, nextExpiryMs: parseMs(reply[2]) }, lost };
+}
+
+/** Turn the reply of `forget.lua` into the live members that refused it, or whether keys were removed. */
+export function parseForget(
+  reply: unknown,
+): { readonly forgotten: boolean; readonly live?: undefined } | { readonly live: readonly string[] } {
+  if (Array.isArray(reply) && reply[0] === 1 && typeof reply[1] === 'number') return { forgotten: reply[1] > 0 };
+  if (Array.isArray(reply) && reply[0] === 0 && reply.slice(1).every((id) => typeof id === 'string')) {
+    return { live: reply.slice(1) as string[] };
+  }
+  throw new UnexpectedReplyError('forget', reply);
 }
 
 function parseChange(raw: unknown): DiscoveryChange | undefined {

@@ -24,6 +24,8 @@ import {
   LeaseExpiredError,
   type MemberInfo,
   type Registration,
+  type RenewResult,
+  ServiceRunningError,
   type Snapshot,
   type StoredGroup,
 } from '@shardwork/core';
@@ -32,6 +34,7 @@ import { type RedisServiceKeys, serviceKeys } from './keys.js';
 import { type CompiledRedisOptions, compileOptions, type RedisDiscoveryOptions } from './options.js';
 import {
   parseClaimBatch,
+  parseForget,
   parsePositiveInteger,
   parseReap,
   parseReleaseBatch,
@@ -145,16 +148,34 @@ export class RedisDiscovery implements Discovery {
     return { joinSeq };
   }
 
-  async renew(service: string, memberId: string): Promise<void> {
-    const { renewed, probe } = parseRenew(await this.#run('renew', this.keys(service), [memberId]));
+  /**
+   * One script: renew the lease, and check that each claim of `held` still
+   * reads `<member>|<token>` (one HGET each); those that do not are returned
+   * as lost, and announced as a hint so that every watcher re-lists.
+   */
+  async renew(service: string, memberId: string, held: readonly ClaimRef[] = []): Promise<RenewResult> {
+    const pairs = held.flatMap(({ shard, token }) => {
+      if (!Number.isSafeInteger(token) || token < 1)
+        throw new InvalidOptionsError('token', token, 'a positive integer');
+      return [checkShard(shard), String(token)];
+    });
+    const { renewed, probe, lost } = parseRenew(await this.#run('renew', this.keys(service), [memberId, ...pairs]));
     if (!renewed) throw new LeaseExpiredError(memberId);
     // While heartbeats keep coming, their replies replace the watch's poll.
     const window = Math.max(this.#options.pollIntervalMs, this.#leaseTtls.get(service) ?? 0);
     this.#watches.observeRenew(service, probe, window);
+    return { lost };
   }
 
   async unregister(service: string, memberId: string): Promise<void> {
     await this.#run('unregister', this.keys(service), [memberId]);
+  }
+
+  /** One script (`forget.lua`): refuse while a member lives, else delete the service's seven keys. */
+  async forgetService(service: string): Promise<boolean> {
+    const outcome = parseForget(await this.#run('forget', this.keys(service), []));
+    if (outcome.live !== undefined) throw new ServiceRunningError(service, outcome.live);
+    return outcome.forgotten;
   }
 
   async drain(service: string, memberId: string): Promise<void> {

@@ -24,7 +24,8 @@ export type ScriptName =
   | 'claim'
   | 'release'
   | 'snapshot'
-  | 'reap';
+  | 'reap'
+  | 'forget';
 
 /** A script's full source and SHA1. */
 export interface LoadedScript {

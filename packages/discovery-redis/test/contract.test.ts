@@ -474,5 +474,37 @@ describe('ACL', () => {
     await d.version(svc);
     await d.unregister(svc, m.id);
     await eventually(() => expect(events.filter((e) => e.changes !== undefined)).toHaveLength(6), 2000);
+    // Renewals that check held claims and forgetting a stopped service need nothing more.
+    expect(await d.forgetService(svc)).toBe(true);
+  });
+});
+
+describe('renew with held claims', () => {
+  it('finds a claim written over by hand (no revision moved) and makes every watcher re-list', async () => {
+    const [d, watcher] = [connect(), connect()];
+    const svc = uniqueService();
+    const keys = d.keys(svc);
+    const m = memberInfo();
+    await d.register(svc, m, 5000);
+    const { results } = await d.claimMany(svc, m.id, [0, 1]);
+    const [t0, t1] = results.map((r) => r.token) as [number, number];
+    const events: DiscoveryEvent[] = [];
+    watcher.watch(svc, (e) => events.push(e));
+    await sleep(150);
+    const before = await d.version(svc);
+    await admin.hset(keys.claims, '1', 'garbage');
+    // The hand edit alone tells nobody.
+    expect(await d.version(svc)).toBe(before);
+    const held = [
+      { shard: 0, token: t0 },
+      { shard: 1, token: t1 },
+    ];
+    expect(await d.renew(svc, m.id, held)).toEqual({ lost: [{ shard: 1, token: t1 }] });
+    expect(await d.version(svc)).not.toBe(before);
+    await eventually(() => expect(events.some((e) => e.type === 'change' && e.changes === undefined)).toBe(true), 2000);
+    // Nothing wrong, nothing announced.
+    const quiet = await d.version(svc);
+    expect(await d.renew(svc, m.id, held.slice(0, 1))).toEqual({ lost: [] });
+    expect(await d.version(svc)).toBe(quiet);
   });
 });

@@ -16,7 +16,8 @@
  *   handed out before for this service.
  * - {@link Discovery.release} deletes a claim only if owner and token match.
  * - {@link Discovery.renew} of a dead member fails with `LeaseExpiredError` and
- *   never resurrects it.
+ *   never resurrects it; given the claims the member holds, it reports those
+ *   that are not the member's any more (written over behind its back).
  * - {@link Discovery.snapshot} never returns a dead member or its claims.
  * - Revisions are decimal integers that only increase per service; a watch
  *   announces each change with the revision it produced and, when it knows
@@ -150,6 +151,17 @@ export interface ClaimRef {
   readonly token: number;
 }
 
+/** Outcome of {@link Discovery.renew}. */
+export interface RenewResult {
+  /**
+   * Of the claims passed as `held`, those that are no longer the member's
+   * with that token: deleted or overwritten behind its back (nothing
+   * shardwork does takes a live member's claim away, so a hand edit, another
+   * tool or garbage). The member must stop acting on them at once.
+   */
+  readonly lost: readonly ClaimRef[];
+}
+
 /** What every replica of a service must agree on, stored once per service. */
 export interface GroupSettings {
   /** Number of shards. */
@@ -255,8 +267,24 @@ export interface Discovery {
   ensureGroup(service: string, group: GroupSettings, options?: EnsureGroupOptions): Promise<StoredGroup>;
   /** Register a member bound to a new lease of `ttlMs`. */
   register(service: string, member: MemberInfo, ttlMs: number): Promise<Registration>;
-  /** Extend the member's lease by its TTL; `LeaseExpiredError` if it is already gone. */
-  renew(service: string, memberId: string): Promise<void>;
+  /**
+   * Extend the member's lease by its TTL; `LeaseExpiredError` if it is already gone.
+   *
+   * `held`: the claims the member acts on. The backend checks, in the same
+   * request where it can (or one more, cheap, per renewal), that each is
+   * still the member's with that token, and reports the others in
+   * {@link RenewResult.lost}: a record written over by hand or by another
+   * tool changes no revision on some backends (Redis), and would otherwise go
+   * unnoticed until the next full listing. Watchers of the service must
+   * re-list when that happens, since the claim may now name a member that
+   * does not know it holds it: a backend whose notifications miss such writes
+   * announces an event without changes when a renewal finds one (Redis,
+   * memory); etcd's watch announces every overwrite of a claim key so anyway.
+   * A backend that cannot check resolves without a result.
+   */
+  // A `void` branch keeps backends written before `held` existed (resolving nothing) conforming.
+  // biome-ignore lint/suspicious/noConfusingVoidType: see above
+  renew(service: string, memberId: string, held?: readonly ClaimRef[]): Promise<RenewResult | void>;
   /** Revoke the member's lease: member and claims vanish at once. Idempotent. */
   unregister(service: string, memberId: string): Promise<void>;
   /**
@@ -272,6 +300,28 @@ export interface Discovery {
    * cannot enumerate them leaves it out, and tools then need service names.
    */
   services?(): Promise<readonly string[]>;
+  /**
+   * Remove every record of a service that has no live member: its group
+   * record (shard count and lease TTL), counters and leftovers (garbage
+   * included), so that it is no longer listed by {@link Discovery.services}
+   * and a later start creates it afresh, with any settings. For operating
+   * tools (`shardwork services forget NAME`): a stopped service otherwise
+   * keeps its records for ever.
+   *
+   * The check for live members and the removal are one atomic step: a member
+   * registering at the same moment either makes this fail or registers after
+   * it (its worker then recreates the group record, and on a backend that can
+   * lose data waits one TTL before claiming, as for any new group). Fencing
+   * tokens of the service keep increasing across it.
+   *
+   * Resolves `true` when records were removed, `false` when the backend held
+   * none for the service. Rejects with `ServiceRunningError` (naming the live
+   * members, draining ones included) while any member lives, with
+   * `DiscoveryUnavailableError` when the backend cannot be reached, and with
+   * `BackendRefusedError` when the credentials may not delete the service's keys.
+   * Optional: a backend that cannot do it leaves it out.
+   */
+  forgetService?(service: string): Promise<boolean>;
   /**
    * Time each live member's lease has left, ms, for backends whose
    * {@link Discovery.snapshot} cannot say it cheaply (etcd: one request per

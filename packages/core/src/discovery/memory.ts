@@ -12,7 +12,7 @@
  */
 
 import { type Clock, systemClock } from '../clock.js';
-import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
+import { DiscoveryUnavailableError, LeaseExpiredError, ServiceRunningError } from '../errors.js';
 import type {
   Claim,
   ClaimBatch,
@@ -26,6 +26,7 @@ import type {
   Member,
   MemberInfo,
   Registration,
+  RenewResult,
   Snapshot,
   StoredGroup,
 } from './contract.js';
@@ -129,6 +130,18 @@ export class MemoryStore {
    */
   get lostData(): boolean {
     return this.#lostData;
+  }
+
+  /**
+   * Fault injection: replace the claim of `shard` (or delete it, with
+   * `undefined`) behind every client's back, with no revision change and no
+   * notification, as a hand edit of a Redis hash would. Renewals that pass
+   * the claim as held report it lost.
+   */
+  overwriteClaim(service: string, shard: number, claim: { owner: string; token: number } | undefined): void {
+    const state = this.service(service);
+    if (claim === undefined) state.claims.delete(shard);
+    else state.claims.set(shard, { ...claim });
   }
 
   /** Remove every service (simulates a backend that lost all data). */
@@ -293,13 +306,20 @@ export class MemoryDiscovery implements Discovery {
     });
   }
 
-  renew(service: string, memberId: string): Promise<void> {
+  renew(service: string, memberId: string, held: readonly ClaimRef[] = []): Promise<RenewResult> {
     return this.#call(() => {
       const state = this.#store.service(service);
       const member = state.members.get(memberId);
       if (member === undefined) throw new LeaseExpiredError(memberId);
       member.expiresAt = this.#store.clock.now() + member.ttlMs;
-      // Renewals change no visible state, so no notification (as in Redis/etcd).
+      // Renewals change no visible state, so no notification (as in Redis/etcd)…
+      const lost = held.filter(({ shard, token }) => {
+        const claim = state.claims.get(shard);
+        return claim?.owner !== memberId || claim.token !== token;
+      });
+      // …unless a claim was written over behind our back: everybody re-lists.
+      if (lost.length > 0) this.#store.changed(state);
+      return { lost: lost.map(({ shard, token }) => ({ shard, token })) };
     });
   }
 
@@ -320,6 +340,22 @@ export class MemoryDiscovery implements Discovery {
       if (!state.members.delete(memberId)) return;
       for (const [shard, claim] of state.claims) if (claim.owner === memberId) state.claims.delete(shard);
       this.#store.changed(state, [{ type: 'member:removed', id: memberId }]);
+    });
+  }
+
+  forgetService(service: string): Promise<boolean> {
+    return this.#call(() => {
+      const state = this.#store.service(service);
+      if (state.members.size > 0) throw new ServiceRunningError(service, [...state.members.keys()]);
+      const held = state.shardCount !== undefined || state.leaseTtlMs !== undefined || state.claims.size > 0;
+      // The state object stays (watchers hang on it), and so do the counters:
+      // tokens keep increasing if the service is started again.
+      state.shardCount = undefined;
+      state.leaseTtlMs = undefined;
+      state.createdAt = undefined;
+      state.claims.clear();
+      if (held) this.#store.changed(state);
+      return held;
     });
   }
 

@@ -15,11 +15,14 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Claim, Discovery, DiscoveryEvent, MemberInfo, Snapshot } from '../discovery/contract.js';
 import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
 import { ServiceView } from '../resolver.js';
+import { memberInfo, uniqueService } from './fixtures.js';
+import { describeUpkeep } from './upkeep.js';
+
+export { memberInfo, uniqueService } from './fixtures.js';
 
 /** How the suite reaches a backend. */
 export interface ConformanceHarness {
@@ -39,24 +42,6 @@ export interface ConformanceHarness {
    * with a fake clock advances its timers instead.
    */
   advance?(ms: number): Promise<void>;
-}
-
-/** A random service name, so that every test owns its keyspace. */
-export function uniqueService(prefix = 'conf'): string {
-  return `${prefix}-${randomBytes(6).toString('hex')}`;
-}
-
-/** A plausible {@link MemberInfo} with a random id. */
-export function memberInfo(overrides: Partial<MemberInfo> = {}): MemberInfo {
-  return {
-    id: `m-${randomBytes(6).toString('hex')}`,
-    host: 'test-host',
-    pid: process.pid,
-    startedAt: Date.now(),
-    weight: 1,
-    labels: {},
-    ...overrides,
-  };
 }
 
 /** Register the conformance tests for one backend inside the current vitest file. */
@@ -488,6 +473,8 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
         }
       });
     }
+
+    describeUpkeep({ connect, ttl, advance, eventually });
 
     it('rejects calls after close with a retryable error, and closes idempotently', async () => {
       const d = await connect();

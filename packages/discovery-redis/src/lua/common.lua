@@ -22,6 +22,9 @@
 --   {"type":"member:removed","id":"…"}               (its claims go with it)
 --   {"type":"claim:put","shard":"k","owner":"…","token":"t"}
 --   {"type":"claim:removed","shard":"k","token":"t"}
+-- A script that found state it cannot express as changes (a claim written over
+-- behind its owner's back) calls hint(): the message then carries no "changes",
+-- which tells every listener to re-list.
 
 -- Redis < 5 replicates scripts verbatim, which forbids writes after TIME; this
 -- switches to effects replication there and is a no-op on Redis 7.
@@ -106,6 +109,7 @@ end
 -- The changes of this call (JSON objects as text) and whether anything changed.
 local CHANGES = {}
 local DIRTY = false
+local HINT = false
 local REMOVED = {}
 
 local function change(json)
@@ -165,13 +169,24 @@ local function current_revision()
   return read_counter(K_REV) or '0'
 end
 
+-- Make this call's message a hint to re-list (see the top of this file).
+local function hint()
+  HINT = true
+  DIRTY = true
+end
+
 -- Call once, at the end of every script: if anything changed, bump the
--- revision by one and publish the changes. Returns the revision after the call.
+-- revision by one and publish the changes (or, after hint(), none: re-list).
+-- Returns the revision after the call.
 local function commit()
   if not DIRTY then return current_revision() end
   local rev = next_value(K_REV)
-  redis.call('PUBLISH', CHANNEL, '{"revision":"' .. digits(rev) .. '","previous":"' .. digits(rev - 1)
-    .. '","changes":[' .. table.concat(CHANGES, ',') .. ']}')
+  local head = '{"revision":"' .. digits(rev) .. '","previous":"' .. digits(rev - 1) .. '"'
+  if HINT then
+    redis.call('PUBLISH', CHANNEL, head .. '}')
+  else
+    redis.call('PUBLISH', CHANNEL, head .. ',"changes":[' .. table.concat(CHANGES, ',') .. ']}')
+  end
   return digits(rev)
 end
 
