@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monotonicMs, readOwnershipRecords, waitForFullCoverage } from '@shardwork/core/testing';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
+import { createJobQueue } from '@shardwork/jobs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, Replica } from './support/cluster.js';
 import { faultKit } from './support/faults.js';
@@ -224,6 +225,47 @@ function describeFailover(kind: 'Cluster' | 'Sentinel', start: () => Promise<HaS
         // Queues on the other primaries took performs all through the failover.
         for (const queue of queues.slice(1)) expect(run.acceptedBetween(queue, t0, failedOverAt)).toBeGreaterThan(0);
       }
+    });
+
+    it('after a failover an idle consumer is woken by the next perform (a message), not by its 30 s idle re-check', async () => {
+      const setup = started();
+      const keyOf = (name: string): string => `{${name}}`;
+      const name = await setup.nameOn('hawake', keyOf);
+      const prefix = `hw${Date.now().toString(36)}:`;
+      const url = `${setup.url}?syncReplicas=1&prefix=${prefix}&partitions=2&leaseTtlMs=${TTL}`;
+      const options = { adapter: { commandTimeoutMs: 1000, connectTimeoutMs: 1000, startTimeoutMs: 60_000 } };
+      const consumer = createJobQueue(url, options);
+      const producer = createJobQueue(url, { ...options, adapter: { ...options.adapter, enqueueTimeoutMs: 20_000 } });
+      closing.push(
+        () => consumer.stop({ timeoutMs: 0 }),
+        () => producer.stop({ timeoutMs: 0 }),
+      );
+      consumer.on('error', () => undefined);
+      producer.on('error', () => undefined);
+      const startedAt = new Map<string, number>();
+      consumer.register('wake', (_args, ctx) => void startedAt.set(ctx.id, monotonicMs()), { queue: name });
+      await consumer.start();
+      const latency = async (): Promise<number> => {
+        const at = monotonicMs();
+        const { id } = await producer.perform({ handler: 'wake', queue: name });
+        await until(() => startedAt.has(id), 60_000, `job ${id} started`);
+        return (startedAt.get(id) as number) - at;
+      };
+      await latency(); // warmed up: the consumer's partitions are idle now
+      await sleep(500);
+      await setup.killPrimary(`${prefix}{${name}}:jobs`);
+      await setup.restore();
+      // Let the consumer find its partitions idle on the new primary, then measure perform → start.
+      await sleep(3000);
+      const after: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        after.push(Math.round(await latency()));
+        await sleep(300);
+      }
+      measured.wakeAfterFailoverMaxMs = Math.max(...after);
+      console.log(`${kind}: perform → start after a failover (ms): ${after.join(', ')}`);
+      // A missed wake-up waits for the idle re-check, 30 s.
+      expect(Math.max(...after)).toBeLessThan(5000);
     });
 
     it('loses no acknowledged job with syncReplicas=1 when the primary dies while its replica lags; without it the same fault does', async () => {

@@ -275,6 +275,17 @@ export class RedisJobAdapter implements JobAdapter {
         retry: { initialIntervalMs: 200, maximumIntervalMs: 2000 },
         // Producers, stats() and pause() read which handlers the live consumers run from here.
         labels: { [HANDLERS_LABEL]: [...rt.handlers.keys()].sort().join(',') },
+        // Core's messages speak of this queue and its partitions, and name our consumer, not user code.
+        subject: {
+          kind: 'queue',
+          name: queue,
+          unit: 'partition',
+          member: 'producer and consumer',
+          countOption: 'partitions',
+          handler: (p) => `the redis job adapter's consumer of partition ${p} of queue "${queue}"`,
+          revokeTimeoutAdvice:
+            'Its running jobs were put back and run again under the next owner; a job handler that ignores ctx.signal keeps its slot until it returns.',
+        },
         handler: { do: (ctx) => this.#consume(queue, ctx) },
       });
       worker.on('error', ({ error }) => this.#reportError(error));

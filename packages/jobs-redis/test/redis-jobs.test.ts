@@ -146,6 +146,19 @@ describe('redis job adapter', () => {
     await expect(other.perform({ handler: 'work' })).rejects.toThrow(/partition count stored for queue "default"/);
   });
 
+  it('refuses a consumer with another partition count in words of a queue and its partitions', async () => {
+    const prefix = fresh();
+    const first = queue(prefix, 2);
+    first.register('work', () => undefined);
+    await first.start();
+    const second = queue(prefix, 4);
+    second.register('work', () => undefined);
+    const error = await second.start().catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(
+      /Queue "default" has 2 partitions .* started with partitions: 4\. Every producer and consumer of queue "default" must use the same partitions/,
+    );
+  });
+
   it('refuses the completion of a zombie whose partition has a newer token, so the job runs again', async () => {
     const prefix = fresh();
     const q = queue(prefix);
