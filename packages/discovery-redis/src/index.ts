@@ -16,19 +16,12 @@
  * // or by URL, loaded on first use: discovery: 'redis://127.0.0.1:6379'
  * ```
  *
+ * Authors of shardwork's Redis packages find the shared plumbing (URL,
+ * connection, TLS, Lua loader) in `@shardwork/discovery-redis/kit`.
+ *
  * @module
  */
 
-export type { UnavailableFactory } from './connection.js';
-export { RedisConnection, reconnectDelay, redisRefusal, TRANSIENT_REPLY } from './connection.js';
-export type { RedisServiceKeys } from './keys.js';
-export { serviceKeys } from './keys.js';
-export type { CompiledRedisOptions, RedisClient, RedisDiscoveryOptions, RedisTlsOptions } from './options.js';
-export { compileOptions as compileRedisOptions } from './options.js';
-export { discoveryFromUrl, MAX_BATCH, RedisDiscovery } from './redis-discovery.js';
-export type { LoadedScript, LuaScriptsOptions } from './scripts.js';
-export { LuaScripts, runScript } from './scripts.js';
-export type { ParsedRedisUrl, RedisNode, RedisTopology, RedisUrlParams } from './url.js';
-export { parseRedisUrl, REDIS_SCHEMES, redactUrl } from './url.js';
-export type { WatchHost, WatchOptions } from './watch.js';
-export { CATCH_UP_MS, EXPIRY_SLACK_MS, ServiceWatches } from './watch.js';
+export type { RedisClient, RedisNode, RedisTlsOptions } from './kit/index.js';
+export type { RedisDiscoveryOptions } from './options.js';
+export { discoveryFromUrl, RedisDiscovery } from './redis-discovery.js';

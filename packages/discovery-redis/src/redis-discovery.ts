@@ -29,8 +29,8 @@ import {
   type Snapshot,
   type StoredGroup,
 } from '@shardwork/core';
-import { RedisConnection } from './connection.js';
 import { type RedisServiceKeys, serviceKeys } from './keys.js';
+import { RedisConnection } from './kit/connection.js';
 import { type CompiledRedisOptions, compileOptions, type RedisDiscoveryOptions } from './options.js';
 import {
   parseClaimBatch,

@@ -27,7 +27,7 @@
  */
 
 import type { DiscoveryEvent, DiscoveryListener } from '@shardwork/core';
-import type { RedisClient } from './options.js';
+import type { RedisClient } from './kit/connection-options.js';
 import { parseMessage, type RevisionProbe } from './records.js';
 
 /** Time past a member's expiry before the expiry timer reaps, so it never fires a hair early. */

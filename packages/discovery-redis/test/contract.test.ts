@@ -5,7 +5,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { eventually, sleep } from '../../../test/support/wait.js';
-import { CATCH_UP_MS, RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
+import { RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
+import { CATCH_UP_MS } from '../src/watch.js';
 
 /** The changes of events in a compact, comparable form. */
 function describeChange(change: DiscoveryChange): string {

@@ -7,8 +7,8 @@ import { freePort, type RedisTestServer, startRedisServer } from '../../../test/
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { eventually, sleep } from '../../../test/support/wait.js';
 import { discoveryFromUrl, RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
+import { parseRedisUrl } from '../src/kit/url.js';
 import { compileOptions } from '../src/options.js';
-import { parseRedisUrl } from '../src/url.js';
 
 /** Retry `fn` until it passes or `withinMs` is over. */
 

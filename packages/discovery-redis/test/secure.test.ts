@@ -24,7 +24,7 @@ import { type RedisTestServer, startRedisServer } from '../../../test/support/re
 import { type SilentServer, startSilentServer } from '../../../test/support/silent-server.js';
 import { until } from '../../../test/support/wait.js';
 import { RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
-import { parseRedisUrl } from '../src/url.js';
+import { parseRedisUrl } from '../src/kit/url.js';
 
 const opened: RedisDiscovery[] = [];
 function connect(options: RedisDiscoveryOptions): RedisDiscovery {

@@ -9,7 +9,8 @@
 
 import { setMaxListeners } from 'node:events';
 import { createDiscovery, type Discovery, type ShardContext, settlesWithin, sleep, Worker } from '@shardwork/core';
-import { type RedisClient, RedisConnection, RedisDiscovery } from '@shardwork/discovery-redis';
+import { RedisDiscovery } from '@shardwork/discovery-redis';
+import { type RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
 import {
   type AdapterRuntime,
   type BulkOptions,

@@ -9,7 +9,7 @@
  */
 
 import type { Discovery } from '@shardwork/core';
-import type { RedisClient, RedisConnection } from '@shardwork/discovery-redis';
+import type { RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
 import {
   type BulkOptions,
   type CompiledRegistration,

@@ -9,17 +9,18 @@
 
 import { type Discovery, InvalidOptionsError, parseDiscoveryUrl } from '@shardwork/core';
 import {
-  type CompiledRedisOptions,
-  compileRedisOptions,
-  type RedisClient,
-  type RedisNode,
-  type RedisTlsOptions,
-} from '@shardwork/discovery-redis';
+  type CompiledRedisConnection,
+  compileConnection,
+  type RedisConnectionOptions,
+} from '@shardwork/discovery-redis/kit';
 import { checkQueueList } from '@shardwork/jobs';
-import type { RedisOptions } from 'ioredis';
 
-/** Options of the Redis job adapter (`createJobQueue('redis://…', { adapter: { … } })` or `new RedisJobAdapter(…)`). */
-export interface RedisJobOptions {
+/**
+ * Options of the Redis job adapter (`createJobQueue('redis://…', { adapter: { … } })` or `new RedisJobAdapter(…)`):
+ * where Redis is and how to reach it (the Redis kit's connection options, as
+ * for `@shardwork/discovery-redis`), and the adapter's own.
+ */
+export interface RedisJobOptions extends Omit<RedisConnectionOptions, 'url'> {
   /**
    * `redis[s]://[[user][:password]@]host[:port][/db]`, `redis[s]+cluster://h1:p1,h2:p2`
    * or `redis[s]+sentinel://s1:p1,s2:p2/<primary name>[/db]` (as for
@@ -30,27 +31,6 @@ export interface RedisJobOptions {
    * @defaultValue `redis://127.0.0.1:6379`
    */
   readonly url?: string;
-  /** ioredis options applied over the URL's (`keyPrefix` is refused: use `prefix`). */
-  readonly redis?: RedisOptions;
-  /** An existing ioredis connection, `Redis` or `Cluster` (not closed by the adapter). */
-  readonly client?: RedisClient;
-  /** Seed nodes of a Redis Cluster (the option form of `redis+cluster://`). */
-  readonly clusterNodes?: readonly RedisNode[];
-  /** TLS: `true`, Node TLS options, or `caFile`/`certFile`/`keyFile` paths; a TLS scheme turns it on. */
-  readonly tls?: boolean | RedisTlsOptions;
-  /**
-   * Replicas that must have each write (enqueue, completion, retry…) before
-   * it counts: `WAIT` after every script. With 0 an acknowledged job can be
-   * lost when a primary fails before replicating it.
-   * @defaultValue 0
-   */
-  readonly syncReplicas?: number;
-  /** ACL user name. */
-  readonly username?: string;
-  /** Password. */
-  readonly password?: string;
-  /** Database number. */
-  readonly db?: number;
   /**
    * Prefix of every key and channel.
    * @defaultValue `"swj:"`
@@ -116,15 +96,11 @@ export interface RedisJobOptions {
    * @defaultValue 30000
    */
   readonly idleCheckMs?: number;
-  /** Longest wait for one Redis reply. @defaultValue 2000 */
-  readonly commandTimeoutMs?: number;
-  /** Longest wait for a connection. @defaultValue 2000 */
-  readonly connectTimeoutMs?: number;
 }
 
 /** Options after {@link compileRedisJobOptions}. */
 export interface CompiledRedisJobOptions {
-  readonly connection: CompiledRedisOptions;
+  readonly connection: CompiledRedisConnection;
   readonly prefix: string;
   readonly partitions: number;
   readonly queues: readonly string[] | undefined;
@@ -176,20 +152,9 @@ export function compileRedisJobOptions(options: RedisJobOptions): CompiledRedisJ
     if (!/^\d+$/.test(raw)) throw new InvalidOptionsError(name, raw, 'a whole number in the URL');
     return Number(raw);
   };
-  const connection = compileRedisOptions(
-    {
-      ...(url === undefined ? {} : { url }),
-      ...(options.redis === undefined ? {} : { redis: options.redis }),
-      ...(options.client === undefined ? {} : { client: options.client }),
-      ...(options.clusterNodes === undefined ? {} : { clusterNodes: options.clusterNodes }),
-      ...(options.syncReplicas === undefined ? {} : { syncReplicas: options.syncReplicas }),
-      ...(options.tls === undefined ? {} : { tls: options.tls }),
-      ...(options.username === undefined ? {} : { username: options.username }),
-      ...(options.password === undefined ? {} : { password: options.password }),
-      ...(options.db === undefined ? {} : { db: options.db }),
-      commandTimeoutMs: options.commandTimeoutMs ?? 2000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 2000,
-    },
+  const connection = compileConnection(
+    options,
+    { commandTimeoutMs: 2000, connectTimeoutMs: 2000 },
     // pollIntervalMs is the discovery backend's: jobs wait on wake-up messages and due times instead.
     { own: OWN_URL_PARAMS.filter((p) => p !== 'prefix'), without: ['pollIntervalMs'] },
   );

@@ -13,7 +13,7 @@
  */
 
 import { InvalidRecordError } from '@shardwork/core';
-import type { RedisConnection } from '@shardwork/discovery-redis';
+import type { RedisConnection } from '@shardwork/discovery-redis/kit';
 import type { CompiledRegistration } from '@shardwork/jobs';
 import { queueKeys, queuesKey } from './keys.js';
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type LoadedScript, LuaScripts } from '@shardwork/discovery-redis';
+import { type LoadedScript, LuaScripts } from '@shardwork/discovery-redis/kit';
 
 /** Names of the scripts in `./lua`. */
 export type ScriptName =

@@ -8,7 +8,7 @@
  */
 
 import { InvalidOptionsError, InvalidRecordError } from '@shardwork/core';
-import type { RedisConnection } from '@shardwork/discovery-redis';
+import type { RedisConnection } from '@shardwork/discovery-redis/kit';
 import { QueueCorruptedError, QueueDataLostError } from '@shardwork/jobs';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { type ScriptName, script } from './scripts.js';

@@ -10,17 +10,9 @@
 
 import { BackendRefusedError, explainTlsError, ShardworkError } from '@shardwork/core';
 import { Cluster, Redis } from 'ioredis';
-import type { CompiledRedisOptions, RedisClient } from './options.js';
-import { type LoadedScript, runScript } from './scripts.js';
-
-/** Redis reply errors after which a later retry can succeed (failover, loading, busy script). */
-export const TRANSIENT_REPLY = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MOVED|ASK)\b/;
-
-/** Reconnect backoff: 50 ms doubling up to 1 s, with jitter so clients do not reconnect in lockstep. */
-export function reconnectDelay(attempt: number): number {
-  const base = Math.min(1000, 50 * 2 ** Math.min(attempt - 1, 5));
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}
+import type { CompiledRedisConnection, RedisClient } from './connection-options.js';
+import { FAIL_FAST, reconnectDelay, TRANSIENT_REPLY } from './fail-fast.js';
+import { type LoadedScript, runScript } from './lua.js';
 
 /**
  * Builds the error a caller reports when Redis cannot be reached. `ambiguous`
@@ -72,7 +64,7 @@ export function redisRefusal(error: unknown, target: string): BackendRefusedErro
 export class RedisConnection {
   /** The command connection (owned, or the caller's client): one server, Sentinel-managed, or a cluster. */
   readonly client: RedisClient;
-  readonly #options: CompiledRedisOptions;
+  readonly #options: CompiledRedisConnection;
   readonly #owned: boolean;
   readonly #unavailable: UnavailableFactory;
   readonly #subscribers: RedisClient[] = [];
@@ -85,7 +77,7 @@ export class RedisConnection {
    * @param options - compiled connection options (`compileOptions` of this package).
    * @param unavailable - the error to report for an outage, e.g. `DiscoveryUnavailableError`.
    */
-  constructor(options: CompiledRedisOptions, unavailable: UnavailableFactory) {
+  constructor(options: CompiledRedisConnection, unavailable: UnavailableFactory) {
     this.#options = options;
     this.#unavailable = unavailable;
     const { connection } = options;
@@ -281,10 +273,7 @@ export class RedisConnection {
   subscriber(): RedisClient {
     const node = {
       lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      autoResubscribe: false,
+      ...FAIL_FAST,
       retryStrategy: reconnectDelay,
       socketTimeout: undefined,
       connectTimeout: this.#options.connectTimeoutMs,
@@ -294,7 +283,7 @@ export class RedisConnection {
       client instanceof Cluster
         ? client.duplicate(undefined, {
             lazyConnect: true,
-            enableOfflineQueue: false,
+            enableOfflineQueue: FAIL_FAST.enableOfflineQueue,
             redisOptions: { ...client.options.redisOptions, ...node, lazyConnect: false },
           })
         : client.duplicate(node);
