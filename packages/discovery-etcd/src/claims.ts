@@ -23,7 +23,13 @@
  * @module
  */
 
-import type { ClaimBatch, ClaimRef, ClaimResult, InvalidRecord } from '@shardwork/core';
+import {
+  type ClaimBatch,
+  type ClaimRef,
+  type ClaimResult,
+  InvalidOptionsError,
+  type InvalidRecord,
+} from '@shardwork/core';
 import type { ITxnResponse } from 'etcd3';
 import type { ServiceKeys } from './keys.js';
 import { claimFromKv, encodeClaim, ownerProblem, type RawKeyValue } from './records.js';
@@ -335,4 +341,27 @@ function rounds(claims: readonly NamedClaim[]): NamedClaim[][] {
     round.shards.add(claim.shard);
   }
   return result.map((r) => r.entries);
+}
+
+/** The error for the first entry of `shards` that is not a shard index. */
+export function checkShards(shards: unknown): InvalidOptionsError | undefined {
+  if (!Array.isArray(shards)) return new InvalidOptionsError('shards', shards, 'an array of shard indices');
+  for (const shard of shards) {
+    if (!Number.isSafeInteger(shard) || shard < 0)
+      return new InvalidOptionsError('shard', shard, 'a non-negative integer');
+  }
+  return undefined;
+}
+
+/** The error for the first entry of `claims` that is not a claim reference. */
+export function checkClaimRefs(claims: unknown): InvalidOptionsError | undefined {
+  if (!Array.isArray(claims)) return new InvalidOptionsError('claims', claims, 'an array of { shard, token }');
+  const bad = checkShards(claims.map((c: Partial<ClaimRef> | null | undefined) => c?.shard));
+  if (bad !== undefined) return bad;
+  for (const claim of claims as ClaimRef[]) {
+    if (!Number.isSafeInteger(claim.token) || claim.token < 1) {
+      return new InvalidOptionsError('token', claim.token, 'a positive integer');
+    }
+  }
+  return undefined;
 }

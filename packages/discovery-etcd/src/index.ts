@@ -20,9 +20,10 @@
 
 export type { EtcdKeyScope } from './errors.js';
 export { EtcdAuthError, EtcdPermissionError, EtcdTlsError } from './errors.js';
-export { discoveryFromUrl, EtcdDiscovery, leaseTtlSeconds } from './etcd-discovery.js';
+export { discoveryFromUrl, EtcdDiscovery } from './etcd-discovery.js';
 export type { ServiceKey, ServiceKeys } from './keys.js';
 export { parseServiceKey, serviceKeys } from './keys.js';
+export { leaseTtlSeconds } from './leases.js';
 export type {
   CompiledEtcdOptions,
   CompiledEtcdTls,
@@ -30,4 +31,5 @@ export type {
   EtcdDiscoveryOptions,
   EtcdTlsOptions,
 } from './options.js';
-export { compileEtcdOptions, parseEtcdUrl, redactUrl } from './options.js';
+export { compileEtcdOptions } from './options.js';
+export { parseEtcdUrl, redactUrl } from './url.js';

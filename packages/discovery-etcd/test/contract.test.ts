@@ -407,7 +407,7 @@ describe('etcd backend: the 0.2 contract', () => {
       const keys = serviceKeys('sw', svc);
       const m = memberInfo();
       await d.register(svc, m, 5000);
-      // An id of our own: etcd's 63-bit ids lose precision under this test runner (see etcd-discovery.ts).
+      // An id of our own: etcd's 63-bit ids lose precision under this test runner (see leases.ts).
       const foreignLease = String(1_000_000 + Math.floor(Math.random() * 1_000_000));
       await raw.leaseClient.leaseGrant({ ID: foreignLease, TTL: 30 });
       await raw.put(keys.claim(1)).value(m.id); // overwritten without a lease

@@ -1,7 +1,7 @@
 import { parseServiceKey, serviceKeys } from '@shardwork/discovery-etcd';
 import type { IEvent } from 'etcd3';
 import { describe, expect, it } from 'vitest';
-import { planMeta } from '../src/etcd-discovery.js';
+import { planMeta } from '../src/group.js';
 import { prefixEnd } from '../src/keys.js';
 import { parseMeta, parseService, type RawKeyValue } from '../src/records.js';
 import { decodeEvent } from '../src/watch.js';

@@ -148,7 +148,12 @@ describe('garbage in etcd, with running workers', () => {
   it('refuses to rewrite it for a replica that disagrees', async () => {
     const service = uniqueService('garbage');
     const keys = serviceKeys('sw', service);
-    await add(service);
+    // The running replica must not see the garbage: it would rewrite the record itself (the case
+    // above) between the newcomer's refusal and the read below.
+    const deaf = new DeafWatch({ endpoints: etcd.endpoints });
+    connections.push(deaf);
+    await add(service, SHARDS, deaf);
+    deaf.silent = true;
     await raw.put(keys.meta).value('not json');
     await expect(add(service, SHARDS * 2)).rejects.toThrow(/not rewritten/);
     expect(await raw.get(keys.meta).string()).toBe('not json');
