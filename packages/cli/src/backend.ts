@@ -13,6 +13,7 @@ import {
   errorMessage,
   InvalidOptionsError,
   parseDiscoveryUrl,
+  ServiceRunningError,
   UnknownProtocolError,
 } from '@shardwork/core';
 import {
@@ -26,7 +27,7 @@ import {
   UnknownHandlerError,
   UnsupportedFeatureError,
 } from '@shardwork/jobs';
-import { BackendUnavailableError, CliError, NotFoundError, UsageError } from './errors.js';
+import { BackendUnavailableError, CliError, NotFoundError, ServiceStillRunningError, UsageError } from './errors.js';
 
 /** `redis://user:secret@h` -> `redis://user:***@h`: URLs end up in error messages and logs. */
 export function redact(url: string): string {
@@ -62,6 +63,9 @@ export function toCliError(error: unknown, target: string): unknown {
   if (error instanceof BackendRefusedError) {
     // Credentials, ACL or TLS: the backend is there but refuses us; the message says what to change.
     return new BackendUnavailableError(target, `${target}: ${errorMessage(error)}`, { cause: error });
+  }
+  if (error instanceof ServiceRunningError) {
+    return new ServiceStillRunningError(error.service, error.members, error.message, { cause: error });
   }
   if (error instanceof JobNotFoundError) return new NotFoundError(error.message, { cause: error });
   // A handler nobody registered is not there, like a job id that is not there.

@@ -13,6 +13,7 @@ import { startDashboardCommand } from './dashboard.js';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
 import { integer } from './format.js';
 import { parseArgs, parseState, pauseHandler, renderJobs, renderStats, runDeadAction } from './jobs.js';
+import { forgetService } from './services.js';
 import { collectStatus, renderService } from './status.js';
 import { runWatch } from './watch.js';
 
@@ -53,10 +54,15 @@ Environment:
 Exit codes:
   0  ok
   1  usage error or bad input (unknown option, malformed URL, bad JSON,
-     an in-process memory:// store, which another process always sees empty)
-  2  backend unreachable or no answer within --timeout
-  3  status: a service is degraded (has shards nobody owns)
-  4  not found (job id, named service, a handler to pause that nobody registered)`;
+     an in-process memory:// store, which another process always sees empty,
+     services forget on a backend that cannot forget)
+  2  backend unreachable, no answer within --timeout, or a refusal
+     (wrong password, missing ACL permission, TLS)
+  3  status: a service is degraded (runs with shards nobody owns)
+  4  not found (job id, named service, a handler to pause that nobody
+     registered, a service with no records to forget)
+  5  status <service>: a named service is stopped (no member runs it)
+  6  services forget: refused, the service still has live members`;
 
 /** A per-run context: options resolved against the environment. */
 class Context {
@@ -184,7 +190,10 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
               ? 'no services'
               : services.map((s) => renderService(s, c.color, c.width)).join('\n\n'),
           );
-        setExit(degraded ? EXIT.degraded : EXIT.ok);
+        // A stopped service is no alarm in the overview (a retired service must not hold every
+        // check at 3), but asked for by name it is not running, and 0 would say it is.
+        const stopped = names.length > 0 && services.some((s) => s.health === 'stopped');
+        setExit(degraded ? EXIT.degraded : stopped ? EXIT.stopped : EXIT.ok);
       } finally {
         await client.close();
       }
@@ -214,6 +223,31 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
         });
       } finally {
         stop.dispose();
+        await client.close();
+      }
+    });
+
+  const serviceCommands = root
+    .command('services')
+    .description('Operate on services in the discovery backend (--discovery <url>).')
+    .addHelpText('after', EPILOG);
+
+  serviceCommands
+    .command('forget')
+    .description(
+      'Remove the records of a stopped service (no live member): its shard count, lease TTL and counters. ' +
+        'Refused (exit 6) while a member lives; a replica started later creates the service afresh.',
+    )
+    .argument('<service>', 'service name')
+    .addHelpText('after', EPILOG)
+    .action(async (service: string, _o: unknown, cmd: Command) => {
+      const c = ctx(cmd);
+      const client = c.discovery();
+      try {
+        await forgetService(client, service);
+        if (c.json) c.printJson({ service, forgotten: true });
+        else c.out(`forgot service ${service}: its records are removed from ${client.target}`);
+      } finally {
         await client.close();
       }
     });
@@ -363,7 +397,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .option('--token <token>', 'require this bearer token')
     .option('--user <user>', 'basic auth user (with --password)')
     .option('--password <password>', 'basic auth password (with --user)')
-    .option('--read-only', 'hide the actions (retry, delete, pause)')
+    .option('--read-only', 'hide the actions (retry, delete, pause, forget)')
     .addHelpText('after', EPILOG)
     .action(
       async (
@@ -397,7 +431,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
     );
 
   // Subcommands report their own errors through the same output and override.
-  for (const cmd of [root, ...root.commands, ...jobs.commands]) {
+  for (const cmd of [root, ...root.commands, ...serviceCommands.commands, ...jobs.commands]) {
     cmd.exitOverride().configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),

@@ -17,13 +17,20 @@ export const EXIT = {
   degraded: 3,
   /** The named job (or service) does not exist. */
   notFound: 4,
+  /**
+   * `status <service>`: a named service is stopped (its records are there, no
+   * member runs it). Without names a stopped service does not change the code.
+   */
+  stopped: 5,
+  /** `services forget`: refused, the service still has live members. */
+  running: 6,
 } as const;
 
 /** One of the values of {@link EXIT}. */
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** String codes of {@link CliError}. */
-export type CliErrorCode = 'CLI_USAGE' | 'CLI_BACKEND_UNAVAILABLE' | 'CLI_NOT_FOUND';
+export type CliErrorCode = 'CLI_USAGE' | 'CLI_BACKEND_UNAVAILABLE' | 'CLI_NOT_FOUND' | 'CLI_SERVICE_RUNNING';
 
 /** Base class of the CLI's own errors. */
 export class CliError extends Error {
@@ -65,5 +72,23 @@ export class NotFoundError extends CliError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CLI_NOT_FOUND', EXIT.notFound, message, options);
     this.name = 'NotFoundError';
+  }
+}
+
+/**
+ * `services forget` refused: the service still has live members (exit 6), so
+ * its records are not removed. Retrying succeeds once they are gone.
+ */
+export class ServiceStillRunningError extends CliError {
+  /** The service. */
+  readonly service: string;
+  /** Ids of its live members (draining ones included). */
+  readonly members: readonly string[];
+
+  constructor(service: string, members: readonly string[], message: string, options?: { cause?: unknown }) {
+    super('CLI_SERVICE_RUNNING', EXIT.running, message, options);
+    this.name = 'ServiceStillRunningError';
+    this.service = service;
+    this.members = [...members];
   }
 }

@@ -13,7 +13,14 @@
 export type { CliIo, CliStream } from './cli.js';
 export { main } from './cli.js';
 export type { CliErrorCode, ExitCode } from './errors.js';
-export { BackendUnavailableError, CliError, EXIT, NotFoundError, UsageError } from './errors.js';
+export {
+  BackendUnavailableError,
+  CliError,
+  EXIT,
+  NotFoundError,
+  ServiceStillRunningError,
+  UsageError,
+} from './errors.js';
 export type { MemberStatus, ServiceStatus, ShardStatus } from './status.js';
 export { describeSnapshot } from './status.js';
 export type { WatchEvent } from './watch.js';

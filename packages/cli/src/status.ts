@@ -5,7 +5,13 @@
  * @module
  */
 
-import { inspectSnapshot, type Snapshot } from '@shardwork/core';
+import {
+  inspectSnapshot,
+  type ServiceHealth,
+  type ServiceInspection,
+  type Snapshot,
+  serviceHealth,
+} from '@shardwork/core';
 import pc from 'picocolors';
 import type { DiscoveryClient } from './backend.js';
 import { NotFoundError } from './errors.js';
@@ -53,12 +59,24 @@ export interface ServiceStatus {
   readonly unowned: readonly number[];
   /** Records the backend could not parse. */
   readonly invalid: readonly { readonly key: string; readonly reason: string }[];
-  /** Some shards are unowned. */
+  /**
+   * `ok` (live members own every shard), `degraded` (it runs, but shards are
+   * unowned or its shard count is unreadable), `stopped` (records but no
+   * member and no claim: every replica stopped; not an alarm) or `absent`
+   * (the backend holds nothing for it). See `ServiceHealth` of `@shardwork/core`.
+   */
+  readonly health: ServiceHealth;
+  /** `health === 'degraded'`: it runs with shards nobody owns (a stopped service is not degraded). */
   readonly degraded: boolean;
 }
 
-/** Turn a snapshot into a {@link ServiceStatus}. */
-export function describeSnapshot(service: string, snap: Snapshot, now = Date.now()): ServiceStatus {
+/**
+ * Turn a snapshot into a {@link ServiceStatus}: the health of an
+ * `inspectSnapshot()` result as it is, else derived from the snapshot
+ * (`serviceHealth`, the same rule).
+ */
+export function describeSnapshot(service: string, snap: Snapshot | ServiceInspection, now = Date.now()): ServiceStatus {
+  const health = 'health' in snap ? snap.health : serviceHealth(snap).health;
   const members = [...snap.members].sort((a, b) => a.joinSeq - b.joinSeq || a.id.localeCompare(b.id));
   const byId = new Map(members.map((m) => [m.id, m]));
   const claims = new Map(snap.claims.map((c) => [c.shard, c]));
@@ -101,7 +119,8 @@ export function describeSnapshot(service: string, snap: Snapshot, now = Date.now
     shards,
     unowned,
     invalid: snap.invalid.map((r) => ({ key: r.key, reason: r.reason })),
-    degraded: unowned.length > 0,
+    health,
+    degraded: health === 'degraded',
   };
 }
 
@@ -129,7 +148,7 @@ export async function collectStatus(
   const result: ServiceStatus[] = [];
   for (const service of services) {
     const snap = await client.call((d) => inspectSnapshot(d, service));
-    if (options.strict && snap.shardCount === undefined && snap.members.length === 0 && snap.claims.length === 0) {
+    if (options.strict && snap.health === 'absent') {
       throw new NotFoundError(`Service "${service}" not found in ${client.target}`);
     }
     result.push(describeSnapshot(service, snap));
@@ -137,23 +156,45 @@ export async function collectStatus(
   return result;
 }
 
+/** What a service's health reads as at the end of its header line. */
+function healthWord(s: ServiceStatus, c: Colours): string {
+  switch (s.health) {
+    case 'ok':
+      return c.green('ok');
+    case 'degraded':
+      return c.red(
+        s.shardCount === undefined && s.unowned.length === 0
+          ? 'DEGRADED: shard count unreadable'
+          : `DEGRADED: ${s.unowned.length} unowned`,
+      );
+    case 'stopped':
+      return c.dim('stopped');
+    case 'absent':
+      return c.dim('absent');
+  }
+}
+
+/** The colours `renderService` uses (picocolors, or plain text). */
+type Colours = Record<'bold' | 'red' | 'green' | 'yellow' | 'dim', (text: string) => string>;
+
+const PLAIN: Colours = {
+  bold: (x) => x,
+  red: (x) => x,
+  green: (x) => x,
+  yellow: (x) => x,
+  dim: (x) => x,
+};
+
 /**
  * Render one service as text (header line, members table, shard table).
+ * A stopped service is one dim paragraph instead of tables of nothing: its
+ * shards are unowned because nobody runs it, which is no alarm.
  * @param width - terminal width: lines and tables are fitted to it without
  *   cutting a number (see `renderTable`); `undefined` in a pipe.
  */
 export function renderService(s: ServiceStatus, color = false, width?: number): string {
-  const c = color
-    ? pc
-    : {
-        bold: (x: string) => x,
-        red: (x: string) => x,
-        green: (x: string) => x,
-        yellow: (x: string) => x,
-        dim: (x: string) => x,
-      };
+  const c = color ? pc : PLAIN;
   const owned = (s.shardCount ?? s.shards.length) - s.unowned.length;
-  const health = s.degraded ? c.red(`DEGRADED: ${s.unowned.length} unowned`) : c.green('ok');
   const lines: string[] = [];
   // Broken between its fields on a narrow terminal, so the revision stays whole.
   lines.push(
@@ -164,12 +205,29 @@ export function renderService(s: ServiceStatus, color = false, width?: number): 
         `owned ${owned}`,
         `members ${s.members.length}`,
         `revision ${s.revision}`,
-        health,
+        healthWord(s, c),
       ],
       width,
       '  ',
     ),
   );
+  if (s.health === 'stopped' || s.health === 'absent') {
+    const words =
+      s.health === 'stopped'
+        ? [
+            ...`stopped: no live member and no claim, every replica stopped; the backend keeps its records${s.shardCount === undefined ? '' : ` (${s.shardCount} shards)`}. If it is gone for good:`.split(
+              ' ',
+            ),
+            // One word: the command is never broken across lines.
+            `shardwork services forget ${s.service}`,
+          ]
+        : 'absent: the backend holds no record of it'.split(' ');
+    const indent = '  ';
+    const wrapped = wrapWords(words, width === undefined ? undefined : width - indent.length);
+    lines.push(...wrapped.map((l) => c.dim(indent + l)));
+    for (const r of s.invalid) lines.push(c.yellow(`invalid record ${r.key}: ${r.reason}`));
+    return lines.join('\n');
+  }
   if (s.members.length > 0) {
     const rows = s.members.map((m) => [
       shortId(m.id),

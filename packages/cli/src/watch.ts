@@ -6,7 +6,7 @@
  * @module
  */
 
-import { errorMessage } from '@shardwork/core';
+import { errorMessage, type ServiceHealth } from '@shardwork/core';
 import type { DiscoveryClient } from './backend.js';
 import { fitLine } from './format.js';
 import { collectStatus, renderService, type ServiceStatus } from './status.js';
@@ -40,6 +40,14 @@ export type WatchEvent =
       readonly id: string;
       readonly name: string;
     }
+  | {
+      /** The service's health changed, e.g. `ok` -> `stopped` when its last replica stopped. */
+      readonly type: 'service:health';
+      readonly at: string;
+      readonly service: string;
+      readonly from: ServiceHealth;
+      readonly to: ServiceHealth;
+    }
   | { readonly type: 'service:removed'; readonly at: string; readonly service: string };
 
 /** The changes from `before` to `after` of one service; names of departed members come from `before`. */
@@ -70,6 +78,9 @@ export function diff(before: ServiceStatus, after: ServiceStatus, at: string): W
       token: s.token,
     });
   }
+  if (before.health !== after.health) {
+    events.push({ type: 'service:health', at, service, from: before.health, to: after.health });
+  }
   return events;
 }
 
@@ -85,6 +96,8 @@ export function describeEvent(e: WatchEvent): string {
       return `${time} ${e.service} member joined: ${e.host}:${e.pid} (${e.id})`;
     case 'member:left':
       return `${time} ${e.service} member left: ${e.name} (${e.id})`;
+    case 'service:health':
+      return `${time} ${e.service}: ${e.from} -> ${e.to}`;
     case 'service:removed':
       return `${time} ${e.service}: service gone`;
   }
@@ -161,7 +174,13 @@ export async function runWatch(client: DiscoveryClient, o: WatchOptions): Promis
 /** What a frame shows minus the clocks (age, lease left), which change every tick. */
 function shape(statuses: readonly ServiceStatus[]): string {
   return JSON.stringify(
-    statuses.map((s) => [s.service, s.shardCount, s.members.map((m) => [m.id, m.draining, m.shards]), s.shards]),
+    statuses.map((s) => [
+      s.service,
+      s.health,
+      s.shardCount,
+      s.members.map((m) => [m.id, m.draining, m.shards]),
+      s.shards,
+    ]),
   );
 }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { renderTable, shorten, wrapWords } from '../src/format.js';
 import { renderJobs, renderStats, waitingWithoutConsumer } from '../src/jobs.js';
+import { describeSnapshot, renderService } from '../src/status.js';
+import { diff } from '../src/watch.js';
 
 const TOKEN = '1796218164151491'; // 16 digits, as etcd (createRevision × 1000 + shard) and Redis tokens now are
 const counts = (o: Partial<Record<'scheduled' | 'ready' | 'running' | 'retrying' | 'dead', number>> = {}) => ({
@@ -146,5 +148,86 @@ describe('renderStats', () => {
   it('says the store is empty instead of a table of zeros', () => {
     const text = renderStats({ total: counts(), queues: {}, handlers: {} });
     expect(text).toMatch(/^no jobs in the store/);
+  });
+});
+
+describe('renderService and health', () => {
+  const NOW = Date.UTC(2026, 11, 2, 12, 0, 0);
+  const member = {
+    id: 'fWDYOxVjAbCd',
+    host: 'web-0',
+    pid: 7079,
+    startedAt: NOW - 1000,
+    weight: 1,
+    labels: {},
+    joinSeq: 1,
+  };
+  const running = describeSnapshot(
+    'orders',
+    {
+      revision: '17',
+      shardCount: 2,
+      members: [member],
+      claims: [{ shard: 0, owner: member.id, token: 5 }],
+      invalid: [],
+    },
+    NOW,
+  );
+  const stopped = describeSnapshot(
+    'billing',
+    { revision: '18', shardCount: 4, members: [], claims: [], invalid: [] },
+    NOW,
+  );
+
+  it('derives the health as core does: degraded while it runs with unowned shards, stopped without member or claim', () => {
+    expect(running).toMatchObject({ health: 'degraded', degraded: true, unowned: [1] });
+    expect(stopped).toMatchObject({ health: 'stopped', degraded: false, unowned: [0, 1, 2, 3] });
+    const absent = describeSnapshot('x', {
+      revision: '0',
+      shardCount: undefined,
+      members: [],
+      claims: [],
+      invalid: [],
+    });
+    expect(absent.health).toBe('absent');
+  });
+
+  it('prints a stopped service as stopped: no DEGRADED, no tables of unowned shards, how to forget it', () => {
+    const text = renderService(stopped);
+    expect(text).toBe(
+      'service billing  shards 4  owned 0  members 0  revision 18  stopped\n' +
+        '  stopped: no live member and no claim, every replica stopped; the backend keeps its records (4 shards). If it is gone for good: shardwork services forget billing',
+    );
+    const narrow = renderService(stopped, false, 40);
+    for (const line of narrow.split('\n')) expect(line.length).toBeLessThanOrEqual(40);
+    expect(narrow).toContain('  shardwork services forget billing');
+    expect(renderService(running)).toContain('DEGRADED: 1 unowned');
+  });
+
+  it('reports a change of health as a watch event', () => {
+    const before = describeSnapshot(
+      'billing',
+      {
+        revision: '1',
+        shardCount: 1,
+        members: [member],
+        claims: [{ shard: 0, owner: member.id, token: 9 }],
+        invalid: [],
+      },
+      NOW,
+    );
+    const after = describeSnapshot(
+      'billing',
+      { revision: '2', shardCount: 1, members: [], claims: [], invalid: [] },
+      NOW,
+    );
+    expect(diff(before, after, 'T').map((e) => e.type)).toEqual(['member:left', 'shard:moved', 'service:health']);
+    expect(diff(before, after, 'T').at(-1)).toEqual({
+      type: 'service:health',
+      at: 'T',
+      service: 'billing',
+      from: 'ok',
+      to: 'stopped',
+    });
   });
 });

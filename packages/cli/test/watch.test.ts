@@ -3,7 +3,7 @@ import { Worker } from '@shardwork/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/wait.js';
-import { buildOnce, type Spawned, spawnCli } from './helpers.js';
+import { buildOnce, run, type Spawned, spawnCli } from './helpers.js';
 
 describe('shardwork watch (redis)', () => {
   let redis: RedisTestServer;
@@ -59,9 +59,10 @@ describe('shardwork watch (redis)', () => {
     const [, w1] = await cluster(service);
     cli = spawnCli(['--json', 'watch', service, '--interval', '200', '--discovery', redis.url]);
     const first = JSON.parse(await cli.waitFor(/"type":"snapshot"/, 15_000)) as {
-      status: { service: string; shards: { owner?: string }[] };
+      status: { service: string; health: string; shards: { owner?: string }[] };
     };
     expect(first.status.service).toBe(service);
+    expect(first.status.health).toBe('ok');
     expect(first.status.shards.filter((s) => s.owner !== undefined)).toHaveLength(4);
     const mark = cli.lines.length;
     const gone = w1?.status().instance;
@@ -78,5 +79,27 @@ describe('shardwork watch (redis)', () => {
     expect(left.id).toBe(gone);
     // Every line is a JSON document.
     for (const l of cli.lines.filter((x) => x !== '')) expect(() => JSON.parse(l)).not.toThrow();
+  });
+
+  it('shows a service whose replicas all stopped as stopped, with the change of health', async () => {
+    const service = `watchs-${randomUUID().slice(0, 8)}`;
+    await cluster(service);
+    cli = spawnCli(['watch', service, '--interval', '200', '--discovery', redis.url]);
+    await cli.waitFor(new RegExp(`service ${service}.*owned 4.* ok$`), 15_000);
+    const mark = cli.lines.length;
+    await Promise.all(workers.map((w) => w.stop()));
+    await cli.waitFor(new RegExp(`${service}: ok -> stopped$`), 15_000, mark);
+    const frame = await cli.waitFor(new RegExp(`^service ${service} .* stopped$`), 15_000, mark);
+    expect(frame).toContain('owned 0  members 0');
+    const after = cli.lines.slice(mark).join('\n');
+    expect(after).not.toMatch(/DEGRADED|unowned shards/);
+    expect(after).toContain(`shardwork services forget ${service}`);
+
+    // Forgotten while watched by name: the backend holds nothing for it any more.
+    const forget = await run(['services', 'forget', service, '--discovery', redis.url]);
+    expect(forget.code).toBe(0);
+    await cli.waitFor(new RegExp(`${service}: stopped -> absent$`), 15_000, mark);
+    await cli.waitFor(/^ {2}absent: the backend holds no record of it$/, 15_000, mark);
+    expect(await cli.stop()).toBe(0);
   });
 });

@@ -1,9 +1,10 @@
+import { type Member, ServiceRunningError } from '@shardwork/core';
 import { type JobState, UnknownHandlerError } from '@shardwork/jobs';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { CSS, JS } from './assets.js';
-import type { DashboardData } from './data.js';
+import { type DashboardData, ForgetRefusedError } from './data.js';
 import { jobsFragment, LISTED_STATES, layout, queuesFragment, type RenderContext, servicesFragment } from './html.js';
 import type { DashboardAuth } from './options.js';
 import { Authenticator, randomToken, SECURITY_HEADERS, SESSION_COOKIE, safeEqual } from './security.js';
@@ -35,6 +36,19 @@ class ActionRefused extends Error {
 }
 
 const PAGE_SIZE = 50;
+
+/** Live members named in a refusal; more are counted. */
+const NAMED_MEMBERS = 10;
+
+/** `host:pid (id)` per live member id, from the listing where it has the member; the id alone otherwise. */
+function describeMembers(ids: readonly string[], members: readonly Member[]): string {
+  const byId = new Map(members.map((m) => [m.id, m]));
+  const named = ids.slice(0, NAMED_MEMBERS).map((id) => {
+    const m = byId.get(id);
+    return m === undefined ? id : `${m.host}:${m.pid} (${id}${m.draining === true ? ', draining' : ''})`;
+  });
+  return named.join(', ') + (ids.length > NAMED_MEMBERS ? `, … (${ids.length} in all)` : '');
+}
 
 /** Only a local path is a redirect target, so an action can never send the browser elsewhere. */
 function safeBack(value: unknown): string {
@@ -120,10 +134,12 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     return Number.isInteger(offset) && offset >= 0 ? offset : 0;
   };
 
-  app.get('/', async (c) => page(c, 'Services', '/', '/api/services', servicesFragment(await data.services())));
+  app.get('/', async (c) =>
+    page(c, 'Services', '/', '/api/services', servicesFragment(await data.services(), renderContext(c))),
+  );
   app.get('/api/services', async (c) => {
     const view = await data.services();
-    return c.json({ ...view, html: servicesFragment(view) });
+    return c.json({ ...view, html: servicesFragment(view, apiContext(c, '/')) });
   });
   app.get('/queues', async (c) =>
     page(c, 'Queues', '/queues', '/api/queues', queuesFragment(await data.queues(), renderContext(c))),
@@ -225,6 +241,32 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     const handler = handlerOf(form);
     await data.act((jobs) => jobs.unpause(handler));
     return `Unpaused ${handler}`;
+  });
+  act('/actions/forget', async (form) => {
+    if (typeof form.service !== 'string' || form.service === '') throw new Error('no service given');
+    const service = form.service;
+    let forgotten: boolean;
+    try {
+      forgotten = await data.forget(service);
+    } catch (error) {
+      if (error instanceof ForgetRefusedError) throw new ActionRefused(error.message);
+      // A replica started since the page was drawn: the backend refused, nothing was removed.
+      if (error instanceof ServiceRunningError) {
+        const view = await data.services();
+        const members = view.services.find((s) => s.name === service)?.snapshot.members ?? [];
+        const n = error.members.length;
+        throw new ActionRefused(
+          `Not forgotten: service "${service}" is running: ${n} live member${n === 1 ? '' : 's'}: ${describeMembers(error.members, members)}. Stop its replicas first.`,
+        );
+      }
+      throw error;
+    }
+    if (!forgotten) {
+      throw new ActionRefused(
+        `Nothing to forget: the discovery backend holds no records of service "${service}" (forgotten already?)`,
+      );
+    }
+    return `Forgot service ${service}: its records are removed`;
   });
   app.post('*', (c) => c.text('Not found', 404));
 

@@ -32,6 +32,10 @@ td.error { color:var(--bad); max-width:360px; overflow-wrap:anywhere; }
 .shard .owner { display:flex; min-width:0; white-space:nowrap; }
 .shard .owner .host { overflow:hidden; text-overflow:ellipsis; min-width:0; } .shard .owner .pid { flex:none; }
 .shard.unowned { background:repeating-linear-gradient(45deg,#fee2e2,#fee2e2 6px,#fff 6px,#fff 12px); border:1px dashed var(--bad); color:var(--bad); }
+/* A stopped service: nobody is meant to run it, so grey, never the red of an unowned shard. */
+.card.idle { background:#f9fafb; color:var(--muted); } .card.idle h2 { color:var(--muted); }
+.shard.off { background:#f3f4f6; border:1px dashed #9ca3af; color:var(--muted); }
+.forget { margin:8px 0; } .forget .muted { margin-left:6px; font-size:12px; }
 /* Data kept from before a backend went down: grey and faded, so nothing on it reads as live. */
 .stale { filter:grayscale(1); opacity:.55; }
 #updated.not-live { color:#fca5a5; font-weight:600; }

@@ -1,4 +1,10 @@
-import { type Discovery, inspectSnapshot, type Snapshot } from '@shardwork/core';
+import {
+  type Discovery,
+  inspectSnapshot,
+  type ServiceHealth,
+  type ServiceInspection,
+  type Snapshot,
+} from '@shardwork/core';
 import type { AdminJobQueue, JobInfo, JobState, JobStats } from '@shardwork/jobs';
 
 /** One change of a shard's owner between two consecutive snapshots. */
@@ -19,9 +25,23 @@ export interface BackendProblem {
   readonly dataFrom: number | undefined;
 }
 
+/** One service on the services page. */
+export interface ServiceView {
+  readonly name: string;
+  readonly snapshot: Snapshot;
+  /**
+   * `ok`, `degraded` (it runs with shards unowned), `stopped` (records but
+   * no member and no claim: shown greyed, with a Forget action) or `absent`
+   * (no records), as `inspectSnapshot` of `@shardwork/core` says.
+   */
+  readonly health: ServiceHealth;
+}
+
 /** What the services page shows. */
 export interface ServicesView {
-  readonly services: readonly { readonly name: string; readonly snapshot: Snapshot }[];
+  readonly services: readonly ServiceView[];
+  /** The discovery backend can forget a stopped service (`Discovery.forgetService`). */
+  readonly canForget: boolean;
   readonly movements: readonly Movement[];
   readonly readAt: number | undefined;
   readonly problem: BackendProblem | undefined;
@@ -63,6 +83,14 @@ export interface JobsView {
   readonly jobs: readonly JobInfo[];
   readonly readAt: number | undefined;
   readonly problem: BackendProblem | undefined;
+}
+
+/** {@link DashboardData.forget} refused before asking the backend; the message says why. */
+export class ForgetRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForgetRefusedError';
+  }
 }
 
 const MOVEMENTS_KEPT = 50;
@@ -147,7 +175,13 @@ export class DashboardData {
     this.#timeoutMs = options.timeoutMs;
     this.#discoveryName = describeBackend('Discovery', options.discoverySource);
     this.#jobsName = describeBackend('Job queue', options.jobsSource);
-    this.#servicesView = { services: [], movements: [], readAt: undefined, problem: undefined };
+    this.#servicesView = {
+      services: [],
+      canForget: this.canForget,
+      movements: [],
+      readAt: undefined,
+      problem: undefined,
+    };
     // Completions are only observable in the process that runs the jobs: counts by state say nothing about them.
     if (options.inProcessJobs && options.jobs !== undefined) {
       this.#unsubscribe = options.jobs.on('job:completed', ({ job }) => {
@@ -193,12 +227,18 @@ export class DashboardData {
         names.map((name) => this.#read(`snapshot:${name}`, () => inspectSnapshot(this.#discovery, name))),
       );
       const now = Date.now();
-      const services = names.map((name, i) => {
-        const snapshot = snapshots[i] as Snapshot;
+      const services = names.map((name, i): ServiceView => {
+        const snapshot = snapshots[i] as ServiceInspection;
         this.#record(name, snapshot, now);
-        return { name, snapshot };
+        return { name, snapshot, health: snapshot.health };
       });
-      this.#servicesView = { services, movements: [...this.#movements], readAt: now, problem: undefined };
+      this.#servicesView = {
+        services,
+        canForget: this.canForget,
+        movements: [...this.#movements],
+        readAt: now,
+        problem: undefined,
+      };
     } catch (error) {
       this.#servicesView = {
         ...this.#servicesView,
@@ -339,6 +379,36 @@ export class DashboardData {
       this.#jobsProblem = { backend: this.#jobsName, reason: reasonOf(error), dataFrom: last.readAt };
       return { ...last, problem: this.#jobsProblem };
     }
+  }
+
+  /** Whether the discovery backend can forget a stopped service (third-party backends may not). */
+  get canForget(): boolean {
+    return typeof this.#discovery.forgetService === 'function';
+  }
+
+  /**
+   * Remove the records of a stopped service (`Discovery.forgetService`),
+   * under five times the backend deadline, like the job actions. Resolves
+   * `true` when records were removed, `false` when the backend held none.
+   * Rejects with `ServiceRunningError` while a member lives, with
+   * {@link ForgetRefusedError} when the backend cannot forget or this
+   * dashboard does not show the service, and with the backend's errors.
+   */
+  async forget(service: string): Promise<boolean> {
+    if (this.#services !== undefined && !this.#services.includes(service)) {
+      throw new ForgetRefusedError(`Not forgotten: this dashboard does not show a service "${service}"`);
+    }
+    const discovery = this.#discovery;
+    if (typeof discovery.forgetService !== 'function') {
+      throw new ForgetRefusedError(
+        `Not forgotten: the ${discovery.kind} discovery backend cannot forget a service (it does not implement forgetService); remove the records of "${service}" with the backend's own tools.`,
+      );
+    }
+    const forget = discovery.forgetService;
+    const forgotten = await withTimeout(forget.call(discovery, service), this.#timeoutMs * 5);
+    // Gone for good: the next time the name is seen it is a new service, not a movement.
+    if (forgotten) this.#previous.delete(service);
+    return forgotten;
   }
 
   /** The job queue, for actions (which are not retried or cached). */

@@ -1,6 +1,6 @@
-import type { Member, Snapshot } from '@shardwork/core';
+import type { Member } from '@shardwork/core';
 import type { JobInfo, JobState } from '@shardwork/jobs';
-import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView } from './data.js';
+import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView, ServiceView } from './data.js';
 
 /** What every fragment needs to render forms and links. */
 export interface RenderContext {
@@ -116,7 +116,37 @@ const PALETTE = [
   '#a5b4fc',
 ];
 
-function serviceSection(name: string, snapshot: Snapshot, now: number): string {
+/**
+ * A stopped service (records, no member, no claim) or one without records:
+ * greyed, not red, since nobody is meant to run it; a stopped one offers
+ * Forget (unless read-only, or the backend cannot forget).
+ */
+function idleServiceSection(service: ServiceView, ctx: RenderContext, canForget: boolean): string {
+  const { name, snapshot, health } = service;
+  if (health === 'absent') {
+    return `<section class="card idle" data-service="${esc(name)}" data-health="absent"><h2>${esc(name)} <small><span class="tag idle">no records</span></small></h2><p class="muted">The discovery backend holds no record of this service: it was forgotten, or has never run.</p></section>`;
+  }
+  const shardCount = snapshot.shardCount ?? 0;
+  let cells = '';
+  for (let shard = 0; shard < shardCount; shard++) {
+    cells += `<div class="shard off" data-shard="${shard}" data-owner="" title="shard ${shard}: nobody runs the service"><b>${shard}</b><span>not running</span></div>`;
+  }
+  const invalid =
+    snapshot.invalid.length > 0 ? `<p class="muted">${snapshot.invalid.length} unreadable record(s)</p>` : '';
+  const forget = !canForget
+    ? '<p class="muted" data-forget="unsupported">This discovery backend cannot forget a service.</p>'
+    : ctx.readOnly
+      ? ''
+      : `<div class="forget">${button(ctx, '/actions/forget', 'Forget', { service: name }, 'secondary')}<span class="muted">removes its records, for a service that is gone for good</span></div>`;
+  const shards = snapshot.shardCount === undefined ? 'shard count unreadable' : `${shardCount} shards`;
+  return `<section class="card idle" data-service="${esc(name)}" data-health="stopped"><h2>${esc(name)} <small><span class="tag idle">stopped</span> no live member, ${shards}, revision ${num(snapshot.revision)}</small></h2>${invalid}
+<p class="muted">Every replica stopped: nobody runs this service, so nothing owns its shards, and that is no alarm. The discovery backend keeps its records (shard count, lease TTL) until they are forgotten; a replica started later runs it again.</p>${forget}
+<div class="shardmap">${cells}</div></section>`;
+}
+
+function serviceSection(service: ServiceView, now: number, ctx: RenderContext, canForget: boolean): string {
+  const { name, snapshot, health } = service;
+  if (health === 'stopped' || health === 'absent') return idleServiceSection(service, ctx, canForget);
   const byId = new Map(snapshot.members.map((m) => [m.id, m]));
   // By join order (stable for a member's life): members that join one after another never share a colour.
   const colours = new Map(snapshot.members.map((m) => [m.id, PALETTE[m.joinSeq % PALETTE.length] as string]));
@@ -155,7 +185,7 @@ function serviceSection(name: string, snapshot: Snapshot, now: number): string {
   }
   const invalid =
     snapshot.invalid.length > 0 ? `<p class="warn">${snapshot.invalid.length} unreadable record(s)</p>` : '';
-  return `<section class="card" data-service="${esc(name)}"><h2>${esc(name)} <small>${snapshot.members.length} member(s), ${shardCount} shards, ${unowned === 0 ? 'all owned' : `<span class="bad">${unowned} unowned</span>`}, revision ${num(snapshot.revision)}</small></h2>${invalid}
+  return `<section class="card" data-service="${esc(name)}" data-health="${esc(health)}"><h2>${esc(name)} <small>${snapshot.members.length} member(s), ${shardCount} shards, ${unowned === 0 ? 'all owned' : `<span class="bad">${unowned} unowned</span>`}, revision ${num(snapshot.revision)}</small></h2>${invalid}
 <table><thead><tr><th>member</th><th>host</th><th class="num">pid</th><th>age</th><th>lease left</th><th>shards</th><th>status</th></tr></thead><tbody>${rows || '<tr><td colspan="7" class="muted">no live members</td></tr>'}</tbody></table>
 <div class="shardmap">${cells}</div></section>`;
 }
@@ -172,9 +202,12 @@ function movementsTable(movements: readonly Movement[]): string {
   return `<section class="card"><h2>Recent movements</h2><table id="movements"><thead><tr><th>time (UTC)</th><th>service</th><th>shard</th><th>from</th><th>to</th><th class="num">token</th></tr></thead><tbody>${rows}</tbody></table></section>`;
 }
 
-/** The services page's live part. */
-export function servicesFragment(view: ServicesView, now = Date.now()): string {
-  const sections = view.services.map((s) => serviceSection(s.name, s.snapshot, now)).join('');
+/**
+ * The services page's live part.
+ * @param ctx - for the Forget form of a stopped service (none when read-only).
+ */
+export function servicesFragment(view: ServicesView, ctx: RenderContext, now = Date.now()): string {
+  const sections = view.services.map((s) => serviceSection(s, now, ctx, view.canForget)).join('');
   const none =
     view.services.length === 0 && view.readAt !== undefined
       ? '<p class="card muted" data-empty="services">no services found: no worker has registered with this discovery backend</p>'

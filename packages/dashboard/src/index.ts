@@ -22,8 +22,16 @@
 
 export type { DashboardAppOptions } from './app.js';
 export { createDashboardApp } from './app.js';
-export type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView } from './data.js';
-export { DashboardData } from './data.js';
+export type {
+  BackendProblem,
+  JobsView,
+  Movement,
+  QueueRow,
+  QueuesView,
+  ServicesView,
+  ServiceView,
+} from './data.js';
+export { DashboardData, ForgetRefusedError } from './data.js';
 export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions, DashboardWarning } from './options.js';
 export { compileDashboardOptions } from './options.js';
 export type { Dashboard } from './server.js';

@@ -1,10 +1,10 @@
-import { MemoryDiscovery, sharedMemoryStore, Worker } from '@shardwork/core';
+import { createDiscovery, MemoryDiscovery, sharedMemoryStore, Worker } from '@shardwork/core';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../../test/support/wait.js';
 import { startDashboard } from '../src/index.js';
 import { type Scenario, startScenario } from './scenario.js';
-import { CHROMIUM, killReplica, randomName } from './support.js';
+import { CHROMIUM, killReplica, randomName, startReplica } from './support.js';
 
 let scenario: Scenario;
 let browser: Browser;
@@ -66,6 +66,75 @@ describe('services page', () => {
       10_000,
       'the killed member gone from the members table',
     );
+  });
+});
+
+describe('a service whose replicas all stopped', () => {
+  it('is shown greyed as stopped (not red), with Forget only there, and Forget removes its records', async () => {
+    const service = randomName('retired');
+    const replica = await startReplica(service, scenario.redis.url, 4);
+    const dashboard = await startDashboard({
+      discovery: scenario.redis.url,
+      services: [scenario.service, service],
+      port: 0,
+      refreshMs: 300,
+    });
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const stopped = tab.locator(`section[data-service="${service}"]`);
+    try {
+      await tab.goto(`${dashboard.url}/`);
+      await until(
+        async () => (await stopped.locator('.shard[data-owner]:not([data-owner=""])').count()) === 4,
+        20_000,
+        'the new service running, all 4 shards owned',
+      );
+      expect(await tab.getByRole('button', { name: 'Forget' }).count()).toBe(0);
+
+      // Stopped for good (SIGTERM: a graceful stop); the page follows by itself.
+      await killReplica(replica, 'SIGTERM');
+      await until(async () => (await stopped.getAttribute('data-health')) === 'stopped', 10_000, 'shown as stopped');
+      expect(await stopped.locator('h2 .tag').textContent()).toBe('stopped');
+      expect(await stopped.locator('.shard').count()).toBe(4);
+      expect(await stopped.locator('.shard.unowned, .bad').count()).toBe(0);
+      // Greyed, not the red of unowned shards: grey cells with a grey dashed border, muted text.
+      const looks = await stopped
+        .locator('.shard')
+        .first()
+        .evaluate((cell) => {
+          const style = cell.ownerDocument.defaultView.getComputedStyle(cell);
+          return {
+            background: style.backgroundColor,
+            image: style.backgroundImage,
+            border: style.borderTopColor,
+            color: style.color,
+          };
+        });
+      expect(looks).toEqual({
+        background: 'rgb(243, 244, 246)',
+        image: 'none',
+        border: 'rgb(156, 163, 175)',
+        color: 'rgb(107, 114, 128)',
+      });
+      // Forget is offered for the stopped service alone, never for the running one.
+      expect(await tab.getByRole('button', { name: 'Forget' }).count()).toBe(1);
+      expect(await tab.locator(`section[data-service="${scenario.service}"] button`).count()).toBe(0);
+
+      await stopped.getByRole('button', { name: 'Forget' }).click();
+      await tab.waitForURL(`${dashboard.url}/`);
+      expect(await tab.locator('.flash').textContent()).toBe(`Forgot service ${service}: its records are removed`);
+      expect(await stopped.getAttribute('data-health')).toBe('absent');
+      expect(await tab.getByRole('button', { name: 'Forget' }).count()).toBe(0);
+      const tool = await createDiscovery(scenario.redis.url);
+      try {
+        expect(await tool.services?.()).not.toContain(service);
+      } finally {
+        await tool.close();
+      }
+    } finally {
+      await tab.close();
+      await dashboard.close();
+      await killReplica(replica);
+    }
   });
 });
 

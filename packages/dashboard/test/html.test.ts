@@ -111,7 +111,8 @@ describe('stale data while a backend is down', () => {
     invalid: [],
   };
   const view = (problem: ServicesView['problem']): ServicesView => ({
-    services: [{ name: 'orders', snapshot }],
+    services: [{ name: 'orders', snapshot, health: 'ok' }],
+    canForget: true,
     movements: [],
     readAt: NOW - 35_000,
     problem,
@@ -120,6 +121,7 @@ describe('stale data while a backend is down', () => {
   it('greys out the last data read and says how old it is', () => {
     const html = servicesFragment(
       view({ backend: 'Discovery at redis://127.0.0.1:6379', reason: 'ECONNREFUSED', dataFrom: NOW - 35_000 }),
+      ctx,
       NOW,
     );
     expect(html).toContain(
@@ -130,11 +132,74 @@ describe('stale data while a backend is down', () => {
   });
 
   it('shows live data as it is, and tokens and revisions as unbreakable numbers', () => {
-    const html = servicesFragment(view(undefined), NOW);
+    const html = servicesFragment(view(undefined), ctx, NOW);
     expect(html).not.toContain('data-stale');
     expect(html).not.toContain('data-banner');
     expect(html).toContain('<small>token <span class="token">1796218164151491</span></small>');
     expect(html).toContain('revision <span class="nowrap">1796218154145266</span>');
+  });
+});
+
+describe('a stopped service', () => {
+  const running: Snapshot = {
+    revision: '17',
+    shardCount: 2,
+    members: [{ id: 'member-a', host: 'web-0', pid: 7079, startedAt: NOW - 60_000, weight: 1, labels: {}, joinSeq: 1 }],
+    claims: [{ shard: 0, owner: 'member-a', token: 1796218164151491 }],
+    invalid: [],
+  };
+  const stopped: Snapshot = { revision: '18', shardCount: 3, members: [], claims: [], invalid: [] };
+  const view = (over: Partial<ServicesView> = {}): ServicesView => ({
+    services: [
+      { name: 'orders', snapshot: running, health: 'degraded' },
+      { name: 'retired', snapshot: stopped, health: 'stopped' },
+    ],
+    canForget: true,
+    movements: [],
+    readAt: NOW,
+    problem: undefined,
+    ...over,
+  });
+  const section = (html: string, name: string): string =>
+    new RegExp(`<section[^>]*data-service="${name}"[\\s\\S]*?</section>`).exec(html)?.[0] ?? '';
+
+  it('is greyed and says stopped, with no red unowned shards, and offers Forget with the CSRF token', () => {
+    const html = servicesFragment(view(), ctx, NOW);
+    const retired = section(html, 'retired');
+    expect(retired).toMatch(/^<section class="card idle" data-service="retired" data-health="stopped">/);
+    expect(retired).toContain('<span class="tag idle">stopped</span> no live member, 3 shards');
+    expect(retired.match(/class="shard off"/g)).toHaveLength(3);
+    expect(retired).not.toMatch(/unowned|class="bad"|class="shard unowned"/);
+    expect(retired).toContain(
+      '<form method="post" action="/actions/forget" class="inline"><input type="hidden" name="_csrf" value="csrf-token"><input type="hidden" name="back" value="/queues"><input type="hidden" name="service" value="retired"><button type="submit" class="secondary">Forget</button></form>',
+    );
+    // A running service, even a degraded one, is red where shards are unowned and has nothing to forget.
+    const orders = section(html, 'orders');
+    expect(orders).toContain('data-health="degraded"');
+    expect(orders).toContain('<span class="bad">1 unowned</span>');
+    expect(orders).not.toContain('/actions/forget');
+  });
+
+  it('offers no Forget when read-only, and says so when the backend cannot forget', () => {
+    const readOnly = servicesFragment(view(), { ...ctx, readOnly: true }, NOW);
+    expect(section(readOnly, 'retired')).toContain('data-health="stopped"');
+    expect(readOnly).not.toContain('<form');
+    const unsupported = servicesFragment(view({ canForget: false }), ctx, NOW);
+    expect(unsupported).not.toContain('/actions/forget');
+    expect(section(unsupported, 'retired')).toContain(
+      '<p class="muted" data-forget="unsupported">This discovery backend cannot forget a service.</p>',
+    );
+  });
+
+  it('without any record says so, greyed as well', () => {
+    const gone = servicesFragment(
+      view({ services: [{ name: 'gone', snapshot: { ...stopped, shardCount: undefined }, health: 'absent' }] }),
+      ctx,
+      NOW,
+    );
+    expect(section(gone, 'gone')).toContain('data-health="absent"');
+    expect(gone).toContain('The discovery backend holds no record of this service');
+    expect(gone).not.toContain('/actions/forget');
   });
 });
 

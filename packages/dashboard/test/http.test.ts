@@ -66,7 +66,7 @@ describe('listening beyond loopback without auth', () => {
     expect(d.warnings).toEqual(seen);
     expect(seen[0]?.message).toBe(
       `The dashboard listens on 0.0.0.0:${d.port}, which is reachable from the network, without authentication: ` +
-        'anyone who can reach that port can read every service, member and job (with its arguments and errors) and retry, delete and pause jobs. ' +
+        'anyone who can reach that port can read every service, member and job (with its arguments and errors) and retry, delete and pause jobs, and forget stopped services. ' +
         'Add a token (auth: { token }) or a user and password (auth: { username, password }) and put TLS in front, or listen on 127.0.0.1 (the default).',
     );
     // It is a warning, not a refusal: the dashboard serves.
