@@ -6,8 +6,8 @@
  * @module
  */
 
+import type { RevokeReason } from './shard-run.js';
 import { capitalize, groupName, type Subject, unitRevokedMessage } from './subject.js';
-import type { RevokeReason } from './worker.js';
 
 /** The code carried by every {@link ShardworkError}. */
 export type ShardworkErrorCode =

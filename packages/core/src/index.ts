@@ -90,23 +90,18 @@ export type {
 export { compileOptions } from './options.js';
 export type { ShardParamsInput } from './params.js';
 export { parseParams } from './params.js';
+export type { Plan, PlanInput, PlannedRevocation, PlannedRun } from './plan.js';
+export { plan } from './plan.js';
 export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from './protocols.js';
 export { ProtocolRegistry } from './protocols.js';
-export type {
-  AcquireReason,
-  Acquisition,
-  Plan,
-  PlanInput,
-  PlannedRevocation,
-  PlannedRun,
-  ResolverCounters,
-} from './resolver.js';
-export { plan } from './resolver.js';
+export type { ResolverCounters } from './resolver.js';
 export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
 export { compileRetry } from './retry.js';
 export type { CompiledSchedule, ScheduleInput, Ticker } from './schedule.js';
 export { compileSchedule, startTicker, ticksBetween } from './schedule.js';
+export type { AcquireReason, Acquisition } from './service-view.js';
+export type { RevokeReason } from './shard-run.js';
 export type { ReadTlsFilesOptions, TlsFiles, TlsMaterial } from './tls.js';
 export { explainTlsError, readTlsFiles } from './tls.js';
-export type { RevokeReason, WorkerEventMap, WorkerState, WorkerStatus } from './worker.js';
+export type { WorkerEventMap, WorkerState, WorkerStatus } from './worker.js';
 export { Worker } from './worker.js';

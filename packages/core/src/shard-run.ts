@@ -12,6 +12,9 @@ import type { ShardContext, Stage, StageFunction } from './handler.js';
 import type { CompiledWorkerOptions } from './options.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
+/** Why a shard stopped being owned. */
+export type RevokeReason = 'rebalance' | 'lease-lost' | 'claim-lost' | 'stop';
+
 /**
  * - `owned`: the claim is ours and the handler may act;
  * - `revoking`: the signal aborted, the handler drains; the claim is still
@@ -106,17 +109,19 @@ export class ShardRun {
   }
 
   /**
-   * Abort the handler with `reason`. `released`: the claim is already gone (lost
-   * behind our back), so `ctx.held` turns false at once. Returns false when the
-   * run was already revoked.
+   * Abort the handler: its signal aborts with `cause`, by default a
+   * `NotOwnerError` naming `reason`. A claim lost behind our back
+   * (`claim-lost`) is gone already, so `ctx.held` turns false at once; after
+   * any other reason the claim is held while the handler drains. Returns
+   * false when the run was already revoked.
    */
-  revoke(reason: Error, released: boolean): boolean {
+  revoke(reason: RevokeReason, cause?: Error): boolean {
     if (this.#state.state === 'released') return false;
     const first = this.#state.state === 'owned';
-    this.#state.to(released ? 'released' : 'revoking');
+    this.#state.to(reason === 'claim-lost' ? 'released' : 'revoking');
     if (first) {
       this.revokedAt = this.#host.options.clock.now();
-      this.#controller.abort(reason);
+      this.#controller.abort(cause ?? new NotOwnerError(this.shard, this.token, reason, this.#host.options.subject));
     }
     return first;
   }

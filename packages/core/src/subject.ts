@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { RevokeReason } from './worker.js';
+import type { RevokeReason } from './shard-run.js';
 
 /**
  * The `subject` option of a worker: the words its messages use. Every field

@@ -1,45 +1,39 @@
 /**
  * The worker: the lifecycle of one replica, wiring its lease
- * ({@link LeaseKeeper}), its resolver ({@link Resolver}) and one
- * {@link ShardRun} per owned shard. Stopping marks the member draining, so
- * that peers plan without it and take each shard as soon as its own handler
+ * ({@link LeaseKeeper}), its resolver ({@link Resolver}) and the table of its
+ * shard runs ({@link Runs}). Stopping marks the member draining, so that
+ * peers plan without it and take each shard as soon as its own handler
  * settles and its claim is released.
  *
  * @module
  */
 
-import type { ClaimRef, Discovery, InvalidRecord, Member } from './discovery/contract.js';
+import type { Discovery, InvalidRecord, Member } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
 import {
-  AttemptsExhaustedError,
   DiscoveryUnavailableError,
   reason as errorReason,
   IllegalStateError,
   InvalidRecordError,
   type LeaseLostError,
-  NotOwnerError,
-  RevokeTimeoutError,
   StartTimeoutError,
 } from './errors.js';
 import { type ErrorPayload, errorPayload, TypedEmitter } from './events.js';
-import type { ShardContext, Stage, WatchInfo } from './handler.js';
+import type { WatchInfo } from './handler.js';
 import { type ClaimsHeldBack, type HoldBackReason, holdBackMessage } from './hold-back.js';
 import { type Lease, LeaseKeeper } from './lease.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
 import { ReleaseBatcher } from './release-batcher.js';
-import { type Acquisition, Resolver, type ResolverCounters } from './resolver.js';
+import { Resolver, type ResolverCounters } from './resolver.js';
+import { type RunEventMap, Runs } from './runs.js';
 import { startTicker, type Ticker } from './schedule.js';
-import { type RunHost, ShardRun } from './shard-run.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
 /** Lifecycle states; `start()` and `stop()` move between them. */
 export type WorkerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-/** Why a shard stopped being owned. */
-export type RevokeReason = 'rebalance' | 'lease-lost' | 'claim-lost' | 'stop';
-
-/** Every event of a {@link Worker}, one payload object each. */
-export interface WorkerEventMap {
+/** Every event of a {@link Worker}, one payload object each (those of its shard runs in {@link RunEventMap}). */
+export interface WorkerEventMap extends RunEventMap {
   /** The lifecycle state changed. */
   state: { readonly from: WorkerState; readonly to: WorkerState };
   /** This replica registered with a new lease (at start and after a lost lease). */
@@ -52,26 +46,6 @@ export interface WorkerEventMap {
   'member:joined': { readonly member: Member };
   /** A member left the view (stopped, crashed or lost its lease). */
   'member:left': { readonly instance: string };
-  /**
-   * This replica claimed a shard: `reason` says how the shard came to be free
-   * and `vacantMs` how long it had been free as this replica saw it (see
-   * {@link Acquisition}).
-   */
-  'shard:acquired': { readonly shard: number; readonly token: number } & Acquisition;
-  /** This replica stopped owning a shard. */
-  'shard:revoked': { readonly shard: number; readonly token: number; readonly reason: RevokeReason };
-  /**
-   * A revoked shard's handler settled (or `revokeTimeoutMs` ran out) and its
-   * claim was given back (`released`), or dropped with the lease or lost
-   * claim. `drainMs` is the time from the revocation to then.
-   */
-  'shard:released': {
-    readonly shard: number;
-    readonly token: number;
-    readonly reason: RevokeReason;
-    readonly released: boolean;
-    readonly drainMs: number;
-  };
   /** This replica's slice changed (same payload as `handler.watch`). */
   assignment: WatchInfo;
   /**
@@ -82,10 +56,6 @@ export interface WorkerEventMap {
    * data). Printed with `console.warn` when nobody listens.
    */
   'claims:held-back': ClaimsHeldBack;
-  /** A cron tick found the previous run of the shard still going and skipped it. */
-  'tick:skipped': { readonly shard: number; readonly scheduledAt: Date };
-  /** A handler stage threw (also given to `handler.onError`). */
-  'handler:error': { readonly shard: number; readonly stage: Stage; readonly attempt: number; readonly error: unknown };
   /**
    * A backend record could not be parsed: skipped (`repaired: false`, reported
    * once per listing that still holds it) or replaced/deleted where that is
@@ -120,12 +90,6 @@ export interface WorkerStatus {
   readonly resolver: Readonly<ResolverCounters>;
 }
 
-/** Most held claims one renewal checks (see `#heldClaims`). */
-const MAX_CHECKED = 1000;
-
-/** On stop, handlers that settle within this long are handed over by revoking the lease alone. */
-const FAST_STOP_MS = 20;
-
 const WORKER_TRANSITIONS: TransitionTable<WorkerState> = {
   idle: ['starting', 'stopped'],
   starting: ['running', 'stopping', 'stopped'],
@@ -151,17 +115,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #ownsDiscovery = false;
   #lease: LeaseKeeper | undefined;
   #resolver: Resolver | undefined;
-  readonly #runs = new Map<number, ShardRun>();
-  /** Revocations in progress: they drain in the background so that one slow handler delays nothing else. */
-  readonly #revocations = new Set<Promise<void>>();
+  readonly #runs: Runs;
   #releases: ReleaseBatcher | undefined;
-  /** What every shard run gets from this worker (one object for all of them). */
-  readonly #runHost: RunHost;
   #view: readonly Member[] = [];
   #lastWatch = '';
   #reportedInvalid = new Set<string>();
-  /** The shard the next renewal's check of held claims starts from, when there are too many for one. */
-  #checkFrom = 0;
   #ticker: Ticker | undefined;
   /** Called after every reconcile pass; `start()` waits for the first one only. */
   #afterPass: (() => void) | undefined;
@@ -175,12 +133,18 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   constructor(options: WorkerOptions) {
     super();
     this.#o = compileOptions(options);
-    this.#runHost = {
+    this.#runs = new Runs({
       options: this.#o,
+      events: {
+        // (WorkerEventMap extends RunEventMap: the same payload, which TypeScript cannot see through the generic.)
+        emit: (event, payload) => this.emit(event, payload as WorkerEventMap[typeof event]),
+        listenerCount: (event) => this.listenerCount(event),
+      },
       holds: (id) => this.#holds(id),
-      handlerError: (r, ctx, error) => this.#handlerError(r, ctx, error),
+      giveBack: (instance, ref) => this.#releases?.add(instance, ref) ?? Promise.resolve(),
+      revoked: () => void this.#resolver?.request(),
       reportError: (e) => this.#reportError(e),
-    };
+    });
   }
 
   /** Current lifecycle state. */
@@ -197,7 +161,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       service: this.#o.service,
       shardCount: this.#o.shardCount,
       instance: lease?.instance,
-      shards: this.#ownedRuns().map((r) => ({ shard: r.shard, token: r.token, running: r.running })),
+      shards: this.#runs.owned().map((r) => ({ shard: r.shard, token: r.token, running: r.running })),
       members: this.#view.map((m) => m.id),
       standby:
         lease !== undefined && state === 'running' && this.#runs.size === 0 && this.#view.length > this.#o.shardCount,
@@ -247,8 +211,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
           this.emit('lease:renewed', { instance: lease.instance, latencyMs });
       },
       lost: (lease, error, early) => this.#onLeaseLost(lease, error, early),
-      held: (lease) => this.#heldClaims(lease.instance),
-      claimsLost: (_lease, lost) => this.#onClaimsLost(lost),
+      held: (lease) => this.#runs.heldClaims(lease.instance),
+      claimsLost: (_lease, lost) => {
+        this.#runs.claimsLost(lost);
+        // Then re-list to see what is there.
+        this.#resolver?.invalidate();
+        void this.#resolver?.request();
+      },
       reportError: (e) => {
         if (this.state === 'starting') startError = e;
         this.#reportError(e);
@@ -261,7 +230,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       () => startError,
     );
     if (lease === undefined || this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
-    this.#resolver = this.#createResolver(discovery);
+    this.#resolver = this.#createResolver(discovery, this.#lease);
     this.#resolver.start();
     this.#setState('running');
     if (o.schedule !== undefined) this.#ticker = startTicker(o.schedule, (at) => this.#onTick(at));
@@ -319,28 +288,23 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  #createResolver(discovery: Discovery): Resolver {
+  #createResolver(discovery: Discovery, lease: LeaseKeeper): Resolver {
     return new Resolver({
       options: this.#o,
       discovery,
-      lease: () => this.#lease?.held,
-      running: () => this.state === 'running',
-      holds: (instance) => this.#holds(instance),
-      runs: () => this.#runs,
-      fence: (lease, detail) => this.#lease?.fence(lease, detail),
-      acquire: (shard, token, instance, how) => this.#acquire(shard, token, instance, how),
-      revoke: (shard, reason) => this.#revokeInBackground(shard, reason),
-      release: (instance, claims) => {
-        for (const ref of claims) void this.#releases?.add(instance, ref);
+      lease,
+      runs: this.#runs,
+      reports: {
+        error: (e) => this.#reportError(e),
+        invalid: (records) => this.#reportInvalid(records),
+        repaired: (records) => this.#reportRepaired(records),
       },
+      running: () => this.state === 'running',
       viewUpdated: (view) => this.#updateView(view),
       passed: () => {
         this.#emitWatch();
         this.#afterPass?.();
       },
-      reportError: (e) => this.#reportError(e),
-      listedInvalid: (records) => this.#reportInvalid(records),
-      repaired: (records) => this.#reportRepaired(records),
       heldBack: (reason, until, groupAgeMs) => this.#heldBack(discovery.kind, reason, until, groupAgeMs),
     });
   }
@@ -383,30 +347,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await this.#resolver?.stop();
     await this.#recovering?.catch(() => undefined);
     const lease = this.#lease?.held;
-    const owned = [...this.#runs.values()].filter((r) => !r.revoked);
-    for (const run of owned) {
-      if (run.revoke(new NotOwnerError(run.shard, run.token, 'stop', this.#o.subject), false)) {
-        this.emit('shard:revoked', { shard: run.shard, token: run.token, reason: 'stop' });
-      }
-    }
-    // Handlers that settle at once: revoking the lease hands every shard over
-    // in one step. Otherwise mark the member draining, so that peers plan
-    // without it, and release each shard as soon as its own handler settles
-    // (without the mark, peers would give released shards straight back to a
-    // member still in their view).
-    const settledFast = (await Promise.all(owned.map((run) => run.settle(FAST_STOP_MS)))).every(Boolean);
-    let drained = false;
-    if (lease !== undefined && owned.length > 0 && !settledFast) {
-      drained = await (this.#discovery as Discovery).drain(this.#o.service, lease.instance).then(
+    // Revoking the lease afterwards hands over what was not given back one by one.
+    await this.#runs.stop(async () => {
+      if (lease === undefined) return false;
+      return (this.#discovery as Discovery).drain(this.#o.service, lease.instance).then(
         () => true,
         (e: unknown) => {
           this.#reportError(e);
           return false;
         },
       );
-    }
-    await Promise.all(owned.map((run) => this.#finishRevocation(run, drained, 'stop')));
-    await Promise.all([...this.#revocations]);
+    });
     await this.#lease?.release();
     this.#emitWatch();
     await this.#teardown();
@@ -447,10 +398,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       // its owner may still act: claim nothing before that.
       this.#resolver?.blockClaimsUntil(this.#o.clock.now() + this.#o.leaseTtlMs, 'data-loss');
     }
-    for (const run of this.#runs.values()) {
-      if (run.instance !== lease.instance || !run.revoke(error, false)) continue;
-      this.emit('shard:revoked', { shard: run.shard, token: run.token, reason: 'lease-lost' });
-    }
+    this.#runs.leaseLost(lease.instance, error);
     this.emit('lease:lost', { instance: lease.instance, error });
     if (this.state === 'running') {
       this.#recovering ??= this.#recover(lease).finally(() => {
@@ -464,12 +412,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     // If the backend still holds the old lease, revoking it frees our shards for
     // peers now rather than at expiry. Handlers already see `owned === false`.
     void discovery.unregister(this.#o.service, old.instance).catch(() => undefined);
-    await Promise.all(
-      [...this.#runs.values()]
-        .filter((r) => r.instance === old.instance)
-        // The lease is gone, and its claims with it: nothing to give back.
-        .map((r) => this.#finishRevocation(r, false, 'lease-lost')),
-    );
+    // The lease is gone, and its claims with it: nothing to give back.
+    await this.#runs.finishLeaseLost(old.instance);
     this.#emitWatch();
     const lease = await this.#lease?.register({ signal: this.#startAbort.signal, failFast: false });
     if (lease === undefined) return;
@@ -477,120 +421,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     void this.#resolver?.request();
   }
 
-  // ── shards ───────────────────────────────────────────────────────────────
-
-  /**
-   * Claims of `instance` that a run still acts on or drains under, for the
-   * next renewal to check: all of them, or the next {@link MAX_CHECKED} in
-   * shard order after the last ones checked, so that a replica holding
-   * thousands of shards spreads the check over several heartbeats.
-   */
-  #heldClaims(instance: string): ClaimRef[] {
-    const held = [...this.#runs.values()]
-      .filter((run) => run.instance === instance && run.state !== 'released')
-      .sort((a, b) => a.shard - b.shard);
-    let picked = held;
-    if (held.length > MAX_CHECKED) {
-      const from = Math.max(
-        0,
-        held.findIndex((run) => run.shard >= this.#checkFrom),
-      );
-      picked = Array.from({ length: MAX_CHECKED }, (_, i) => held[(from + i) % held.length] as ShardRun);
-      this.#checkFrom = (picked.at(-1)?.shard ?? -1) + 1;
-    }
-    return picked.map((run) => ({ shard: run.shard, token: run.token }));
-  }
-
-  /**
-   * A renewal found claims that are not ours any more (written over behind
-   * our back): stop acting on them at once, then re-list to see what is there.
-   */
-  #onClaimsLost(lost: readonly ClaimRef[]): void {
-    for (const { shard, token } of lost) {
-      const run = this.#runs.get(shard);
-      if (run === undefined || run.token !== token) continue;
-      // A draining run is revoked already; its claim is gone all the same, so ctx.held turns false.
-      if (run.revoked) run.revoke(new NotOwnerError(shard, token, 'claim-lost', this.#o.subject), true);
-      else this.#revokeInBackground(shard, 'claim-lost');
-    }
-    this.#resolver?.invalidate();
-    void this.#resolver?.request();
-  }
-
-  #acquire(shard: number, token: number, instance: string, how: Acquisition): void {
-    const run = new ShardRun(this.#runHost, shard, token, instance);
-    this.#runs.set(shard, run);
-    this.emit('shard:acquired', { shard, token, reason: how.reason, vacantMs: how.vacantMs });
-    if (this.#o.schedule === undefined) run.start(undefined);
-  }
-
-  #revokeInBackground(shard: number, why: 'rebalance' | 'claim-lost'): void {
-    const run = this.#runs.get(shard);
-    if (run === undefined || run.revoked) return;
-    // A claim lost behind our back is not ours even while the handler drains.
-    const lost = why === 'claim-lost';
-    run.revoke(new NotOwnerError(shard, run.token, why, this.#o.subject), lost);
-    this.emit('shard:revoked', { shard, token: run.token, reason: why });
-    const done: Promise<void> = this.#finishRevocation(run, !lost, why).finally(() => {
-      this.#revocations.delete(done);
-      void this.#resolver?.request();
-    });
-    this.#revocations.add(done);
-  }
-
-  /** Wait for a revoked run's handler (bounded), then give its claim back if asked. Never rejects. */
-  async #finishRevocation(run: ShardRun, release: boolean, reason: RevokeReason): Promise<void> {
-    await this.#settle(run, reason);
-    run.markReleased();
-    const releasing = release && this.#holds(run.instance);
-    if (releasing) await this.#releases?.add(run.instance, { shard: run.shard, token: run.token });
-    this.#emitReleased(run, reason, releasing);
-    if (this.#runs.get(run.shard) === run) this.#runs.delete(run.shard);
-  }
-
-  #emitReleased(run: ShardRun, reason: RevokeReason, released: boolean): void {
-    if (this.listenerCount('shard:released') === 0) return;
-    const drainMs = run.revokedAt === undefined ? 0 : this.#o.clock.now() - run.revokedAt;
-    this.emit('shard:released', { shard: run.shard, token: run.token, reason, released, drainMs });
-  }
-
-  /** Wait for a run's pipeline to finish, at most `revokeTimeoutMs`. */
-  async #settle(run: ShardRun, reason: RevokeReason): Promise<void> {
-    const timeout = this.#o.revokeTimeoutMs;
-    if (await run.settle(timeout)) return;
-    const context = { reason, cause: run.revokedBy, subject: this.#o.subject };
-    this.#reportError(new RevokeTimeoutError(run.shard, timeout, context));
-  }
-
   #onTick(scheduledAt: Date): void {
-    if (this.state !== 'running') return;
-    for (const run of this.#runs.values()) {
-      if (run.revoked) continue;
-      if (!run.start(scheduledAt)) this.emit('tick:skipped', { shard: run.shard, scheduledAt });
-    }
-  }
-
-  /** Runs of shards still owned (not being revoked), by shard. */
-  #ownedRuns(): ShardRun[] {
-    return [...this.#runs.values()].filter((r) => !r.revoked).sort((a, b) => a.shard - b.shard);
-  }
-
-  #handlerError(run: ShardRun, ctx: ShardContext, error: unknown): void {
-    this.emit('handler:error', { shard: run.shard, stage: ctx.stage, attempt: ctx.attempt, error });
-    const onError = this.#o.handler.onError;
-    if (onError === undefined) {
-      // Nobody would hear of it: say so once per failing run, and when it gives up.
-      if (this.listenerCount('handler:error') === 0 && (ctx.attempt === 1 || error instanceof AttemptsExhaustedError)) {
-        const { tag, unit } = this.#o.subject;
-        console.warn(`${tag} ${unit} ${run.shard} ${ctx.stage} failed: ${errorReason(error)}`);
-      }
-      return;
-    }
-    try {
-      onError.call(this.#o.handler, error, ctx);
-    } catch (thrown) {
-      this.#reportError(thrown);
-    }
+    if (this.state === 'running') this.#runs.tick(scheduledAt);
   }
 
   // ── view ─────────────────────────────────────────────────────────────────
@@ -628,7 +460,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #emitWatch(): void {
     const lease = this.#lease?.current;
     if (lease === undefined) return;
-    const shards = this.#ownedRuns().map((r) => r.shard);
+    const shards = this.#runs.owned().map((r) => r.shard);
     const key = `${lease.instance}|${shards.join(',')}`;
     if (key === this.#lastWatch) return;
     this.#lastWatch = key;

@@ -18,7 +18,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Claim, Discovery, DiscoveryEvent, MemberInfo, Snapshot } from '../discovery/contract.js';
 import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
-import { ServiceView } from '../resolver.js';
+import { ServiceView } from '../service-view.js';
 import { memberInfo, uniqueService } from './fixtures.js';
 import { describeUpkeep } from './upkeep.js';
 

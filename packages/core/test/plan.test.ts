@@ -1,7 +1,7 @@
 import { balanced, type Claim, type Member, quotas } from '@shardwork/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type PlannedRun, plan, ServiceView } from '../src/resolver.js';
+import { type PlannedRevocation, type PlannedRun, plan } from '../src/plan.js';
 
 const member = (i: number, draining = false): Member => ({
   id: `m${String(i).padStart(3, '0')}`,
@@ -190,71 +190,92 @@ describe('plan (pure)', () => {
   });
 });
 
-describe('ServiceView', () => {
-  const snapshot = {
-    revision: '10',
-    shardCount: 4,
-    members: [{ ...member(0), expiresInMs: 500 }],
-    claims: [{ shard: 0, owner: 'm000', token: 3 }],
-    invalid: [],
-  };
+/** Any state one replica may plan from: claims of anyone (or of members gone), runs matching or not. */
+const arbPlanInput = fc
+  .record({
+    n: fc.integer({ min: 1, max: 8 }),
+    t: fc.integer({ min: 1, max: 24 }),
+    selfIndex: fc.nat(),
+    draining: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+    owners: fc.array(fc.option(fc.integer({ min: 0, max: 9 }), { nil: undefined }), { minLength: 24, maxLength: 24 }),
+    runs: fc.array(fc.option(fc.record({ sameToken: fc.boolean(), revoked: fc.boolean() }), { nil: undefined }), {
+      minLength: 24,
+      maxLength: 24,
+    }),
+  })
+  .map(({ n, t, selfIndex, draining, owners, runs }) => {
+    const view = Array.from({ length: n }, (_, i) => member(i, draining[i] === true));
+    const self = (view[selfIndex % n] as Member).id;
+    const claims = new Map<number, Claim>();
+    const planned = new Map<number, PlannedRun>();
+    for (let shard = 0; shard < t; shard++) {
+      const owner = owners[shard];
+      // Owners 8 and 9 are members that left (not in the view): their claims linger until expiry.
+      if (owner !== undefined)
+        claims.set(shard, { shard, owner: `m${String(owner).padStart(3, '0')}`, token: shard + 1 });
+      const run = runs[shard];
+      if (run !== undefined)
+        planned.set(shard, { token: run.sameToken ? shard + 1 : shard + 100, revoked: run.revoked });
+    }
+    return { view, claims, runs: planned, self, shardCount: t, strategy: balanced };
+  });
 
-  it('applies changes that follow on, ignores stale ones, and asks for a re-list after a gap', () => {
-    const view = ServiceView.fromSnapshot(snapshot) as ServiceView;
-    expect(view.members.get('m000')?.expiresInMs).toBeUndefined();
-    const m1 = member(1);
-    expect(
-      view.apply({
-        type: 'change',
-        previous: '10',
-        revision: '11',
-        changes: [
-          { type: 'member:put', member: m1 },
-          { type: 'claim:put', claim: { shard: 1, owner: m1.id, token: 4 } },
-        ],
+describe('plan (properties of one pass)', () => {
+  it('claims only free shards it wants, never one it also revokes, and adopts or gives back only its own claims', () => {
+    fc.assert(
+      fc.property(arbPlanInput, (input) => {
+        const p = plan(input);
+        const revoked = new Set(p.revoke.map((r) => r.shard));
+        for (const shard of p.claim) {
+          expect(p.desired.has(shard)).toBe(true);
+          expect(input.claims.has(shard)).toBe(false);
+          expect(input.runs.has(shard)).toBe(false);
+          expect(revoked.has(shard)).toBe(false);
+        }
+        for (const claim of p.adopt) {
+          expect(claim.owner).toBe(input.self);
+          expect(p.desired.has(claim.shard)).toBe(true);
+          expect(input.runs.has(claim.shard)).toBe(false);
+        }
+        for (const ref of p.giveBack) {
+          expect(input.claims.get(ref.shard)).toEqual({ shard: ref.shard, owner: input.self, token: ref.token });
+          expect(p.desired.has(ref.shard)).toBe(false);
+          expect(input.runs.has(ref.shard)).toBe(false);
+        }
+        expect(new Set(p.claim).size).toBe(p.claim.length);
+        expect([...p.claim].sort((a, b) => a - b)).toEqual(p.claim);
       }),
-    ).toBe('applied');
-    expect(view.sorted().map((m) => m.id)).toEqual(['m000', 'm001']);
-    expect(view.version).toBe('11');
-    expect(view.apply({ type: 'change', previous: '10', revision: '11', changes: [] })).toBe('stale');
-    expect(view.apply({ type: 'change', previous: '12', revision: '13', changes: [] })).toBe('relist');
-    expect(view.apply({ type: 'change', revision: '12' })).toBe('relist');
-    expect(view.apply({ type: 'reset' })).toBe('relist');
-    // A stream that skips revisions of other services (etcd) still follows on.
-    expect(
-      view.apply({ type: 'change', previous: '9', revision: '20', changes: [{ type: 'member:removed', id: 'm000' }] }),
-    ).toBe('applied');
-    expect([...view.claims.keys()]).toEqual([1]);
+    );
   });
 
-  it('removes a claim only with its token, and keeps an unknown version unknown after changes', () => {
-    const view = ServiceView.fromSnapshot({ ...snapshot, version: '1:10' }) as ServiceView;
-    expect(view.version).toBe('1:10');
-    view.apply({
-      type: 'change',
-      previous: '10',
-      revision: '12',
-      changes: [{ type: 'claim:removed', shard: 0, token: 2 }],
-    });
-    expect(view.claims.has(0)).toBe(true);
-    expect(view.version).toBeUndefined();
-    view.released({ shard: 0, token: 3 });
-    expect(view.claims.has(0)).toBe(false);
+  it('revokes exactly the live runs whose claim is gone (claim-lost) or no longer wanted (rebalance)', () => {
+    fc.assert(
+      fc.property(arbPlanInput, (input) => {
+        const p = plan(input);
+        const expected: PlannedRevocation[] = [];
+        for (const [shard, run] of input.runs) {
+          if (run.revoked) continue;
+          const claim = input.claims.get(shard);
+          if (claim === undefined || claim.owner !== input.self || claim.token !== run.token) {
+            expected.push({ shard, reason: 'claim-lost' });
+          } else if (!p.desired.has(shard)) expected.push({ shard, reason: 'rebalance' });
+        }
+        expect(p.revoke).toEqual(expected);
+      }),
+    );
   });
 
-  it('never records a claim of a member it does not list (nobody would release it here)', () => {
-    const view = ServiceView.fromSnapshot(snapshot) as ServiceView;
-    view.claimed({ shard: 2, owner: 'gone', token: 9 });
-    view.apply({
-      type: 'change',
-      previous: '10',
-      revision: '11',
-      changes: [{ type: 'claim:put', claim: { shard: 3, owner: 'gone', token: 10 } }],
-    });
-    expect([...view.claims.keys()]).toEqual([0]);
-  });
-
-  it('refuses a snapshot whose revision is not a decimal integer', () => {
-    expect(ServiceView.fromSnapshot({ ...snapshot, revision: 'abc' })).toBeUndefined();
+  it('gives a draining replica nothing, and is deterministic', () => {
+    fc.assert(
+      fc.property(arbPlanInput, (input) => {
+        const p = plan(input);
+        if (input.view.find((m) => m.id === input.self)?.draining === true) {
+          expect(p.desired.size).toBe(0);
+          expect(p.claim).toEqual([]);
+          expect(p.adopt).toEqual([]);
+        }
+        expect(plan(input)).toEqual(p);
+      }),
+    );
   });
 });
