@@ -3,7 +3,10 @@
  * after a lost lease), heartbeats every TTL/3, and the self-fencing deadline
  * on the monotonic clock (send time of the last successful renewal + TTL −
  * margin). Past the deadline the lease counts as lost whatever the backend
- * says; the worker is told once and decides what follows.
+ * says. A {@link Lease} is a cancellation scope, like etcd's
+ * `concurrency.Session` with its `Done()`: its `signal` aborts when it is
+ * lost, and the work that lives under it (every shard run) derives its own
+ * cancellation from that signal. The worker is told once and re-registers.
  *
  * @module
  */
@@ -31,7 +34,7 @@ const LEASE_TRANSITIONS: TransitionTable<LeaseState> = {
   released: [],
 };
 
-/** One registration of this replica. */
+/** One registration of this replica, and the cancellation scope of the work done under it. */
 export class Lease {
   /** Member id of this registration. */
   readonly instance: string;
@@ -40,6 +43,7 @@ export class Lease {
   /** Monotonic time after which this replica must consider itself fenced. */
   deadline: number;
   readonly #state = new StateMachine<LeaseState>('lease', LEASE_TRANSITIONS, 'held');
+  readonly #ended = new AbortController();
 
   constructor(instance: string, joinSeq: number, deadline: number) {
     this.instance = instance;
@@ -52,10 +56,21 @@ export class Lease {
     return this.#state.state;
   }
 
-  /** Leave `held`; false when it already had. */
-  retire(to: 'lost' | 'released'): boolean {
+  /**
+   * Aborts when the lease leaves `held`: when it is lost, with the
+   * `LeaseLostError` as its reason; when `stop()` releases it, with an
+   * `AbortError`. Abort listeners run in the order they were added, before
+   * the worker hears of the loss.
+   */
+  get signal(): AbortSignal {
+    return this.#ended.signal;
+  }
+
+  /** Leave `held` and abort {@link Lease.signal} with `reason`; false when it already had. */
+  retire(to: 'lost' | 'released', reason?: Error): boolean {
     if (this.#state.state !== 'held') return false;
     this.#state.to(to);
+    this.#ended.abort(reason);
     return true;
   }
 }
@@ -69,11 +84,8 @@ export interface LeaseHost {
   registered(lease: Lease): void;
   /** A heartbeat renewed the lease; `latencyMs` is the renewal's round trip. */
   renewed(lease: Lease, latencyMs: number): void;
-  /**
-   * The lease is lost. `early`: the backend forgot it before its deadline
-   * (it lost its data), so peers' leases from before may still run.
-   */
-  lost(lease: Lease, error: LeaseLostError, early: boolean): void;
+  /** The lease is lost; its signal has aborted already, so the work under it has stopped. */
+  lost(lease: Lease, error: LeaseLostError): void;
   reportError(error: unknown): void;
   /** Garbage records the group check rewrote. */
   repaired(records: readonly InvalidRecord[]): void;
@@ -210,10 +222,10 @@ export class LeaseKeeper {
 
   /** The backend says this member is gone, or it is missing from the view: the lease is lost. */
   fence(lease: Lease, detail: string): void {
-    if (!lease.retire('lost')) return;
+    const error = new LeaseLostError(lease.instance, detail, this.#renewError);
+    if (!lease.retire('lost', error)) return;
     this.#clearTimers();
-    const early = this.#host.options.clock.now() < lease.deadline;
-    this.#host.lost(lease, new LeaseLostError(lease.instance, detail, this.#renewError), early);
+    this.#host.lost(lease, error);
   }
 
   /** Stop every timer (teardown). */

@@ -11,7 +11,7 @@
 
 import type { ClaimRef, Discovery, Member } from './discovery/contract.js';
 import { LeaseExpiredError } from './errors.js';
-import type { HoldBackReason } from './hold-back.js';
+import type { HoldBack } from './hold-back.js';
 import type { Lease } from './lease.js';
 import type { CompiledWorkerOptions } from './options.js';
 import { type PlannedRevocation, type PlannedRun, plan } from './plan.js';
@@ -40,8 +40,8 @@ export interface ResolverLease {
 export interface RunTable {
   /** This replica's runs by shard, revoked ones included until they are done. */
   readonly planned: ReadonlyMap<number, PlannedRun>;
-  /** A claim is ours: start its run. */
-  acquire(shard: number, token: number, instance: string, how: Acquisition): void;
+  /** A claim is ours: start its run, under the lease that claimed it. */
+  acquire(shard: number, token: number, lease: Lease, how: Acquisition): void;
   /** Revoke a run in the background (drain, then give the claim back after a rebalance). */
   revoke(shard: number, reason: PlannedRevocation['reason']): void;
   /** Give claims back that no run acts on (batched). */
@@ -62,11 +62,8 @@ export interface ResolverHost {
   viewUpdated(view: readonly Member[]): void;
   /** A pass finished. */
   passed(): void;
-  /**
-   * Claims are held back until monotonic time `until` (a new hold-back, or
-   * one moved markedly later); `groupAgeMs` for a young group.
-   */
-  heldBack(reason: HoldBackReason, until: number, groupAgeMs: number | undefined): void;
+  /** When to claim nothing (fed the group's age by every listing; asked before every claim). */
+  readonly holdBack: HoldBack;
 }
 
 /** How many backend calls of each kind the resolver made (for tests and benchmarks). */
@@ -91,9 +88,6 @@ export class Resolver {
   /** How long the last planning step took, ms: a burst defers passes longer when planning is costly. */
   #planMs = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Monotonic time before which this replica must not claim, and why. */
-  #claimsBlockedUntil = Number.NEGATIVE_INFINITY;
-  #heldBack: { reason: HoldBackReason; until: number } | undefined;
   #stopped = false;
   /** Counts of what the loop did. */
   readonly counters: ResolverCounters = { snapshots: 0, versionChecks: 0, deltas: 0, passes: 0 };
@@ -107,13 +101,7 @@ export class Resolver {
       reports: host.reports,
       counters: this.counters,
       changed: () => this.request(),
-      groupListed: (groupAgeMs) => {
-        if (groupAgeMs !== undefined && groupAgeMs < o.leaseTtlMs) {
-          // A young group in a backend that can lose data may be a recreated one,
-          // with owners from before the loss still inside their leases.
-          this.blockClaimsUntil(o.clock.now() + o.leaseTtlMs - groupAgeMs, 'young-group', groupAgeMs);
-        }
-      },
+      groupListed: (groupAgeMs) => host.holdBack.groupListed(groupAgeMs),
     });
   }
 
@@ -139,27 +127,6 @@ export class Resolver {
       deferred.resolve();
     }
     await this.#passing?.catch(() => undefined);
-  }
-
-  /**
-   * Claim nothing before monotonic time `until` (a backend that lost data:
-   * older owners may still act). The worker is told of each new hold-back,
-   * and of one moved later by more than a tenth of the TTL (a young group's
-   * end, recomputed at every listing, jitters by a round trip).
-   */
-  blockClaimsUntil(until: number, reason: HoldBackReason, groupAgeMs?: number): void {
-    if (until <= this.#claimsBlockedUntil) return;
-    const now = this.#host.options.clock.now();
-    const told = this.#heldBack;
-    this.#claimsBlockedUntil = until;
-    const news =
-      told === undefined ||
-      told.until <= now ||
-      told.reason !== reason ||
-      until - told.until > this.#host.options.leaseTtlMs / 10;
-    if (!news) return;
-    this.#heldBack = { reason, until };
-    this.#host.heldBack(reason, until, groupAgeMs);
   }
 
   /** Re-list on the next pass (a new registration, or anything that casts doubt on the cache). */
@@ -278,13 +245,13 @@ export class Resolver {
     // until then, so its shard is not claimed again meanwhile.
     for (const r of p.revoke) host.runs.revoke(r.shard, r.reason);
     if (!this.#mayAct(lease)) return;
-    const blockedFor = this.#claimsBlockedUntil - o.clock.now();
+    const blockedFor = host.holdBack.remainingMs();
     if (blockedFor > 0) {
       this.#retryLater(blockedFor + 1);
       return;
     }
     for (const claim of p.adopt) {
-      host.runs.acquire(claim.shard, claim.token, lease.instance, { reason: 'adopted', vacantMs: undefined });
+      host.runs.acquire(claim.shard, claim.token, lease, { reason: 'adopted', vacantMs: undefined });
     }
     if (p.giveBack.length > 0) {
       for (const ref of p.giveBack) view.released(ref);
@@ -315,7 +282,7 @@ export class Resolver {
       }
       view.claimed({ shard, owner: lease.instance, token: result.token });
       if (this.#mayAct(lease) && !host.runs.planned.has(shard)) {
-        host.runs.acquire(shard, result.token, lease.instance, how[i] as Acquisition);
+        host.runs.acquire(shard, result.token, lease, how[i] as Acquisition);
       } else if (!host.runs.planned.has(shard)) late.push({ shard, token: result.token });
     });
     if (late.length > 0) {

@@ -12,6 +12,7 @@
 import type { ClaimRef } from './discovery/contract.js';
 import { AttemptsExhaustedError, reason as errorReason, RevokeTimeoutError } from './errors.js';
 import type { ShardContext, Stage } from './handler.js';
+import type { Lease } from './lease.js';
 import type { CompiledWorkerOptions } from './options.js';
 import type { RunTable } from './resolver.js';
 import type { Acquisition } from './service-view.js';
@@ -91,6 +92,7 @@ export class Runs implements RunTable {
       holds: (id) => host.holds(id),
       handlerError: (r, ctx, error) => this.#handlerError(r, ctx, error),
       reportError: (e) => host.reportError(e),
+      leaseEnded: (run, reason) => this.#emitRevoked(run, reason),
     };
   }
 
@@ -109,9 +111,9 @@ export class Runs implements RunTable {
     return [...this.#runs.values()].filter((r) => !r.revoked).sort((a, b) => a.shard - b.shard);
   }
 
-  /** A claim is ours: start its run (at once without a schedule, on the next tick with one). */
-  acquire(shard: number, token: number, instance: string, how: Acquisition): void {
-    const run = new ShardRun(this.#runHost, shard, token, instance);
+  /** A claim is ours: start its run under `lease` (at once without a schedule, on the next tick with one). */
+  acquire(shard: number, token: number, lease: Lease, how: Acquisition): void {
+    const run = new ShardRun(this.#runHost, shard, token, lease);
     this.#runs.set(shard, run);
     this.#host.events.emit('shard:acquired', { shard, token, reason: how.reason, vacantMs: how.vacantMs });
     if (this.#host.options.schedule === undefined) run.start(undefined);
@@ -179,15 +181,10 @@ export class Runs implements RunTable {
     }
   }
 
-  /** The lease of `instance` is lost: stop all its runs at once. */
-  leaseLost(instance: string, error: Error): void {
-    for (const run of this.#runs.values()) {
-      if (run.instance !== instance || !run.revoke('lease-lost', error)) continue;
-      this.#emitRevoked(run, 'lease-lost');
-    }
-  }
-
-  /** Wait for the runs of a lost lease to settle (each bounded) and drop them: their claims went with the lease. */
+  /**
+   * Wait for the runs of a lost lease to settle (each bounded) and drop them:
+   * their claims went with the lease. (Each stopped by itself when the lease's signal aborted.)
+   */
   async finishLeaseLost(instance: string): Promise<void> {
     await Promise.all(
       [...this.#runs.values()].filter((r) => r.instance === instance).map((r) => this.#finish(r, 'lease-lost')),

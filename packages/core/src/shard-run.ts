@@ -1,7 +1,9 @@
 /**
  * One owned shard: its claim token, its `AbortController`, the handler
  * pipeline (before → do → after, each stage retried by the policy) and the
- * bounded wait for it to settle when the shard is revoked.
+ * bounded wait for it to settle when the shard is revoked. A run lives under
+ * the lease that claimed it: its signal aborts when the lease ends, and the
+ * run revokes itself then (nobody revokes the runs of a lost lease in a loop).
  *
  * @module
  */
@@ -9,6 +11,7 @@
 import { settlesWithin, sleep } from './clock.js';
 import { AttemptsExhaustedError, isRetryableError, NotOwnerError } from './errors.js';
 import type { ShardContext, Stage, StageFunction } from './handler.js';
+import type { Lease } from './lease.js';
 import type { CompiledWorkerOptions } from './options.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
@@ -38,6 +41,8 @@ export interface RunHost {
   handlerError(run: ShardRun, ctx: ShardContext, error: unknown): void;
   /** An infrastructure error (a throwing retry policy, …). */
   reportError(error: unknown): void;
+  /** The run revoked itself because its lease ended (`lease-lost`, or `stop` for a released one). */
+  leaseEnded(run: ShardRun, reason: RevokeReason): void;
 }
 
 /** One owned shard and its handler pipeline. */
@@ -49,16 +54,35 @@ export class ShardRun {
   /** Member id that holds the claim. */
   readonly instance: string;
   readonly #host: RunHost;
+  readonly #lease: Lease;
   readonly #controller = new AbortController();
   readonly #state = new StateMachine<RunState>('shard run', RUN_TRANSITIONS, 'owned');
   #current: Promise<void> | undefined;
 
-  constructor(host: RunHost, shard: number, token: number, instance: string) {
+  /**
+   * A run of `shard` under `lease`. Its signal (`ctx.signal`) derives from
+   * the lease's: it aborts with the lease's reason when the lease ends, or
+   * with its own when the run is revoked. (Not `AbortSignal.any`: Node 20
+   * never collects a composite signal that a handler left an abort listener
+   * on, nodejs/node#55328, which would leak one signal per shard run; a
+   * listener on the lease, removed when the run is released, does the same.)
+   */
+  constructor(host: RunHost, shard: number, token: number, lease: Lease) {
     this.#host = host;
     this.shard = shard;
     this.token = token;
-    this.instance = instance;
+    this.instance = lease.instance;
+    this.#lease = lease;
+    lease.signal.addEventListener('abort', this.#leaseEnded, { once: true });
   }
+
+  /** The lease ended: stop at once. A run revoked already has its signal aborted, and drains on. */
+  readonly #leaseEnded = (): void => {
+    if (this.#state.state !== 'owned') return;
+    const reason = this.#lease.state === 'lost' ? 'lease-lost' : 'stop';
+    this.revoke(reason, this.#lease.signal.reason);
+    this.#host.leaseEnded(this, reason);
+  };
 
   /** The run's state. */
   get state(): RunState {
@@ -129,6 +153,7 @@ export class ShardRun {
   /** The claim is gone or about to be released: `ctx.held` is false from here on. */
   markReleased(): void {
     if (this.#state.state !== 'released') this.#state.to('released');
+    this.#lease.signal.removeEventListener('abort', this.#leaseEnded);
   }
 
   /** Wait for the pipeline in progress, at most `timeoutMs`; false when it did not settle in time. */

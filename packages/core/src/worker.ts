@@ -20,7 +20,7 @@ import {
 } from './errors.js';
 import { type ErrorPayload, errorPayload, TypedEmitter } from './events.js';
 import type { WatchInfo } from './handler.js';
-import { type ClaimsHeldBack, type HoldBackReason, holdBackMessage } from './hold-back.js';
+import { type ClaimsHeldBack, HoldBack } from './hold-back.js';
 import { type Lease, LeaseKeeper } from './lease.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
 import { ReleaseBatcher } from './release-batcher.js';
@@ -200,17 +200,31 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     const discovery = this.#discovery;
     this.#releases = new ReleaseBatcher(discovery, o.service, (e) => this.#reportError(e));
+    const { kind, units, tag } = o.subject;
+    const holdBack = new HoldBack({
+      clock: o.clock,
+      leaseTtlMs: o.leaseTtlMs,
+      words: { backend: discovery.kind, kind, units, leaseTtlMs: o.leaseTtlMs },
+      // Say why this replica claims nothing for a while: `claims:held-back`, else a warning.
+      told: (event) => {
+        if (this.listenerCount('claims:held-back') === 0) console.warn(`${tag} ${event.message}`);
+        else this.emit('claims:held-back', event);
+      },
+    });
     let startError: unknown;
     this.#lease = new LeaseKeeper({
       options: o,
       discovery,
       active: () => this.state === 'running' || this.state === 'starting' || this.state === 'stopping',
-      registered: (lease) => this.emit('lease:registered', { instance: lease.instance, joinSeq: lease.joinSeq }),
+      registered: (lease) => {
+        holdBack.follow(lease);
+        this.emit('lease:registered', { instance: lease.instance, joinSeq: lease.joinSeq });
+      },
       renewed: (lease, latencyMs) => {
         if (this.listenerCount('lease:renewed') > 0)
           this.emit('lease:renewed', { instance: lease.instance, latencyMs });
       },
-      lost: (lease, error, early) => this.#onLeaseLost(lease, error, early),
+      lost: (lease, error) => this.#onLeaseLost(lease, error),
       held: (lease) => this.#runs.heldClaims(lease.instance),
       claimsLost: (_lease, lost) => {
         this.#runs.claimsLost(lost);
@@ -230,7 +244,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       () => startError,
     );
     if (lease === undefined || this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
-    this.#resolver = this.#createResolver(discovery, this.#lease);
+    this.#resolver = this.#createResolver(discovery, this.#lease, holdBack);
     this.#resolver.start();
     this.#setState('running');
     if (o.schedule !== undefined) this.#ticker = startTicker(o.schedule, (at) => this.#onTick(at));
@@ -288,7 +302,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  #createResolver(discovery: Discovery, lease: LeaseKeeper): Resolver {
+  #createResolver(discovery: Discovery, lease: LeaseKeeper, holdBack: HoldBack): Resolver {
     return new Resolver({
       options: this.#o,
       discovery,
@@ -305,19 +319,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         this.#emitWatch();
         this.#afterPass?.();
       },
-      heldBack: (reason, until, groupAgeMs) => this.#heldBack(discovery.kind, reason, until, groupAgeMs),
+      holdBack,
     });
-  }
-
-  /** Say why this replica claims nothing for a while: `claims:held-back`, else a warning. */
-  #heldBack(backend: string, reason: HoldBackReason, until: number, groupAgeMs: number | undefined): void {
-    const waitMs = Math.max(0, until - this.#o.clock.now());
-    const untilMs = Date.now() + waitMs;
-    const { kind, units } = this.#o.subject;
-    const words = { backend, kind, units, leaseTtlMs: this.#o.leaseTtlMs };
-    const message = holdBackMessage(words, reason, waitMs, untilMs, groupAgeMs);
-    if (this.listenerCount('claims:held-back') === 0) console.warn(`${this.#o.subject.tag} ${message}`);
-    else this.emit('claims:held-back', { reason, untilMs, waitMs, groupAgeMs, message });
   }
 
   /**
@@ -389,16 +392,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   // ── lease lost ───────────────────────────────────────────────────────────
 
-  /** Stop every shard of the lost lease at once, then re-register in the background. */
-  #onLeaseLost(lease: Lease, error: LeaseLostError, early: boolean): void {
-    if (early) {
-      // The backend forgot a lease that cannot have expired yet: it lost its
-      // data (e.g. Redis restarted empty). Every other replica's lease from
-      // before the loss ends within one TTL on its own clock, and until then
-      // its owner may still act: claim nothing before that.
-      this.#resolver?.blockClaimsUntil(this.#o.clock.now() + this.#o.leaseTtlMs, 'data-loss');
-    }
-    this.#runs.leaseLost(lease.instance, error);
+  /**
+   * The lease is lost: its shard runs stopped with its signal (and the
+   * hold-back heard of it first); re-register in the background.
+   */
+  #onLeaseLost(lease: Lease, error: LeaseLostError): void {
     this.emit('lease:lost', { instance: lease.instance, error });
     if (this.state === 'running') {
       this.#recovering ??= this.#recover(lease).finally(() => {

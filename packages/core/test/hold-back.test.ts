@@ -6,6 +6,7 @@
 
 import { type ClaimsHeldBack, MemoryDiscovery, MemoryStore, Worker } from '@shardwork/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { HoldBack } from '../src/hold-back.js';
 import { advanceUntil, Cluster, started, stopped, useFakeTime } from './harness.js';
 
 beforeEach(() => useFakeTime());
@@ -100,5 +101,63 @@ describe('claims:held-back', () => {
     // The young group it recreated ends at about the same time: no second event for it.
     expect(held.map((e) => e.reason)).toEqual(['data-loss']);
     await cluster.stopAll();
+  });
+});
+
+describe('HoldBack (the rule)', () => {
+  const words = { backend: 'redis', kind: 'service', units: 'shards', leaseTtlMs: 1000 };
+  function holdBack(): { hb: HoldBack; told: ClaimsHeldBack[]; clock: { t: number; now(): number } } {
+    const clock = {
+      t: 5000,
+      now() {
+        return this.t;
+      },
+    };
+    const told: ClaimsHeldBack[] = [];
+    const hb = new HoldBack({ clock, leaseTtlMs: 1000, words, told: (e) => told.push(e) });
+    return { hb, told, clock };
+  }
+  const lease = (deadline: number): { signal: AbortSignal; state: string; deadline: number; end(): void } => {
+    const ended = new AbortController();
+    const l = { signal: ended.signal, state: 'held', deadline, end: () => undefined };
+    l.end = () => {
+      l.state = 'lost';
+      ended.abort();
+    };
+    return l;
+  };
+
+  it('holds claims back one TTL after a lease lost before its deadline, and not after one lost past it', () => {
+    const { hb, told, clock } = holdBack();
+    const late = lease(4900);
+    hb.follow(late);
+    late.end();
+    expect(hb.remainingMs()).toBeLessThanOrEqual(0);
+    const early = lease(5500);
+    hb.follow(early);
+    early.end();
+    expect(hb.remainingMs()).toBe(1000);
+    expect(told.map((e) => [e.reason, e.waitMs])).toEqual([['data-loss', 1000]]);
+    clock.t += 1000;
+    expect(hb.remainingMs()).toBe(0);
+  });
+
+  it('holds claims back until a young group is one TTL old, telling a moved end only when it moved markedly', () => {
+    const { hb, told, clock } = holdBack();
+    hb.groupListed(undefined);
+    hb.groupListed(1000);
+    expect(told).toEqual([]);
+    hb.groupListed(200);
+    expect(hb.remainingMs()).toBe(800);
+    clock.t += 100;
+    // A round trip of jitter: held a little longer, said once.
+    hb.groupListed(250);
+    expect(hb.remainingMs()).toBe(750);
+    expect(told.map((e) => [e.reason, e.waitMs, e.groupAgeMs])).toEqual([['young-group', 800, 200]]);
+    // A data loss meanwhile is news.
+    const early = lease(clock.t + 500);
+    hb.follow(early);
+    early.end();
+    expect(told.map((e) => e.reason)).toEqual(['young-group', 'data-loss']);
   });
 });
