@@ -97,6 +97,8 @@ export { ProtocolRegistry } from './protocols.js';
 export type { ResolverCounters } from './resolver.js';
 export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
 export { compileRetry } from './retry.js';
+export type { Backoff, BackoffFunction, GiveUpInfo, RetryInfo, RetryingOptions } from './retrying.js';
+export { backoffDelays, retrying } from './retrying.js';
 export type { CompiledSchedule, ScheduleInput, Ticker } from './schedule.js';
 export { compileSchedule, startTicker, ticksBetween } from './schedule.js';
 export type { AcquireReason, Acquisition } from './service-view.js';

@@ -12,7 +12,6 @@
  */
 
 import { nanoid } from 'nanoid';
-import { sleep } from './clock.js';
 import type { ClaimRef, Discovery, InvalidRecord } from './discovery/contract.js';
 import {
   DiscoveryUnavailableError,
@@ -23,6 +22,7 @@ import {
 } from './errors.js';
 import { ensureGroup } from './group.js';
 import type { CompiledWorkerOptions } from './options.js';
+import { retrying } from './retrying.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
 /** `held` until it is lost (self-fenced or forgotten by the backend) or released by `stop()`. */
@@ -99,7 +99,11 @@ export interface LeaseHost {
 export interface RegisterPolicy {
   /** Stop retrying (the worker is stopping). */
   readonly signal: AbortSignal;
-  /** Give up with `StartTimeoutError` after this long; unbounded when absent. */
+  /**
+   * Give up with `StartTimeoutError` after this long, even while a backend
+   * call is still out; `0` for a single attempt, however long it takes;
+   * unbounded when absent.
+   */
   readonly timeoutMs?: number | undefined;
   /** Rethrow errors that retrying cannot fix (at start); otherwise report them and keep trying. */
   readonly failFast: boolean;
@@ -151,27 +155,79 @@ export class LeaseKeeper {
    * with backoff. One id for every attempt: a registration whose reply was lost
    * is then overwritten by the retry instead of lingering as a ghost member.
    * Resolves `undefined` when `policy.signal` aborts first.
+   *
+   * `timeoutMs` bounds the whole of it, a backend call still out included:
+   * the retries stop short of it, but one attempt against a server that
+   * accepts connections and never answers lasts as long as the backend's own
+   * deadline (etcd's `dialTimeoutMs`, 5 s by default), which overran a 3 s
+   * limit to 5 s. On the bound, registration is aborted, and a registration
+   * that still lands is let go again.
    */
   async register(policy: RegisterPolicy): Promise<Lease | undefined> {
+    const { timeoutMs } = policy;
+    if (timeoutMs === undefined || timeoutMs === 0) return this.#register(policy, policy.signal, () => undefined);
+    const bound = new AbortController();
+    const stop = (): void => bound.abort(policy.signal.reason);
+    if (policy.signal.aborted) stop();
+    else policy.signal.addEventListener('abort', stop, { once: true });
+    let last: unknown;
+    const registering = this.#register(policy, bound.signal, (error) => {
+      last = error;
+    });
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        bound.abort();
+        const cause =
+          last ??
+          new DiscoveryUnavailableError(
+            this.#host.discovery.kind,
+            `no reply within ${timeoutMs} ms (the first call is still waiting: a server that accepts connections but does not answer?)`,
+          );
+        reject(new StartTimeoutError(timeoutMs, cause));
+      }, timeoutMs);
+    });
+    void registering.then(
+      (lease) => {
+        if (timedOut && lease !== undefined) void this.release();
+      },
+      () => undefined,
+    );
+    try {
+      return await Promise.race([registering, timeout]);
+    } finally {
+      clearTimeout(timer);
+      policy.signal.removeEventListener('abort', stop);
+    }
+  }
+
+  /** The retry loop of {@link LeaseKeeper.register}, stopped by `signal`; `failed` hears of each failure retried. */
+  async #register(
+    policy: RegisterPolicy,
+    signal: AbortSignal,
+    failed: (error: unknown) => void,
+  ): Promise<Lease | undefined> {
     const o = this.#host.options;
     const instance = nanoid(12);
-    const began = o.clock.now();
-    const maxDelay = Math.max(100, Math.min(5000, o.leaseTtlMs / 4));
-    let delay = 100;
-    for (;;) {
-      if (policy.signal.aborted) return undefined;
-      try {
-        return await this.#registerOnce(instance);
-      } catch (error) {
-        if (policy.failFast && !isRetryableError(error)) throw error;
-        if (policy.signal.aborted) return undefined;
-        if (policy.timeoutMs !== undefined && o.clock.now() - began + delay > policy.timeoutMs) {
-          throw new StartTimeoutError(policy.timeoutMs, error);
-        }
-        this.#host.reportError(error);
-        await sleep(delay, policy.signal).catch(() => undefined);
-        delay = Math.min(delay * 2, maxDelay);
-      }
+    const { timeoutMs } = policy;
+    try {
+      return await retrying(() => this.#registerOnce(instance), {
+        retryable: (error) => !policy.failFast || isRetryableError(error),
+        signal,
+        deadlineMs: timeoutMs,
+        backoff: { initialMs: 100, maxMs: Math.max(100, Math.min(5000, o.leaseTtlMs / 4)) },
+        onRetry: (error) => {
+          failed(error);
+          this.#host.reportError(error);
+        },
+        giveUp: (error) => new StartTimeoutError(timeoutMs as number, error),
+        clock: o.clock,
+      });
+    } catch (error) {
+      if (signal.aborted && error === signal.reason) return undefined;
+      throw error;
     }
   }
 

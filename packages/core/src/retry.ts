@@ -8,6 +8,7 @@
 
 import { MAX_TIMER_MS } from './clock.js';
 import { InvalidOptionsError } from './errors.js';
+import { backoffDelays } from './retrying.js';
 
 /** Declarative retry policy. Every field is optional. */
 export interface RetryOptions {
@@ -71,8 +72,11 @@ export function compileRetry(input: RetryOptions | RetryPolicyFunction | undefin
   if (!Number.isInteger(maximumAttempts) || maximumAttempts < 0) {
     throw new InvalidOptionsError(`${option}.maximumAttempts`, maximumAttempts, 'an integer ≥ 0 (0 = unlimited)');
   }
-  return (attempt) => {
-    if (maximumAttempts !== 0 && attempt >= maximumAttempts) return null;
-    return Math.min(maximum, initial * coefficient ** (attempt - 1));
-  };
+  // The formula every retry loop of shardwork uses.
+  return backoffDelays({
+    initialMs: initial,
+    factor: coefficient,
+    maxMs: maximum,
+    maxAttempts: maximumAttempts === 0 ? undefined : maximumAttempts,
+  });
 }

@@ -8,11 +8,12 @@
  * @module
  */
 
-import { settlesWithin, sleep } from './clock.js';
-import { AttemptsExhaustedError, isRetryableError, NotOwnerError } from './errors.js';
+import { settlesWithin } from './clock.js';
+import { AttemptsExhaustedError, NotOwnerError } from './errors.js';
 import type { ShardContext, Stage, StageFunction } from './handler.js';
 import type { Lease } from './lease.js';
 import type { CompiledWorkerOptions } from './options.js';
+import { retrying } from './retrying.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
 /** Why a shard stopped being owned. */
@@ -202,37 +203,45 @@ export class ShardRun {
     }
   }
 
-  /** Run one stage with retries; `true` when it succeeded. */
+  /**
+   * Run one stage, retried by the worker's policy; `true` when it succeeded.
+   * Every failure goes to `onError` (none after the signal aborted: the run
+   * is over), a non-retryable one ends the stage, and so does the policy
+   * giving up, with `AttemptsExhaustedError`.
+   */
   async #runStage(ctx: ShardContext & { attempt: number }, fn: StageFunction): Promise<boolean> {
     const signal = this.#controller.signal;
     const o = this.#host.options;
-    for (let attempt = 1; ; attempt++) {
-      if (signal.aborted) return false;
-      ctx.attempt = attempt;
-      try {
-        await fn.call(o.handler, ctx);
-        return true;
-      } catch (error) {
-        if (signal.aborted) return false;
-        this.#host.handlerError(this, ctx, error);
-        if (!isRetryableError(error)) return false;
-        let delay: number | null;
-        try {
-          delay = o.retry(attempt, error);
-        } catch (policyError) {
-          this.#host.reportError(policyError);
-          delay = null;
-        }
-        if (delay === null || !Number.isFinite(delay) || delay < 0) {
-          this.#host.handlerError(this, ctx, new AttemptsExhaustedError(ctx.stage, attempt, error));
-          return false;
-        }
-        try {
-          await sleep(delay, signal);
-        } catch {
-          return false;
-        }
-      }
+    try {
+      await retrying(
+        async (attempt) => {
+          ctx.attempt = attempt;
+          try {
+            await fn.call(o.handler, ctx);
+          } catch (error) {
+            if (!signal.aborted) this.#host.handlerError(this, ctx, error);
+            throw error;
+          }
+        },
+        {
+          signal,
+          backoff: (attempt, error) => {
+            try {
+              return o.retry(attempt, error);
+            } catch (policyError) {
+              this.#host.reportError(policyError);
+              return null;
+            }
+          },
+          giveUp: (error, { attempt }) => {
+            this.#host.handlerError(this, ctx, new AttemptsExhaustedError(ctx.stage, attempt, error));
+            return error;
+          },
+        },
+      );
+      return true;
+    } catch {
+      return false;
     }
   }
 }

@@ -10,14 +10,7 @@
 
 import type { Discovery, InvalidRecord, Member } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
-import {
-  DiscoveryUnavailableError,
-  reason as errorReason,
-  IllegalStateError,
-  InvalidRecordError,
-  type LeaseLostError,
-  StartTimeoutError,
-} from './errors.js';
+import { reason as errorReason, IllegalStateError, InvalidRecordError, type LeaseLostError } from './errors.js';
 import { type ErrorPayload, errorPayload, TypedEmitter } from './events.js';
 import type { WatchInfo } from './handler.js';
 import { type ClaimsHeldBack, HoldBack } from './hold-back.js';
@@ -211,7 +204,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         else this.emit('claims:held-back', event);
       },
     });
-    let startError: unknown;
     this.#lease = new LeaseKeeper({
       options: o,
       discovery,
@@ -232,17 +224,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         this.#resolver?.invalidate();
         void this.#resolver?.request();
       },
-      reportError: (e) => {
-        if (this.state === 'starting') startError = e;
-        this.#reportError(e);
-      },
+      reportError: (e) => this.#reportError(e),
       repaired: (records) => this.#reportRepaired(records),
     });
-    const lease = await this.#withinStartTimeout(
-      this.#lease.register({ signal: this.#startAbort.signal, timeoutMs: o.startTimeoutMs, failFast: true }),
-      discovery,
-      () => startError,
-    );
+    const lease = await this.#lease.register({
+      signal: this.#startAbort.signal,
+      timeoutMs: o.startTimeoutMs,
+      failFast: true,
+    });
     if (lease === undefined || this.#startAbort.signal.aborted) throw new IllegalStateError('start', 'stopping');
     this.#resolver = this.#createResolver(discovery, this.#lease, holdBack);
     this.#resolver.start();
@@ -256,50 +245,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       void this.#resolver?.request();
     });
     this.#afterPass = undefined;
-  }
-
-  /**
-   * `registering`, bounded by `startTimeoutMs` even while a backend call is
-   * out: the lease keeper checks its bound only between attempts, and one
-   * attempt against a server that accepts connections and never answers
-   * lasts as long as the backend's own deadline (etcd's `dialTimeoutMs`, 5 s
-   * by default), which overran a 3 s limit to 5 s. On the bound, registration
-   * is aborted, and a registration that still lands is let go again. A
-   * `startTimeoutMs` of 0 means a single attempt, however long it takes.
-   */
-  async #withinStartTimeout(
-    registering: Promise<Lease | undefined>,
-    discovery: Discovery,
-    lastError: () => unknown,
-  ): Promise<Lease | undefined> {
-    const timeoutMs = this.#o.startTimeoutMs;
-    if (timeoutMs === 0) return registering;
-    let timedOut = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        this.#startAbort.abort();
-        const cause =
-          lastError() ??
-          new DiscoveryUnavailableError(
-            discovery.kind,
-            `no reply within ${timeoutMs} ms (the first call is still waiting: a server that accepts connections but does not answer?)`,
-          );
-        reject(new StartTimeoutError(timeoutMs, cause));
-      }, timeoutMs);
-    });
-    void registering.then(
-      (lease) => {
-        if (timedOut && lease !== undefined) void this.#lease?.release();
-      },
-      () => undefined,
-    );
-    try {
-      return await Promise.race([registering, bound]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   #createResolver(discovery: Discovery, lease: LeaseKeeper, holdBack: HoldBack): Resolver {

@@ -4,7 +4,16 @@
  * itself, without the worker revoking them one by one.
  */
 
-import { LeaseLostError, type ShardContext, sleep } from '@shardwork/core';
+import {
+  DiscoveryUnavailableError,
+  LeaseLostError,
+  MemoryDiscovery,
+  MemoryStore,
+  type ShardContext,
+  StartTimeoutError,
+  sleep,
+  Worker,
+} from '@shardwork/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Lease } from '../src/lease.js';
 import { advanceUntil, Cluster, started, useFakeTime } from './harness.js';
@@ -104,5 +113,39 @@ describe('shard runs under a lease', () => {
     a.conn.setAvailable(true);
     await bStarted;
     await advanceUntil(() => cluster.fullyOwned() && a.worker.status().shards.length === 1, 10_000);
+  });
+});
+
+describe('registration at start', () => {
+  beforeEach(() => useFakeTime());
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is bounded by startTimeoutMs while a call is still out, and a registration landing later is let go', async () => {
+    const store = new MemoryStore();
+    // Every call takes 4 s: a server that accepts connections and does not answer in time.
+    const worker = new Worker({
+      service: 's',
+      shards: 1,
+      discovery: new MemoryDiscovery({ store, latencyMs: 4000 }),
+      startTimeoutMs: 3000,
+      handler: () => undefined,
+    });
+    const startedAt = performance.now();
+    let failedAt = Number.NaN;
+    const result = worker.start().catch((e: unknown) => {
+      failedAt = performance.now();
+      return e;
+    });
+    await vi.advanceTimersByTimeAsync(30_000);
+    const error = await result;
+    expect(error).toBeInstanceOf(StartTimeoutError);
+    expect((error as StartTimeoutError).cause).toBeInstanceOf(DiscoveryUnavailableError);
+    expect((error as Error).message).toContain('no reply within 3000 ms');
+    expect(failedAt - startedAt).toBe(3000);
+    expect(worker.state).toBe('stopped');
+    // The attempt in flight went on (group check, then registration) and was let go once it landed.
+    expect((await new MemoryDiscovery({ store }).snapshot('s')).members).toEqual([]);
   });
 });
