@@ -1,8 +1,30 @@
 /**
- * shardwork core: clustered, sharded background workers.
+ * shardwork core: clustered, sharded background workers. This entry point is
+ * the application's: the worker, its options and events, the errors it
+ * throws, the built-in memory backend, backends by URL and the inspection of
+ * a service. Backend and adapter authors build on `@shardwork/core/backend`;
+ * tests of backends and applications use `@shardwork/core/testing`.
+ *
+ * ```ts
+ * import { Worker } from '@shardwork/core';
+ *
+ * const worker = new Worker({
+ *   service: 'billing-sync',
+ *   shards: 8,
+ *   discovery: process.env.SHARDWORK_DISCOVERY, // memory:// when unset
+ *   handler: {
+ *     async do(ctx) {
+ *       ctx.assertOwned(); // right before each side effect
+ *     },
+ *   },
+ * });
+ * await worker.start();
+ * ```
  *
  * @module
  */
+
+import * as backend from './backend.js';
 
 export type {
   Assignment,
@@ -13,7 +35,7 @@ export type {
 } from './assignment.js';
 export { balanced, computeAssignment, quotas, range, roundRobin, strategies } from './assignment.js';
 export type { Clock } from './clock.js';
-export { MAX_TIMER_MS, settlesWithin, sleep, systemClock } from './clock.js';
+export { MAX_TIMER_MS, sleep, systemClock } from './clock.js';
 export type {
   Claim,
   ClaimBatch,
@@ -37,16 +59,7 @@ export type { ServiceHealth, ServiceInspection } from './discovery/inspect.js';
 export { inspectSnapshot, serviceHealth } from './discovery/inspect.js';
 export type { MemoryDiscoveryOptions, MemoryStoreOptions } from './discovery/memory.js';
 export { MemoryDiscovery, MemoryStore, sharedMemoryStore } from './discovery/memory.js';
-export type { MemberRecordResult, ParsedMemberRecord } from './discovery/records.js';
-export { encodeMemberRecord, parseMemberRecord } from './discovery/records.js';
-export type { DiscoveryFactory, DiscoveryModule } from './discovery/registry.js';
-export {
-  createDiscovery,
-  DISCOVERY_ENV,
-  parseDiscoveryUrl,
-  registerDiscovery,
-  registeredProtocols,
-} from './discovery/registry.js';
+export { createDiscovery, DISCOVERY_ENV, parseDiscoveryUrl, registeredProtocols } from './discovery/registry.js';
 export type { RefusalReason, RevokeTimeoutContext, ShardworkErrorCode } from './errors.js';
 export {
   AttemptsExhaustedError,
@@ -90,20 +103,62 @@ export type {
 export { compileOptions } from './options.js';
 export type { ShardParamsInput } from './params.js';
 export { parseParams } from './params.js';
-export type { Plan, PlanInput, PlannedRevocation, PlannedRun } from './plan.js';
-export { plan } from './plan.js';
-export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from './protocols.js';
-export { ProtocolRegistry } from './protocols.js';
+export type { ParsedProtocolUrl } from './protocols.js';
 export type { ResolverCounters } from './resolver.js';
 export type { RetryOptions, RetryPolicy, RetryPolicyFunction } from './retry.js';
 export { compileRetry } from './retry.js';
-export type { Backoff, BackoffFunction, GiveUpInfo, RetryInfo, RetryingOptions } from './retrying.js';
-export { backoffDelays, retrying } from './retrying.js';
 export type { CompiledSchedule, ScheduleInput, Ticker } from './schedule.js';
 export { compileSchedule, startTicker, ticksBetween } from './schedule.js';
 export type { AcquireReason, Acquisition } from './service-view.js';
 export type { RevokeReason } from './shard-run.js';
-export type { ReadTlsFilesOptions, TlsFiles, TlsMaterial } from './tls.js';
-export { explainTlsError, readTlsFiles } from './tls.js';
 export type { WorkerEventMap, WorkerState, WorkerStatus } from './worker.js';
 export { Worker } from './worker.js';
+
+// ── Moved to @shardwork/core/backend ───────────────────────────────────────
+// Still here so that nothing importing them from the main entry point breaks;
+// new code imports them from `@shardwork/core/backend`.
+
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type DiscoveryFactory = backend.DiscoveryFactory;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type DiscoveryModule = backend.DiscoveryModule;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const registerDiscovery: typeof backend.registerDiscovery = backend.registerDiscovery;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type ProtocolFactory<T, A extends unknown[] = []> = backend.ProtocolFactory<T, A>;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type ProtocolRegistryOptions<T, A extends unknown[]> = backend.ProtocolRegistryOptions<T, A>;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const ProtocolRegistry: typeof backend.ProtocolRegistry = backend.ProtocolRegistry;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type ProtocolRegistry<T, A extends unknown[] = []> = backend.ProtocolRegistry<T, A>;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type MemberRecordResult = backend.MemberRecordResult;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type ParsedMemberRecord = backend.ParsedMemberRecord;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const encodeMemberRecord: typeof backend.encodeMemberRecord = backend.encodeMemberRecord;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const parseMemberRecord: typeof backend.parseMemberRecord = backend.parseMemberRecord;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type ReadTlsFilesOptions = backend.ReadTlsFilesOptions;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type TlsFiles = backend.TlsFiles;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type TlsMaterial = backend.TlsMaterial;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const readTlsFiles: typeof backend.readTlsFiles = backend.readTlsFiles;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const explainTlsError: typeof backend.explainTlsError = backend.explainTlsError;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type Plan = backend.Plan;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type PlanInput = backend.PlanInput;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type PlannedRevocation = backend.PlannedRevocation;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export type PlannedRun = backend.PlannedRun;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const plan: typeof backend.plan = backend.plan;
+/** @deprecated Import from `@shardwork/core/backend`. */
+export const settlesWithin: typeof backend.settlesWithin = backend.settlesWithin;

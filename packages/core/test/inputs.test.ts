@@ -5,12 +5,12 @@ import {
   InvalidCronError,
   InvalidOptionsError,
   InvalidParamsError,
-  ProtocolRegistry,
   parseParams,
   UnknownProtocolError,
   Worker,
   type WorkerOptions,
 } from '@shardwork/core';
+import { ProtocolRegistry } from '@shardwork/core/backend';
 import { describe, expect, it } from 'vitest';
 
 describe('parseParams', () => {
