@@ -13,12 +13,12 @@ import {
   BackendRefusedError,
   type DiscoveryEvent,
   DiscoveryUnavailableError,
-  explainTlsError,
   InvalidOptionsError,
   StartTimeoutError,
   Worker,
   type WorkerOptions,
 } from '@shardwork/core';
+import { explainTlsError } from '@shardwork/core/backend';
 import { memberInfo, uniqueService } from '@shardwork/core/testing';
 import {
   discoveryFromUrl,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createDiscovery, type Discovery, registerDiscovery, Worker } from '@shardwork/core';
+import { createDiscovery, type Discovery, Worker } from '@shardwork/core';
+import { registerDiscovery } from '@shardwork/core/backend';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';

@@ -34,7 +34,6 @@ import {
   type Discovery,
   type DiscoveryListener,
   type EnsureGroupOptions,
-  encodeMemberRecord,
   type GroupSettings,
   InvalidOptionsError,
   type MemberInfo,
@@ -44,6 +43,7 @@ import {
   type Snapshot,
   type StoredGroup,
 } from '@shardwork/core';
+import { encodeMemberRecord } from '@shardwork/core/backend';
 import { Etcd3, EtcdLeaseInvalidError } from 'etcd3';
 import { EtcdCalls, keyScope, prefixScope } from './calls.js';
 import {

@@ -7,14 +7,8 @@
  * @module
  */
 
-import {
-  type Claim,
-  type GroupSettings,
-  type InvalidRecord,
-  type Member,
-  parseMemberRecord,
-  type Snapshot,
-} from '@shardwork/core';
+import type { Claim, GroupSettings, InvalidRecord, Member, Snapshot } from '@shardwork/core';
+import { parseMemberRecord } from '@shardwork/core/backend';
 import { parseServiceKey } from './keys.js';
 import { claimToken } from './tokens.js';
 

@@ -16,7 +16,7 @@
 
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { explainTlsError } from '@shardwork/core';
+import { explainTlsError } from '@shardwork/core/backend';
 import type { CompiledEtcdTls } from './options.js';
 
 /** OpenSSL's verification messages (what gRPC keeps) and Node's code for each (what core explains). */

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { InvalidOptionsError, readTlsFiles } from '@shardwork/core';
+import { InvalidOptionsError } from '@shardwork/core';
+import { readTlsFiles } from '@shardwork/core/backend';
 import type { EtcdDiscoveryOptions } from './options.js';
 
 const URL_PARAMS: Readonly<Record<string, 'string' | 'ms' | 'count' | 'file'>> = {

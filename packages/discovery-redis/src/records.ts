@@ -11,19 +11,19 @@
  * @module
  */
 
-import {
-  type Claim,
-  type ClaimBatch,
-  type ClaimRef,
-  type ClaimResult,
-  type DiscoveryChange,
-  type DiscoveryEvent,
-  type InvalidRecord,
-  type Member,
-  parseMemberRecord,
-  type Snapshot,
-  type StoredGroup,
+import type {
+  Claim,
+  ClaimBatch,
+  ClaimRef,
+  ClaimResult,
+  DiscoveryChange,
+  DiscoveryEvent,
+  InvalidRecord,
+  Member,
+  Snapshot,
+  StoredGroup,
 } from '@shardwork/core';
+import { parseMemberRecord } from '@shardwork/core/backend';
 import type { RedisServiceKeys } from './keys.js';
 
 /** A reply of a script that does not have the shape the script promises. */

@@ -17,7 +17,6 @@ import {
   type DiscoveryListener,
   DiscoveryUnavailableError,
   type EnsureGroupOptions,
-  encodeMemberRecord,
   type GroupSettings,
   InvalidOptionsError,
   type InvalidRecord,
@@ -29,6 +28,7 @@ import {
   type Snapshot,
   type StoredGroup,
 } from '@shardwork/core';
+import { encodeMemberRecord } from '@shardwork/core/backend';
 import { type RedisServiceKeys, serviceKeys } from './keys.js';
 import { RedisConnection } from './kit/connection.js';
 import { type CompiledRedisOptions, compileOptions, type RedisDiscoveryOptions } from './options.js';

@@ -8,7 +8,8 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { createDiscovery, type Discovery, type ShardContext, settlesWithin, sleep, Worker } from '@shardwork/core';
+import { createDiscovery, type Discovery, type ShardContext, sleep, Worker } from '@shardwork/core';
+import { settlesWithin } from '@shardwork/core/backend';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { type RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
 import {

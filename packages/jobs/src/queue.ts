@@ -13,6 +13,7 @@ import {
   type ScheduleInput,
   TypedEmitter,
 } from '@shardwork/core';
+import { StateMachine, type TransitionTable } from '@shardwork/core/backend';
 import { nanoid } from 'nanoid';
 import {
   type AdapterRuntime,
@@ -65,7 +66,7 @@ import {
 import { createJobAdapter, parseJobQueueUrl } from './registry.js';
 
 /** Allowed lifecycle moves; anything else is a bug and throws. */
-const TRANSITIONS: Readonly<Record<JobQueueState, readonly JobQueueState[]>> = {
+const TRANSITIONS: TransitionTable<JobQueueState> = {
   idle: ['starting', 'stopping'],
   starting: ['running', 'stopping', 'stopped'],
   running: ['stopping'],
@@ -129,7 +130,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   readonly #handlers = new Map<string, CompiledRegistration>();
   readonly #middleware: Middleware[] = [];
   readonly #periodics: CompiledPeriodic[] = [];
-  #state: JobQueueState = 'idle';
+  readonly #lifecycle = new StateMachine<JobQueueState>('job queue', TRANSITIONS, 'idle');
   #adapter: JobAdapter | undefined;
   #loading: Promise<JobAdapter> | undefined;
   #starting: Promise<void> | undefined;
@@ -159,7 +160,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
 
   /** Current lifecycle state. */
   get state(): JobQueueState {
-    return this.#state;
+    return this.#lifecycle.state;
   }
 
   /**
@@ -174,7 +175,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     handler: JobHandler<ArgsOf<J, N>>,
     options?: RegisterOptions<ArgsOf<J, N>>,
   ): this {
-    if (this.#state !== 'idle') throw new IllegalStateError('register a handler', this.#state);
+    if (this.#lifecycle.state !== 'idle') throw new IllegalStateError('register a handler', this.#lifecycle.state);
     if (this.#handlers.has(name)) throw new InvalidOptionsError('name', name, 'a handler name not registered yet');
     const registration = compileRegistration(name, handler, options as RegisterOptions<never>);
     // An adapter given as an instance checks at once; one given by URL when it loads (start or first perform).
@@ -197,7 +198,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     job: Job<J, N>,
     options?: PeriodicOptions,
   ): this {
-    if (this.#state !== 'idle') throw new IllegalStateError('add a periodic job', this.#state);
+    if (this.#lifecycle.state !== 'idle') throw new IllegalStateError('add a periodic job', this.#lifecycle.state);
     if (this.#periodics.some((p) => p.name === name)) {
       throw new InvalidOptionsError('periodic.name', name, 'a name not used by another periodic job');
     }
@@ -210,14 +211,14 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   /** Add middleware around every attempt; middleware runs in the order added. */
   use(middleware: Middleware): this {
     if (typeof middleware !== 'function') throw new InvalidOptionsError('middleware', middleware, 'a function');
-    if (this.#state !== 'idle') throw new IllegalStateError('add middleware', this.#state);
+    if (this.#lifecycle.state !== 'idle') throw new IllegalStateError('add middleware', this.#lifecycle.state);
     this.#middleware.push(middleware);
     return this;
   }
 
   /** Begin running jobs. Resolves once the adapter consumes. */
   start(options: StartOptions = {}): Promise<void> {
-    if (this.#state !== 'idle') return Promise.reject(new IllegalStateError('start', this.#state));
+    if (this.#lifecycle.state !== 'idle') return Promise.reject(new IllegalStateError('start', this.#lifecycle.state));
     const signal = options.signal;
     if (signal !== undefined && typeof signal.addEventListener !== 'function') {
       return Promise.reject(new InvalidOptionsError('signal', signal, 'an AbortSignal'));
@@ -235,10 +236,10 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
         );
       }
       await adapter.start();
-      if (this.#state === 'starting') this.#setState('running');
+      if (this.#lifecycle.state === 'starting') this.#setState('running');
     })().catch(async (error: unknown) => {
       await this.#adapter?.close().catch(() => undefined);
-      if (this.#state === 'starting') this.#setState('stopped');
+      if (this.#lifecycle.state === 'starting') this.#setState('stopped');
       throw error;
     });
     if (signal !== undefined) {
@@ -262,10 +263,10 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
       return Promise.reject(new InvalidOptionsError('timeoutMs', timeoutMs, 'a number of ms ≥ 0'));
     }
-    if (this.#state === 'stopped') return Promise.resolve({ aborted: 0, dropped: 0 });
+    if (this.#lifecycle.state === 'stopped') return Promise.resolve({ aborted: 0, dropped: 0 });
     this.#stopping = (async () => {
-      if (this.#state === 'starting') await this.#starting?.catch(() => undefined);
-      if (this.#state === 'stopped') return { aborted: 0, dropped: 0 };
+      if (this.#lifecycle.state === 'starting') await this.#starting?.catch(() => undefined);
+      if (this.#lifecycle.state === 'stopped') return { aborted: 0, dropped: 0 };
       this.#setState('stopping');
       await this.#loading?.catch(() => undefined);
       const adapter = this.#adapter;
@@ -338,9 +339,9 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   /** A snapshot of this process's view of the queue. */
   status(): JobQueueStatus {
     return {
-      state: this.#state,
+      state: this.#lifecycle.state,
       adapter: this.#adapter?.kind,
-      consuming: this.#state === 'running',
+      consuming: this.#lifecycle.state === 'running',
       handlers: [...this.#handlers.keys()].sort(),
       running: this.#running,
       counts: { ...this.#counts },
@@ -406,14 +407,13 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   // ── internals ────────────────────────────────────────────────────────────
 
   #setState(to: JobQueueState): void {
-    const from = this.#state;
-    if (!TRANSITIONS[from].includes(to)) throw new IllegalStateError(`move to ${to}`, from);
-    this.#state = to;
+    const from = this.#lifecycle.to(to);
     this.emit('state', { from, to });
   }
 
   #assertAccepting(): void {
-    if (this.#state === 'stopping' || this.#state === 'stopped') throw new IllegalStateError('perform', this.#state);
+    if (this.#lifecycle.state === 'stopping' || this.#lifecycle.state === 'stopped')
+      throw new IllegalStateError('perform', this.#lifecycle.state);
   }
 
   async #enqueueOne(job: unknown, runAt: number | undefined, options: unknown): Promise<EnqueueResult> {

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { type ParsedProtocolUrl, type ProtocolFactory, ProtocolRegistry } from '@shardwork/core';
+import type { ParsedProtocolUrl } from '@shardwork/core';
+import { type ProtocolFactory, ProtocolRegistry } from '@shardwork/core/backend';
 import type { JobAdapter } from './adapter.js';
 import type { CompiledQueueOptions } from './options.js';
 import { SimpleQueue } from './simple/simple-queue.js';

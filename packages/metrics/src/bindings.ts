@@ -5,7 +5,8 @@
  * @module
  */
 
-import { settlesWithin, type Worker } from '@shardwork/core';
+import type { Worker } from '@shardwork/core';
+import { settlesWithin } from '@shardwork/core/backend';
 import type { AdminJobQueue, JobStats } from '@shardwork/jobs';
 import { DEFS } from './definitions.js';
 import { GaugeSources } from './gauges.js';

@@ -9,7 +9,8 @@
  */
 
 import type { ConnectionOptions } from 'node:tls';
-import { InvalidOptionsError, readTlsFiles } from '@shardwork/core';
+import { InvalidOptionsError } from '@shardwork/core';
+import { readTlsFiles } from '@shardwork/core/backend';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { FAIL_FAST, reconnectDelay } from './fail-fast.js';
 import { type ParsedRedisUrl, parseRedisUrl, type RedisNode, type RedisUrlParams, redactUrl } from './url.js';

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { BackendRefusedError, explainTlsError, ShardworkError } from '@shardwork/core';
+import { BackendRefusedError, ShardworkError } from '@shardwork/core';
+import { explainTlsError } from '@shardwork/core/backend';
 import { Cluster, Redis } from 'ioredis';
 import type { CompiledRedisConnection, RedisClient } from './connection-options.js';
 import { FAIL_FAST, reconnectDelay, TRANSIENT_REPLY } from './fail-fast.js';

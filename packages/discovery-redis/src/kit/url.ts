@@ -12,7 +12,8 @@
  */
 
 import { isIP } from 'node:net';
-import { InvalidOptionsError, readTlsFiles } from '@shardwork/core';
+import { InvalidOptionsError } from '@shardwork/core';
+import { readTlsFiles } from '@shardwork/core/backend';
 import type { RedisOptions } from 'ioredis';
 
 /** How the URL reaches Redis. */

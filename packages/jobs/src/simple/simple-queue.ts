@@ -10,7 +10,8 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { IllegalStateError, MAX_TIMER_MS, settlesWithin, startTicker, type Ticker } from '@shardwork/core';
+import { IllegalStateError, MAX_TIMER_MS, startTicker, type Ticker } from '@shardwork/core';
+import { settlesWithin } from '@shardwork/core/backend';
 import {
   type AdapterRuntime,
   type AttemptOutcome,
