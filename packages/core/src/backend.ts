@@ -59,6 +59,7 @@ export {
   ShardworkError,
   UnknownProtocolError,
 } from './errors.js';
+export { compileLogger } from './logger.js';
 export type { Plan, PlanInput, PlannedRevocation, PlannedRun } from './plan.js';
 export { plan } from './plan.js';
 export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from './protocols.js';

@@ -12,6 +12,7 @@
 
 import { type InspectOptionsStylized, inspect } from 'node:util';
 import { describe, reason } from './errors.js';
+import { consoleLogger, type Logger } from './logger.js';
 
 /**
  * The payload of every `error` event of a shardwork emitter (a `Worker`, a
@@ -80,6 +81,8 @@ export type Listener<M, K extends keyof M> = (payload: M[K]) => void;
 /** Typed emitter over an event map. */
 export class TypedEmitter<M extends { error: { error: unknown } }> {
   readonly #listeners = new Map<keyof M, Set<(payload: never) => void>>();
+  /** Where a throwing listener is reported when nobody else can be told; subclasses set their own. */
+  protected logger: Logger = consoleLogger();
 
   /** Add a listener; returns a function that removes it. */
   on<K extends keyof M>(event: K, listener: Listener<M, K>): () => void {
@@ -125,9 +128,9 @@ export class TypedEmitter<M extends { error: { error: unknown } }> {
         (listener as Listener<M, K>)(delivered);
       } catch (error) {
         if (event === 'error') {
-          console.error('shardwork: an "error" listener threw', error);
+          this.logger.error({ event: 'error', error }, `an "error" listener threw: ${reason(error)}`);
         } else if (this.listenerCount('error') === 0) {
-          console.warn(`shardwork: a "${String(event)}" listener threw`, error);
+          this.logger.warn({ event: String(event), error }, `a "${String(event)}" listener threw: ${reason(error)}`);
         } else {
           this.emit('error', errorPayload(error) as M['error']);
         }

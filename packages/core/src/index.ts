@@ -89,6 +89,8 @@ export {
 export type { Listener } from './events.js';
 export { ErrorPayload, errorPayload, TypedEmitter } from './events.js';
 export type { ClaimsHeldBack, HoldBackReason } from './hold-back.js';
+export type { ConsoleLoggerOptions, LogFields, Logger, LogLevel } from './logger.js';
+export { consoleLogger, silentLogger } from './logger.js';
 export type {
   CompiledWorkerOptions,
   Handler,

@@ -13,6 +13,7 @@ import type { Discovery } from './discovery/contract.js';
 import { parseDiscoveryUrl } from './discovery/registry.js';
 import { InvalidOptionsError } from './errors.js';
 import type { Handler, StageFunction } from './handler.js';
+import { compileLogger, type Logger } from './logger.js';
 import { parseParams, type ShardParamsInput } from './params.js';
 import { compileRetry, type RetryOptions, type RetryPolicy, type RetryPolicyFunction } from './retry.js';
 import { type CompiledSchedule, compileSchedule, type ScheduleInput } from './schedule.js';
@@ -116,6 +117,13 @@ export interface WorkerOptions {
    * @defaultValue a service, its shards, and the handler as your own code
    */
   readonly subject?: WorkerSubject;
+  /**
+   * Where the worker's own messages go (an error nobody listens for, a held-back
+   * claim, a failing stage without `onError`): pino's shape, fields first
+   * (see {@link Logger}). Given a logger, nothing is printed to the console.
+   * @defaultValue `consoleLogger()`: `console.warn` and `console.error`, level `warn`
+   */
+  readonly logger?: Logger;
   /** Monotonic clock, for tests. @defaultValue {@link systemClock} */
   readonly clock?: Clock;
 }
@@ -143,6 +151,7 @@ export interface CompiledWorkerOptions {
   readonly handleSignals: boolean;
   /** The words of messages (see {@link WorkerOptions.subject}). */
   readonly subject: Subject;
+  readonly logger: Logger;
   readonly clock: Clock;
 }
 
@@ -287,6 +296,7 @@ export function compileOptions(options: WorkerOptions): CompiledWorkerOptions {
     startTimeoutMs: positive('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0),
     handleSignals: options.handleSignals ?? false,
     subject: compileSubject(service, options.subject),
+    logger: compileLogger(options.logger),
     clock: options.clock ?? systemClock,
   };
 }

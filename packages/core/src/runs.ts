@@ -268,7 +268,18 @@ export class Runs implements RunTable {
         (ctx.attempt === 1 || error instanceof AttemptsExhaustedError)
       ) {
         const { tag, unit } = o.subject;
-        console.warn(`${tag} ${unit} ${run.shard} ${ctx.stage} failed: ${errorReason(error)}`);
+        o.logger.warn(
+          {
+            scope: tag.slice('[shardwork '.length, -1),
+            service: o.service,
+            shard: run.shard,
+            token: run.token,
+            stage: ctx.stage,
+            attempt: ctx.attempt,
+            error,
+          },
+          `${unit} ${run.shard} ${ctx.stage} failed: ${errorReason(error)}`,
+        );
       }
       return;
     }

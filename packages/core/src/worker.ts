@@ -15,6 +15,7 @@ import { type ErrorPayload, errorPayload, TypedEmitter } from './events.js';
 import type { WatchInfo } from './handler.js';
 import { type ClaimsHeldBack, HoldBack } from './hold-back.js';
 import { type Lease, LeaseKeeper } from './lease.js';
+import type { LogFields } from './logger.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
 import { ReleaseBatcher } from './release-batcher.js';
 import { Resolver, type ResolverCounters } from './resolver.js';
@@ -126,6 +127,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   constructor(options: WorkerOptions) {
     super();
     this.#o = compileOptions(options);
+    this.logger = this.#o.logger;
     this.#runs = new Runs({
       options: this.#o,
       events: {
@@ -193,15 +195,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     const discovery = this.#discovery;
     this.#releases = new ReleaseBatcher(discovery, o.service, (e) => this.#reportError(e));
-    const { kind, units, tag } = o.subject;
+    const { kind, units } = o.subject;
     const holdBack = new HoldBack({
       clock: o.clock,
       leaseTtlMs: o.leaseTtlMs,
       words: { backend: discovery.kind, kind, units, leaseTtlMs: o.leaseTtlMs },
       // Say why this replica claims nothing for a while: `claims:held-back`, else a warning.
       told: (event) => {
-        if (this.listenerCount('claims:held-back') === 0) console.warn(`${tag} ${event.message}`);
-        else this.emit('claims:held-back', event);
+        if (this.listenerCount('claims:held-back') === 0) {
+          o.logger.warn({ ...this.#fields(), untilMs: event.untilMs, reason: event.reason }, event.message);
+        } else this.emit('claims:held-back', event);
       },
     });
     this.#lease = new LeaseKeeper({
@@ -431,9 +434,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   // ── plumbing ─────────────────────────────────────────────────────────────
 
+  /** The fields of every line this worker logs: its scope (the console's prefix), service and member. */
+  #fields(): LogFields {
+    const { subject, service } = this.#o;
+    return { scope: subject.tag.slice('[shardwork '.length, -1), service, member: this.#lease?.held?.instance };
+  }
+
   #reportError(error: unknown): void {
     if (this.listenerCount('error') === 0) {
-      console.warn(`${this.#o.subject.tag} ${errorReason(error)}`);
+      this.#o.logger.warn({ ...this.#fields(), error }, errorReason(error));
       return;
     }
     this.emit('error', errorPayload(error));

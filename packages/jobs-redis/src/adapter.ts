@@ -225,6 +225,10 @@ export class RedisJobAdapter implements JobAdapter {
         const delay = Math.min(1000, 50 * 2 ** attempt);
         if (!(error instanceof QueueUnavailableError)) throw error;
         ambiguous ||= error.ambiguous;
+        this.#rt.options.logger.debug(
+          { scope: 'jobs', attempt: attempt + 1, error },
+          `perform: ${error.message}; trying again in ${delay} ms (for up to ${this.#o.enqueueTimeoutMs} ms in all)`,
+        );
         if (Date.now() - began + delay > this.#o.enqueueTimeoutMs) {
           throw ambiguous === error.ambiguous
             ? error
@@ -277,6 +281,8 @@ export class RedisJobAdapter implements JobAdapter {
         retry: { initialIntervalMs: 200, maximumIntervalMs: 2000 },
         // Producers, stats() and pause() read which handlers the live consumers run from here.
         labels: { [HANDLERS_LABEL]: [...rt.handlers.keys()].sort().join(',') },
+        // The queue's logger: the worker's own lines (held-back claims, errors nobody hears) go there too.
+        logger: rt.options.logger,
         // Core's messages speak of this queue and its partitions, and name our consumer, not user code.
         subject: {
           kind: 'queue',

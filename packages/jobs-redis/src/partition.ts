@@ -370,7 +370,12 @@ export class PartitionConsumer {
             return undefined;
           }
           if (failures === 0) this.#host.reportError(error);
-          await sleep(Math.min(2000, 50 * 2 ** Math.min(failures, 6)), until).catch(() => undefined);
+          const delay = Math.min(2000, 50 * 2 ** Math.min(failures, 6));
+          this.#host.runtime.options.logger.debug(
+            { scope: 'jobs', queue: this.#host.store.queue, partition: this.#ctx.shard, error },
+            `${name}: ${(error as Error).message}; trying again in ${delay} ms`,
+          );
+          await sleep(delay, until).catch(() => undefined);
           if (until.aborted) return undefined;
         }
       }

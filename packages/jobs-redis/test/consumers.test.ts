@@ -6,7 +6,7 @@
  */
 
 import { createJobQueue, type JobQueue, type JobQueueEventMap, UnknownHandlerError } from '@shardwork/jobs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/wait.js';
 
@@ -34,6 +34,27 @@ function queue(prefix: string): JobQueue {
   open.push(q);
   return q;
 }
+
+describe('the logger option on redis://', () => {
+  it('gets the adapter’s worker lines (why a new queue claims nothing for one TTL), the console nothing', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const lines: { fields: Record<string, unknown>; message: string }[] = [];
+      const keep = (fields: Record<string, unknown>, message: string) => void lines.push({ fields, message });
+      const q = createJobQueue(`${server.url}?prefix=${fresh()}&partitions=2&leaseTtlMs=1000`, {
+        logger: { debug: () => undefined, info: keep, warn: keep, error: keep },
+      });
+      open.push(q);
+      q.register('work', () => undefined);
+      await q.start();
+      const held = lines.find((l) => /claiming no partitions for/.test(l.message));
+      expect(held?.fields).toMatchObject({ scope: 'queue default', service: 'default' });
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+});
 
 describe('what the live consumers run', () => {
   it('stats() counts the live consumer processes per handler, and 0 for a handler whose jobs nobody runs', async () => {

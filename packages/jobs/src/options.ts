@@ -11,10 +11,12 @@ import {
   compileRetry,
   compileSchedule,
   InvalidOptionsError,
+  type Logger,
   MAX_TIMER_MS,
   type RetryOptions,
   type ScheduleInput,
 } from '@shardwork/core';
+import { compileLogger } from '@shardwork/core/backend';
 import { canonicalJson, DEFAULT_MAX_ARGS_BYTES, type JobArgs } from './args.js';
 import type { AnyJobs, Job, JobHandler } from './job.js';
 
@@ -211,6 +213,15 @@ export interface JobQueueOptions {
    * @defaultValue 3600000 (one hour)
    */
   readonly idempotencyWindowMs?: number;
+  /**
+   * Where the queue's own messages go (a failure nobody listens for, an error
+   * with no `error` listener, a job nobody consumes, the adapter's retries at
+   * `debug`), and its adapter's workers' too: pino's shape, fields first
+   * (`queue`, `handler`, `jobId`, `attempt`, `partition`, `error`; see core's
+   * `Logger`). Given a logger, nothing is printed to the console.
+   * @defaultValue `consoleLogger()` of `@shardwork/core`: level `warn`
+   */
+  readonly logger?: Logger;
   /** Adapter-specific options, passed through to the adapter's factory. */
   readonly adapter?: Readonly<Record<string, unknown>>;
 }
@@ -221,6 +232,7 @@ export interface CompiledQueueOptions {
   readonly maxArgsBytes: number;
   readonly stopTimeoutMs: number;
   readonly idempotencyWindowMs: number;
+  readonly logger: Logger;
   readonly adapter: Readonly<Record<string, unknown>>;
 }
 
@@ -254,6 +266,7 @@ export function compileQueueOptions(options: JobQueueOptions | undefined): Compi
     maxArgsBytes: integer('maxArgsBytes', o.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES, 2, 512 * 1024 * 1024),
     stopTimeoutMs: integer('stopTimeoutMs', o.stopTimeoutMs ?? 10_000, 0, MAX_TIMER_MS),
     idempotencyWindowMs: integer('idempotencyWindowMs', o.idempotencyWindowMs ?? 3_600_000, 0, 30 * 86_400_000),
+    logger: compileLogger(o.logger),
     adapter,
   };
 }

@@ -149,6 +149,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   constructor(adapter?: string | JobAdapter, options?: JobQueueOptions) {
     super();
     this.#options = compileQueueOptions(options);
+    this.logger = this.#options.logger;
     if (adapter === undefined || typeof adapter === 'string') {
       this.#source = parseJobQueueUrl(adapter).url;
     } else if (typeof adapter === 'object' && adapter !== null && typeof adapter.enqueue === 'function') {
@@ -556,7 +557,10 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
           this.#reportError((payload as JobQueueEventMap['error']).error);
         } else if (event === 'job:unhandled' && this.listenerCount(event) === 0) {
           const { job, reason } = payload as JobQueueEventMap['job:unhandled'];
-          console.warn(`[shardwork jobs] ${job.handler} ${job.id}: ${reason}`);
+          this.#options.logger.warn(
+            { scope: 'jobs', queue: job.queue, handler: job.handler, jobId: job.id },
+            `${job.handler} ${job.id}: ${reason}`,
+          );
         } else {
           this.emit(event, payload);
         }
@@ -631,13 +635,14 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   /** A failure nobody listens to would be silent: print it. */
   #warnUnheard(job: RunnableJob, attempt: number, error: unknown, what: string): void {
     if (this.listenerCount('job:failed') > 0 || this.listenerCount('job:dead') > 0) return;
-    console.warn(
-      `[shardwork jobs] ${job.handler} ${job.id} attempt ${attempt} failed, ${what}: ${errorMessage(error)}`,
+    this.#options.logger.warn(
+      { scope: 'jobs', queue: job.queue, handler: job.handler, jobId: job.id, attempt, error },
+      `${job.handler} ${job.id} attempt ${attempt} failed, ${what}: ${errorMessage(error)}`,
     );
   }
 
   #reportError(error: unknown): void {
-    if (this.listenerCount('error') === 0) console.warn(`[shardwork jobs] ${errorMessage(error)}`);
+    if (this.listenerCount('error') === 0) this.#options.logger.warn({ scope: 'jobs', error }, errorMessage(error));
     else this.emit('error', { error });
   }
 }

@@ -206,6 +206,42 @@ describe('SimpleQueue specifics', () => {
     }
   });
 
+  it('sends what it prints to the logger option, with fields, and nothing to the console', async () => {
+    const spies = (['debug', 'info', 'warn', 'error'] as const).map((m) =>
+      vi.spyOn(console, m).mockImplementation(() => undefined),
+    );
+    try {
+      const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+      const at = (level: string) => (fields: Record<string, unknown>, message: string) =>
+        void lines.push({ level, fields, message });
+      const q = createJobQueue('memory://', {
+        logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') },
+      });
+      q.register(
+        'bad',
+        () => {
+          throw new Error('nobody hears me');
+        },
+        { maxFails: 1 },
+      );
+      await q.start();
+      const { id } = await q.perform({ handler: 'bad' });
+      await vi.advanceTimersByTimeAsync(10);
+      expect(lines).toContainEqual({
+        level: 'warn',
+        fields: expect.objectContaining({ queue: 'default', handler: 'bad', jobId: id, attempt: 1 }),
+        message: expect.stringMatching(/attempt 1 failed, dead \(max-fails\): nobody hears me/),
+      });
+      await q.stop();
+      for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+      expect(() => createJobQueue('memory://', { logger: 'loud' as never })).toThrow(
+        expect.objectContaining({ option: 'logger' }),
+      );
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+
   it('counts what this process did in status()', async () => {
     const q = createJobQueue('memory://');
     q.register('ok', () => undefined, { unique: true });
