@@ -1,5 +1,6 @@
-import type { Discovery } from '@shardwork/core';
+import type { Discovery, Logger } from '@shardwork/core';
 import { DISCOVERY_ENV, InvalidOptionsError } from '@shardwork/core';
+import { compileLogger } from '@shardwork/core/backend';
 import type { AdminJobQueue } from '@shardwork/jobs';
 import { JOBS_ENV } from '@shardwork/jobs';
 
@@ -78,9 +79,15 @@ export interface DashboardOptions {
    * Called once per {@link DashboardWarning} when the server has started
    * (e.g. it is reachable from the network without `auth`). The warnings are
    * also on `dashboard.warnings`.
-   * @defaultValue `console.warn` of the message
+   * @defaultValue `logger.warn` of the message
    */
   readonly onWarning?: ((warning: DashboardWarning) => void) | undefined;
+  /**
+   * Where the dashboard's own messages go (its warnings, unless `onWarning`
+   * takes them): pino's shape, fields first, as core's `Logger`.
+   * @defaultValue `consoleLogger()` of `@shardwork/core`
+   */
+  readonly logger?: Logger | undefined;
 }
 
 /** {@link DashboardOptions} validated and with every default filled in. */
@@ -148,7 +155,9 @@ export function compileDashboardOptions(options: DashboardOptions): CompiledDash
   if (typeof backendTimeoutMs !== 'number' || !Number.isFinite(backendTimeoutMs) || backendTimeoutMs <= 0) {
     throw new InvalidOptionsError('backendTimeoutMs', backendTimeoutMs, 'a positive number of milliseconds');
   }
-  const onWarning = options.onWarning ?? ((w: DashboardWarning) => console.warn(`[shardwork dashboard] ${w.message}`));
+  const logger = compileLogger(options.logger);
+  const onWarning =
+    options.onWarning ?? ((w: DashboardWarning) => logger.warn({ scope: 'dashboard', warning: w.code }, w.message));
   if (typeof onWarning !== 'function') throw new InvalidOptionsError('onWarning', onWarning, 'a function');
   return {
     discovery,
