@@ -8,12 +8,13 @@
  * @module
  */
 
-import type { Discovery, InvalidRecord, Member } from './discovery/contract.js';
+import type { Discovery, Member } from './discovery/contract.js';
 import { createDiscovery } from './discovery/registry.js';
-import { reason as errorReason, IllegalStateError, InvalidRecordError, type LeaseLostError } from './errors.js';
+import { reason as errorReason, IllegalStateError, type InvalidRecordError, type LeaseLostError } from './errors.js';
 import { type ErrorPayload, errorPayload, TypedEmitter } from './events.js';
 import type { WatchInfo } from './handler.js';
 import { type ClaimsHeldBack, HoldBack } from './hold-back.js';
+import { InvalidRecordReports } from './invalid-records.js';
 import { type Lease, LeaseKeeper } from './lease.js';
 import type { LogFields } from './logger.js';
 import { type CompiledWorkerOptions, compileOptions, type WorkerOptions } from './options.js';
@@ -21,6 +22,7 @@ import { ReleaseBatcher } from './release-batcher.js';
 import { Resolver, type ResolverCounters } from './resolver.js';
 import { type RunEventMap, Runs } from './runs.js';
 import { startTicker, type Ticker } from './schedule.js';
+import { stopOnSignals } from './signals.js';
 import { StateMachine, type TransitionTable } from './states.js';
 
 /** Lifecycle states; `start()` and `stop()` move between them. */
@@ -113,15 +115,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #releases: ReleaseBatcher | undefined;
   #view: readonly Member[] = [];
   #lastWatch = '';
-  #reportedInvalid = new Set<string>();
+  readonly #invalid = new InvalidRecordReports((report) => this.emit('record:invalid', report));
   #ticker: Ticker | undefined;
   /** Called after every reconcile pass; `start()` waits for the first one only. */
   #afterPass: (() => void) | undefined;
+  readonly #settledWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   #recovering: Promise<void> | undefined;
   readonly #startAbort = new AbortController();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
-  #signalHandler: (() => void) | undefined;
+  #removeSignalHandlers: () => void = () => undefined;
 
   /** Validates options at once; throws `InvalidOptionsError`, `InvalidCronError` or `InvalidParamsError`. */
   constructor(options: WorkerOptions) {
@@ -228,7 +231,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         void this.#resolver?.request();
       },
       reportError: (e) => this.#reportError(e),
-      repaired: (records) => this.#reportRepaired(records),
+      repaired: (records) => this.#invalid.repaired(records),
     });
     const lease = await this.#lease.register({
       signal: this.#startAbort.signal,
@@ -240,7 +243,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#resolver.start();
     this.#setState('running');
     if (o.schedule !== undefined) this.#ticker = startTicker(o.schedule, (at) => this.#onTick(at));
-    if (o.handleSignals) this.#installSignalHandlers();
+    if (o.handleSignals) this.#removeSignalHandlers = stopOnSignals(() => void this.stop());
     // Resolve after the first pass (first claims made), not when the loop goes
     // idle: under churn more passes keep coming and would hold start() up.
     await new Promise<void>((resolve) => {
@@ -258,14 +261,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       runs: this.#runs,
       reports: {
         error: (e) => this.#reportError(e),
-        invalid: (records) => this.#reportInvalid(records),
-        repaired: (records) => this.#reportRepaired(records),
+        invalid: (records) => this.#invalid.listed(records),
+        repaired: (records) => this.#invalid.repaired(records),
       },
       running: () => this.state === 'running',
       viewUpdated: (view) => this.#updateView(view),
       passed: () => {
         this.#emitWatch();
         this.#afterPass?.();
+        this.#checkSettled();
       },
       holdBack,
     });
@@ -315,6 +319,36 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#setState('stopped');
   }
 
+  /**
+   * Resolves once this replica does its share: it runs and owns at least one
+   * shard, or stands by (more replicas than shards). What a library that runs
+   * a worker for its users waits for before it says it consumes (the job
+   * adapters' `start()`), instead of polling `status()`. Rejects with
+   * `IllegalStateError` if the worker stops first.
+   */
+  settled(): Promise<void> {
+    if (this.#isSettled()) return Promise.resolve();
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      return Promise.reject(new IllegalStateError('settle', this.state));
+    }
+    return new Promise((resolve, reject) => this.#settledWaiters.push({ resolve, reject }));
+  }
+
+  #isSettled(): boolean {
+    const s = this.status();
+    return s.state === 'running' && (s.shards.length > 0 || s.standby);
+  }
+
+  #checkSettled(): void {
+    if (this.#settledWaiters.length === 0) return;
+    const stopped = this.state === 'stopping' || this.state === 'stopped';
+    if (!stopped && !this.#isSettled()) return;
+    for (const waiter of this.#settledWaiters.splice(0)) {
+      if (stopped) waiter.reject(new IllegalStateError('settle', this.state));
+      else waiter.resolve();
+    }
+  }
+
   /** `await using worker = new Worker(…)` stops it at scope exit. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
@@ -331,6 +365,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #setState(to: WorkerState): void {
     const from = this.#lifecycle.to(to);
     this.emit('state', { from, to });
+    this.#checkSettled();
   }
 
   /** Whether `instance` is the current, unexpired registration. */
@@ -382,27 +417,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     for (const id of before) if (!after.has(id)) this.emit('member:left', { instance: id });
   }
 
-  #reportInvalid(records: readonly InvalidRecord[]): void {
-    const seen = new Set<string>();
-    for (const bad of records) {
-      const key = `${bad.key}\u0000${bad.reason}`;
-      seen.add(key);
-      if (!this.#reportedInvalid.has(key)) {
-        this.emit('record:invalid', { error: new InvalidRecordError(bad.key, bad.reason), repaired: false });
-      }
-    }
-    this.#reportedInvalid = seen;
-  }
-
-  #reportRepaired(records: readonly InvalidRecord[]): void {
-    for (const bad of records) {
-      this.emit('record:invalid', {
-        error: new InvalidRecordError(bad.key, `${bad.reason} (repaired)`),
-        repaired: true,
-      });
-    }
-  }
-
   #emitWatch(): void {
     const lease = this.#lease?.current;
     if (lease === undefined) return;
@@ -446,23 +460,5 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     this.emit('error', errorPayload(error));
-  }
-
-  #installSignalHandlers(): void {
-    const handler = (): void => {
-      this.#removeSignalHandlers();
-      void this.stop();
-    };
-    this.#signalHandler = handler;
-    process.once('SIGTERM', handler);
-    process.once('SIGINT', handler);
-  }
-
-  #removeSignalHandlers(): void {
-    const handler = this.#signalHandler;
-    if (handler === undefined) return;
-    process.off('SIGTERM', handler);
-    process.off('SIGINT', handler);
-    this.#signalHandler = undefined;
   }
 }
