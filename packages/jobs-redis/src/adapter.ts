@@ -8,7 +8,7 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { createDiscovery, type Discovery, type ShardContext, sleep, Worker } from '@shardwork/core';
+import { type Discovery, type ShardContext, sleep } from '@shardwork/core';
 import { settlesWithin } from '@shardwork/core/backend';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { type RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
@@ -25,6 +25,7 @@ import {
   type JobState,
   type JobStats,
   type ListOptions,
+  PartitionedConsumption,
   type PartitionOwner,
   type PauseOptions,
   periodicQueue,
@@ -32,7 +33,7 @@ import {
   refOf,
   type StateCounts,
   type StopResult,
-} from '@shardwork/jobs';
+} from '@shardwork/jobs/adapter';
 import { nanoid } from 'nanoid';
 import { RedisQueueAdmin } from './admin.js';
 import { ConsumerDirectory, HANDLERS_LABEL } from './consumers.js';
@@ -55,13 +56,11 @@ export class RedisJobAdapter implements JobAdapter {
   #runtime: AdapterRuntime | undefined;
   readonly #stores = new Map<string, QueueStore>();
   readonly #registry: QueueRegistry;
-  readonly #directory = new ConsumerDirectory(() => this.#coordination());
+  readonly #directory = new ConsumerDirectory(() => this.#partitioned.coordination());
   readonly #admin: RedisQueueAdmin;
-  readonly #workers = new Map<string, Worker>();
+  #partitionedRoom: PartitionedConsumption | undefined;
   readonly #consumers = new Map<string, Set<PartitionConsumer>>();
   #subscriber: RedisClient | undefined;
-  #discovery: Discovery | undefined;
-  #ownsDiscovery = false;
   #dispatcher = new Dispatcher(1, 0);
   readonly #stopping = new AbortController();
   readonly #aborting = new AbortController();
@@ -89,7 +88,7 @@ export class RedisJobAdapter implements JobAdapter {
       partitions: this.#o.partitions,
       handlers: () => this.#rt.handlers,
       store: (queue) => this.#store(queue),
-      coordination: () => this.#coordination(),
+      coordination: () => this.#partitioned.coordination(),
     });
   }
 
@@ -105,6 +104,26 @@ export class RedisJobAdapter implements JobAdapter {
 
   attach(runtime: AdapterRuntime): void {
     this.#runtime = runtime;
+  }
+
+  /** The partitioned consumption of this process's queues (made once the runtime is attached). */
+  get #partitioned(): PartitionedConsumption {
+    const rt = this.#rt;
+    this.#partitionedRoom ??= new PartitionedConsumption({
+      adapter: 'redis',
+      partitions: this.#o.partitions,
+      leaseTtlMs: this.#o.leaseTtlMs,
+      revokeTimeoutMs: this.#o.revokeTimeoutMs,
+      discovery: this.#o.discovery,
+      fallback: () => this.#fallbackDiscovery(),
+      logger: rt.options.logger,
+      // Producers, stats() and pause() read which handlers the live consumers run from here.
+      labels: { [HANDLERS_LABEL]: [...rt.handlers.keys()].sort().join(',') },
+      consume: (queue, ctx) => this.#consume(queue, ctx),
+      onError: (error) => this.#reportError(error),
+      onInvalidRecord: (event) => rt.emit('record:invalid', event),
+    });
+    return this.#partitionedRoom;
   }
 
   get #rt(): AdapterRuntime {
@@ -269,45 +288,7 @@ export class RedisJobAdapter implements JobAdapter {
     }, o.idleCheckMs);
     this.#refresh.unref();
     this.#subscribe(queues);
-    const discovery = await this.#coordination();
-    for (const queue of queues) {
-      const worker = new Worker({
-        service: queue,
-        shards: o.partitions,
-        discovery,
-        leaseTtlMs: o.leaseTtlMs,
-        revokeTimeoutMs: o.revokeTimeoutMs,
-        startTimeoutMs: Math.max(0, o.startTimeoutMs - (Date.now() - began)),
-        retry: { initialIntervalMs: 200, maximumIntervalMs: 2000 },
-        // Producers, stats() and pause() read which handlers the live consumers run from here.
-        labels: { [HANDLERS_LABEL]: [...rt.handlers.keys()].sort().join(',') },
-        // The queue's logger: the worker's own lines (held-back claims, errors nobody hears) go there too.
-        logger: rt.options.logger,
-        // Core's messages speak of this queue and its partitions, and name our consumer, not user code.
-        subject: {
-          kind: 'queue',
-          name: queue,
-          unit: 'partition',
-          member: 'producer and consumer',
-          countOption: 'partitions',
-          handler: (p) => `the redis job adapter's consumer of partition ${p} of queue "${queue}"`,
-          revokeTimeoutAdvice:
-            'Its running jobs were put back and run again under the next owner; a job handler that ignores ctx.signal keeps its slot until it returns.',
-        },
-        handler: { do: (ctx) => this.#consume(queue, ctx) },
-      });
-      worker.on('error', ({ error }) => this.#reportError(error));
-      worker.on('record:invalid', (e) => rt.emit('record:invalid', e));
-      this.#workers.set(queue, worker);
-      await worker.start();
-    }
-    // Resolve once this replica consumes: it owns partitions, or stands by.
-    for (const worker of this.#workers.values()) {
-      while (worker.status().shards.length === 0 && !worker.status().standby && worker.state === 'running') {
-        if (Date.now() - began > o.startTimeoutMs) break;
-        await sleep(20);
-      }
-    }
+    await this.#partitioned.start(queues, began + o.startTimeoutMs);
   }
 
   async #retryUntil(began: number, call: () => Promise<void>): Promise<void> {
@@ -421,7 +402,7 @@ export class RedisJobAdapter implements JobAdapter {
       this.#aborting.abort();
       await drained;
     }
-    await Promise.all([...this.#workers.values()].map((w) => w.stop()));
+    await this.#partitioned?.stop();
     return { aborted, dropped: 0 };
   }
 
@@ -429,44 +410,25 @@ export class RedisJobAdapter implements JobAdapter {
     this.#stopping.abort();
     clearInterval(this.#refresh);
     this.#closed.abort();
-    await Promise.all([...this.#workers.values()].map((w) => w.stop()));
-    if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
+    await this.#partitionedRoom?.close();
     await this.#connection.close();
   }
 
-  /** The coordinator's discovery connection (made on first use; closed with the adapter unless it was given). */
-  async #coordination(): Promise<Discovery> {
+  /** The Redis discovery the partition owners coordinate through when none is given: this Redis, under `<prefix>coord:`. */
+  #fallbackDiscovery(): Discovery {
     const o = this.#o;
-    if (this.#discovery !== undefined) return this.#discovery;
-    if (typeof o.discovery === 'object') {
-      this.#discovery = o.discovery;
-      return o.discovery;
-    }
     const connection = o.connection.connection;
-    const created =
-      typeof o.discovery === 'string'
-        ? await createDiscovery(o.discovery)
-        : connection.kind === 'external'
-          ? new RedisDiscovery({ client: connection.client, prefix: `${o.prefix}coord:` })
-          : connection.kind === 'cluster'
-            ? new RedisDiscovery({
-                redis: connection.options.redisOptions ?? {},
-                clusterNodes: connection.nodes,
-                prefix: `${o.prefix}coord:`,
-                syncReplicas: o.connection.syncReplicas,
-              })
-            : new RedisDiscovery({
-                redis: connection.options,
-                prefix: `${o.prefix}coord:`,
-                syncReplicas: o.connection.syncReplicas,
-              });
-    if (this.#discovery !== undefined) {
-      await created.close();
-      return this.#discovery;
-    }
-    this.#discovery = created;
-    this.#ownsDiscovery = true;
-    return created;
+    const prefix = `${o.prefix}coord:`;
+    if (connection.kind === 'external') return new RedisDiscovery({ client: connection.client, prefix });
+    const syncReplicas = o.connection.syncReplicas;
+    return connection.kind === 'cluster'
+      ? new RedisDiscovery({
+          redis: connection.options.redisOptions ?? {},
+          clusterNodes: connection.nodes,
+          prefix,
+          syncReplicas,
+        })
+      : new RedisDiscovery({ redis: connection.options, prefix, syncReplicas });
   }
 
   // ── admin (admin.ts) ─────────────────────────────────────────────────────

@@ -25,7 +25,7 @@ import {
   type PauseOptions,
   type StateCounts,
   UnknownHandlerError,
-} from '@shardwork/jobs';
+} from '@shardwork/jobs/adapter';
 import type { ConsumerDirectory } from './consumers.js';
 import type { QueueRegistry } from './queues.js';
 import { recordArgs } from './records.js';

@@ -48,4 +48,4 @@ export function queuesKey(prefix: string): string {
 }
 
 // One hash for every adapter with partitions, so that a key meets its partition whatever the store.
-export { partitionOf } from '@shardwork/jobs';
+export { partitionOf } from '@shardwork/jobs/adapter';

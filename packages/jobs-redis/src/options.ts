@@ -13,7 +13,7 @@ import {
   compileConnection,
   type RedisConnectionOptions,
 } from '@shardwork/discovery-redis/kit';
-import { checkQueueList } from '@shardwork/jobs';
+import { checkQueueList } from '@shardwork/jobs/adapter';
 
 /**
  * Options of the Redis job adapter (`createJobQueue('redis://…', { adapter: { … } })` or `new RedisJobAdapter(…)`):

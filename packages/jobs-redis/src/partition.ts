@@ -11,8 +11,8 @@
 
 import { setMaxListeners } from 'node:events';
 import { errorMessage, InvalidRecordError, type ShardContext, sleep } from '@shardwork/core';
-import type { AdapterRuntime, AttemptOutcome, CompiledPeriodic, JobRecord, RunnableJob } from '@shardwork/jobs';
-import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs';
+import type { AdapterRuntime, AttemptOutcome, CompiledPeriodic, JobRecord, RunnableJob } from '@shardwork/jobs/adapter';
+import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs/adapter';
 import { PartitionSchedules } from './periodic.js';
 import { recordArgs, recordJson } from './records.js';
 import type { Dispatcher } from './slots.js';

@@ -20,7 +20,7 @@ import {
   type TickPlan,
   TickPump,
   type TickWriteResult,
-} from '@shardwork/jobs';
+} from '@shardwork/jobs/adapter';
 import { enqueueFields } from './records.js';
 import type { Fenced } from './store.js';
 

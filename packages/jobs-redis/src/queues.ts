@@ -14,7 +14,7 @@
 
 import { InvalidRecordError } from '@shardwork/core';
 import type { RedisConnection } from '@shardwork/discovery-redis/kit';
-import type { CompiledRegistration } from '@shardwork/jobs';
+import type { CompiledRegistration } from '@shardwork/jobs/adapter';
 import { queueKeys, queuesKey } from './keys.js';
 
 /** What the registry needs from the adapter. */

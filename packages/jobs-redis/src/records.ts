@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { JobArgs, JobRecord } from '@shardwork/jobs';
+import type { JobArgs, JobRecord } from '@shardwork/jobs/adapter';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

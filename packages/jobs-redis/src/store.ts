@@ -9,7 +9,7 @@
 
 import { InvalidOptionsError, InvalidRecordError } from '@shardwork/core';
 import type { RedisConnection } from '@shardwork/discovery-redis/kit';
-import { QueueCorruptedError, QueueDataLostError } from '@shardwork/jobs';
+import { QueueCorruptedError, QueueDataLostError } from '@shardwork/jobs/adapter';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { type ScriptName, script } from './scripts.js';
 

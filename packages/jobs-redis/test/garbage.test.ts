@@ -84,11 +84,13 @@ describe('garbage in the redis job adapter’s keys', () => {
     await q.perform({ handler: 'work', key: 'k' });
     await until(() => done.length === 1, 5000, 'the first job ran');
     const key = `${queueBase(prefix, 'default')}${name}`;
-    await admin.del(key);
-    if (type === 'string') await admin.set(key, 'garbage');
-    else if (type === 'set') await admin.sadd(key, 'garbage');
-    else if (type === 'hash') await admin.hset(key, 'garbage', '1');
-    else await admin.rpush(key, 'garbage');
+    // In one transaction: a running consumer's script could write the key between a DEL and a write.
+    const garbage = admin.multi().del(key);
+    if (type === 'string') garbage.set(key, 'garbage');
+    else if (type === 'set') garbage.sadd(key, 'garbage');
+    else if (type === 'hash') garbage.hset(key, 'garbage', '1');
+    else garbage.rpush(key, 'garbage');
+    await garbage.exec();
     const next = await q.perform({ handler: 'work', key: 'k' });
     await until(() => done.includes(next.id), 5000, 'a job after the garbage ran');
     const report = invalid.find((e) => e.error.key === key);

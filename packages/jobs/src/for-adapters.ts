@@ -1,0 +1,74 @@
+/**
+ * `@shardwork/jobs/adapter`: what an author of a job adapter (a store or
+ * broker behind `createJobQueue`) builds on. Applications use
+ * `@shardwork/jobs`; this entry point is the other side of that contract:
+ *
+ * - the contract itself: {@link JobAdapter}, the {@link AdapterRuntime} the
+ *   queue hands an adapter (run an attempt, report its outcome, emit), and
+ *   the shapes it stores ({@link JobRecord}) and answers with;
+ * - the shared rooms: {@link PartitionedConsumption} (partitions owned through
+ *   core's coordinator, one `Worker` per queue), the periodic-tick planner
+ *   ({@link planTicks}, {@link TickPump}), {@link partitionOf};
+ * - the helpers every adapter needs: option compilers, {@link errorInfo},
+ *   {@link refOf}, the protocol registration ({@link registerJobQueue});
+ * - the errors an adapter throws.
+ *
+ * The conformance suite every adapter passes is `@shardwork/jobs/testing`.
+ *
+ * ```ts
+ * import { type JobAdapter, PartitionedConsumption, registerJobQueue } from '@shardwork/jobs/adapter';
+ * registerJobQueue('mystore', (url, options) => new MyStoreAdapter(url, options));
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  AdapterRuntime,
+  AttemptOutcome,
+  BulkOptions,
+  JobAdapter,
+  JobPage,
+  JobStats,
+  ListOptions,
+  PartitionOwner,
+  PauseOptions,
+  RunExtras,
+  RunnableJob,
+  StateCounts,
+  StopResult,
+} from './adapter.js';
+export { consumedQueues, periodicQueue, refOf } from './adapter.js';
+export type { JobArgs, JsonValue } from './args.js';
+export { canonicalJson, checkArgs, DEFAULT_MAX_ARGS_BYTES } from './args.js';
+export type { FeatureRefusal, JobErrorInfo, JobFeature } from './errors.js';
+export {
+  errorInfo,
+  JobAbortedError,
+  JobNotFoundError,
+  QueueCorruptedError,
+  QueueDataLostError,
+  QueueUnavailableError,
+  UnknownHandlerError,
+  UnsupportedFeatureError,
+} from './errors.js';
+export type { DeadReason, DropReason, JobQueueEventMap } from './events.js';
+export { compose, failureOutcome } from './execute.js';
+export type { EnqueueResult, JobInfo, JobRecord, JobRef, JobState } from './job.js';
+export { JOB_STATES } from './job.js';
+export type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
+export {
+  checkQueueList,
+  compilePeriodic,
+  compileQueueOptions,
+  compileRegistration,
+  HANDLER_NAME,
+  QUEUE_NAME,
+} from './options.js';
+export { partitionOf } from './partition.js';
+export type { PartitionedOptions } from './partitioned.js';
+export { PartitionedConsumption } from './partitioned.js';
+export type { TickCursor, TickPlan, TickPumpOptions, TickWriteResult } from './periodic.js';
+export { MAX_TICKS_PER_PLAN, planTicks, TickPump } from './periodic.js';
+export type { JobAdapterFactory, JobAdapterModule } from './registry.js';
+export { registerJobQueue } from './registry.js';
