@@ -5,7 +5,8 @@
  * job-faults.ts over what the handlers recorded, with the broker as the judge
  * of what is left: a job counts as lost when it never completed and the
  * broker holds no message any more. In partitioned mode the replicas
- * coordinate through a private redis-server.
+ * coordinate through a private redis-server. Every fault goes through the
+ * methods here (or `JobReplica.signal`/`kill`) so that the checker knows it.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { AmqpJobAdapter, tierFor } from '@shardwork/jobs-amqp';
 import { Connection } from 'rabbitmq-client';
-import { type AcceptedJob, analyzeRecords, JobReplica, readRecords } from './job-faults.js';
+import { type AcceptedJob, analyzeRecords, FaultLog, type FaultSpan, JobReplica, readRecords } from './job-faults.js';
+import type { JobRecordLine } from './job-replica-main.js';
 import { type RabbitTestServer, startRabbitServer } from './rabbitmq-server.js';
 import { type RedisTestServer, startRedisServer } from './redis-server.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -27,6 +29,10 @@ export interface AmqpJobClusterOptions {
   readonly partitions: number;
   readonly concurrency?: number;
   readonly ttlMs?: number;
+  /** AMQP heartbeat, s: the broker drops a silent (paused, stalled) consumer after about twice this. @defaultValue 2 */
+  readonly heartbeat?: number;
+  /** Share of `work` jobs that {@link AmqpJobCluster.produce} delays (by up to 3 s, through the delay chain). @defaultValue 0 */
+  readonly delayed?: number;
 }
 
 /** What {@link AmqpJobCluster.check} found. */
@@ -39,6 +45,8 @@ export interface AmqpJobCheckReport {
   /** Performs that rejected (the broker was down): not accepted, so not checked. */
   readonly refused: number;
   readonly ticks: number;
+  /** The faults applied, one line each (for the failure message): what, the replica, when (monotonic ms). */
+  readonly faultLog: string[];
 }
 
 /** See the module documentation. */
@@ -51,6 +59,9 @@ export class AmqpJobCluster {
   readonly replicas: JobReplica[] = [];
   readonly proxies: TcpProxy[] = [];
   readonly accepted = new Map<string, AcceptedJob>();
+  /** Every fault applied through the replicas and the methods below. */
+  readonly faults = new FaultLog();
+  readonly #cuts = new Map<number, FaultSpan>();
   refused = 0;
   readonly #o: Required<AmqpJobClusterOptions>;
   readonly #seqNext = new Map<string, number>();
@@ -74,15 +85,27 @@ export class AmqpJobCluster {
       startRabbitServer(),
       options.partitions > 0 ? startRedisServer() : Promise.resolve(undefined),
     ]);
-    const cluster = new AmqpJobCluster(broker, redis, { concurrency: 8, ttlMs: 1000, ...options });
-    for (let i = 0; i < options.replicas; i++) await cluster.spawn();
-    await Promise.all(cluster.replicas.map((r) => r.ready));
+    const cluster = new AmqpJobCluster(broker, redis, {
+      concurrency: 8,
+      ttlMs: 1000,
+      heartbeat: 2,
+      delayed: 0,
+      ...options,
+    });
+    try {
+      for (let i = 0; i < options.replicas; i++) await cluster.spawn();
+      await Promise.all(cluster.replicas.map((r) => r.ready));
+    } catch (error) {
+      // Nobody else holds the cluster yet: without this its broker would outlive the test.
+      await cluster.close().catch(() => undefined);
+      throw error;
+    }
     return cluster;
   }
 
   #url(port: number): string {
     const o = this.#o;
-    return `amqp://guest:guest@127.0.0.1:${port}?prefix=${this.prefix}&partitions=${o.partitions}&heartbeat=2`;
+    return `amqp://guest:guest@127.0.0.1:${port}?prefix=${this.prefix}&partitions=${o.partitions}&heartbeat=${o.heartbeat}`;
   }
 
   #adapter(): Record<string, unknown> {
@@ -100,14 +123,38 @@ export class AmqpJobCluster {
     const proxy = await TcpProxy.start({ host: '127.0.0.1', port: this.broker.port });
     const index = this.replicas.length;
     this.proxies[index] = proxy;
-    this.replicas[index] = new JobReplica({
-      url: this.#url(proxy.port),
-      recordFile: join(this.dir, `replica-${index}.jsonl`),
-      concurrency: this.#o.concurrency,
-      adapter: this.#adapter(),
-      handlers: this.#o.partitions > 0 ? ['work', 'seq', 'tick'] : ['work', 'tick'],
-    });
+    this.replicas[index] = new JobReplica(
+      {
+        url: this.#url(proxy.port),
+        recordFile: join(this.dir, `replica-${index}.jsonl`),
+        concurrency: this.#o.concurrency,
+        adapter: this.#adapter(),
+        handlers: this.#o.partitions > 0 ? ['work', 'seq', 'tick'] : ['work', 'tick'],
+      },
+      this.faults,
+    );
     return index;
+  }
+
+  /** Cut (reset, refuse) or stall replica `index`'s broker connections until {@link AmqpJobCluster.heal}; logged as its fault. */
+  isolate(index: number, how: 'cut' | 'stall' = 'cut'): void {
+    const proxy = this.proxies[index];
+    if (proxy === undefined || this.#cuts.has(index)) return;
+    this.#cuts.set(index, this.faults.begin(how, this.replicas[index]?.pid));
+    if (how === 'cut') proxy.cut();
+    else proxy.stall();
+  }
+
+  /** Let replica `index` reach the broker again. */
+  heal(index: number): void {
+    this.proxies[index]?.heal();
+    this.faults.end(this.#cuts.get(index));
+    this.#cuts.delete(index);
+  }
+
+  /** Restart the broker (a fault of every consumer). */
+  async restartBroker(options: Parameters<RabbitTestServer['restart']>[0]): Promise<void> {
+    await this.faults.around('broker restart', undefined, () => this.broker.restart(options));
   }
 
   /** Enqueue `count` jobs (`work`, and ordered `seq` ones in partitioned mode), `perSecond` a second. */
@@ -131,8 +178,9 @@ export class AmqpJobCluster {
         }
       } else {
         job = { handler: 'work', args: { ms }, ...(Math.random() < 0.5 ? { key: `w${i % 7}` } : {}) };
+        const delay = Math.random() < this.#o.delayed ? Math.floor(Math.random() * 3000) : 0;
         try {
-          const { id } = await this.producer.perform(job);
+          const { id } = delay > 0 ? await this.producer.performIn(job, delay) : await this.producer.perform(job);
           this.accepted.set(id, { h: 'work', ...(job.key === undefined ? {} : { key: job.key }) });
         } catch {
           this.refused++;
@@ -141,6 +189,59 @@ export class AmqpJobCluster {
       const wait = began + (i + 1) * gap - Date.now();
       if (wait > 0) await sleep(wait);
     }
+  }
+
+  /**
+   * Enqueue the next ordered `seq` job of `key` (running `ms`); resolves once
+   * the broker confirmed it (only confirmed jobs take a place in its order).
+   */
+  async performSeq(key: string, ms: number): Promise<string> {
+    const n = this.#seqNext.get(key) ?? 0;
+    const { id } = await this.producer.perform({ handler: 'seq', key, args: { n, ms } });
+    this.#seqNext.set(key, n + 1);
+    this.accepted.set(id, { h: 'seq', key, n });
+    return id;
+  }
+
+  /** Every record line the replicas wrote so far. */
+  records(): JobRecordLine[] {
+    return readRecords(this.dir, this.replicas.length);
+  }
+
+  /** Index of the replica that starts job `id` first (by its records), once it did. */
+  async startedOn(id: string, withinMs: number): Promise<number> {
+    const began = Date.now();
+    for (;;) {
+      const start = this.records().find((r) => r.k === 'start' && r.id === id);
+      const index = start === undefined ? -1 : this.replicas.findIndex((r) => r.pid === start.pid);
+      if (index >= 0) return index;
+      if (Date.now() - began > withinMs) throw new Error(`job ${id} did not start within ${withinMs} ms`);
+      await sleep(20);
+    }
+  }
+
+  /**
+   * Index of the replica that leads the cron schedule (holds the token of
+   * `p.cron.lock`), as the broker sees it: the active consumer's channel, its
+   * connection, and the pid in that connection's name.
+   */
+  async cronLeader(): Promise<number | undefined> {
+    const rows = async (...args: string[]): Promise<string[][]> =>
+      (await this.broker.ctl(...args, '-q', '--no-table-headers'))
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => line.split('\t'));
+    const lock = `${this.prefix}.cron.lock`;
+    const consumers = await rows('list_consumers', 'queue_name', 'channel_pid', 'active');
+    const channel = consumers.find(([queue, , active]) => queue === lock && active === 'true')?.[1];
+    if (channel === undefined) return undefined;
+    const connection = (await rows('list_channels', 'pid', 'connection')).find(([pid]) => pid === channel)?.[1];
+    const properties = (await rows('list_connections', 'pid', 'client_properties')).find(
+      ([pid]) => pid === connection,
+    )?.[1];
+    const pid = Number(/"connection_name","shardwork \S+ (\d+)/.exec(properties ?? '')?.[1]);
+    const index = this.replicas.findIndex((r) => r.pid === pid);
+    return index < 0 ? undefined : index;
   }
 
   /** Jobs neither completed nor dead by the records. */
@@ -167,7 +268,8 @@ export class AmqpJobCluster {
       this.#o.partitions > 0
         ? Array.from({ length: this.#o.partitions }, (_, p) => `${this.prefix}.q.default.p${p}`)
         : [`${this.prefix}.q.default.work`, `${this.prefix}.q.default.tick`];
-    for (let ms = tierFor(1); ms <= 2 ** 12; ms *= 2) names.push(`${this.prefix}.delay.${ms}`);
+    // The delay chain's tiers (up to the 3 s delays of produce()).
+    for (let ms = tierFor(1); ms <= 2 ** 12; ms *= 2) names.push(`${this.prefix}.wait.${ms}`);
     let left = 0;
     try {
       for (const queue of names) {
@@ -203,7 +305,7 @@ export class AmqpJobCluster {
       if (done.has(id) || (ended.has(id) && left === 0)) completed++;
       else violations.push(`lost: ${job.h} ${id} accepted but never completed (${left} messages left in the broker)`);
     }
-    const analysis = analyzeRecords(this.accepted, records, { fenced: false });
+    const analysis = analyzeRecords(this.accepted, records, { fenced: false, faults: this.faults });
     return {
       violations: [...violations, ...analysis.violations],
       accepted: this.accepted.size,
@@ -211,6 +313,11 @@ export class AmqpJobCluster {
       duplicates: analysis.duplicates,
       refused: this.refused,
       ticks: analysis.ticks,
+      faultLog: this.faults.spans.map((f) => {
+        const replica = this.replicas.findIndex((r) => r.pid === f.pid);
+        const who = f.pid === undefined ? 'the broker' : `replica ${replica} (pid ${f.pid})`;
+        return `fault: ${f.what} of ${who} from ${f.from.toFixed(1)} to ${f.to.toFixed(1)}`;
+      }),
     };
   }
 

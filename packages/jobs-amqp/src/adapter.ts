@@ -13,75 +13,49 @@
  *   even a replica that lost its lease but not its connection cannot take a
  *   partition's messages alongside the new owner. Jobs of `ordered` handlers
  *   run one at a time per key, in order, across retries and failover.
- * - **Delays** (`performAt`, `performIn`, retry backoff) without plugins: tier
- *   queues with a TTL of `2^k` ms dead-letter back to the work queue; a job
- *   that comes back early is sent on to the next tier, so it never runs early.
+ * - **Delays** (`performAt`, `performIn`, retry backoff) without plugins: a
+ *   delayed job is published once into a chain of tier queues with TTLs of
+ *   `2^k` ms, one for each binary digit of its delay, through which the broker
+ *   moves it (dead-lettering) into its work queue when it is due (topology.ts).
+ *
+ * What becomes of each delivery is runner.ts; a partition's consumption and
+ * how it ends, partition.ts; periodic jobs, cron.ts.
  *
  * @module
  */
 
 import { setMaxListeners } from 'node:events';
-import {
-  createDiscovery,
-  type Discovery,
-  InvalidRecordError,
-  type ShardContext,
-  settlesWithin,
-  sleep,
-  Worker,
-} from '@shardwork/core';
+import { settlesWithin } from '@shardwork/core/backend';
 import {
   type AdapterRuntime,
-  type AttemptOutcome,
   type CompiledPeriodic,
   type CompiledQueueOptions,
   type CompiledRegistration,
   consumedQueues,
   type EnqueueResult,
-  errorInfo,
+  type FeatureRefusal,
   JobAbortedError,
   type JobAdapter,
   type JobFeature,
   type JobPage,
   type JobRecord,
   type JobStats,
+  PartitionedConsumption,
   partitionOf,
   periodicQueue,
   QueueUnavailableError,
-  type RunExtras,
+  refOf,
   type StopResult,
   UnsupportedFeatureError,
-} from '@shardwork/jobs';
+} from '@shardwork/jobs/adapter';
 import type { Channel, Connection } from 'rabbitmq-client';
 import { Broker } from './broker.js';
-import { type Delivery, QueueConsumer } from './consumer.js';
+import { QueueConsumer } from './consumer.js';
 import { CronLeader } from './cron.js';
-import { Dispatcher, type Task } from './dispatch.js';
-import { decode, encode, encodeRecord, excerpt, type JobMessage, type ReceivedJob } from './message.js';
 import { type AmqpJobOptions, type CompiledAmqpJobOptions, compileAmqpJobOptions } from './options.js';
-import { TICK_HEADER, Topology } from './topology.js';
-
-/** A job whose handler this process lacks is sent round again after about this long, for a process that has it. */
-const UNKNOWN_HANDLER_RETRY_MS = 1000;
-
-/** Where a delivery came from. */
-interface Source {
-  /** Job queue name. */
-  readonly queue: string;
-  /** Broker queue it was consumed from (where a delayed or retried job goes back to). */
-  readonly from: string;
-  readonly partition?: number;
-  readonly token?: number;
-  readonly owned?: () => boolean;
-  /**
-   * Partitioned mode: aborts when the partition's running jobs must stop (its
-   * lease is lost, or a hand-over or stop ran out of time). Deliveries of a
-   * partition are never put back one by one (RabbitMQ 3.10 requeues at the back
-   * of the queue, which would break per-key order); the partition's own
-   * connection is dropped instead, and the broker returns them at the front.
-   */
-  readonly aborted?: AbortSignal;
-}
+import { consumePartition, type PartitionHost } from './partition.js';
+import { JobRunner, type Source } from './runner.js';
+import { Topology } from './topology.js';
 
 /** See the module documentation. Create it with `createJobQueue('amqp://…')` or pass an instance. */
 export class AmqpJobAdapter implements JobAdapter {
@@ -93,10 +67,8 @@ export class AmqpJobAdapter implements JobAdapter {
   readonly #broker: Broker;
   #runtime: AdapterRuntime | undefined;
   readonly #consumers = new Set<QueueConsumer>();
-  #dispatcher = new Dispatcher<SourcedTask>(1);
-  readonly #workers: Worker[] = [];
-  #discovery: Discovery | undefined;
-  #ownsDiscovery = false;
+  #runner: JobRunner | undefined;
+  #partitioned: PartitionedConsumption | undefined;
   #cron: CronLeader | undefined;
   readonly #stopping = new AbortController();
   readonly #aborting = new AbortController();
@@ -113,6 +85,7 @@ export class AmqpJobAdapter implements JobAdapter {
       'priority',
       'pause',
       'admin',
+      'jobId',
       ...(this.#o.partitions === 0 ? ['ordered' as const] : []),
     ];
   }
@@ -136,19 +109,28 @@ export class AmqpJobAdapter implements JobAdapter {
     return this.#runtime;
   }
 
+  /** Every feature of the registration RabbitMQ cannot honour, named at once (the queue gathers all registrations). */
   checkRegistration(registration: CompiledRegistration): void {
-    const refuse = (feature: JobFeature, why: string): never => {
-      throw new UnsupportedFeatureError('amqp', feature, why);
-    };
+    const refusals: FeatureRefusal[] = [];
     if (registration.uniqueKey !== undefined) {
-      refuse('unique', 'RabbitMQ keeps no state to hold a unique key while a job is queued or running; use redis://');
+      refusals.push({
+        feature: 'unique',
+        why: 'RabbitMQ keeps no state to hold a unique key while a job is queued or running; use redis://',
+      });
     }
     if (registration.priority !== 1) {
-      refuse('priority', 'quorum queues on RabbitMQ 3.10 have no message priorities; use a queue per priority');
+      refusals.push({
+        feature: 'priority',
+        why: 'quorum queues on RabbitMQ 3.10 have no message priorities; use a queue per priority',
+      });
     }
     if (registration.ordered && this.#o.partitions === 0) {
-      refuse('ordered', 'per-key order needs partitioned mode (?partitions=N with a discovery URL)');
+      refusals.push({
+        feature: 'ordered',
+        why: 'per-key order needs partitioned mode (?partitions=N with a discovery URL)',
+      });
     }
+    if (refusals.length > 0) throw new UnsupportedFeatureError('amqp', refusals);
   }
 
   #reportError(error: unknown): void {
@@ -167,6 +149,13 @@ export class AmqpJobAdapter implements JobAdapter {
 
   async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
     if (this.#closed) throw new QueueUnavailableError('amqp', 'the adapter is closed');
+    if (records.some((r) => r.idGiven === true)) {
+      throw new UnsupportedFeatureError(
+        'amqp',
+        'jobId',
+        'a broker cannot look a job up by id, so a second perform with the same id would add a second job; use redis://',
+      );
+    }
     const broker = this.#broker;
     const place = (r: JobRecord): Promise<void> => broker.place(this.#target(r.queue, r.handler, r.key), r.queue, r);
     // Each record is declared (once per queue and connection, shared) and published at once; the confirms are awaited together.
@@ -191,13 +180,19 @@ export class AmqpJobAdapter implements JobAdapter {
     const queues = this.#consumedQueues();
     if (queues.length === 0) return;
     const o = this.#o;
-    this.#dispatcher = new Dispatcher<SourcedTask>(rt.options.concurrency);
+    const runner = new JobRunner(
+      {
+        runtime: rt,
+        broker: this.#broker,
+        topology: this.#topology,
+        stopping: this.#stopping.signal,
+        reportError: (error) => this.#reportError(error),
+      },
+      rt.options.concurrency,
+    );
+    this.#runner = runner;
     const conn = this.#broker.connection;
-    try {
-      await conn.onConnect(o.startTimeoutMs, true);
-    } catch (error) {
-      throw this.#broker.unavailable(error);
-    }
+    await this.#broker.connect(o.startTimeoutMs);
     const began = Date.now();
     if (o.partitions === 0) {
       const consumers: QueueConsumer[] = [];
@@ -216,30 +211,30 @@ export class AmqpJobAdapter implements JobAdapter {
         Math.max(0, o.startTimeoutMs - (Date.now() - began)),
       );
     } else {
-      const discovery = await this.#coordination();
-      for (const queue of queues) {
-        const worker = new Worker({
-          service: this.#topology.service(queue),
-          shards: o.partitions,
-          discovery,
-          leaseTtlMs: o.leaseTtlMs,
-          revokeTimeoutMs: o.revokeTimeoutMs,
-          startTimeoutMs: Math.max(0, o.startTimeoutMs - (Date.now() - began)),
-          retry: { initialIntervalMs: 200, maximumIntervalMs: 2000 },
-          handler: { do: (ctx) => this.#consumePartition(queue, ctx) },
-        });
-        worker.on('error', ({ error }) => this.#reportError(error));
-        worker.on('record:invalid', (e) => rt.emit('record:invalid', e));
-        this.#workers.push(worker);
-        await worker.start();
-      }
-      // Resolve once this replica consumes: it owns partitions, or stands by.
-      for (const worker of this.#workers) {
-        while (worker.status().shards.length === 0 && !worker.status().standby && worker.state === 'running') {
-          if (Date.now() - began > o.startTimeoutMs) break;
-          await sleep(20);
-        }
-      }
+      const host: PartitionHost = {
+        broker: this.#broker,
+        topology: this.#topology,
+        runner,
+        prefetch: rt.options.concurrency,
+        revokeTimeoutMs: o.revokeTimeoutMs,
+        stopping: this.#stopping.signal,
+        aborting: this.#aborting.signal,
+        // Ours alone to end: stop() and close() must not close its channel gracefully (that requeues at the back).
+        consume: (source, prefetch, connection) => this.#consume(source, prefetch, connection, false),
+      };
+      this.#partitioned = new PartitionedConsumption({
+        adapter: 'amqp',
+        partitions: o.partitions,
+        leaseTtlMs: o.leaseTtlMs,
+        revokeTimeoutMs: o.revokeTimeoutMs,
+        discovery: o.discovery,
+        logger: rt.options.logger,
+        service: (queue) => this.#topology.service(queue),
+        consume: (queue, ctx) => consumePartition(host, queue, ctx),
+        onError: (error) => this.#reportError(error),
+        onInvalidRecord: (event) => rt.emit('record:invalid', event),
+      });
+      await this.#partitioned.start(queues, began + o.startTimeoutMs);
     }
     if (rt.periodics.length > 0) {
       this.#cron = new CronLeader({
@@ -248,8 +243,10 @@ export class AmqpJobAdapter implements JobAdapter {
         periodics: rt.periodics,
         target: (p) => this.#periodicTarget(p),
         declareTarget: (channel, target, p) => this.#broker.declareWork(channel, target, this.#periodicQueue(p)),
-        publishTicks: (p, ticks) => this.#publishTicks(p, ticks),
+        tickRecord: (p, tick) => rt.periodicRecord(p, tick),
+        enqueued: (record) => rt.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) }),
         send: (envelope, body) => this.#broker.send(envelope, body),
+        writeTimeoutMs: o.enqueueTimeoutMs,
         reportError: (error) => this.#reportError(error),
       });
       await this.#cron.start().catch((error: unknown) => {
@@ -258,215 +255,22 @@ export class AmqpJobAdapter implements JobAdapter {
     }
   }
 
-  /** Subscribe to one broker queue until stop. */
-  #consume(source: Source, prefetch: number, conn: Connection = this.#broker.connection): QueueConsumer {
+  /** Subscribe to one broker queue until stop (`shared`: closed by stop() and close(), unlike a partition's). */
+  #consume(source: Source, prefetch: number, conn: Connection = this.#broker.connection, shared = true): QueueConsumer {
+    const runner = this.#runner;
+    if (runner === undefined) throw new Error('AmqpJobAdapter consumed before start');
     const consumer = new QueueConsumer(conn, {
       queue: source.from,
       prefetch,
       abort:
         source.aborted === undefined ? this.#aborting.signal : AbortSignal.any([this.#aborting.signal, source.aborted]),
       declare: (channel) => this.#broker.declareWork(channel, source.from, source.queue),
-      onMessage: (delivery) => this.#onDelivery(source, delivery),
+      onMessage: (delivery) => runner.onDelivery(source, delivery),
       onError: (error) => this.#reportError(this.#broker.mapError(error, `consuming ${source.from}`)),
     });
-    this.#consumers.add(consumer);
+    if (shared) this.#consumers.add(consumer);
     consumer.start();
     return consumer;
-  }
-
-  /**
-   * The `do` of a partition's shard: consume its queue, on a connection of its
-   * own, until the partition is handed over. A hand-over keeps order: the
-   * consumer is cancelled (nothing new arrives; the next owner subscribes only
-   * once core releases the claim), the jobs this replica holds run to the end
-   * within `revokeTimeoutMs`, and whatever is left is returned by dropping the
-   * connection, which returns a consumer's messages to the front of the queue.
-   * A lost lease drops it at once.
-   */
-  async #consumePartition(queue: string, ctx: ShardContext): Promise<void> {
-    const from = this.#topology.partitionQueue(queue, ctx.shard);
-    const abort = new AbortController();
-    setMaxListeners(0, abort.signal);
-    const source: Source = {
-      queue,
-      from,
-      partition: ctx.shard,
-      token: ctx.token,
-      owned: () => ctx.owned,
-      aborted: abort.signal,
-    };
-    const conn = this.#broker.openConnection(`${from}`);
-    const consumer = this.#consume(source, this.#rt.options.concurrency, conn);
-    // Ours alone to end: stop() and close() must not close its channel gracefully (that would requeue at the back).
-    this.#consumers.delete(consumer);
-    await once(AbortSignal.any([ctx.signal, this.#stopping.signal]));
-    await consumer.cancel();
-    // What this replica holds of the partition: running, or waiting for a slot or its key's line.
-    const held = this.#dispatcher.idle((task) => task.source === source);
-    if (this.#stopping.signal.aborted) {
-      // stop() bounds the wait and aborts everything at its timeout.
-      await Promise.race([held, once(this.#aborting.signal)]);
-    } else if (ctx.held) {
-      await settlesWithin(held, Math.max(0, this.#o.revokeTimeoutMs - 1000));
-    }
-    abort.abort(new JobAbortedError(`partition ${ctx.shard} of ${queue} handed over`));
-    this.#dispatcher.dropWaiting((task) => task.source === source);
-    await this.#dispatcher.idle((task) => task.source === source);
-    if (consumer.unsettled > 0) conn.unsafeDestroy();
-    await consumer.close();
-    await settlesWithin(conn.close(), 1000).then((closed) => closed || conn.unsafeDestroy());
-  }
-
-  #onDelivery(source: Source, delivery: Delivery): void {
-    if (source.aborted?.aborted === true) return; // returned with the partition's connection
-    if (source.aborted === undefined && this.#stopping.signal.aborted) {
-      delivery.requeue();
-      return;
-    }
-    const job = decode(delivery.message.body);
-    if (typeof job === 'string') {
-      void this.#deadInvalid(source, delivery, job);
-      return;
-    }
-    if (job.runAt > Date.now()) {
-      // Back from a tier early: on to the next one.
-      void this.#forward(source, job, delivery);
-      return;
-    }
-    const reg = this.#rt.handlers.get(job.handler);
-    if (reg === undefined) {
-      // A partition queue carries every handler of its queue; one this process lacks waits for one that has it.
-      void this.#forward(source, { ...job, runAt: Date.now() + UNKNOWN_HANDLER_RETRY_MS }, delivery);
-      return;
-    }
-    const task: SourcedTask = {
-      source,
-      handler: reg.name,
-      maxConcurrency: reg.maxConcurrency,
-      line:
-        reg.ordered && job.key !== undefined && source.partition !== undefined
-          ? `${source.from}|${job.key}`
-          : undefined,
-      start: () => this.#attempt(source, reg, job, delivery),
-      drop: () => this.#giveBack(source, delivery),
-    };
-    this.#dispatcher.add(task);
-  }
-
-  /**
-   * Republish a job to its queue or tier, then acknowledge the delivery. If
-   * that fails, a plain queue's delivery is put back; a partition's is tried
-   * again (it holds its place in its key's line) until its partition ends.
-   */
-  async #forward(
-    source: Source,
-    job: JobMessage,
-    delivery: Delivery,
-    extra?: Record<string, unknown>,
-  ): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#broker.timed(this.#broker.place(source.from, source.queue, job, extra));
-        delivery.ack();
-        return true;
-      } catch (error) {
-        this.#reportError(error);
-        if (source.aborted === undefined || delivery.lost.aborted || source.aborted.aborted) {
-          this.#giveBack(source, delivery);
-          return false;
-        }
-        await sleep(Math.min(2000, 100 * 2 ** attempt), source.aborted).catch(() => undefined);
-      }
-    }
-  }
-
-  /** Put a delivery back: a plain queue's at once; a partition's when its connection drops (in order). */
-  #giveBack(source: Source, delivery: Delivery): void {
-    if (source.aborted === undefined) delivery.requeue();
-  }
-
-  async #deadInvalid(source: Source, delivery: Delivery, problem: string): Promise<void> {
-    const error = new InvalidRecordError(`${source.from} message ${delivery.message.messageId ?? '(no id)'}`, problem);
-    this.#rt.emit('record:invalid', { error });
-    const body = Buffer.from(
-      JSON.stringify({ invalid: problem, diedAt: Date.now(), raw: excerpt(delivery.message.body) }),
-    );
-    await this.#toDead(source, delivery, delivery.message.messageId ?? `invalid-${Date.now()}`, body);
-  }
-
-  /** Publish a body to the source queue's dead queue, then acknowledge the delivery (give it back if that fails). */
-  async #toDead(source: Source, delivery: Delivery, messageId: string, body: Buffer): Promise<boolean> {
-    try {
-      await this.#broker.ensureWork(source.from, source.queue);
-      await this.#broker.send({ routingKey: this.#topology.deadQueue(source.queue), messageId }, body);
-      delivery.ack();
-      return true;
-    } catch (error) {
-      this.#reportError(error);
-      this.#giveBack(source, delivery);
-      return false;
-    }
-  }
-
-  /** Run a job (an ordered one again after each backoff, holding its line) and settle its delivery. */
-  async #attempt(source: Source, reg: CompiledRegistration, message: ReceivedJob, delivery: Delivery): Promise<void> {
-    const rt = this.#rt;
-    // Channel lost, stop past its timeout, or the partition ended (a waiting job whose channel is gone starts as a no-op).
-    const signal = delivery.lost;
-    const owned = source.owned;
-    const extras: RunExtras = {
-      signal,
-      ...(source.partition === undefined ? {} : { partition: source.partition }),
-      ...(source.token === undefined ? {} : { token: source.token }),
-      owned: owned === undefined ? () => !signal.aborted : () => !signal.aborted && owned(),
-    };
-    let job = message;
-    job.ordered = reg.ordered;
-    for (;;) {
-      if (signal.aborted || owned?.() === false) {
-        this.#giveBack(source, delivery);
-        return;
-      }
-      const outcome = await rt.run(job, extras);
-      if (outcome.type === 'retry' && reg.ordered && job.key !== undefined && source.partition !== undefined) {
-        // The line waits for this job: keep it (unacknowledged) and run it again here after the backoff.
-        const nextRunAt = Date.now() + outcome.delayMs;
-        rt.report(job, outcome, nextRunAt);
-        job = job.failed(errorInfo(outcome.error, Date.now()), nextRunAt);
-        await sleep(outcome.delayMs, signal).catch(() => undefined);
-        continue;
-      }
-      await this.#settle(source, delivery, job, outcome);
-      return;
-    }
-  }
-
-  async #settle(source: Source, delivery: Delivery, job: ReceivedJob, outcome: AttemptOutcome): Promise<void> {
-    const rt = this.#rt;
-    switch (outcome.type) {
-      case 'completed':
-        delivery.ack();
-        rt.report(job, outcome);
-        return;
-      case 'aborted':
-        this.#giveBack(source, delivery);
-        rt.report(job, outcome);
-        return;
-      case 'retry': {
-        const now = Date.now();
-        const nextRunAt = now + outcome.delayMs;
-        const next = job.failed(errorInfo(outcome.error, now), nextRunAt);
-        if (await this.#forward(source, next, delivery)) rt.report(job, outcome, nextRunAt);
-        return;
-      }
-      case 'dead': {
-        const now = Date.now();
-        const dead = job.failed(errorInfo(outcome.error, now), job.runAt);
-        const body = encode(dead, { deadReason: outcome.reason, diedAt: now });
-        if (await this.#toDead(source, delivery, job.id, body)) rt.report(job, outcome);
-        return;
-      }
-    }
   }
 
   #periodicTarget(p: CompiledPeriodic): string {
@@ -476,43 +280,27 @@ export class AmqpJobAdapter implements JobAdapter {
     return this.#topology.partitionQueue(queue, partitionOf(p.job.key ?? p.name, n));
   }
 
-  async #publishTicks(periodic: CompiledPeriodic, ticks: readonly number[]): Promise<void> {
-    const rt = this.#rt;
-    for (const tick of ticks) {
-      const record = rt.periodicRecord(periodic, tick);
-      await this.#broker.send(
-        {
-          exchange: this.#topology.cronExchange,
-          routingKey: periodic.name,
-          headers: { [TICK_HEADER]: tick },
-          messageId: record.id,
-        },
-        encodeRecord(record),
-      );
-      rt.emit('job:enqueued', {
-        job: { id: record.id, handler: record.handler, queue: record.queue, key: record.key, args: record.args },
-        runAt: new Date(record.runAt),
-      });
-    }
-  }
-
   // ── lifecycle ─────────────────────────────────────────────────────────────
 
   async stop(timeoutMs: number): Promise<StopResult> {
+    const began = Date.now();
     this.#stopping.abort();
     await this.#cron?.stop().catch((error: unknown) => this.#reportError(error));
+    const runner = this.#runner;
     // Nothing new arrives; what waits for a slot in a plain queue goes back at once (a partition's waits its turn).
     await Promise.all([...this.#consumers].map((c) => c.cancel()));
-    this.#dispatcher.dropWaiting((task) => task.source.aborted === undefined);
+    runner?.dispatcher.dropWaiting((task) => task.source.aborted === undefined);
     let aborted = 0;
-    if (!(await settlesWithin(this.#dispatcher.idle(), timeoutMs))) {
-      aborted = this.#dispatcher.running;
+    if (runner !== undefined && !(await settlesWithin(runner.dispatcher.idle(), timeoutMs))) {
+      aborted = runner.dispatcher.running;
       this.#aborting.abort(new JobAbortedError(`the queue stopped (stop timeout ${timeoutMs} ms)`));
-      await this.#dispatcher.idle();
+      await runner.dispatcher.idle();
     }
+    // A republish in flight acknowledges its delivery before the channel closes (else the job would be there twice).
+    await settlesWithin(runner?.moves() ?? Promise.resolve(), Math.max(1000, timeoutMs - (Date.now() - began)));
     await Promise.all([...this.#consumers].map((c) => c.close()));
     this.#consumers.clear();
-    await Promise.all(this.#workers.map((w) => w.stop()));
+    await this.#partitioned?.stop();
     return { aborted, dropped: 0 };
   }
 
@@ -523,22 +311,8 @@ export class AmqpJobAdapter implements JobAdapter {
     this.#aborting.abort(new JobAbortedError('the queue closed'));
     await this.#cron?.stop().catch(() => undefined);
     await Promise.all([...this.#consumers].map((c) => c.close()));
-    await Promise.all(this.#workers.map((w) => w.stop().catch(() => undefined)));
-    if (this.#ownsDiscovery) await this.#discovery?.close().catch(() => undefined);
+    await this.#partitioned?.close();
     await this.#broker.close();
-  }
-
-  /** The coordinator's discovery connection (made on first use; closed with the adapter unless it was given). */
-  async #coordination(): Promise<Discovery> {
-    if (this.#discovery !== undefined) return this.#discovery;
-    const d = this.#o.discovery;
-    if (typeof d === 'object') {
-      this.#discovery = d;
-      return d;
-    }
-    this.#discovery = await createDiscovery(d as string);
-    this.#ownsDiscovery = true;
-    return this.#discovery;
   }
 
   // ── counts: what AMQP can tell ───────────────────────────────────────────
@@ -587,7 +361,7 @@ export class AmqpJobAdapter implements JobAdapter {
   #kindOf(name: string): BrokerQueueCount['kind'] {
     const p = this.#topology.prefix;
     if (name.startsWith(`${p}.dead.`)) return 'dead';
-    if (name.startsWith(`${p}.delay.`)) return 'delay';
+    if (name.startsWith(`${p}.wait.`) || name.startsWith(`${p}.delay.`)) return 'delay';
     if (name.startsWith(`${p}.cron.`)) return 'cron';
     return this.#o.partitions > 0 ? 'partition' : 'work';
   }
@@ -633,19 +407,6 @@ export interface BrokerQueueCount {
   /** Messages ready, not counting those delivered to a consumer and not yet acknowledged. */
   readonly messages: number;
   readonly consumers: number;
-}
-
-/** A dispatcher task with where its delivery came from. */
-interface SourcedTask extends Task {
-  readonly source: Source;
-}
-
-/** Resolves when `signal` aborts. */
-function once(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }
 
 function noAdmin(what: string): UnsupportedFeatureError {

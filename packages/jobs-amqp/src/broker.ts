@@ -9,19 +9,34 @@
  */
 
 import { hostname } from 'node:os';
-import { errorMessage, ShardworkError, settlesWithin, sleep } from '@shardwork/core';
-import { QueueUnavailableError } from '@shardwork/jobs';
+import { BackendRefusedError, errorMessage, ShardworkError, sleep } from '@shardwork/core';
+import { settlesWithin } from '@shardwork/core/backend';
+import { QueueUnavailableError } from '@shardwork/jobs/adapter';
 import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitmq-client';
 import { AmqpRefusedError, REFUSALS } from './errors.js';
 import { type Encodable, encode } from './message.js';
 import type { CompiledAmqpJobOptions } from './options.js';
-import { TIER_HEADER, type Topology, tierFor } from './topology.js';
+import { delayRoute, type Topology } from './topology.js';
 
 /** Content type of job bodies (rabbitmq-client hands `application/json` over parsed). */
 const CONTENT_TYPE = 'application/json';
 
 /** Publishes of one message the broker may reject (`NACK`) before we give up. */
 const NACK_RETRIES = 6;
+
+/**
+ * rabbitmq-client's codes for a publish that was written while its channel or
+ * connection then broke before the broker's confirm: the message may be
+ * stored (a `CLOSED`, `CLOSING` or acquire `TIMEOUT` means it was never sent).
+ */
+const UNCONFIRMED = new Set([
+  'CH_CLOSE',
+  'CONN_CLOSE',
+  'READ_END',
+  'SOCKET_TIMEOUT',
+  'FRAME_ERROR',
+  'UNEXPECTED_FRAME',
+]);
 
 /** See the module documentation. */
 export class Broker {
@@ -35,6 +50,9 @@ export class Broker {
   #ready = new Set<string>();
   /** Dead queues declared by this process. */
   readonly deadQueues = new Set<string>();
+  /** The broker refused our login: every publish and start fails at once with this until a connection succeeds. */
+  #refused: BackendRefusedError | undefined;
+  readonly #refusalWaiters: ((error: BackendRefusedError) => void)[] = [];
 
   constructor(options: CompiledAmqpJobOptions, topology: Topology, reportError: (error: unknown) => void) {
     this.#o = options;
@@ -49,7 +67,8 @@ export class Broker {
 
   /** Queues declared on the current connection. */
   readyNames(): readonly string[] {
-    return [...this.#ready];
+    // Keys with a space name something other than a queue (the delay chain's exchanges).
+    return [...this.#ready].filter((name) => !name.includes(' '));
   }
 
   get connection(): Connection {
@@ -81,29 +100,80 @@ export class Broker {
     let connectedOnce = false;
     let reported = false;
     conn.on('error', (error: unknown) => {
+      const refusal = this.#loginRefusal(error);
+      if (refusal !== undefined) {
+        // Wrong credentials or vhost: retrying cannot help. Say so once, and fail what waits.
+        if (this.#refused === undefined) this.#reportError(refusal);
+        this.#refused = refusal;
+        for (const entry of this.#deadlines) entry.fail(refusal);
+        this.#deadlines.clear();
+        for (const wait of this.#refusalWaiters.splice(0)) wait(refusal);
+        return;
+      }
       if (reported) return;
       reported = true;
       this.#reportError(this.unavailable(error));
     });
     conn.on('connection', () => {
       reported = false;
+      this.#refused = undefined;
       if (connectedOnce) onReconnect?.();
       connectedOnce = true;
     });
     return conn;
   }
 
-  unavailable(error: unknown): QueueUnavailableError {
-    if (error instanceof QueueUnavailableError) return error;
-    return new QueueUnavailableError('amqp', `${this.#o.target}: ${errorMessage(error)}`, error);
+  /** The broker refused the login (credentials, vhost access): a {@link BackendRefusedError} naming what to check. */
+  #loginRefusal(error: unknown): BackendRefusedError | undefined {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code !== 'ACCESS_REFUSED' && code !== 'NOT_ALLOWED') return undefined;
+    // rabbitmq-client's message starts with "undefined: " (no reply text field): keep the broker's own words.
+    const said = errorMessage(error).replace(/^(AMQPConnectionError: )?undefined: /, '');
+    const what =
+      code === 'ACCESS_REFUSED'
+        ? 'the user name and password (in a URL, percent-encode special characters such as @ : / as %40 %3A %2F)'
+        : `that the user may use the vhost "${this.#o.vhost}" (rabbitmqctl set_permissions)`;
+    return new BackendRefusedError(`RabbitMQ at ${this.#o.target}`, 'auth', `${said} Check ${what}.`, error);
   }
 
-  /** An error as the caller should see it: a refusal as it is, anything else as "unavailable". */
-  mapError(error: unknown, what: string): Error {
+  /**
+   * Connect within `timeoutMs`, or reject at once with the login's
+   * {@link BackendRefusedError} when the broker refuses it (rather than
+   * retrying a refusal until the timeout).
+   */
+  async connect(timeoutMs: number): Promise<void> {
+    if (this.#refused !== undefined) throw this.#refused;
+    let stop: (error: Error) => void = () => undefined;
+    const refused = new Promise<never>((_, reject) => {
+      stop = reject;
+      this.#refusalWaiters.push(reject);
+    });
+    try {
+      await Promise.race([this.connection.onConnect(timeoutMs, true), refused]);
+    } catch (error) {
+      throw error instanceof BackendRefusedError ? error : this.unavailable(error);
+    } finally {
+      const at = this.#refusalWaiters.indexOf(stop);
+      if (at >= 0) this.#refusalWaiters.splice(at, 1);
+    }
+  }
+
+  /** @param ambiguous - a publish was written and its confirm never came: the job may be stored. */
+  unavailable(error: unknown, ambiguous = false): QueueUnavailableError {
+    if (error instanceof QueueUnavailableError) return error;
+    return new QueueUnavailableError('amqp', `${this.#o.target}: ${errorMessage(error)}`, error, ambiguous);
+  }
+
+  /**
+   * An error as the caller should see it: a refusal as it is, anything else as
+   * "unavailable" (`ambiguous` for a publish whose channel or connection broke
+   * while it waited for its confirm).
+   */
+  mapError(error: unknown, what: string, publishing = false): Error {
     if (error instanceof ShardworkError) return error;
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code === 'string' && REFUSALS.has(code)) return new AmqpRefusedError(what, error);
-    return this.unavailable(error);
+    return this.unavailable(error, publishing && typeof code === 'string' && UNCONFIRMED.has(code));
   }
 
   get #publish(): Publisher {
@@ -125,7 +195,7 @@ export class Broker {
    */
   async #resend(envelope: Envelope, body: Buffer, error: unknown, attempt: number): Promise<void> {
     if ((error as { code?: unknown } | null)?.code !== 'NACK' || attempt >= NACK_RETRIES) {
-      throw this.mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`);
+      throw this.mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`, true);
     }
     await sleep(25 * 2 ** attempt);
     return this.#publish.send(envelope, body).catch((e: unknown) => this.#resend(envelope, body, e, attempt + 1));
@@ -142,6 +212,10 @@ export class Broker {
    * sweeps the deadlines while any are pending.
    */
   timed<T>(work: Promise<T>): Promise<T> {
+    if (this.#refused !== undefined) {
+      work.catch(() => undefined);
+      return Promise.reject(this.#refused);
+    }
     return new Promise<T>((resolve, reject) => {
       const entry = {
         at: Date.now() + this.#o.enqueueTimeoutMs + 1000,
@@ -167,7 +241,7 @@ export class Broker {
     for (const entry of this.#deadlines) {
       if (entry.at > now) continue;
       this.#deadlines.delete(entry);
-      entry.fail(this.unavailable(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`)));
+      entry.fail(this.unavailable(new Error(`no publisher confirm within ${this.#o.enqueueTimeoutMs} ms`), true));
     }
     if (this.#deadlines.size === 0 && this.#sweeper !== undefined) {
       clearInterval(this.#sweeper);
@@ -199,7 +273,6 @@ export class Broker {
   async #declareExchanges(channel: Channel): Promise<void> {
     const t = this.#topology;
     await channel.exchangeDeclare({ exchange: t.dueExchange, type: 'direct', durable: true });
-    await channel.exchangeDeclare({ exchange: t.delayExchange, type: 'headers', durable: true });
     await channel.exchangeDeclare({ exchange: t.deadExchange, type: 'direct', durable: true });
   }
 
@@ -223,22 +296,39 @@ export class Broker {
     return this.#once(target, (channel) => this.declareWork(channel, target, queue));
   }
 
-  ensureTier(ms: number): Promise<void> {
+  /**
+   * Declare the delay chain's exchanges from the 1 ms tier up to `top`, each
+   * bound on to the next smaller one (whose existence its binding and its tier
+   * queue's dead-lettering need), bottom up.
+   */
+  #ensureTierExchanges(top: number): Promise<void> {
     const t = this.#topology;
-    const name = t.tierQueue(ms);
-    return this.#once(name, async (channel) => {
+    return this.#once(`tier exchanges up to ${top}`, async (channel) => {
       await this.#declareExchanges(channel);
-      await channel.queueDeclare({ queue: name, durable: true, arguments: t.tierArguments(ms) });
-      await channel.queueBind({
-        queue: name,
-        exchange: t.delayExchange,
-        routingKey: '',
-        arguments: { 'x-match': 'all', [TIER_HEADER]: String(ms) },
-      });
+      for (let ms = 1; ms <= top; ms *= 2) {
+        await channel.exchangeDeclare({ exchange: t.tierExchange(ms), type: 'headers', durable: true });
+        await channel.exchangeBind({
+          destination: t.afterTier(ms),
+          source: t.tierExchange(ms),
+          routingKey: '',
+          arguments: t.tierBinding(ms, 0),
+        });
+      }
     });
   }
 
-  /** Put a job where it waits until `runAt`: its work queue if due, else the tier for the time left. */
+  /** Declare tier queue `ms` and bind it to its exchange (whose chain must exist). */
+  #ensureTier(ms: number): Promise<void> {
+    const t = this.#topology;
+    const name = t.tierQueue(ms);
+    return this.#once(name, async (channel) => {
+      await channel.queueDeclare({ queue: name, durable: true, arguments: t.tierArguments(ms) });
+      const bind = { queue: name, exchange: t.tierExchange(ms), routingKey: '', arguments: t.tierBinding(ms, 1) };
+      await channel.queueBind(bind);
+    });
+  }
+
+  /** Put a job where it waits until `runAt`: its work queue if due, else the delay chain for the time left. */
   place(target: string, queue: string, job: Encodable, extra?: Record<string, unknown>): Promise<void> {
     // The hot path (declared, due now) stays synchronous up to the publish.
     if (!this.#ready.has(target))
@@ -249,16 +339,13 @@ export class Broker {
     return this.#delay(target, job.id, body, left);
   }
 
+  /** Publish a job into the delay chain, to come out into `target` in `left` ms (see topology.ts). */
   async #delay(target: string, id: string, body: Buffer, left: number): Promise<void> {
-    const tier = tierFor(left);
-    await this.ensureTier(tier);
+    const { top, tiers, headers } = delayRoute(left);
+    await this.#ensureTierExchanges(top);
+    await Promise.all(tiers.map((ms) => this.#ensureTier(ms)));
     await this.send(
-      {
-        exchange: this.#topology.delayExchange,
-        routingKey: target,
-        headers: { [TIER_HEADER]: String(tier) },
-        messageId: id,
-      },
+      { exchange: this.#topology.tierExchange(top), routingKey: target, headers: { ...headers }, messageId: id },
       body,
     );
   }

@@ -8,7 +8,10 @@
  *
  * rabbitmq-client's own `Consumer` waits for every running handler before it
  * subscribes again and cannot tell a handler that its channel is gone; a job
- * consumer needs both, so this one is ours.
+ * consumer needs both, so this one is ours. After this process was paused
+ * (pause.ts), it hands nothing over until a round trip proves its channel
+ * still open: the broker may have closed the connection and given the
+ * deliveries still in the socket to another consumer.
  *
  * @module
  */
@@ -16,10 +19,13 @@
 import { setMaxListeners } from 'node:events';
 import { errorMessage, sleep } from '@shardwork/core';
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
+import { pausedSince, watchPauses } from './pause.js';
 
 /** One message as the consumer hands it over. */
 export interface Delivery {
   readonly message: AsyncMessage;
+  /** The channel it came on (closed once {@link Delivery.lost} aborts). */
+  readonly channel: Channel;
   /**
    * Aborts when the channel it came on closes (the broker redelivers the
    * message elsewhere) or when the consumer's `abort` signal does.
@@ -29,6 +35,15 @@ export interface Delivery {
   ack(): void;
   /** Put back (no-op once the channel is gone: the broker puts it back itself). */
   requeue(): void;
+  /**
+   * Whether this process may have been paused since its channel was last
+   * proven open: the broker may have closed the connection and given the
+   * delivery to another consumer. Then await {@link Delivery.alive} before
+   * acting on it (see pause.ts).
+   */
+  stale(): boolean;
+  /** Resolves whether its channel is still open, by a round trip on it (shared by concurrent callers). */
+  alive(): Promise<boolean>;
 }
 
 /** What a consumer needs. */
@@ -57,6 +72,7 @@ export class QueueConsumer {
   #wake: (() => void) | undefined;
   #subscribed = false;
   #unsettled = 0;
+  #unwatch: (() => void) | undefined;
   #firstReady: (() => void) | undefined;
   readonly #ready = new Promise<void>((resolve) => {
     this.#firstReady = resolve;
@@ -84,6 +100,7 @@ export class QueueConsumer {
 
   /** Begin consuming (and keep at it until {@link QueueConsumer.cancel} or {@link QueueConsumer.close}). */
   start(): void {
+    this.#unwatch ??= watchPauses();
     this.#loop ??= this.#run();
   }
 
@@ -129,9 +146,27 @@ export class QueueConsumer {
     await this.#o.declare(channel);
     await channel.basicQos({ prefetchCount: this.#o.prefetch });
     if (this.#stopped) throw new Error('stopped');
-    const { consumerTag } = await channel.basicConsume({ queue: this.#o.queue }, (message) => {
+    /** When a round trip on this channel last proved it open (it was when the channel opened). */
+    let provenAt = performance.now();
+    let proof: Promise<boolean> | undefined;
+    const stale = (): boolean => pausedSince(provenAt);
+    const alive = (): Promise<boolean> => {
+      proof ??= (async () => {
+        const began = performance.now();
+        try {
+          await channel.basicQos({ prefetchCount: this.#o.prefetch });
+          if (channel.active) provenAt = began;
+          return channel.active;
+        } catch {
+          return false;
+        } finally {
+          proof = undefined;
+        }
+      })();
+      return proof;
+    };
+    const deliver = (message: AsyncMessage): void => {
       let settled = false;
-      this.#unsettled++;
       const settle = (how: 'ack' | 'requeue'): void => {
         if (settled || !channel.active) return;
         settled = true;
@@ -145,9 +180,32 @@ export class QueueConsumer {
       };
       this.#o.onMessage({
         message,
+        channel,
         lost,
         ack: () => settle('ack'),
         requeue: () => settle('requeue'),
+        stale,
+        alive,
+      });
+    };
+    /** Deliveries that came after a pause, kept in order until a round trip proves the channel open. */
+    let unproven: AsyncMessage[] | undefined;
+    const { consumerTag } = await channel.basicConsume({ queue: this.#o.queue }, (message) => {
+      this.#unsettled++;
+      if (unproven !== undefined) {
+        unproven.push(message);
+        return;
+      }
+      if (!stale()) {
+        deliver(message);
+        return;
+      }
+      const batch = [message];
+      unproven = batch;
+      void alive().then((open) => {
+        unproven = undefined;
+        // A closed channel's deliveries are the broker's again (its close handler reset the count).
+        if (open) for (const m of batch) deliver(m);
       });
     });
     this.#tag = consumerTag;
@@ -176,10 +234,33 @@ export class QueueConsumer {
     }
   }
 
+  /**
+   * Stop subscribing again, but keep the current subscription and its
+   * deliveries: for a caller that drops the connection to return them in
+   * order (a cancel would let another consumer take the queue first).
+   */
+  hold(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  /**
+   * Resolves once the broker has processed every acknowledgement sent so far
+   * on the current channel (a round trip on it; frames of a channel are
+   * processed in order). Before a connection is dropped: a socket closed with
+   * unread data may discard what was written but not yet sent.
+   */
+  async flush(): Promise<void> {
+    const channel = this.#channel;
+    if (channel?.active !== true) return;
+    await channel.basicQos({ prefetchCount: this.#o.prefetch }).catch(() => undefined);
+  }
+
   /** Close the channel: unsettled deliveries go back to the queue. */
   async close(): Promise<void> {
     await this.cancel();
     await this.#drop();
     await this.#loop;
+    this.#unwatch?.();
   }
 }

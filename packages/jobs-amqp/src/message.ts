@@ -6,7 +6,7 @@
  * @module
  */
 
-import { HANDLER_NAME, type JobArgs, type JobErrorInfo, type JobRecord, QUEUE_NAME } from '@shardwork/jobs';
+import { HANDLER_NAME, type JobArgs, type JobErrorInfo, type JobRecord, QUEUE_NAME } from '@shardwork/jobs/adapter';
 
 /** Version of the body layout. */
 const VERSION = 1;

@@ -8,7 +8,7 @@
 
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { type Discovery, InvalidOptionsError, parseDiscoveryUrl } from '@shardwork/core';
-import { checkQueueList } from '@shardwork/jobs';
+import { checkQueueList } from '@shardwork/jobs/adapter';
 
 /** Options of the RabbitMQ job adapter (`createJobQueue('amqp://…', { adapter: { … } })` or `new AmqpJobAdapter(…)`). */
 export interface AmqpJobOptions {

@@ -6,13 +6,20 @@
  * moving between consumers.
  */
 
-import { InvalidOptionsError } from '@shardwork/core';
-import { createJobQueue, type JobQueue, type JobQueueEventMap, QueueUnavailableError } from '@shardwork/jobs';
+import { BackendRefusedError, InvalidOptionsError } from '@shardwork/core';
+import {
+  createJobQueue,
+  type JobQueue,
+  type JobQueueEventMap,
+  QueueUnavailableError,
+  UnsupportedFeatureError,
+} from '@shardwork/jobs';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RabbitTestServer, startRabbitServer } from '../../../test/support/rabbitmq-server.js';
 import { until } from '../../../test/support/wait.js';
 import { AmqpJobAdapter, AmqpRefusedError, compileAmqpJobOptions, tierFor } from '../src/index.js';
+import { delayRoute } from '../src/topology.js';
 
 let broker: RabbitTestServer;
 let admin: Connection;
@@ -123,6 +130,29 @@ describe('amqp job adapter options', () => {
   });
 });
 
+describe('the delay chain', () => {
+  it('spells a delay in binary: the tiers with digit 1 add up to it, largest first, entered at the largest', () => {
+    const route = delayRoute(3300);
+    expect(route.top).toBe(2048);
+    expect(route.tiers).toEqual([2048, 1024, 128, 64, 32, 4]);
+    expect(Object.keys(route.headers)).toHaveLength(12);
+    expect(route.headers).toMatchObject({
+      'sw-wait-2048': '1',
+      'sw-wait-512': '0',
+      'sw-wait-4': '1',
+      'sw-wait-1': '0',
+    });
+    for (const ms of [1, 2, 3, 7, 1000, 65_535, 86_400_000, 2 ** 36 - 1]) {
+      const { top, tiers } = delayRoute(ms);
+      expect(tiers.reduce((a, b) => a + b, 0)).toBe(ms);
+      expect(top).toBe(tierFor(ms));
+      expect(tiers[0]).toBe(top);
+    }
+    // Beyond the chain (about 795 days): every tier; the job comes back early and goes round again.
+    expect(delayRoute(1e12).tiers).toHaveLength(36);
+  });
+});
+
 describe('amqp job adapter against a broker', () => {
   it('rejects perform clearly when the broker is unreachable, within enqueueTimeoutMs', async () => {
     const q = createJobQueue(new AmqpJobAdapter({ url: 'amqp://127.0.0.1:1', enqueueTimeoutMs: 300 }));
@@ -142,6 +172,44 @@ describe('amqp job adapter against a broker', () => {
     await expect(q.start()).rejects.toThrow(QueueUnavailableError);
     expect(Date.now() - began).toBeLessThan(5000);
     expect(q.state).toBe('stopped');
+  });
+
+  it('refuses a wrong password at once with BackendRefusedError, naming what to check, for perform and start', async () => {
+    const url = broker.url.replace(/\/\/([^:]+):([^@]+)@/, '//$1:not-the-password@');
+    const q = createJobQueue(
+      new AmqpJobAdapter({ url: `${url}?prefix=${fresh()}`, enqueueTimeoutMs: 10_000, startTimeoutMs: 20_000 }),
+    );
+    open.push(q);
+    const events: string[] = [];
+    q.on('error', (e) => events.push(String(e)));
+    q.register('x', () => undefined);
+    let began = Date.now();
+    const performed = await q.perform({ handler: 'x' }).catch((e: unknown) => e);
+    expect(Date.now() - began).toBeLessThan(5000);
+    expect(performed).toBeInstanceOf(BackendRefusedError);
+    expect((performed as BackendRefusedError).reason).toBe('auth');
+    expect((performed as Error).message).toMatch(
+      /ACCESS_REFUSED - Login was refused.*Check the user name and password/,
+    );
+    expect((performed as Error).message).not.toMatch(/undefined:|not-the-password/);
+    began = Date.now();
+    await expect(q.start()).rejects.toThrow(BackendRefusedError);
+    expect(Date.now() - began).toBeLessThan(5000);
+    expect(events[0]).toMatch(/^BackendRefusedError: RabbitMQ at .* refused/);
+  });
+
+  it('names every feature it refuses, over every registration, in one error', async () => {
+    const q = createJobQueue(`${broker.url}?prefix=${fresh()}`);
+    open.push(q);
+    q.register('a', () => undefined, { unique: true, priority: 3 });
+    q.register('b', () => undefined, { ordered: true });
+    const error = await q.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedFeatureError);
+    expect((error as UnsupportedFeatureError).refusals.map((r) => `${r.handler}:${r.feature}`)).toEqual([
+      'a:unique',
+      'a:priority',
+      'b:ordered',
+    ]);
   });
 
   it('moves a garbage message to the dead queue with the reason, reports it, and keeps consuming', async () => {
@@ -254,8 +322,8 @@ describe('amqp job adapter against a broker', () => {
     expect((started[0] as number) - t0).toBeGreaterThanOrEqual(3300);
     expect((started[0] as number) - t0).toBeLessThan(3300 + 1000);
     // 3300 ms = 2048 + 1024 + 128 + 64 + 32 + 4: the tiers it passed through exist.
-    expect(await depth(`${prefix}.delay.2048`)).toBe(0);
-    expect(await depth(`${prefix}.delay.128`)).toBe(0);
+    expect(await depth(`${prefix}.wait.2048`)).toBe(0);
+    expect(await depth(`${prefix}.wait.128`)).toBe(0);
   });
 
   it('moves cron leadership to another consumer when the leader stops: each tick once, none missed', async () => {
@@ -352,6 +420,6 @@ describe('amqp job adapter counts', () => {
     expect(of(`${prefix}.q.urgent.sms`)).toMatchObject({ kind: 'work', messages: 1 });
     expect(of(`${prefix}.dead.default`)).toMatchObject({ kind: 'dead', messages: 0 });
     // 60 s: the 32,768 ms tier first.
-    expect(of(`${prefix}.delay.32768`)).toMatchObject({ kind: 'delay', messages: 1 });
+    expect(of(`${prefix}.wait.32768`)).toMatchObject({ kind: 'delay', messages: 1 });
   });
 });
