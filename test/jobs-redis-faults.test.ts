@@ -8,7 +8,7 @@
  */
 
 import { sleep } from '@shardwork/core';
-import { partitionOf } from '@shardwork/jobs';
+import { partitionOf } from '@shardwork/jobs/adapter';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runJobChaos } from './support/job-chaos.js';
 import { JobCluster } from './support/job-faults.js';

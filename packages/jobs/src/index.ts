@@ -15,14 +15,17 @@
  * await jobs.stop({ timeoutMs: 10_000 });
  * ```
  *
+ * Adapter authors: `@shardwork/jobs/adapter`; the conformance suite:
+ * `@shardwork/jobs/testing`.
+ *
  * @module
  */
 
 // Re-exported so that handlers import what they throw from one place.
 export { NonRetryableError } from '@shardwork/core';
+// The admin API's shapes; JobAdapter is the type of an adapter instance given to createJobQueue.
+// Adapter authors build on @shardwork/jobs/adapter.
 export type {
-  AdapterRuntime,
-  AttemptOutcome,
   BulkOptions,
   JobAdapter,
   JobPage,
@@ -30,17 +33,12 @@ export type {
   ListOptions,
   PartitionOwner,
   PauseOptions,
-  RunExtras,
-  RunnableJob,
   StateCounts,
   StopResult,
 } from './adapter.js';
-export { consumedQueues, periodicQueue, refOf } from './adapter.js';
 export type { JobArgs, JsonValue } from './args.js';
-export { canonicalJson, checkArgs, DEFAULT_MAX_ARGS_BYTES } from './args.js';
 export type { FeatureRefusal, JobErrorInfo, JobFeature, JobsErrorCode } from './errors.js';
 export {
-  errorInfo,
   InvalidJobArgsError,
   InvalidJobError,
   JobAbortedError,
@@ -55,7 +53,6 @@ export {
   UnsupportedFeatureError,
 } from './errors.js';
 export type { DeadReason, DropReason, JobQueueEventMap, JobQueueState } from './events.js';
-export { compose, failureOutcome } from './execute.js';
 export type {
   AnyJobs,
   ArgsOf,
@@ -67,7 +64,6 @@ export type {
   JobInfo,
   JobMap,
   JobName,
-  JobRecord,
   JobRef,
   JobState,
   Middleware,
@@ -77,27 +73,12 @@ export { JOB_STATES } from './job.js';
 export type {
   BackoffFunction,
   CatchUp,
-  CompiledPeriodic,
-  CompiledQueueOptions,
-  CompiledRegistration,
   JobQueueOptions,
   PeriodicOptions,
   RegisterOptions,
 } from './options.js';
-export {
-  checkQueueList,
-  compilePeriodic,
-  compileQueueOptions,
-  compileRegistration,
-  gocraftBackoff,
-  HANDLER_NAME,
-  QUEUE_NAME,
-} from './options.js';
-export { partitionOf } from './partition.js';
-export type { TickCursor, TickPlan, TickPumpOptions, TickWriteResult } from './periodic.js';
-export { MAX_TICKS_PER_PLAN, planTicks, TickPump } from './periodic.js';
+export { gocraftBackoff } from './options.js';
 export type { AdminJobQueue, JobQueueStatus, StartOptions, StopOptions } from './queue.js';
 export { createJobQueue, JobQueue } from './queue.js';
-export type { JobAdapterFactory, JobAdapterModule } from './registry.js';
-export { JOBS_ENV, parseJobQueueUrl, registeredJobQueueProtocols, registerJobQueue } from './registry.js';
+export { JOBS_ENV, parseJobQueueUrl, registeredJobQueueProtocols } from './registry.js';
 export { SimpleQueue } from './simple/simple-queue.js';

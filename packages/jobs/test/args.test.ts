@@ -1,4 +1,5 @@
-import { canonicalJson, checkArgs, InvalidJobArgsError } from '@shardwork/jobs';
+import { InvalidJobArgsError } from '@shardwork/jobs';
+import { canonicalJson, checkArgs } from '@shardwork/jobs/adapter';
 import { describe, expect, it } from 'vitest';
 
 describe('checkArgs', () => {

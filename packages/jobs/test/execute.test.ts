@@ -1,5 +1,6 @@
 import { NonRetryableError, NotOwnerError } from '@shardwork/core';
-import { type AdapterRuntime, createJobQueue, type RunnableJob, SimpleQueue } from '@shardwork/jobs';
+import { createJobQueue, SimpleQueue } from '@shardwork/jobs';
+import type { AdapterRuntime, RunnableJob } from '@shardwork/jobs/adapter';
 import { describe, expect, it } from 'vitest';
 
 /** A queue whose adapter hands us the runtime, so an attempt can be run with chosen extras. */

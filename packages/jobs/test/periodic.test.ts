@@ -1,4 +1,4 @@
-import { compilePeriodic, planTicks, type TickPlan, TickPump, type TickWriteResult } from '@shardwork/jobs';
+import { compilePeriodic, planTicks, type TickPlan, TickPump, type TickWriteResult } from '@shardwork/jobs/adapter';
 import { describe, expect, it } from 'vitest';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);

@@ -1,16 +1,14 @@
 import { InvalidOptionsError, UnknownProtocolError } from '@shardwork/core';
 import {
-  type AdapterRuntime,
-  type CompiledRegistration,
   createJobQueue,
   type FeatureRefusal,
   type JobAdapter,
   JobQueue,
   type JobQueueEventMap,
-  registerJobQueue,
   SimpleQueue,
   UnsupportedFeatureError,
 } from '@shardwork/jobs';
+import { type AdapterRuntime, type CompiledRegistration, registerJobQueue } from '@shardwork/jobs/adapter';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 describe('choosing the adapter by URL', () => {
