@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { JobFeature } from './errors.js';
+import { type FeatureRefusal, type JobFeature, UnsupportedFeatureError } from './errors.js';
 import type { DeadReason, JobQueueEventMap } from './events.js';
 import type { EnqueueResult, JobInfo, JobRecord, JobRef, JobState } from './job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
@@ -223,4 +223,23 @@ export function consumedQueues(runtime: AdapterRuntime, explicit: readonly strin
   for (const reg of runtime.handlers.values()) queues.add(reg.queue);
   for (const p of runtime.periodics) queues.add(periodicQueue(runtime, p));
   return [...queues].sort();
+}
+
+/**
+ * Ask the adapter about every registration and refuse them all in one error
+ * that names every feature it lacks (not one per run of the program).
+ */
+export function checkRegistrations(adapter: JobAdapter, registrations: readonly CompiledRegistration[]): void {
+  const refusals: FeatureRefusal[] = [];
+  let kind = adapter.kind;
+  for (const registration of registrations) {
+    try {
+      adapter.checkRegistration?.(registration);
+    } catch (error) {
+      if (!(error instanceof UnsupportedFeatureError)) throw error;
+      kind = error.adapter;
+      for (const r of error.refusals) refusals.push({ ...r, handler: r.handler ?? registration.name });
+    }
+  }
+  if (refusals.length > 0) throw new UnsupportedFeatureError(kind, refusals);
 }

@@ -6,34 +6,21 @@
  * @module
  */
 
-import {
-  errorMessage,
-  IllegalStateError,
-  InvalidOptionsError,
-  type ScheduleInput,
-  TypedEmitter,
-} from '@shardwork/core';
+import { IllegalStateError, InvalidOptionsError, type ScheduleInput, TypedEmitter } from '@shardwork/core';
 import { StateMachine, type TransitionTable } from '@shardwork/core/backend';
-import { nanoid } from 'nanoid';
 import {
-  type AdapterRuntime,
-  type AttemptOutcome,
   type BulkOptions,
+  checkRegistrations,
   type JobAdapter,
   type JobPage,
   type JobStats,
   type ListOptions,
   type PartitionOwner,
   type PauseOptions,
-  type RunExtras,
-  type RunnableJob,
-  refOf,
   type StopResult,
 } from './adapter.js';
-import { checkArgs, type JobArgs } from './args.js';
-import { type FeatureRefusal, InvalidJobError, UnknownHandlerError, UnsupportedFeatureError } from './errors.js';
+import { InvalidJobError, UnknownHandlerError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
-import { runAttempt } from './execute.js';
 import {
   type AnyJobs,
   type ArgsOf,
@@ -56,14 +43,13 @@ import {
   compilePeriodic,
   compileQueueOptions,
   compileRegistration,
-  HANDLER_NAME,
   type JobQueueOptions,
-  MAX_KEY_LENGTH,
   type PeriodicOptions,
-  QUEUE_NAME,
   type RegisterOptions,
 } from './options.js';
+import { buildRecord, checkHandlerName, dueTime } from './record.js';
 import { createJobAdapter, parseJobQueueUrl } from './registry.js';
+import { QueueRuntime } from './runtime.js';
 
 /** Allowed lifecycle moves; anything else is a bug and throws. */
 const TRANSITIONS: TransitionTable<JobQueueState> = {
@@ -135,10 +121,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   #loading: Promise<JobAdapter> | undefined;
   #starting: Promise<void> | undefined;
   #stopping: Promise<StopResult> | undefined;
-  #running = 0;
   /** Jobs this process is enqueueing: a local consumer may fetch one before perform() returns. */
-  readonly #enqueueing = new Map<string, Promise<void>>();
-  readonly #counts = { enqueued: 0, duplicates: 0, started: 0, completed: 0, failed: 0, dead: 0 };
+  readonly #runtime: QueueRuntime;
 
   /**
    * @param adapter - a URL (`memory://`, `redis://…`, `amqp://…`; checked now,
@@ -150,6 +134,14 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     super();
     this.#options = compileQueueOptions(options);
     this.logger = this.#options.logger;
+    this.#runtime = new QueueRuntime({
+      handlers: this.#handlers,
+      options: this.#options,
+      periodics: this.#periodics,
+      middleware: this.#middleware,
+      emit: (event, payload) => this.emit(event, payload),
+      listenerCount: (event) => this.listenerCount(event),
+    });
     if (adapter === undefined || typeof adapter === 'string') {
       this.#source = parseJobQueueUrl(adapter).url;
     } else if (typeof adapter === 'object' && adapter !== null && typeof adapter.enqueue === 'function') {
@@ -344,8 +336,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       adapter: this.#adapter?.kind,
       consuming: this.#lifecycle.state === 'running',
       handlers: [...this.#handlers.keys()].sort(),
-      running: this.#running,
-      counts: { ...this.#counts },
+      running: this.#runtime.running,
+      counts: { ...this.#runtime.counts },
     };
   }
 
@@ -428,103 +420,11 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     return result as EnqueueResult;
   }
 
-  /** Check a job and build its record. Throws naming `path`. */
-  #record(job: unknown, runAt: number, path: string, now: number, id?: unknown, idPath = `${path}.id`): JobRecord {
-    if (id !== undefined && (typeof id !== 'string' || !JOB_ID.test(id))) {
-      throw new InvalidJobError(
-        idPath,
-        `must be 1–200 printable ASCII characters without spaces (got ${JSON.stringify(id) ?? String(id)})`,
-      );
-    }
-    if (typeof job !== 'object' || job === null)
-      throw new InvalidJobError(path, 'must be an object { handler, args?, queue?, key? }');
-    const bulk = path.startsWith('jobs[');
-    for (const field of Object.keys(job)) {
-      if (JOB_FIELDS.has(field) || (bulk && (field === 'at' || field === 'id'))) continue;
-      throw new InvalidJobError(
-        `${path}.${field}`,
-        `is not a job field (a job has ${bulk ? 'handler, args, queue, key, at and id' : 'handler, args, queue and key'})${
-          field === 'id' ? '; choose the id with perform(job, { id })' : ''
-        }`,
-      );
-    }
-    const { handler, queue, key, args } = job as { handler?: unknown; queue?: unknown; key?: unknown; args?: unknown };
-    checkHandlerName(handler, `${path}.handler`);
-    const reg = this.#handlers.get(handler);
-    const queueName = queue ?? reg?.queue ?? 'default';
-    if (typeof queueName !== 'string' || !QUEUE_NAME.test(queueName)) {
-      throw new InvalidJobError(
-        `${path}.queue`,
-        `must be 1–100 letters, digits, "_", "." or "-" (got ${JSON.stringify(queueName)})`,
-      );
-    }
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)) {
-      throw new InvalidJobError(`${path}.key`, `must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
-    }
-    const argsJson = checkArgs(args ?? {}, this.#options.maxArgsBytes, `${path === 'job' ? '' : `${path}.`}args`);
-    const copy = JSON.parse(argsJson) as JobArgs;
-    let uniqueKey: string | undefined;
-    if (reg?.uniqueKey !== undefined) {
-      let value: unknown;
-      try {
-        value = reg.uniqueKey(copy);
-      } catch (error) {
-        throw new InvalidJobError(
-          `${path}.args`,
-          `made the unique key function of "${handler}" throw: ${errorMessage(error)}`,
-        );
-      }
-      if (typeof value !== 'string' || value.length === 0) {
-        throw new InvalidJobError(
-          `${path}.args`,
-          `gave a unique key that is not a non-empty string (${String(value)})`,
-        );
-      }
-      uniqueKey = `${handler}:${value}`;
-    }
-    return {
-      id: id ?? nanoid(),
-      ...(id === undefined ? {} : { idGiven: true }),
-      handler,
-      queue: queueName,
-      key: key as string | undefined,
-      args: copy,
-      argsJson,
-      enqueuedAt: now,
-      runAt: Math.max(runAt, now),
-      uniqueKey,
-      ordered: reg?.ordered ?? false,
-    };
-  }
-
   async #submit(records: JobRecord[]): Promise<EnqueueResult[]> {
     if (records.length === 0) return [];
     const adapter = await this.#load();
     this.#assertAccepting();
-    // job:enqueued comes before job:started even when a consumer in this process
-    // fetches the job before the adapter's reply reaches us.
-    let accepted: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      accepted = resolve;
-    });
-    for (const record of records) this.#enqueueing.set(record.id, gate);
-    try {
-      const results = await adapter.enqueue(records);
-      records.forEach((record, i) => {
-        if (results[i]?.duplicate) {
-          this.#counts.duplicates++;
-          return;
-        }
-        this.#counts.enqueued++;
-        if (this.listenerCount('job:enqueued') > 0) {
-          this.emit('job:enqueued', { job: refOf(record), runAt: new Date(record.runAt) });
-        }
-      });
-      return results;
-    } finally {
-      for (const record of records) this.#enqueueing.delete(record.id);
-      accepted();
-    }
+    return this.#runtime.submit(adapter, records);
   }
 
   /** The adapter, created (and its package loaded) on first use. */
@@ -533,160 +433,29 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       const source = this.#source;
       const adapter = typeof source === 'string' ? await createJobAdapter(source, this.#options) : source;
       checkRegistrations(adapter, [...this.#handlers.values()]);
-      adapter.attach(this.#runtime());
+      adapter.attach(this.#runtime);
       this.#adapter = adapter;
       return adapter;
     })();
     return this.#loading;
   }
 
-  #runtime(): AdapterRuntime {
-    return {
-      handlers: this.#handlers,
-      options: this.#options,
-      periodics: this.#periodics,
-      periodicRecord: (periodic, tickMs) => {
-        const now = Date.now();
-        return { ...this.#record(periodic.job, tickMs, `${periodic.name}.job`, now), runAt: tickMs };
-      },
-      run: (job, extras) => this.#run(job, extras),
-      report: (job, outcome, nextRunAt) => this.#report(job, outcome, nextRunAt),
-      emit: (event, payload) => {
-        // An unreachable store with nobody listening would be silent for its whole retry: say it, as Worker does.
-        if (event === 'error' && this.listenerCount('error') === 0) {
-          this.#reportError((payload as JobQueueEventMap['error']).error);
-        } else if (event === 'job:unhandled' && this.listenerCount(event) === 0) {
-          const { job, reason } = payload as JobQueueEventMap['job:unhandled'];
-          this.#options.logger.warn(
-            { scope: 'jobs', queue: job.queue, handler: job.handler, jobId: job.id },
-            `${job.handler} ${job.id}: ${reason}`,
-          );
-        } else {
-          this.emit(event, payload);
-        }
-      },
-    };
-  }
-
-  async #run(job: RunnableJob, extras: RunExtras = {}): Promise<AttemptOutcome> {
-    const reg = this.#handlers.get(job.handler);
-    if (reg === undefined) {
-      return { type: 'aborted', error: new UnknownHandlerError(job.handler, [...this.#handlers.keys()]) };
-    }
-    this.#running++;
-    try {
-      const enqueueing = this.#enqueueing.get(job.id);
-      if (enqueueing !== undefined) await enqueueing;
-      return await runAttempt(reg, this.#middleware, job, extras, () => {
-        this.#counts.started++;
-        if (this.listenerCount('job:started') > 0)
-          this.emit('job:started', {
-            job: refOf(job),
-            attempt: job.fails + 1,
-            waitMs: Math.max(0, Date.now() - job.runAt),
-          });
-      });
-    } finally {
-      this.#running--;
-    }
-  }
-
-  #report(job: RunnableJob, outcome: AttemptOutcome, nextRunAt: number | undefined): void {
-    const attempt = job.fails + 1;
-    switch (outcome.type) {
-      case 'completed':
-        // The hot path: no payload is built when nobody listens.
-        this.#counts.completed++;
-        if (this.listenerCount('job:completed') > 0) {
-          this.emit('job:completed', { job: refOf(job), attempt, durationMs: outcome.durationMs });
-        }
-        return;
-      case 'retry':
-        this.#counts.failed++;
-        this.emit('job:failed', {
-          job: refOf(job),
-          attempt,
-          error: outcome.error,
-          nextRunAt: new Date(nextRunAt ?? Date.now() + outcome.delayMs),
-          durationMs: outcome.durationMs ?? 0,
-        });
-        this.#warnUnheard(job, attempt, outcome.error, 'will retry');
-        return;
-      case 'dead': {
-        this.#counts.failed++;
-        this.#counts.dead++;
-        const ref = refOf(job);
-        this.emit('job:failed', {
-          job: ref,
-          attempt,
-          error: outcome.error,
-          nextRunAt: undefined,
-          durationMs: outcome.durationMs ?? 0,
-        });
-        this.emit('job:dead', { job: ref, attempt, error: outcome.error, reason: outcome.reason });
-        this.#warnUnheard(job, attempt, outcome.error, `dead (${outcome.reason})`);
-        return;
-      }
-      case 'aborted':
-        return;
-    }
-  }
-
-  /** A failure nobody listens to would be silent: print it. */
-  #warnUnheard(job: RunnableJob, attempt: number, error: unknown, what: string): void {
-    if (this.listenerCount('job:failed') > 0 || this.listenerCount('job:dead') > 0) return;
-    this.#options.logger.warn(
-      { scope: 'jobs', queue: job.queue, handler: job.handler, jobId: job.id, attempt, error },
-      `${job.handler} ${job.id} attempt ${attempt} failed, ${what}: ${errorMessage(error)}`,
-    );
-  }
-
   #reportError(error: unknown): void {
-    if (this.listenerCount('error') === 0) this.#options.logger.warn({ scope: 'jobs', error }, errorMessage(error));
-    else this.emit('error', { error });
+    this.#runtime.reportError(error);
   }
-}
 
-/**
- * Ask the adapter about every registration and refuse them all in one error
- * that names every feature it lacks (not one per run of the program).
- */
-function checkRegistrations(adapter: JobAdapter, registrations: readonly CompiledRegistration[]): void {
-  const refusals: FeatureRefusal[] = [];
-  let kind = adapter.kind;
-  for (const registration of registrations) {
-    try {
-      adapter.checkRegistration?.(registration);
-    } catch (error) {
-      if (!(error instanceof UnsupportedFeatureError)) throw error;
-      kind = error.adapter;
-      for (const r of error.refusals) refusals.push({ ...r, handler: r.handler ?? registration.name });
-    }
-  }
-  if (refusals.length > 0) throw new UnsupportedFeatureError(kind, refusals);
-}
-
-function checkHandlerName(name: unknown, path: string): asserts name is string {
-  if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
-    throw new InvalidJobError(
+  /** Check a job and build its record (see record.ts). */
+  #record(job: unknown, runAt: number, path: string, now: number, id?: unknown, idPath?: string): JobRecord {
+    return buildRecord(
+      { handlers: this.#handlers, maxArgsBytes: this.#options.maxArgsBytes },
+      job,
+      runAt,
       path,
-      `must be a handler name of 1–100 letters, digits, "_", ".", ":" or "-" (got ${JSON.stringify(name) ?? String(name)})`,
+      now,
+      id,
+      idPath,
     );
   }
-}
-
-/** The fields of a {@link Job}; anything else is refused, never ignored. */
-const JOB_FIELDS = new Set(['handler', 'args', 'queue', 'key']);
-
-/** A caller-chosen job id: printable ASCII without spaces, so it is safe in keys, URLs and logs. */
-const JOB_ID = /^[\x21-\x7e]{1,200}$/;
-
-function dueTime(at: unknown, path: string): number {
-  const ms = at instanceof Date ? at.getTime() : at;
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
-    throw new InvalidJobError(path, `must be a valid Date or a number of ms since the epoch (got ${String(at)})`);
-  }
-  return ms;
 }
 
 /**

@@ -18,7 +18,8 @@ function runtimeOf(handler: (ctx: { assertOwned(): void }) => Promise<void> | vo
   return new Proxy({} as AdapterRuntime, {
     get: (_target, name) => {
       if (runtime === undefined) throw new Error('not attached yet');
-      return runtime[name as keyof AdapterRuntime];
+      const value = runtime[name as keyof AdapterRuntime];
+      return typeof value === 'function' ? value.bind(runtime) : value;
     },
   });
 }

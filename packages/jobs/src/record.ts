@@ -1,0 +1,125 @@
+/**
+ * A job's record: a job as `perform*` takes it, checked field by field (an
+ * unknown field, a bad id, handler, queue or key, args that are not plain
+ * JSON or too large, a unique key function that throws) and turned into the
+ * {@link JobRecord} an adapter stores. Every error names the path of what is
+ * wrong (`jobs[2].args.when`).
+ *
+ * @module
+ */
+
+import { errorMessage } from '@shardwork/core';
+import { nanoid } from 'nanoid';
+import { checkArgs, type JobArgs } from './args.js';
+import { InvalidJobError } from './errors.js';
+import type { JobRecord } from './job.js';
+import { type CompiledRegistration, HANDLER_NAME, MAX_KEY_LENGTH, QUEUE_NAME } from './options.js';
+
+/** What building a record reads from its queue. */
+export interface RecordContext {
+  /** Registrations (for a job's queue, unique key and ordering). */
+  readonly handlers: ReadonlyMap<string, CompiledRegistration>;
+  readonly maxArgsBytes: number;
+}
+
+/**
+ * Check a job and build its record. Throws `InvalidJobError` (or an args
+ * error) naming `path`: `job`, `jobs[3]`, `<periodic>.job`.
+ */
+export function buildRecord(
+  ctx: RecordContext,
+  job: unknown,
+  runAt: number,
+  path: string,
+  now: number,
+  id?: unknown,
+  idPath = `${path}.id`,
+): JobRecord {
+  if (id !== undefined && (typeof id !== 'string' || !JOB_ID.test(id))) {
+    throw new InvalidJobError(
+      idPath,
+      `must be 1–200 printable ASCII characters without spaces (got ${JSON.stringify(id) ?? String(id)})`,
+    );
+  }
+  if (typeof job !== 'object' || job === null)
+    throw new InvalidJobError(path, 'must be an object { handler, args?, queue?, key? }');
+  const bulk = path.startsWith('jobs[');
+  for (const field of Object.keys(job)) {
+    if (JOB_FIELDS.has(field) || (bulk && (field === 'at' || field === 'id'))) continue;
+    throw new InvalidJobError(
+      `${path}.${field}`,
+      `is not a job field (a job has ${bulk ? 'handler, args, queue, key, at and id' : 'handler, args, queue and key'})${
+        field === 'id' ? '; choose the id with perform(job, { id })' : ''
+      }`,
+    );
+  }
+  const { handler, queue, key, args } = job as { handler?: unknown; queue?: unknown; key?: unknown; args?: unknown };
+  checkHandlerName(handler, `${path}.handler`);
+  const reg = ctx.handlers.get(handler);
+  const queueName = queue ?? reg?.queue ?? 'default';
+  if (typeof queueName !== 'string' || !QUEUE_NAME.test(queueName)) {
+    throw new InvalidJobError(
+      `${path}.queue`,
+      `must be 1–100 letters, digits, "_", "." or "-" (got ${JSON.stringify(queueName)})`,
+    );
+  }
+  if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)) {
+    throw new InvalidJobError(`${path}.key`, `must be a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+  }
+  const argsJson = checkArgs(args ?? {}, ctx.maxArgsBytes, `${path === 'job' ? '' : `${path}.`}args`);
+  const copy = JSON.parse(argsJson) as JobArgs;
+  let uniqueKey: string | undefined;
+  if (reg?.uniqueKey !== undefined) {
+    let value: unknown;
+    try {
+      value = reg.uniqueKey(copy);
+    } catch (error) {
+      throw new InvalidJobError(
+        `${path}.args`,
+        `made the unique key function of "${handler}" throw: ${errorMessage(error)}`,
+      );
+    }
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new InvalidJobError(`${path}.args`, `gave a unique key that is not a non-empty string (${String(value)})`);
+    }
+    uniqueKey = `${handler}:${value}`;
+  }
+  return {
+    id: id ?? nanoid(),
+    ...(id === undefined ? {} : { idGiven: true }),
+    handler,
+    queue: queueName,
+    key: key as string | undefined,
+    args: copy,
+    argsJson,
+    enqueuedAt: now,
+    runAt: Math.max(runAt, now),
+    uniqueKey,
+    ordered: reg?.ordered ?? false,
+  };
+}
+
+/** Refuse anything but a handler name, naming `path`. */
+export function checkHandlerName(name: unknown, path: string): asserts name is string {
+  if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
+    throw new InvalidJobError(
+      path,
+      `must be a handler name of 1–100 letters, digits, "_", ".", ":" or "-" (got ${JSON.stringify(name) ?? String(name)})`,
+    );
+  }
+}
+
+/** The fields of a {@link Job}; anything else is refused, never ignored. */
+const JOB_FIELDS = new Set(['handler', 'args', 'queue', 'key']);
+
+/** A caller-chosen job id: printable ASCII without spaces, so it is safe in keys, URLs and logs. */
+const JOB_ID = /^[\x21-\x7e]{1,200}$/;
+
+/** A due time from a `Date` or ms since the epoch, naming `path` when it is neither. */
+export function dueTime(at: unknown, path: string): number {
+  const ms = at instanceof Date ? at.getTime() : at;
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new InvalidJobError(path, `must be a valid Date or a number of ms since the epoch (got ${String(at)})`);
+  }
+  return ms;
+}
