@@ -363,7 +363,7 @@ function scaleTables(results: readonly ScaleResult[]): void {
         ms(r.slowestStartMs),
         num((r.duringConvergence.resolver.passes ?? 0) / r.replicas, 1),
         num((r.duringConvergence.calls.snapshot ?? 0) / r.replicas, 0),
-        `${(r.duringConvergence.calls.claim ?? 0) + (r.duringConvergence.calls.claimMany ?? 0)} (${r.shards})`,
+        `${r.duringConvergence.calls.claimMany ?? 0} (${r.shards})`,
         r.duringConvergence.serverRequests === undefined ? '–' : String(Math.round(r.duringConvergence.serverRequests)),
         num(r.duringConvergence.serverCpuMs === undefined ? undefined : r.duringConvergence.serverCpuMs / 1000, 1),
         num(r.duringConvergence.replicaCpuMs / 1000, 1),

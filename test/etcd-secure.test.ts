@@ -19,7 +19,7 @@ import {
   type WorkerOptions,
 } from '@shardwork/core';
 import { explainTlsError } from '@shardwork/core/backend';
-import { memberInfo, uniqueService } from '@shardwork/core/testing';
+import { memberInfo, releaseOne, uniqueService } from '@shardwork/core/testing';
 import {
   discoveryFromUrl,
   EtcdAuthError,
@@ -157,7 +157,7 @@ describe('etcd over TLS with password users limited to one service', () => {
     expect(claim?.ok).toBe(true);
     await d.renew(service, m.id);
     await d.drain(service, m.id);
-    expect(await d.release(service, m.id, 0, claim?.ok === true ? claim.token : 0)).toBe(true);
+    expect(await releaseOne(d, service, m.id, 0, claim?.ok === true ? claim.token : 0)).toBe(true);
     await d.unregister(service, m.id);
     expect(await keysUnder(admin, `sw/${service}/`)).toEqual([`sw/${service}/meta`, `sw/${service}/released`]);
   });

@@ -10,7 +10,6 @@
 import type {
   ClaimBatch,
   ClaimRef,
-  ClaimResult,
   Discovery,
   DiscoveryListener,
   EnsureGroupOptions,
@@ -99,16 +98,6 @@ export class CountingDiscovery implements Discovery {
   watch(service: string, listener: DiscoveryListener): () => void {
     this.#count('watch');
     return this.#inner.watch(service, listener);
-  }
-
-  claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
-    this.#count('claim');
-    return this.#inner.claim(service, memberId, shard);
-  }
-
-  release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
-    this.#count('release');
-    return this.#inner.release(service, memberId, shard, token);
   }
 
   close(): Promise<void> {

@@ -113,12 +113,6 @@ class ChaosConnection extends MemoryDiscovery {
   override snapshot(service: string) {
     return this.#through(() => super.snapshot(service));
   }
-  override claim(service: string, memberId: string, shard: number) {
-    return this.#through(() => super.claim(service, memberId, shard));
-  }
-  override release(service: string, memberId: string, shard: number, token: number) {
-    return this.#through(() => super.release(service, memberId, shard, token));
-  }
   override claimMany(service: string, memberId: string, shards: readonly number[]) {
     return this.#through(() => super.claimMany(service, memberId, shards));
   }

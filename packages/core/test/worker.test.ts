@@ -60,7 +60,7 @@ describe('membership changes', () => {
     cluster = new Cluster(12);
     const [a, b, c] = [cluster.add(), cluster.add(), cluster.add()];
     const calls: string[] = [];
-    for (const method of ['release', 'unregister'] as const) {
+    for (const method of ['releaseMany', 'unregister'] as const) {
       const original = b.conn[method].bind(b.conn) as (...args: never[]) => Promise<unknown>;
       (b.conn as unknown as Record<string, unknown>)[method] = (...args: never[]) => {
         calls.push(method);

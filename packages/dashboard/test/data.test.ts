@@ -1,4 +1,5 @@
 import { createDiscovery, type Discovery } from '@shardwork/core';
+import { claimOne, releaseOne } from '@shardwork/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DashboardData } from '../src/index.js';
 import { randomName } from './support.js';
@@ -31,14 +32,14 @@ describe('movements', () => {
   it('records owner changes between snapshots (not the first look), newest first', async () => {
     await discovery.register(service, member('a'), 60_000);
     await discovery.register(service, member('b'), 60_000);
-    const first = await discovery.claim(service, 'a', 0);
+    const first = await claimOne(discovery, service, 'a', 0);
     expect(first.ok).toBe(true);
     expect((await data.services()).movements).toEqual([]);
 
-    await discovery.claim(service, 'a', 1);
+    await claimOne(discovery, service, 'a', 1);
     const t0 = first.ok ? first.token : -1;
-    expect(await discovery.release(service, 'a', 0, t0)).toBe(true);
-    const moved = await discovery.claim(service, 'b', 0);
+    expect(await releaseOne(discovery, service, 'a', 0, t0)).toBe(true);
+    const moved = await claimOne(discovery, service, 'b', 0);
     const view = await data.services();
     expect(view.problem).toBeUndefined();
     const byShard = new Map(view.movements.map((m) => [m.shard, m]));

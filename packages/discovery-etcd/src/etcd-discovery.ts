@@ -30,7 +30,6 @@
 import {
   type ClaimBatch,
   type ClaimRef,
-  type ClaimResult,
   type Discovery,
   type DiscoveryListener,
   type EnsureGroupOptions,
@@ -327,14 +326,6 @@ export class EtcdDiscovery implements Discovery {
     return this.#options.maxTxnOps - 2;
   }
 
-  claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
-    return this.claimMany(service, memberId, [shard]).then((batch) => {
-      const result = batch.results[0];
-      if (result === undefined) throw new Error('claim batch of one shard returned no result');
-      return result;
-    });
-  }
-
   /**
    * Claim `shards` in transactions of up to `maxTxnOps - 2` shards each, at
    * most 1000 (see `claims.ts`). Every claim gets a token of its own, made of
@@ -357,10 +348,6 @@ export class EtcdDiscovery implements Discovery {
       if (batch === LEASE_GONE) throw this.#leases.gone(memberId);
       return batch;
     });
-  }
-
-  release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
-    return this.releaseMany(service, memberId, [{ shard, token }]).then((results) => results[0] === true);
   }
 
   releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]> {

@@ -1,5 +1,5 @@
 import { type DiscoveryChange, type DiscoveryEvent, inspectSnapshot, LeaseExpiredError } from '@shardwork/core';
-import { memberInfo, uniqueService } from '@shardwork/core/testing';
+import { claimOne, memberInfo, releaseOne, uniqueService } from '@shardwork/core/testing';
 import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -213,8 +213,8 @@ describe('etcd backend: the 0.2 contract', () => {
         ]),
       ).toEqual([true, false, false, false, false, true]);
       expect((await d.snapshot(svc)).claims.map((c) => c.shard).sort()).toEqual([1, 3, 4, 5, 6, 7]);
-      expect(await d.claim(svc, b.id, 0)).toEqual({ ok: true, token: expect.any(Number) });
-      expect(await d.release(svc, b.id, 3, bToken)).toBe(true);
+      expect(await claimOne(d, svc, b.id, 0)).toEqual({ ok: true, token: expect.any(Number) });
+      expect(await releaseOne(d, svc, b.id, 3, bToken)).toBe(true);
     });
 
     it('splits a batch above the transaction limit, with tokens increasing from one transaction to the next', async () => {
@@ -268,7 +268,7 @@ describe('etcd backend: the 0.2 contract', () => {
       const lease = (await raw.get(serviceKeys('sw', svc).member(m.id)).exec()).kvs[0]?.lease ?? '0';
       await raw.leaseClient.leaseRevoke({ ID: lease });
       await expect(d.claimMany(svc, m.id, [0, 1])).rejects.toBeInstanceOf(LeaseExpiredError);
-      await expect(d.claim(svc, m.id, 0)).rejects.toBeInstanceOf(LeaseExpiredError);
+      await expect(claimOne(d, svc, m.id, 0)).rejects.toBeInstanceOf(LeaseExpiredError);
       expect((await d.snapshot(svc)).claims).toEqual([]);
       expect(await raw.getAll().prefix(serviceKeys('sw', svc).root).count()).toBe(0);
     });
@@ -298,7 +298,7 @@ describe('etcd backend: the 0.2 contract', () => {
       await step('claim', async () => {
         token = (await d.claimMany(svc, m.id, [0, 1])).results[0]?.token ?? 0;
       });
-      await step('release', () => d.release(svc, m.id, 0, token));
+      await step('release', () => releaseOne(d, svc, m.id, 0, token));
       await step('drain', () => d.drain(svc, m.id));
       // Back to the contents right after ensureGroup, so back to that version: equal contents, equal version.
       await step('unregister', () => d.unregister(svc, m.id));
@@ -315,7 +315,7 @@ describe('etcd backend: the 0.2 contract', () => {
       const { joinSeq } = await writer.register(svc, m, 5000);
       const batch = await writer.claimMany(svc, m.id, [0, 1, 2]);
       const token = batch.results[0]?.token ?? 0;
-      await writer.release(svc, m.id, 1, token + 1);
+      await releaseOne(writer, svc, m.id, 1, token + 1);
       await writer.drain(svc, m.id);
       await writer.unregister(svc, m.id);
       await eventually(() => expect(changesOf(events).at(-1)).toEqual({ type: 'member:removed', id: m.id }), 3000);
@@ -366,7 +366,7 @@ describe('etcd backend: the 0.2 contract', () => {
       const svc = uniqueService('expiry');
       const m = memberInfo();
       await writer.register(svc, m, 1000);
-      const token = (await writer.claim(svc, m.id, 4)).token;
+      const token = (await claimOne(writer, svc, m.id, 4)).token;
       const { events } = await watchFromSnapshot(watcher, svc);
       await eventually(() => expect(changesOf(events)).toContainEqual({ type: 'member:removed', id: m.id }), 6000, 50);
       expect(changesOf(events)).toEqual([
@@ -532,7 +532,7 @@ describe('etcd backend behind a connection that is cut', () => {
     const elapsed = Date.now() - healed;
     expect(elapsed).toBeLessThan(1000); // about 100 ms when idle; speed is measured in benchmarks
     expect((await d.snapshot(svc)).members.map((x) => x.id)).toContain(m.id);
-    await writer.claim(svc, m.id, 0);
+    await claimOne(writer, svc, m.id, 0);
     await eventually(
       () => expect(changesOf(events)).toContainEqual(expect.objectContaining({ type: 'claim:put' })),
       2000,

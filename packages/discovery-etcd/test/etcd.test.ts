@@ -6,7 +6,7 @@ import {
   DiscoveryUnavailableError,
   LeaseExpiredError,
 } from '@shardwork/core';
-import { memberInfo, uniqueService } from '@shardwork/core/testing';
+import { claimOne, memberInfo, releaseOne, uniqueService } from '@shardwork/core/testing';
 import {
   discoveryFromUrl,
   EtcdAuthError,
@@ -78,7 +78,7 @@ describe('etcd backend against one server', () => {
       repaired: [],
     });
     const { joinSeq } = await a.register(svc, m, 5000);
-    const claim = await a.claim(svc, m.id, 3);
+    const claim = await claimOne(a, svc, m.id, 3);
     expect(claim.ok).toBe(true);
     const keys = serviceKeys('tenant-a/sw', svc);
     const stored = await raw.getAll().prefix(keys.root).exec();
@@ -208,8 +208,6 @@ describe('etcd backend against one server', () => {
       await d.close();
       for (const call of [
         () => d.renew(svc, m.id),
-        () => d.claim(svc, m.id, 0),
-        () => d.release(svc, m.id, 0, 1),
         () => d.unregister(svc, m.id),
         () => d.ensureGroup(svc, { shardCount: 1, leaseTtlMs: 1000 }),
         () => d.register(svc, memberInfo(), 1000),
@@ -342,7 +340,7 @@ describe('etcd backend across a server restart', () => {
         for (const call of [
           () => writer.renew(svc, m.id),
           () => watcher.snapshot(svc),
-          () => writer.claim(svc, m.id, 0),
+          () => claimOne(writer, svc, m.id, 0),
         ]) {
           const started = Date.now();
           await expect(call()).rejects.toBeInstanceOf(DiscoveryUnavailableError);
@@ -356,7 +354,7 @@ describe('etcd backend across a server restart', () => {
         await watcher.snapshot(svc);
       }, 3000);
       events.length = 0;
-      await writer.claim(svc, m.id, 1);
+      await claimOne(writer, svc, m.id, 1);
       await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 3000);
     } finally {
       unwatch();
@@ -397,12 +395,12 @@ describe('etcd backend with authentication', () => {
       expect((await a.ensureGroup(svc, { shardCount: 2, leaseTtlMs: 2000 })).shardCount).toBe(2);
       const m = memberInfo();
       await b.register(svc, m, 2000);
-      const claim = await b.claim(svc, m.id, 1);
+      const claim = await claimOne(b, svc, m.id, 1);
       expect(claim.ok).toBe(true);
       await b.renew(svc, m.id);
       await eventually(() => expect(events).toContainEqual(expect.objectContaining({ type: 'change' })), 2000);
       expect((await a.snapshot(svc)).claims).toEqual([{ shard: 1, owner: m.id, token: claim.token }]);
-      expect(await b.release(svc, m.id, 1, claim.token)).toBe(true);
+      expect(await releaseOne(b, svc, m.id, 1, claim.token)).toBe(true);
       await b.unregister(svc, m.id);
       expect((await a.snapshot(svc)).members).toEqual([]);
     } finally {

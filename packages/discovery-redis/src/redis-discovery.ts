@@ -232,12 +232,6 @@ export class RedisDiscovery implements Discovery {
     return this.#watches.watch(service, listener);
   }
 
-  async claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
-    const [result] = (await this.claimMany(service, memberId, [shard])).results;
-    if (result === undefined) throw new UnexpectedReplyError('claim', result);
-    return result;
-  }
-
   async claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch> {
     const args = shards.map(checkShard);
     const keys = this.keys(service);
@@ -250,11 +244,6 @@ export class RedisDiscovery implements Discovery {
       repaired.push(...batch.repaired);
     }
     return { results, repaired };
-  }
-
-  async release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
-    const [released] = await this.releaseMany(service, memberId, [{ shard, token }]);
-    return released === true;
   }
 
   async releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]> {

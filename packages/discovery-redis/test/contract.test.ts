@@ -1,6 +1,6 @@
 import type { DiscoveryChange, DiscoveryEvent } from '@shardwork/core';
 import { LeaseExpiredError } from '@shardwork/core';
-import { memberInfo, uniqueService } from '@shardwork/core/testing';
+import { claimOne, memberInfo, releaseOne, uniqueService } from '@shardwork/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
@@ -116,7 +116,7 @@ describe('batches, drain and version', () => {
     const other = memberInfo();
     await d.register(svc, m, 5000);
     await d.register(svc, other, 5000);
-    const held = await d.claim(svc, other.id, 2);
+    const held = await claimOne(d, svc, other.id, 2);
     if (!held.ok) throw new Error('claim failed');
     const before = await scriptCalls();
     const batch = await d.claimMany(svc, m.id, [0, 1, 2, 3]);
@@ -152,7 +152,7 @@ describe('batches, drain and version', () => {
     const svc = uniqueService();
     const m = memberInfo({ shardCount: 4, leaseTtlMs: 5000 });
     await d.register(svc, m, 5000);
-    await d.claim(svc, m.id, 1);
+    await claimOne(d, svc, m.id, 1);
     await d.drain(svc, m.id);
     const snap = await d.snapshot(svc);
     expect(snap.members).toEqual([
@@ -194,7 +194,7 @@ describe('batches, drain and version', () => {
     expect(await d.version(svc)).toBe(snap.revision);
     await d.renew(svc, m.id);
     expect(await d.version(svc)).toBe(snap.revision);
-    await d.claim(svc, m.id, 0);
+    await claimOne(d, svc, m.id, 0);
     expect(BigInt(await d.version(svc))).toBe(BigInt(snap.revision) + 1n);
   });
 });
@@ -220,7 +220,7 @@ describe('deltas', () => {
     await b.register(svc, m2, 5000);
     const { results } = await b.claimMany(svc, m1.id, [0, 1, 2]);
     const t = results.map((r) => (r.ok ? r.token : -1));
-    await b.release(svc, m1.id, 1, t[1] ?? -1);
+    await releaseOne(b, svc, m1.id, 1, t[1] ?? -1);
     await b.drain(svc, m1.id);
     await b.unregister(svc, m1.id);
     await eventually(() => expect(events).toHaveLength(6), 2000);
@@ -256,7 +256,7 @@ describe('deltas', () => {
     await b.register(svc, m, 5000);
     const { events, listed } = await follow(a, svc);
     await admin.incr(b.keys(svc).rev); // a change whose message is lost
-    await b.claim(svc, m.id, 0);
+    await claimOne(b, svc, m.id, 0);
     await eventually(() => expect(events).toHaveLength(1), 2000);
     expect(BigInt(events[0]?.previous ?? '0')).toBe(BigInt(listed) + 1n);
     expect(BigInt(events[0]?.revision ?? '0')).toBe(BigInt(listed) + 2n);
@@ -275,7 +275,7 @@ describe('deltas', () => {
     await eventually(() => expect(events).toEqual([{ type: 'change', revision: String(BigInt(listed) + 1n) }]), 2000);
     // A late message for what the hint covered is not delivered: events never go back.
     await admin.publish(a.keys(svc).events, JSON.stringify({ revision: listed, previous: '1', changes: [] }));
-    await a.claim(svc, m.id, 0);
+    await claimOne(a, svc, m.id, 0);
     await eventually(() => expect(events).toHaveLength(2), 2000);
     expect(events[1]?.previous).toBe(String(BigInt(listed) + 1n));
   });
@@ -381,7 +381,7 @@ describe('garbage in Redis', () => {
     const keys = d.keys(svc);
     const m = memberInfo();
     await d.register(svc, m, 5000);
-    const first = await d.claim(svc, m.id, 0);
+    const first = await claimOne(d, svc, m.id, 0);
     if (!first.ok) throw new Error('claim failed');
     await admin.set(keys.token, 'garbage');
     const batch = await d.claimMany(svc, m.id, [1, 2]);

@@ -1,6 +1,6 @@
 import type { Discovery, DiscoveryEvent } from '@shardwork/core';
 import { BackendRefusedError, createDiscovery, DiscoveryUnavailableError, InvalidOptionsError } from '@shardwork/core';
-import { memberInfo, uniqueService } from '@shardwork/core/testing';
+import { claimOne, memberInfo, uniqueService } from '@shardwork/core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
@@ -134,7 +134,7 @@ describe('URL parsing and options', () => {
     await expect(d.ensureGroup('svc', { shardCount: 0, leaseTtlMs: 1000 })).rejects.toBeInstanceOf(InvalidOptionsError);
     await expect(d.register('svc', memberInfo(), 0)).rejects.toBeInstanceOf(InvalidOptionsError);
     await expect(d.ensureGroup('svc', { shardCount: 2, leaseTtlMs: 0 })).rejects.toBeInstanceOf(InvalidOptionsError);
-    await expect(d.claim('svc', 'm', -1)).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(d.claimMany('svc', 'm', [-1])).rejects.toBeInstanceOf(InvalidOptionsError);
     await expect(d.claimMany('svc', 'm', [0, 1.5])).rejects.toBeInstanceOf(InvalidOptionsError);
     await expect(d.releaseMany('svc', 'm', [{ shard: 0, token: Number.NaN }])).rejects.toBeInstanceOf(
       InvalidOptionsError,
@@ -185,7 +185,7 @@ describe('against a redis-server', () => {
     const m = memberInfo();
     await d.ensureGroup(svc, { shardCount: 4, leaseTtlMs: 5000 });
     await d.register(svc, m, 5000);
-    await d.claim(svc, m.id, 2);
+    await claimOne(d, svc, m.id, 2);
     const keys = (await admin.keys(`${prefix}*`)).sort();
     expect(keys).toEqual(
       ['claims', 'info', 'members', 'meta', 'rev', 'seq', 'token'].map((k) => `${prefix}{${svc}}:${k}`),
@@ -204,7 +204,7 @@ describe('against a redis-server', () => {
     const svc = uniqueService();
     const m = memberInfo();
     const { joinSeq } = await d.register(svc, m, 5000);
-    const claim = await d.claim(svc, m.id, 0);
+    const claim = await claimOne(d, svc, m.id, 0);
     if (!claim.ok) throw new Error('claim failed');
     const [seconds] = await admin.time();
     for (const value of [joinSeq, claim.token]) {
@@ -231,7 +231,7 @@ describe('against a redis-server', () => {
     const svc = uniqueService();
     const m = memberInfo();
     await d.register(svc, m, 10_000);
-    const before = await d.claim(svc, m.id, 0);
+    const before = await claimOne(d, svc, m.id, 0);
     if (!before.ok) throw new Error('claim failed');
     const revBefore = (await d.snapshot(svc)).revision;
     const events: DiscoveryEvent[] = [];
@@ -248,7 +248,7 @@ describe('against a redis-server', () => {
     expect(empty.revision).not.toBe(revBefore);
     const m2 = memberInfo();
     await d.register(svc, m2, 10_000);
-    const after = await d.claim(svc, m2.id, 0);
+    const after = await claimOne(d, svc, m2.id, 0);
     if (!after.ok) throw new Error('claim failed');
     expect(after.token).toBeGreaterThan(before.token);
     expect(BigInt((await d.snapshot(svc)).revision)).toBeGreaterThan(BigInt(revBefore));
@@ -262,7 +262,7 @@ describe('against a redis-server', () => {
     const svc = uniqueService();
     const m = memberInfo();
     await d.register(svc, m, 10_000);
-    const before = await d.claim(svc, m.id, 3);
+    const before = await claimOne(d, svc, m.id, 3);
     let changes = 0;
     const unwatch = d.watch(svc, () => {
       changes += 1;
@@ -275,7 +275,7 @@ describe('against a redis-server', () => {
     await expect(d.renew(svc, m.id)).rejects.toMatchObject({ code: 'LEASE_EXPIRED' });
     const m2 = memberInfo();
     await d.register(svc, m2, 10_000);
-    const after = await d.claim(svc, m2.id, 3);
+    const after = await claimOne(d, svc, m2.id, 3);
     expect(after.token).toBeGreaterThan(before.token);
   });
 
@@ -316,7 +316,7 @@ describe('against a redis-server', () => {
     const keys = d.keys(svc);
     const m = memberInfo();
     await d.register(svc, m, 5000);
-    await d.claim(svc, m.id, 0);
+    await claimOne(d, svc, m.id, 0);
     const [seconds] = await admin.time();
     const later = String((Number(seconds) + 60) * 1000);
     await admin.zadd(keys.members, later, 'no-info', later, 'bad-id', later, 'orphan-owner');
@@ -364,7 +364,7 @@ describe('against a redis-server', () => {
     });
     await sleep(150);
     await d.register(svc, m, 5000);
-    expect((await d.claim(svc, m.id, 1)).ok).toBe(true);
+    expect((await claimOne(d, svc, m.id, 1)).ok).toBe(true);
     await eventually(async () => expect(changes).toBeGreaterThan(0), 2000);
     unwatch();
     // Outside its key pattern the user is refused: a configuration error, not an outage.

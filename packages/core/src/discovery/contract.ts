@@ -11,10 +11,10 @@
  *   the backend* (never by comparing client clocks), or at once on
  *   {@link Discovery.unregister}.
  * - When a member dies, all its claims die with it, atomically.
- * - {@link Discovery.claim} succeeds only if the shard has no live claim and the
- *   member is alive; the token it returns is strictly greater than every token
- *   handed out before for this service.
- * - {@link Discovery.release} deletes a claim only if owner and token match.
+ * - {@link Discovery.claimMany} claims each shard only if it has no live claim
+ *   and the member is alive; every token it returns is strictly greater than
+ *   every token handed out before for this service, and no two are equal.
+ * - {@link Discovery.releaseMany} deletes each claim only if owner and token match.
  * - {@link Discovery.renew} of a dead member fails with `LeaseExpiredError` and
  *   never resurrects it; given the claims the member holds, it reports those
  *   that are not the member's any more (written over behind its back).
@@ -128,7 +128,7 @@ export interface Snapshot {
   readonly groupAgeMs?: number | undefined;
 }
 
-/** Outcome of {@link Discovery.claim}. */
+/** Outcome of claiming one shard: one entry of {@link ClaimBatch.results}. */
 export type ClaimResult =
   | { readonly ok: true; readonly token: number }
   | { readonly ok: false; readonly owner: string; readonly token: number };
@@ -339,17 +339,18 @@ export interface Discovery {
    * function. The listener must never be called after unsubscribe returns.
    */
   watch(service: string, listener: DiscoveryListener): () => void;
-  /** Create the claim of `shard` for `memberId` if no live claim exists. */
-  claim(service: string, memberId: string, shard: number): Promise<ClaimResult>;
   /**
-   * Claim several shards in one request (one script, one transaction, or
-   * several when a backend limits the size of one): each is created only if
-   * it has no live claim. `LeaseExpiredError` when the member is gone.
+   * Claim shards for `memberId` in one request (one script, one transaction,
+   * or several when a backend limits the size of one): each is created only
+   * if it has no live claim. `LeaseExpiredError` when the member is gone.
+   * (There is no single-shard form: a batch of one is one request too.)
    */
   claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch>;
-  /** Delete the claim if owned by `memberId` with `token`; `false` if it was not. */
-  release(service: string, memberId: string, shard: number, token: number): Promise<boolean>;
-  /** {@link Discovery.release} of several claims in one request; one result per claim, in order. */
+  /**
+   * Give claims back in one request: each is deleted only if owned by
+   * `memberId` with its `token`. One result per claim, in order: `false` for
+   * one that was not (any more) owned so.
+   */
   releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]>;
   /** Close connections and timers. Does not unregister members. Idempotent. */
   close(): Promise<void>;

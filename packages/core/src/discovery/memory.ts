@@ -409,11 +409,6 @@ export class MemoryDiscovery implements Discovery {
     return unwatch;
   }
 
-  async claim(service: string, memberId: string, shard: number): Promise<ClaimResult> {
-    const { results } = await this.claimMany(service, memberId, [shard]);
-    return results[0] as ClaimResult;
-  }
-
   claimMany(service: string, memberId: string, shards: readonly number[]): Promise<ClaimBatch> {
     return this.#call((): ClaimBatch => {
       const state = this.#store.service(service);
@@ -430,11 +425,6 @@ export class MemoryDiscovery implements Discovery {
       if (changes.length > 0) this.#store.changed(state, changes);
       return { results, repaired: [] };
     });
-  }
-
-  async release(service: string, memberId: string, shard: number, token: number): Promise<boolean> {
-    const [released] = await this.releaseMany(service, memberId, [{ shard, token }]);
-    return released === true;
   }
 
   releaseMany(service: string, memberId: string, claims: readonly ClaimRef[]): Promise<readonly boolean[]> {

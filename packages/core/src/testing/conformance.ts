@@ -19,7 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Claim, Discovery, DiscoveryEvent, MemberInfo, Snapshot } from '../discovery/contract.js';
 import { DiscoveryUnavailableError, LeaseExpiredError } from '../errors.js';
 import { ServiceView } from '../service-view.js';
-import { memberInfo, uniqueService } from './fixtures.js';
+import { claimOne, memberInfo, releaseOne, uniqueService } from './fixtures.js';
 import { describeUpkeep } from './upkeep.js';
 
 export { memberInfo, uniqueService } from './fixtures.js';
@@ -111,7 +111,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const m2 = memberInfo();
       await a.register(svc, m1, ttl * 5);
       await b.register(svc, m2, ttl * 5);
-      const held = await a.claim(svc, m1.id, 2);
+      const held = await claimOne(a, svc, m1.id, 2);
       const batch = await b.claimMany(svc, m2.id, [0, 1, 2, 3]);
       expect(batch.repaired).toEqual([]);
       expect(batch.results).toHaveLength(4);
@@ -179,7 +179,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const svc = uniqueService();
       const m = memberInfo({ shardCount: 4, leaseTtlMs: ttl * 5 });
       await d.register(svc, m, ttl * 5);
-      const c = await d.claim(svc, m.id, 1);
+      const c = await claimOne(d, svc, m.id, 1);
       await d.drain(svc, m.id);
       await d.drain(svc, m.id);
       const snap = await d.snapshot(svc);
@@ -202,8 +202,8 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       expect(await d.version(svc)).toBe(v1);
       const seen = new Set([v1]);
       const changes: (() => Promise<unknown>)[] = [
-        () => d.claim(svc, m.id, 0),
-        async () => d.release(svc, m.id, 0, (await d.snapshot(svc)).claims[0]?.token ?? -1),
+        () => claimOne(d, svc, m.id, 0),
+        async () => releaseOne(d, svc, m.id, 0, (await d.snapshot(svc)).claims[0]?.token ?? -1),
         () => d.drain(svc, m.id),
         () => d.register(svc, memberInfo(), ttl * 5),
         () => d.unregister(svc, m.id),
@@ -249,8 +249,8 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       await b.register(svc, m1, ttl * 5);
       await b.register(svc, m2, ttl * 5);
       const { results } = await b.claimMany(svc, m1.id, [0, 1, 2]);
-      await b.claim(svc, m2.id, 3);
-      await b.release(svc, m1.id, 1, results[1]?.token ?? -1);
+      await claimOne(b, svc, m2.id, 3);
+      await releaseOne(b, svc, m1.id, 1, results[1]?.token ?? -1);
       await b.drain(svc, m1.id);
       await b.unregister(svc, m2.id);
       await eventually(async () => {
@@ -289,15 +289,15 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const m2 = memberInfo();
       await a.register(svc, m1, ttl * 5);
       await b.register(svc, m2, ttl * 5);
-      const first = await a.claim(svc, m1.id, 0);
+      const first = await claimOne(a, svc, m1.id, 0);
       expect(first.ok).toBe(true);
-      const taken = await b.claim(svc, m2.id, 0);
+      const taken = await claimOne(b, svc, m2.id, 0);
       expect(taken).toEqual({ ok: false, owner: m1.id, token: first.token });
-      const other = await b.claim(svc, m2.id, 1);
+      const other = await claimOne(b, svc, m2.id, 1);
       expect(other.ok).toBe(true);
       expect(other.token).toBeGreaterThan(first.token);
-      expect(await a.release(svc, m1.id, 0, first.token)).toBe(true);
-      const again = await b.claim(svc, m2.id, 0);
+      expect(await releaseOne(a, svc, m1.id, 0, first.token)).toBe(true);
+      const again = await claimOne(b, svc, m2.id, 0);
       expect(again.ok).toBe(true);
       expect(again.token).toBeGreaterThan(other.token);
       const snap = await a.snapshot(svc);
@@ -312,7 +312,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const svc = uniqueService();
       const members = clients.map(() => memberInfo());
       await Promise.all(clients.map((c, i) => c.register(svc, members[i] as MemberInfo, ttl * 5)));
-      const results = await Promise.all(clients.map((c, i) => c.claim(svc, (members[i] as MemberInfo).id, 3)));
+      const results = await Promise.all(clients.map((c, i) => claimOne(c, svc, (members[i] as MemberInfo).id, 3)));
       const winners = results.filter((r) => r.ok);
       expect(winners).toHaveLength(1);
       for (const r of results) expect(r.token).toBe(winners[0]?.token);
@@ -325,20 +325,20 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const m2 = memberInfo();
       await a.register(svc, m1, ttl * 5);
       await b.register(svc, m2, ttl * 5);
-      const c = await a.claim(svc, m1.id, 2);
+      const c = await claimOne(a, svc, m1.id, 2);
       if (!c.ok) throw new Error('claim failed');
-      expect(await b.release(svc, m2.id, 2, c.token)).toBe(false);
-      expect(await a.release(svc, m1.id, 2, c.token + 1)).toBe(false);
+      expect(await releaseOne(b, svc, m2.id, 2, c.token)).toBe(false);
+      expect(await releaseOne(a, svc, m1.id, 2, c.token + 1)).toBe(false);
       expect((await a.snapshot(svc)).claims).toHaveLength(1);
-      expect(await a.release(svc, m1.id, 2, c.token)).toBe(true);
-      expect(await a.release(svc, m1.id, 2, c.token)).toBe(false);
+      expect(await releaseOne(a, svc, m1.id, 2, c.token)).toBe(true);
+      expect(await releaseOne(a, svc, m1.id, 2, c.token)).toBe(false);
       expect((await a.snapshot(svc)).claims).toHaveLength(0);
     });
 
     it('refuses claims of unknown members', async () => {
       const d = await connect();
       const svc = uniqueService();
-      await expect(d.claim(svc, 'nobody', 0)).rejects.toBeInstanceOf(LeaseExpiredError);
+      await expect(claimOne(d, svc, 'nobody', 0)).rejects.toBeInstanceOf(LeaseExpiredError);
       expect((await d.snapshot(svc)).claims).toHaveLength(0);
     });
 
@@ -349,16 +349,16 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const m2 = memberInfo();
       await a.register(svc, m1, ttl * 5);
       await b.register(svc, m2, ttl * 5);
-      await a.claim(svc, m1.id, 0);
-      await a.claim(svc, m1.id, 1);
-      await b.claim(svc, m2.id, 2);
+      await claimOne(a, svc, m1.id, 0);
+      await claimOne(a, svc, m1.id, 1);
+      await claimOne(b, svc, m2.id, 2);
       await a.unregister(svc, m1.id);
       await a.unregister(svc, m1.id);
       const snap = await b.snapshot(svc);
       expect(snap.members.map((m) => m.id)).toEqual([m2.id]);
       expect(snap.claims.map((c) => c.shard)).toEqual([2]);
       await expect(a.renew(svc, m1.id)).rejects.toBeInstanceOf(LeaseExpiredError);
-      await expect(a.claim(svc, m1.id, 0)).rejects.toBeInstanceOf(LeaseExpiredError);
+      await expect(claimOne(a, svc, m1.id, 0)).rejects.toBeInstanceOf(LeaseExpiredError);
     });
 
     it('keeps a renewed member alive past its TTL', async () => {
@@ -381,7 +381,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const living = memberInfo();
       await a.register(svc, dying, ttl);
       await b.register(svc, living, ttl * 10);
-      const claim = await a.claim(svc, dying.id, 0);
+      const claim = await claimOne(a, svc, dying.id, 0);
       expect(claim.ok).toBe(true);
       await eventually(async () => {
         const snap = await b.snapshot(svc);
@@ -390,7 +390,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       }, ttl * 3);
       await expect(a.renew(svc, dying.id)).rejects.toBeInstanceOf(LeaseExpiredError);
       expect((await b.snapshot(svc)).members.map((x) => x.id)).toEqual([living.id]);
-      const next = await b.claim(svc, living.id, 0);
+      const next = await claimOne(b, svc, living.id, 0);
       expect(next.ok).toBe(true);
       expect(next.token).toBeGreaterThan(claim.token);
     });
@@ -407,7 +407,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       unwatch();
       await advance(Math.min(200, ttl / 5));
       const seen = events.length;
-      await b.claim(svc, m.id, 0);
+      await claimOne(b, svc, m.id, 0);
       await b.unregister(svc, m.id);
       await advance(Math.min(300, ttl / 3));
       expect(events.length).toBe(seen);
@@ -418,7 +418,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const svc = uniqueService();
       const m = memberInfo();
       await b.register(svc, m, ttl);
-      await b.claim(svc, m.id, 0);
+      await claimOne(b, svc, m.id, 0);
       let changes = 0;
       const unwatch = a.watch(svc, () => {
         changes += 1;
@@ -437,7 +437,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const [s1, s2] = [uniqueService(), uniqueService()];
       const m = memberInfo();
       await d.register(s1, m, ttl * 5);
-      await d.claim(s1, m.id, 0);
+      await claimOne(d, s1, m.id, 0);
       const other = await d.snapshot(s2);
       expect(other.members).toEqual([]);
       expect(other.claims).toEqual([]);
@@ -449,7 +449,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
       const m = memberInfo();
       await d.register(svc, m, ttl * 5);
       const r1 = (await d.snapshot(svc)).revision;
-      await d.claim(svc, m.id, 0);
+      await claimOne(d, svc, m.id, 0);
       const r2 = (await d.snapshot(svc)).revision;
       expect(r2).not.toBe(r1);
     });
@@ -461,7 +461,7 @@ export function describeDiscoveryConformance(harness: ConformanceHarness): void 
         const svc = uniqueService();
         const m = memberInfo();
         await d.register(svc, m, ttl * 5);
-        const c = await d.claim(svc, m.id, 1);
+        const c = await claimOne(d, svc, m.id, 1);
         await writeGarbage(svc);
         const snap = await d.snapshot(svc);
         expect(snap.members.map((x) => x.id)).toEqual([m.id]);

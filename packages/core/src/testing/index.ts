@@ -1,6 +1,7 @@
 /**
  * Test helpers for shardwork backends and applications: the discovery
- * conformance suite and the ownership-interval checker.
+ * conformance suite with its fixtures (`uniqueService`, `memberInfo`,
+ * `claimOne`, `releaseOne`) and the ownership-interval checker.
  *
  * ```ts
  * import { describeDiscoveryConformance } from '@shardwork/core/testing';
@@ -13,7 +14,8 @@
  */
 
 export type { ConformanceHarness } from './conformance.js';
-export { describeDiscoveryConformance, memberInfo, uniqueService } from './conformance.js';
+export { describeDiscoveryConformance } from './conformance.js';
+export { claimOne, memberInfo, releaseOne, uniqueService } from './fixtures.js';
 export type { OwnershipInterval, OwnershipRecord, OwnershipReport } from './ownership.js';
 export {
   appendOwnershipRecord,

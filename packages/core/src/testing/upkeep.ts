@@ -9,7 +9,7 @@
 import { expect, it } from 'vitest';
 import type { Discovery, DiscoveryEvent, RenewResult } from '../discovery/contract.js';
 import { ServiceRunningError } from '../errors.js';
-import { memberInfo, uniqueService } from './fixtures.js';
+import { claimOne, memberInfo, releaseOne, uniqueService } from './fixtures.js';
 
 /** What the cases need from the suite around them. */
 export interface UpkeepContext {
@@ -33,8 +33,8 @@ export function describeUpkeep({ connect, ttl, advance, eventually }: UpkeepCont
     expect(none?.lost ?? []).toEqual([]);
     expect(((await a.renew(svc, m1.id, [{ shard: 0, token: t0 }])) as RenewResult).lost).toEqual([]);
     // Shard 1 released and taken by m2; shard 2 held, but not with the token m1 names.
-    expect(await a.release(svc, m1.id, 1, t1)).toBe(true);
-    expect((await b.claim(svc, m2.id, 1)).ok).toBe(true);
+    expect(await releaseOne(a, svc, m1.id, 1, t1)).toBe(true);
+    expect((await claimOne(b, svc, m2.id, 1)).ok).toBe(true);
     const held = [
       { shard: 0, token: t0 },
       { shard: 1, token: t1 },
@@ -57,7 +57,7 @@ export function describeUpkeep({ connect, ttl, advance, eventually }: UpkeepCont
     await d.ensureGroup(svc, { shardCount: 4, leaseTtlMs: ttl });
     const m = memberInfo();
     await d.register(svc, m, ttl * 5);
-    const first = await d.claim(svc, m.id, 0);
+    const first = await claimOne(d, svc, m.id, 0);
     await d.drain(svc, m.id);
     const refused = await d.forgetService(svc).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ServiceRunningError);
@@ -76,7 +76,7 @@ export function describeUpkeep({ connect, ttl, advance, eventually }: UpkeepCont
     expect(await d.ensureGroup(svc, { shardCount: 8, leaseTtlMs: ttl * 2 })).toMatchObject({ shardCount: 8 });
     const again = memberInfo();
     await d.register(svc, again, ttl * 5);
-    const next = await d.claim(svc, again.id, 0);
+    const next = await claimOne(d, svc, again.id, 0);
     expect(next.ok).toBe(true);
     expect(next.token).toBeGreaterThan(first.token);
     await d.unregister(svc, again.id);
