@@ -10,7 +10,7 @@
 
 import { hostname } from 'node:os';
 import { BackendRefusedError, errorMessage, ShardworkError, sleep } from '@shardwork/core';
-import { settlesWithin } from '@shardwork/core/backend';
+import { retrying, settlesWithin } from '@shardwork/core/backend';
 import { QueueUnavailableError } from '@shardwork/jobs/adapter';
 import { type Channel, Connection, type Envelope, type Publisher } from 'rabbitmq-client';
 import { AmqpRefusedError, REFUSALS } from './errors.js';
@@ -185,7 +185,7 @@ export class Broker {
   send(envelope: Envelope, body: Buffer): Promise<void> {
     envelope.durable = true;
     envelope.contentType = CONTENT_TYPE;
-    return this.#publish.send(envelope, body).catch((error: unknown) => this.#resend(envelope, body, error, 1));
+    return this.#publish.send(envelope, body).catch((error: unknown) => this.#resend(envelope, body, error));
   }
 
   /**
@@ -193,12 +193,19 @@ export class Broker {
    * rejects publishes for a moment (`NACK`, "message rejected by server"):
    * nothing was stored, so publish again, a few times with backoff.
    */
-  async #resend(envelope: Envelope, body: Buffer, error: unknown, attempt: number): Promise<void> {
-    if ((error as { code?: unknown } | null)?.code !== 'NACK' || attempt >= NACK_RETRIES) {
-      throw this.mapError(error, `a publish to ${envelope.routingKey ?? envelope.exchange}`, true);
+  async #resend(envelope: Envelope, body: Buffer, error: unknown): Promise<void> {
+    const nacked = (e: unknown): boolean => (e as { code?: unknown } | null)?.code === 'NACK';
+    try {
+      if (!nacked(error)) throw error;
+      // The first publish was attempt 1: 50 ms, then doubling, NACK_RETRIES attempts in all.
+      await sleep(50);
+      await retrying(() => this.#publish.send(envelope, body), {
+        retryable: nacked,
+        backoff: { initialMs: 100, maxAttempts: NACK_RETRIES - 1 },
+      });
+    } catch (e) {
+      throw this.mapError(e, `a publish to ${envelope.routingKey ?? envelope.exchange}`, true);
     }
-    await sleep(25 * 2 ** attempt);
-    return this.#publish.send(envelope, body).catch((e: unknown) => this.#resend(envelope, body, e, attempt + 1));
   }
 
   /** Publishes waiting for their confirm, with their deadlines: one sweeping timer bounds them all. */

@@ -18,8 +18,12 @@
 
 import { setMaxListeners } from 'node:events';
 import { errorMessage, sleep } from '@shardwork/core';
+import { backoffDelays } from '@shardwork/core/backend';
 import type { AsyncMessage, Channel, Connection } from 'rabbitmq-client';
 import { pausedSince, watchPauses } from './pause.js';
+
+/** Subscribing again after a lost channel: 100 ms doubling to 5 s. */
+const RESUBSCRIBE = backoffDelays({ initialMs: 100, maxMs: 5000 });
 
 /** One message as the consumer hands it over. */
 export interface Delivery {
@@ -121,7 +125,7 @@ export class QueueConsumer {
       }
       if (this.#stopped) break;
       this.#o.onLost?.();
-      await sleep(Math.min(5000, 100 * 2 ** attempt++));
+      await sleep(RESUBSCRIBE(++attempt, undefined) ?? 5000);
     }
   }
 

@@ -34,6 +34,7 @@
  */
 
 import { startTicker, type Ticker } from '@shardwork/core';
+import { retrying } from '@shardwork/core/backend';
 import {
   type CompiledPeriodic,
   type JobRecord,
@@ -197,7 +198,7 @@ export class CronLeader {
    * term lasts (`false` once it ended).
    */
   async #lastTick(periodic: CompiledPeriodic, term: Term): Promise<number | undefined | false> {
-    for (let failures = 0; !term.over; failures++) {
+    const read = async (): Promise<number | undefined> => {
       let channel: Channel | undefined;
       try {
         channel = await this.#host.connection.acquire();
@@ -206,14 +207,19 @@ export class CronLeader {
         channel.basicNack({ deliveryTag: message.deliveryTag, requeue: true });
         const tick = Number(message.headers?.[TICK_HEADER]);
         return Number.isSafeInteger(tick) ? tick : undefined;
-      } catch (error) {
-        if (failures === 0) this.#host.reportError(error);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** Math.min(failures, 6))));
       } finally {
         if (channel?.active === true) await channel.close().catch(() => undefined);
       }
+    };
+    try {
+      return await retrying(read, {
+        retryable: () => !term.over,
+        backoff: { initialMs: 50, maxMs: 2000 },
+        onRetry: (error, { attempt }) => attempt === 1 && this.#host.reportError(error),
+      });
+    } catch {
+      return false; // the term ended
     }
-    return false;
   }
 
   /** Enqueue a plan's ticks (and record a skipped one) on the term's channel; see the module documentation. */

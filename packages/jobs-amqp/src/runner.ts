@@ -27,6 +27,7 @@
 
 import { setMaxListeners } from 'node:events';
 import { InvalidRecordError, sleep } from '@shardwork/core';
+import { backoffDelays, retrying } from '@shardwork/core/backend';
 import {
   type AdapterRuntime,
   type AttemptOutcome,
@@ -162,20 +163,22 @@ export class JobRunner {
    */
   async #forward(source: Source, job: JobMessage, delivery: Delivery): Promise<boolean> {
     const broker = this.#host.broker;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await broker.timed(broker.place(source.from, source.queue, job));
-        delivery.ack();
-        return true;
-      } catch (error) {
-        this.#host.reportError(error);
-        if (source.aborted === undefined || delivery.lost.aborted || source.aborted.aborted) {
-          this.#giveBack(source, delivery);
-          return false;
-        }
-        await sleep(Math.min(2000, 100 * 2 ** attempt), source.aborted).catch(() => undefined);
-      }
+    // A partition's delivery holds its key's place: publish again until the partition ends; a plain one goes back.
+    const again = (): boolean => source.aborted !== undefined && !delivery.lost.aborted && !source.aborted.aborted;
+    try {
+      await retrying(() => broker.timed(broker.place(source.from, source.queue, job)), {
+        retryable: again,
+        signal: source.aborted,
+        backoff: { initialMs: 100, maxMs: 2000 },
+        onRetry: (error) => this.#host.reportError(error),
+      });
+    } catch (error) {
+      if (source.aborted?.aborted !== true || error !== source.aborted.reason) this.#host.reportError(error);
+      this.#giveBack(source, delivery);
+      return false;
     }
+    delivery.ack();
+    return true;
   }
 
   /** Put a delivery back: a plain queue's at once; a partition's when its connection drops (in order). */
@@ -265,7 +268,9 @@ export class JobRunner {
     const owned = source.owned ?? (() => true);
     const over = source.ending === undefined ? signal : AbortSignal.any([signal, source.ending]);
     setMaxListeners(0, over);
-    await sleep(Math.min(2000, 20 * 2 ** lapses), over).catch(() => undefined);
+    await sleep(backoffDelays({ initialMs: 20, maxMs: 2000 })(lapses + 1, undefined) ?? 2000, over).catch(
+      () => undefined,
+    );
     while (!over.aborted && !owned()) await sleep(50, over).catch(() => undefined);
     return !over.aborted && owned();
   }

@@ -8,8 +8,8 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { type Discovery, type ShardContext, sleep } from '@shardwork/core';
-import { settlesWithin } from '@shardwork/core/backend';
+import type { Discovery, ShardContext } from '@shardwork/core';
+import { backoffDelays, retrying, settlesWithin } from '@shardwork/core/backend';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { type RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
 import {
@@ -235,32 +235,31 @@ export class RedisJobAdapter implements JobAdapter {
    * (the call is remembered by enqueue.lua, so a retry never adds twice).
    */
   async #retryUnavailable<T>(call: () => Promise<T>): Promise<T> {
-    const began = Date.now();
     let ambiguous = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await call();
-      } catch (error) {
-        const delay = Math.min(1000, 50 * 2 ** attempt);
-        if (!(error instanceof QueueUnavailableError)) throw error;
-        ambiguous ||= error.ambiguous;
+    return retrying(() => call(), {
+      retryable: (error) => error instanceof QueueUnavailableError,
+      backoff: { initialMs: 50, maxMs: 1000 },
+      deadlineMs: this.#o.enqueueTimeoutMs,
+      onRetry: (error, { attempt, delayMs }) => {
+        ambiguous ||= (error as QueueUnavailableError).ambiguous;
         this.#rt.options.logger.debug(
-          { scope: 'jobs', attempt: attempt + 1, error },
-          `perform: ${error.message}; trying again in ${delay} ms (for up to ${this.#o.enqueueTimeoutMs} ms in all)`,
+          { scope: 'jobs', attempt, error },
+          `perform: ${(error as Error).message}; trying again in ${delayMs} ms (for up to ${this.#o.enqueueTimeoutMs} ms in all)`,
         );
-        if (Date.now() - began + delay > this.#o.enqueueTimeoutMs) {
-          throw ambiguous === error.ambiguous
-            ? error
-            : new QueueUnavailableError(
-                'redis',
-                `${error.message.replace(/^Job queue redis unavailable: /, '')}; an earlier try got no reply`,
-                error,
-                true,
-              );
-        }
-        await sleep(delay);
-      }
-    }
+      },
+      // An earlier try may have stored the job even when the last one surely did not.
+      giveUp: (error) => {
+        const last = error as QueueUnavailableError;
+        return ambiguous && !last.ambiguous
+          ? new QueueUnavailableError(
+              'redis',
+              `${last.message.replace(/^Job queue redis unavailable: /, '')}; an earlier try got no reply`,
+              last,
+              true,
+            )
+          : last;
+      },
+    });
   }
 
   /** Queues this process consumes. */
@@ -292,17 +291,17 @@ export class RedisJobAdapter implements JobAdapter {
   }
 
   async #retryUntil(began: number, call: () => Promise<void>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await call();
-        return;
-      } catch (error) {
-        const unavailable =
-          error instanceof QueueUnavailableError || this.#connection.mapError(error) instanceof QueueUnavailableError;
-        if (!unavailable || Date.now() - began > this.#o.startTimeoutMs) throw this.#connection.mapError(error);
-        this.#reportError(this.#connection.mapError(error));
-        await sleep(Math.min(2000, 100 * 2 ** attempt));
-      }
+    const unavailable = (error: unknown): boolean =>
+      error instanceof QueueUnavailableError || this.#connection.mapError(error) instanceof QueueUnavailableError;
+    try {
+      await retrying(() => call(), {
+        retryable: unavailable,
+        backoff: { initialMs: 100, maxMs: 2000 },
+        deadlineMs: Math.max(0, this.#o.startTimeoutMs - (Date.now() - began)),
+        onRetry: (error) => this.#reportError(this.#connection.mapError(error)),
+      });
+    } catch (error) {
+      throw this.#connection.mapError(error);
     }
   }
 
@@ -329,7 +328,8 @@ export class RedisJobAdapter implements JobAdapter {
         .catch((error: unknown) => {
           if (this.#closed.signal.aborted || sub.status !== 'ready') return; // the next 'ready' subscribes
           if (attempt === 0) this.#reportError(this.#connection.mapError(error));
-          setTimeout(() => subscribe(first, attempt + 1), Math.min(2000, 100 * 2 ** attempt)).unref();
+          const delay = backoffDelays({ initialMs: 100, maxMs: 2000 })(attempt + 1, error) ?? 2000;
+          setTimeout(() => subscribe(first, attempt + 1), delay).unref();
         });
     };
     sub.on('ready', () => subscribe(readies++ === 0, 0));

@@ -11,12 +11,16 @@
 
 import { setMaxListeners } from 'node:events';
 import { errorMessage, InvalidRecordError, type ShardContext, sleep } from '@shardwork/core';
+import { backoffDelays, retrying } from '@shardwork/core/backend';
 import type { AdapterRuntime, AttemptOutcome, CompiledPeriodic, JobRecord, RunnableJob } from '@shardwork/jobs/adapter';
 import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs/adapter';
 import { PartitionSchedules } from './periodic.js';
 import { recordArgs, recordJson } from './records.js';
 import type { Dispatcher } from './slots.js';
 import type { QueueStore } from './store.js';
+
+/** Writes and fetches while Redis is unreachable: 50 ms doubling to 2 s. */
+const RETRY_WRITES = { initialMs: 50, maxMs: 2000 } as const;
 
 /** What a partition consumer needs from the adapter. */
 export interface ConsumerHost {
@@ -189,7 +193,7 @@ export class PartitionConsumer {
       } catch (error) {
         host.dispatcher.credits.give(slots);
         host.reportError(error);
-        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures++, 6)), stop).catch(() => undefined);
+        await sleep(backoffDelays(RETRY_WRITES)(++failures, error) ?? 0, stop).catch(() => undefined);
         // The fetch may have run without its reply reaching us: put back what it took.
         const keep = [...this.#inflight, ...this.#completed.map((c) => c.job.id), ...this.#flushing];
         const reclaimed = await this.#write('reclaim', [p, token, keep.length, ...keep], stop);
@@ -360,26 +364,22 @@ export class PartitionConsumer {
     args: readonly (string | number)[],
     until: AbortSignal = this.#host.closed,
   ): Promise<Awaited<ReturnType<QueueStore['fenced']>> | undefined> {
-    const run = (async () => {
-      for (let failures = 0; ; failures++) {
-        try {
-          return await this.#host.store.fenced(name, args);
-        } catch (error) {
-          if (!(error instanceof QueueUnavailableError) || until.aborted) {
-            this.#host.reportError(error);
-            return undefined;
-          }
-          if (failures === 0) this.#host.reportError(error);
-          const delay = Math.min(2000, 50 * 2 ** Math.min(failures, 6));
-          this.#host.runtime.options.logger.debug(
-            { scope: 'jobs', queue: this.#host.store.queue, partition: this.#ctx.shard, error },
-            `${name}: ${(error as Error).message}; trying again in ${delay} ms`,
-          );
-          await sleep(delay, until).catch(() => undefined);
-          if (until.aborted) return undefined;
-        }
-      }
-    })();
+    const run = retrying(() => this.#host.store.fenced(name, args), {
+      retryable: (error) => error instanceof QueueUnavailableError,
+      signal: until,
+      backoff: RETRY_WRITES,
+      onRetry: (error, { attempt, delayMs }) => {
+        if (attempt === 1) this.#host.reportError(error);
+        this.#host.runtime.options.logger.debug(
+          { scope: 'jobs', queue: this.#host.store.queue, partition: this.#ctx.shard, error },
+          `${name}: ${(error as Error).message}; trying again in ${delayMs} ms`,
+        );
+      },
+    }).catch((error: unknown) => {
+      // Given up: an error retrying cannot fix (reported), or `until` aborted (the next owner takes over).
+      if (!until.aborted) this.#host.reportError(error);
+      return undefined;
+    });
     this.#pending.add(run);
     try {
       return await run;

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { sleep, startTicker, type Ticker } from '@shardwork/core';
+import { startTicker, type Ticker } from '@shardwork/core';
+import { retrying } from '@shardwork/core/backend';
 import {
   type AdapterRuntime,
   type CompiledPeriodic,
@@ -74,15 +75,16 @@ export class PartitionSchedules {
    * ticks were missed is known only from it); `false` once `stop` aborts.
    */
   async #lastTick(name: string, stop: AbortSignal): Promise<number | undefined | false> {
-    for (let failures = 0; !stop.aborted; failures++) {
-      try {
-        return await this.#host.lastTick(name);
-      } catch (error) {
-        if (failures === 0) this.#host.reportError(error);
-        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures, 6)), stop).catch(() => undefined);
-      }
+    try {
+      return await retrying(() => this.#host.lastTick(name), {
+        retryable: () => true,
+        signal: stop,
+        backoff: { initialMs: 50, maxMs: 2000 },
+        onRetry: (error, { attempt }) => attempt === 1 && this.#host.reportError(error),
+      });
+    } catch {
+      return false; // `stop` aborted
     }
-    return false;
   }
 
   /** Stop the tickers and wait for writes in flight. */
