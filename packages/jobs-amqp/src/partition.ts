@@ -19,18 +19,33 @@
  * deliveries and the broker has processed those acknowledgements; a delivery
  * returned after its job was republished would run twice.
  *
+ * Its modes, in a table that throws on any other move: `consuming` →
+ * `handing-over` (the first way) or `dropping` (the second) → `settling` (the
+ * moves in flight end, the connection goes) → `ended`.
+ *
  * @module
  */
 
 import { setMaxListeners } from 'node:events';
 import type { ShardContext } from '@shardwork/core';
-import { settlesWithin } from '@shardwork/core/backend';
+import { StateMachine, settlesWithin, type TransitionTable } from '@shardwork/core/backend';
 import { JobAbortedError } from '@shardwork/jobs/adapter';
 import type { Connection } from 'rabbitmq-client';
 import type { Broker } from './broker.js';
 import type { QueueConsumer } from './consumer.js';
 import type { JobRunner, Source, SourcedTask } from './runner.js';
 import type { Topology } from './topology.js';
+
+/** A partition's mode; see the module documentation. */
+export type PartitionMode = 'consuming' | 'handing-over' | 'dropping' | 'settling' | 'ended';
+
+const MODES: TransitionTable<PartitionMode> = {
+  consuming: ['handing-over', 'dropping'],
+  'handing-over': ['settling'],
+  dropping: ['settling'],
+  settling: ['ended'],
+  ended: [],
+};
 
 /** Longest wait for the moves in flight (and the acknowledgements before them) before the connection is dropped. */
 const SETTLE_BEFORE_DROP_MS = 2000;
@@ -67,12 +82,14 @@ export async function consumePartition(host: PartitionHost, queue: string, ctx: 
     aborted: abort.signal,
     ending,
   };
+  const mode = new StateMachine<PartitionMode>(`partition ${ctx.shard} of ${queue}`, MODES, 'consuming');
   const conn = host.broker.openConnection(from);
   const consumer = host.consume(source, host.prefetch, conn);
   await once(ending);
   const dispatcher = host.runner.dispatcher;
   const mine = (task: SourcedTask): boolean => task.source === source;
   const graceful = host.stopping.aborted || ctx.held;
+  mode.to(graceful ? 'handing-over' : 'dropping');
   if (graceful) {
     await consumer.cancel();
     // What this replica holds of the partition: running, or waiting for a slot or its key's line.
@@ -86,6 +103,7 @@ export async function consumePartition(host: PartitionHost, queue: string, ctx: 
   } else {
     consumer.hold();
   }
+  mode.to('settling');
   abort.abort(new JobAbortedError(`partition ${ctx.shard} of ${queue} ${graceful ? 'handed over' : 'lost'}`));
   dispatcher.dropWaiting(mine);
   const began = Date.now();
@@ -98,6 +116,7 @@ export async function consumePartition(host: PartitionHost, queue: string, ctx: 
   }
   await consumer.close();
   await settlesWithin(conn.close(), 1000).then((closed) => closed || conn.unsafeDestroy());
+  mode.to('ended');
 }
 
 /** Resolves when `signal` aborts. */

@@ -6,12 +6,25 @@
  * persists each outcome with its token (a zombie's is refused), runs the
  * partition's periodic jobs, and hands the partition over cleanly.
  *
+ * Its modes (graphile-worker's local queue names its modes the same way; a
+ * move the table below does not list throws):
+ *
+ * - `taking-over`: fencing the partition (`takeover.lua` puts back what an
+ *   older owner left running) and catching up its periodic jobs;
+ * - `fetching`: taking the next batch (as many jobs as free slots);
+ * - `idle`: nothing to fetch: waiting for a wake-up message, the earliest
+ *   due time or the idle re-check;
+ * - `draining`: the partition ended (handed over, lease lost, the queue
+ *   stopping): nothing is fetched; running attempts finish (a hand-over lets
+ *   them, within `revokeTimeoutMs`) or are aborted, and writes complete;
+ * - `ended`: nothing of this partition runs or is being written.
+ *
  * @module
  */
 
 import { setMaxListeners } from 'node:events';
 import { errorMessage, InvalidRecordError, type ShardContext, sleep } from '@shardwork/core';
-import { backoffDelays, retrying } from '@shardwork/core/backend';
+import { backoffDelays, retrying, StateMachine, type TransitionTable } from '@shardwork/core/backend';
 import type { AdapterRuntime, AttemptOutcome, CompiledPeriodic, JobRecord, RunnableJob } from '@shardwork/jobs/adapter';
 import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs/adapter';
 import { PartitionSchedules } from './periodic.js';
@@ -21,6 +34,17 @@ import type { QueueStore } from './store.js';
 
 /** Writes and fetches while Redis is unreachable: 50 ms doubling to 2 s. */
 const RETRY_WRITES = { initialMs: 50, maxMs: 2000 } as const;
+
+/** A partition consumer's mode; see the module documentation. */
+export type ConsumerMode = 'taking-over' | 'fetching' | 'idle' | 'draining' | 'ended';
+
+const MODES: TransitionTable<ConsumerMode> = {
+  'taking-over': ['fetching', 'draining'],
+  fetching: ['fetching', 'idle', 'draining'],
+  idle: ['fetching', 'draining'],
+  draining: ['ended'],
+  ended: [],
+};
 
 /** What a partition consumer needs from the adapter. */
 export interface ConsumerHost {
@@ -70,12 +94,18 @@ export class PartitionConsumer {
   #flushScheduled = false;
   #schedules: PartitionSchedules | undefined;
   #seed = Math.floor(Math.random() * 2_147_483_646) + 1;
+  readonly #mode = new StateMachine<ConsumerMode>('partition consumer', MODES, 'taking-over');
 
   constructor(host: ConsumerHost, ctx: ShardContext) {
     this.#host = host;
     this.#ctx = ctx;
     // Every attempt listens on it: as many listeners as jobs in flight is expected.
     setMaxListeners(0, this.#abort.signal);
+  }
+
+  /** What the consumer is doing now. */
+  get mode(): ConsumerMode {
+    return this.#mode.state;
   }
 
   /** The partition. */
@@ -119,6 +149,7 @@ export class PartitionConsumer {
     try {
       await this.#consume(stop);
     } finally {
+      this.#mode.to('draining');
       await this.#schedules?.stop();
       ctx.signal.removeEventListener('abort', onLost);
       if (!host.stopping.aborted && ctx.held && this.#inflight.size > 0) {
@@ -132,6 +163,7 @@ export class PartitionConsumer {
       }
       await this.drained();
       host.aborting.removeEventListener('abort', onAbortAll);
+      this.#mode.to('ended');
     }
     // Ended while the claim is still ours (a write that kept failing, a stale
     // fence): throw, so that the core worker runs this partition's consumer
@@ -183,6 +215,7 @@ export class PartitionConsumer {
     const token = String(this.#ctx.token);
     let failures = 0;
     while (!stop.aborted) {
+      this.#mode.to('fetching');
       const slots = await host.dispatcher.credits.take(host.batchSize, stop);
       if (slots === 0) return;
       this.#woken = false;
@@ -215,7 +248,10 @@ export class PartitionConsumer {
       for (let i = 0; i < flat.length; i += 4) {
         this.#launch(flat[i] as string, flat[i + 1] as string, flat[i + 2] as string, Number(flat[i + 3]));
       }
-      if (count === 0 && !this.#woken) await this.#idle(Number(nextDue), stop);
+      if (count === 0 && !this.#woken) {
+        this.#mode.to('idle');
+        await this.#idle(Number(nextDue), stop);
+      }
     }
   }
 
