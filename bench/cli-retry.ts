@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { NonRetryableError } from '@shardwork/core';
 import { createJobQueue } from '@shardwork/jobs';
-import { startRedisServer } from '../test/support/redis-server.js';
+import { startRedisServer } from '@shardwork/testkit';
 
 const redis = await startRedisServer();
 const url = `${redis.url}?prefix=d100k:&partitions=4&leaseTtlMs=1000`;

@@ -19,9 +19,8 @@ import { parseArgs } from 'node:util';
 import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { AmqpJobAdapter } from '@shardwork/jobs-amqp';
+import { onLines, type RabbitTestServer, spawnSource, startRabbitServer } from '@shardwork/testkit';
 import { type AsyncMessage, Connection } from 'rabbitmq-client';
-import { onLines, spawnSource } from '../test/support/child.js';
-import { type RabbitTestServer, startRabbitServer } from '../test/support/rabbitmq-server.js';
 import { markdownTable, ms, num, summarize } from './lib/stats.js';
 
 const { values } = parseArgs({

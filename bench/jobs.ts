@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { Queue as BullQueue } from 'bullmq';
-import { type RedisTestServer, startRedisServer } from '../test/support/redis-server.js';
 import type { ConsumerConfig } from './jobs-consumer.js';
 import { markdownTable, ms, num, summarize } from './lib/stats.js';
 

@@ -19,7 +19,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { createDiscovery, type Discovery, MemoryDiscovery, MemoryStore, quotas } from '@shardwork/core';
+import { createDiscovery, type Discovery, MemoryDiscovery, MemoryStore, quotas, sleep } from '@shardwork/core';
 import { waitForFullCoverage } from '@shardwork/core/testing';
 import { waitBalanced } from './lib/balance.js';
 import { Ledger, MemoryReplica, ProcessReplica, type TrialReplica } from './lib/replicas.js';
@@ -61,8 +61,6 @@ export interface LatencyResult {
   /** Shards the leaver held, per leave (how much work each handoff/failover moved). */
   readonly shardsMoved: number[];
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runLatency(options: LatencyOptions): Promise<LatencyResult> {
   const { backend, ttlMs, replicas: n, shards: t, log } = options;

@@ -17,9 +17,8 @@
  */
 
 import { parseArgs } from 'node:util';
-import { startRedisCluster } from '../test/support/redis-cluster.js';
+import { startRedisCluster, startRedisSentinel } from '@shardwork/testkit';
 import { clusterSetup, type HaSetup, type LossRun, measureLoss, sentinelSetup } from '../test/support/redis-ha.js';
-import { startRedisSentinel } from '../test/support/redis-sentinel.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const runs = Number(values.runs);

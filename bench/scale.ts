@@ -18,7 +18,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { createDiscovery, type Discovery } from '@shardwork/core';
+import { createDiscovery, type Discovery, sleep } from '@shardwork/core';
 import { type Convergence, trackConvergence } from './lib/balance.js';
 import { HostProcess } from './lib/host.js';
 import { type HostMessage, type HostStats, monotonicMs } from './lib/protocol.js';
@@ -116,7 +116,6 @@ export interface MembershipEvent {
   readonly serverRequests: number | undefined;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 const MiB = 1024 * 1024;
 
 function perSecond(

@@ -35,10 +35,10 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$P
 fi
 
 pnpm install --frozen-lockfile
+# The CLI tests run the built `shardwork` binary, and publint (in lint) checks the built packages.
+pnpm build
 pnpm lint
 pnpm typecheck
-# The CLI tests run the built `shardwork` binary.
-pnpm build
 mkdir -p .tmp
 pnpm test --reporter=default --reporter=json --outputFile=.tmp/vitest-results.json
 

@@ -9,9 +9,8 @@
 
 import { monotonicMs, waitForFullCoverage } from '@shardwork/core/testing';
 import { EtcdDiscovery } from '@shardwork/discovery-etcd';
+import { type EtcdCluster, makeCerts, startEtcd, type TestCerts } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type TestCerts } from './support/certs.js';
-import { type EtcdCluster, startEtcd } from './support/etcd-server.js';
 import { describeFaultScenarios, faultSuite } from './support/fault-scenarios.js';
 import { leasesLost, sleep } from './support/faults.js';
 

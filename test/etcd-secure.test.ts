@@ -28,11 +28,18 @@ import {
   EtcdTlsError,
   parseEtcdUrl,
 } from '@shardwork/discovery-etcd';
+import {
+  type EtcdClient,
+  type EtcdCluster,
+  makeCerts,
+  type SilentServer,
+  sleep,
+  startEtcd,
+  startSilentServer,
+  type TestCerts,
+  until,
+} from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type TestCerts } from './support/certs.js';
-import { type EtcdClient, type EtcdCluster, startEtcd } from './support/etcd-server.js';
-import { type SilentServer, startSilentServer } from './support/silent-server.js';
-import { sleep, until } from './support/wait.js';
 
 const SHARDS = 4;
 const ROOT_PASSWORD = 'root-pw';

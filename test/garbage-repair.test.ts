@@ -8,9 +8,8 @@
 import { type Discovery, type InvalidRecordError, Worker } from '@shardwork/core';
 import { uniqueService } from '@shardwork/core/testing';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
+import { eventually, type RedisTestServer, redisCommand, startRedisServer } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestServer, redisCommand, startRedisServer } from './support/redis-server.js';
-import { eventually } from './support/wait.js';
 
 const TTL = 1000;
 const SHARDS = 4;

@@ -6,11 +6,8 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freePort, onLines, type RedisTestServer, spawnSource, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onLines, spawnSource } from './support/child.js';
-import { freePort } from './support/ports.js';
-import { type RedisTestServer, startRedisServer } from './support/redis-server.js';
-import { until } from './support/wait.js';
 
 const WORKER = fileURLToPath(new URL('../examples/kubernetes/worker.ts', import.meta.url));
 

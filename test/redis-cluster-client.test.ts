@@ -9,10 +9,9 @@
 import { Worker } from '@shardwork/core';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { type RedisTestCluster, startRedisCluster, until } from '@shardwork/testkit';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestCluster, startRedisCluster } from './support/redis-cluster.js';
-import { until } from './support/wait.js';
 
 let cluster: RedisTestCluster;
 beforeAll(async () => {

@@ -8,10 +8,10 @@
 
 import { checkOwnership, monotonicMs, readOwnershipRecords, waitForFullCoverage } from '@shardwork/core/testing';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
+import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { describe, expect, it } from 'vitest';
 import { describeFaultScenarios, type FaultGroup, faultSuite } from './support/fault-scenarios.js';
 import { sleep, waitForNewInstances } from './support/faults.js';
-import { type RedisTestServer, startRedisServer } from './support/redis-server.js';
 
 const TTL = 1000;
 const SHARDS = 6;

@@ -24,10 +24,10 @@ import { join } from 'node:path';
 import { monotonicMs, readOwnershipRecords, waitForFullCoverage } from '@shardwork/core/testing';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
 import { createJobQueue } from '@shardwork/jobs';
+import { eventually, sleep, startRedisCluster, startRedisSentinel, until } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, Replica } from './support/cluster.js';
 import { faultKit } from './support/faults.js';
-import { startRedisCluster } from './support/redis-cluster.js';
 import {
   clusterSetup,
   discoveryRecovery,
@@ -36,8 +36,6 @@ import {
   measureLoss,
   sentinelSetup,
 } from './support/redis-ha.js';
-import { startRedisSentinel } from './support/redis-sentinel.js';
-import { eventually, sleep, until } from './support/wait.js';
 
 const SHARDS = 6;
 const TTL = 2500;

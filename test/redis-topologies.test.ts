@@ -1,6 +1,6 @@
 /**
- * The Redis Cluster and Sentinel test harnesses (support/redis-cluster.ts,
- * support/redis-sentinel.ts) checked with plain ioredis clients: the
+ * The Redis Cluster and Sentinel test harnesses (@shardwork/testkit: redis-cluster.ts,
+ * redis-sentinel.ts) checked with plain ioredis clients: the
  * topology they report is the one the servers have, a kill -9 of a primary
  * fails over within seconds, a client keeps working after it, and what was
  * replicated before the kill is still there. Failover times and the longest
@@ -8,12 +8,18 @@
  */
 
 import { readFileSync } from 'node:fs';
+import {
+  eventually,
+  makeCerts,
+  type RedisTestCluster,
+  type RedisTestSentinel,
+  sleep,
+  startRedisCluster,
+  startRedisSentinel,
+  type TestCerts,
+} from '@shardwork/testkit';
 import * as IORedis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type TestCerts } from './support/certs.js';
-import { type RedisTestCluster, startRedisCluster } from './support/redis-cluster.js';
-import { type RedisTestSentinel, startRedisSentinel } from './support/redis-sentinel.js';
-import { eventually, sleep } from './support/wait.js';
 
 const { Cluster, Redis } = IORedis;
 

@@ -6,7 +6,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { onLines, spawnSource } from '../../test/support/child.js';
+import { onLines, spawnSource } from '@shardwork/testkit';
 import { HOST_CONFIG_ENV, type HostCommand, type HostConfig, type HostMessage } from './protocol.js';
 
 const MAIN = fileURLToPath(new URL('../replica-host.ts', import.meta.url));

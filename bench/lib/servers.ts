@@ -44,9 +44,9 @@ function parseInfo(text: string): Map<string, string> {
   return fields;
 }
 
-/** Start a private redis-server (test/support/redis-server.ts). */
+/** Start a private redis-server (@shardwork/testkit). */
 export async function startRedis(): Promise<BenchServer> {
-  const { startRedisServer } = await import('../../test/support/redis-server.js');
+  const { startRedisServer } = await import('@shardwork/testkit');
   const server = await startRedisServer();
   const info = async (...sections: string[]): Promise<Map<string, string>> =>
     parseInfo(await server.command('INFO', ...sections));
@@ -93,9 +93,9 @@ function parseSample(line: string): { name: string; labels: Record<string, strin
   return { name: match[1] as string, labels, value: Number(match[4]) };
 }
 
-/** Start a private one-member etcd (test/support/etcd-server.ts). */
+/** Start a private one-member etcd (@shardwork/testkit). */
 export async function startEtcdServer(): Promise<BenchServer> {
-  const { startEtcd } = await import('../../test/support/etcd-server.js');
+  const { startEtcd } = await import('@shardwork/testkit');
   const cluster = await startEtcd();
   const endpoint = cluster.endpoints[0] as string;
   const versionReply = (await (await fetch(`http://${endpoint}/version`)).json()) as { etcdserver?: string };

@@ -17,12 +17,10 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDiscovery, type Discovery } from '@shardwork/core';
+import { createDiscovery, type Discovery, sleep } from '@shardwork/core';
 import { monotonicMs, type OwnershipRecord, readOwnershipRecords } from '@shardwork/core/testing';
+import { type EtcdCluster, type RedisTestServer, startEtcd, startRedisServer, TcpProxy } from '@shardwork/testkit';
 import { killAll, Replica, type ReplicaSpec } from '../support/cluster.js';
-import { type EtcdCluster, startEtcd } from '../support/etcd-server.js';
-import { type RedisTestServer, startRedisServer } from '../support/redis-server.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
 import type { ChaosCluster } from './runner.js';
 import type { ChaosEvent } from './schedule.js';
 
@@ -49,8 +47,6 @@ export interface ProcessClusterOptions {
    */
   readonly redisRestart?: 'lose' | 'keep';
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Replica processes behind proxies on a real backend server. */
 export class ProcessCluster implements ChaosCluster {

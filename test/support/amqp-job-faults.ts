@@ -15,12 +15,16 @@ import { join } from 'node:path';
 import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { AmqpJobAdapter, tierFor } from '@shardwork/jobs-amqp';
+import {
+  type RabbitTestServer,
+  type RedisTestServer,
+  startRabbitServer,
+  startRedisServer,
+  TcpProxy,
+} from '@shardwork/testkit';
 import { Connection } from 'rabbitmq-client';
 import { type AcceptedJob, analyzeRecords, FaultLog, type FaultSpan, JobReplica, readRecords } from './job-faults.js';
 import type { JobRecordLine } from './job-replica-main.js';
-import { type RabbitTestServer, startRabbitServer } from './rabbitmq-server.js';
-import { type RedisTestServer, startRedisServer } from './redis-server.js';
-import { TcpProxy } from './tcp-proxy.js';
 
 /** Options of a cluster. */
 export interface AmqpJobClusterOptions {

@@ -5,7 +5,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { onLines, spawnSource } from './child.js';
+import { onLines, spawnSource } from '@shardwork/testkit';
 
 /** Configuration of one replica child. */
 export interface ReplicaSpec {

@@ -26,10 +26,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Discovery } from '@shardwork/core';
 import { monotonicMs, type OwnershipReport, uniqueService, waitForFullCoverage } from '@shardwork/core/testing';
+import { TcpProxy } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, type Replica } from './cluster.js';
 import { effectsAfter, type FaultKit, faultKit, sleep, waitForNewInstances } from './faults.js';
-import { TcpProxy } from './tcp-proxy.js';
 
 /** The shared scenarios, by the key their measured times and bounds use. */
 export type FaultScenario = 'graceful' | 'kill9' | 'sigstop' | 'cut' | 'stall';

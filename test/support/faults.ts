@@ -5,6 +5,7 @@
  */
 
 import type { Discovery } from '@shardwork/core';
+import { sleep } from '@shardwork/core';
 import {
   checkOwnership,
   monotonicMs,
@@ -15,7 +16,7 @@ import {
 import { expect } from 'vitest';
 import { Replica } from './cluster.js';
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep };
 
 /** Per (shard, token): acquire, first/last effect and release times, for failure messages. */
 export function timeline(records: readonly OwnershipRecord[]): string {

@@ -15,10 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { sleep } from '@shardwork/core';
 import { monotonicMs } from '@shardwork/core/testing';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
-import { onLines, spawnSource } from './child.js';
+import { onLines, type RedisTestServer, spawnSource, startRedisServer, TcpProxy } from '@shardwork/testkit';
 import type { JobRecordLine, JobReplicaSpec } from './job-replica-main.js';
-import { type RedisTestServer, startRedisServer } from './redis-server.js';
-import { TcpProxy } from './tcp-proxy.js';
 
 const MAIN = fileURLToPath(new URL('./job-replica-main.ts', import.meta.url));
 

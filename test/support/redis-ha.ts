@@ -28,12 +28,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monotonicMs, readOwnershipRecords, uniqueService } from '@shardwork/core/testing';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { type RedisTestCluster, type RedisTestSentinel, sleep } from '@shardwork/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { type AcceptedJob, analyzeRecords, FaultLog, JobReplica, readRecords } from './job-faults.js';
 import type { JobRecordLine } from './job-replica-main.js';
-import type { RedisTestCluster } from './redis-cluster.js';
-import type { RedisTestSentinel } from './redis-sentinel.js';
-import { sleep } from './wait.js';
 
 /** A data node as {@link HaSetup} reports it. */
 export interface HaNode {

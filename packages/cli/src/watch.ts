@@ -6,7 +6,7 @@
  * @module
  */
 
-import { errorMessage, type ServiceHealth } from '@shardwork/core';
+import { errorMessage, type ServiceHealth, sleep } from '@shardwork/core';
 import type { DiscoveryClient } from './backend.js';
 import { fitLine } from './format.js';
 import { collectStatus, renderService, type ServiceStatus } from './status.js';
@@ -184,15 +184,7 @@ function shape(statuses: readonly ServiceStatus[]): string {
   );
 }
 
+/** Wait `ms`, or less when `signal` aborts (a stop ends the wait, not the watch with an error). */
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return sleep(ms, signal).catch(() => undefined);
 }

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createJobQueue, type JobQueue, NonRetryableError } from '@shardwork/jobs';
+import { freePort, type RedisTestServer, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 import { main } from '../src/index.js';
 import { buildOnce, fakeTty, run } from './helpers.js';
 

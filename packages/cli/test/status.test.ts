@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { createDiscovery, Worker } from '@shardwork/core';
+import {
+  type EtcdCluster,
+  freePort,
+  type RedisTestServer,
+  startEtcd,
+  startRedisServer,
+  until,
+} from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
-import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 import { main } from '../src/index.js';
 import { buildOnce, fakeTty, run, spawnCli } from './helpers.js';
 

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from '@shardwork/core';
+import { type RedisTestServer, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 import { buildOnce, run, type Spawned, spawnCli } from './helpers.js';
 
 describe('shardwork watch (redis)', () => {

@@ -1,7 +1,7 @@
 import { createDiscovery, MemoryDiscovery, sharedMemoryStore, Worker } from '@shardwork/core';
+import { until } from '@shardwork/testkit';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until } from '../../../test/support/wait.js';
 import { startDashboard } from '../src/index.js';
 import { type Scenario, startScenario } from './scenario.js';
 import { CHROMIUM, killReplica, randomName, startReplica } from './support.js';

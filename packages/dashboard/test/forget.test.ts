@@ -1,8 +1,6 @@
 import { createDiscovery, type Discovery, Worker } from '@shardwork/core';
+import { type EtcdCluster, type RedisTestServer, startEtcd, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 import { type Dashboard, type DashboardOptions, startDashboard } from '../src/index.js';
 import { randomName } from './support.js';
 

@@ -1,8 +1,7 @@
 import { createDiscovery, InvalidOptionsError, Worker } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { type RedisTestServer, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 import { type Dashboard, type DashboardWarning, startDashboard } from '../src/index.js';
 import { randomName } from './support.js';
 

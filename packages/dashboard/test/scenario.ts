@@ -1,6 +1,6 @@
 import { NonRetryableError } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { type Dashboard, startDashboard } from '../src/index.js';
 import { killReplica, type Replica, randomName, startReplica } from './support.js';
 

@@ -5,8 +5,9 @@
  *
  * Run by hand: node --conditions=@shardwork/source --import tsx packages/dashboard/test/screenshots.ts
  */
+
+import { until } from '@shardwork/testkit';
 import { chromium } from 'playwright-core';
-import { until } from '../../../test/support/wait.js';
 import { startScenario } from './scenario.js';
 import { CHROMIUM, killReplica, ROOT, startReplica } from './support.js';
 

@@ -1,8 +1,8 @@
 import { describeDiscoveryConformance } from '@shardwork/core/testing';
 import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
+import { type EtcdCluster, startEtcd } from '@shardwork/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll } from 'vitest';
-import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
 
 let etcd: EtcdCluster;
 let raw: Etcd3;

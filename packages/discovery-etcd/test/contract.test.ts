@@ -1,11 +1,9 @@
 import { type DiscoveryChange, type DiscoveryEvent, inspectSnapshot, LeaseExpiredError } from '@shardwork/core';
 import { claimOne, memberInfo, releaseOne, uniqueService } from '@shardwork/core/testing';
 import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
+import { type EtcdCluster, eventually, sleep, startEtcd, TcpProxy } from '@shardwork/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
-import { TcpProxy } from '../../../test/support/tcp-proxy.js';
-import { eventually, sleep } from '../../../test/support/wait.js';
 
 const open: EtcdDiscovery[] = [];
 function track<T extends EtcdDiscovery>(discovery: T): T {

@@ -14,10 +14,9 @@ import {
   EtcdPermissionError,
   serviceKeys,
 } from '@shardwork/discovery-etcd';
+import { type EtcdCluster, eventually, freePort, sleep, startEtcd } from '@shardwork/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdCluster, freePort, startEtcd } from '../../../test/support/etcd-server.js';
-import { eventually, sleep } from '../../../test/support/wait.js';
 
 const open: EtcdDiscovery[] = [];
 function track<T extends EtcdDiscovery>(discovery: T): T {

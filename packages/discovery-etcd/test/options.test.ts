@@ -10,9 +10,9 @@ import {
   redactUrl,
   serviceKeys,
 } from '@shardwork/discovery-etcd';
+import { makeCerts, type TestCerts } from '@shardwork/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type TestCerts } from '../../../test/support/certs.js';
 
 function invalid(fn: () => unknown): InvalidOptionsError {
   try {

@@ -7,10 +7,9 @@
 import { type DiscoveryListener, type InvalidRecordError, Worker } from '@shardwork/core';
 import { uniqueService } from '@shardwork/core/testing';
 import { EtcdDiscovery, serviceKeys } from '@shardwork/discovery-etcd';
+import { type EtcdCluster, eventually, startEtcd } from '@shardwork/testkit';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdCluster, startEtcd } from '../../../test/support/etcd-server.js';
-import { eventually } from '../../../test/support/wait.js';
 
 const SHARDS = 4;
 const TTL = 2000;

@@ -1,7 +1,7 @@
 import { describeDiscoveryConformance } from '@shardwork/core/testing';
+import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { RedisDiscovery } from '../src/index.js';
 
 let server: RedisTestServer;

@@ -1,10 +1,9 @@
 import type { DiscoveryChange, DiscoveryEvent } from '@shardwork/core';
 import { LeaseExpiredError } from '@shardwork/core';
 import { claimOne, memberInfo, releaseOne, uniqueService } from '@shardwork/core/testing';
+import { eventually, type RedisTestServer, sleep, startRedisServer } from '@shardwork/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { eventually, sleep } from '../../../test/support/wait.js';
 import { RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
 import { CATCH_UP_MS } from '../src/watch.js';
 

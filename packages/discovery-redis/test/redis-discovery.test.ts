@@ -1,11 +1,9 @@
 import type { Discovery, DiscoveryEvent } from '@shardwork/core';
 import { BackendRefusedError, createDiscovery, DiscoveryUnavailableError, InvalidOptionsError } from '@shardwork/core';
 import { claimOne, memberInfo, uniqueService } from '@shardwork/core/testing';
+import { eventually, freePort, type RedisTestServer, sleep, startRedisServer, TcpProxy } from '@shardwork/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { TcpProxy } from '../../../test/support/tcp-proxy.js';
-import { eventually, sleep } from '../../../test/support/wait.js';
 import { discoveryFromUrl, RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
 import { parseRedisUrl } from '../src/kit/url.js';
 import { compileOptions } from '../src/options.js';

@@ -17,12 +17,17 @@ import {
   type WorkerOptions,
 } from '@shardwork/core';
 import { memberInfo, uniqueService } from '@shardwork/core/testing';
+import {
+  freePort,
+  makeCerts,
+  type RedisTestServer,
+  type SilentServer,
+  startRedisServer,
+  startSilentServer,
+  type TestCerts,
+  until,
+} from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type TestCerts } from '../../../test/support/certs.js';
-import { freePort } from '../../../test/support/ports.js';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { type SilentServer, startSilentServer } from '../../../test/support/silent-server.js';
-import { until } from '../../../test/support/wait.js';
 import { RedisDiscovery, type RedisDiscoveryOptions } from '../src/index.js';
 import { parseRedisUrl } from '../src/kit/url.js';
 

@@ -6,9 +6,8 @@
 
 import { type ClaimsHeldBack, inspectSnapshot, ServiceRunningError, Worker } from '@shardwork/core';
 import { uniqueService } from '@shardwork/core/testing';
+import { eventually, type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { eventually } from '../../../test/support/wait.js';
 import { RedisDiscovery } from '../src/index.js';
 
 const TTL = 1000;

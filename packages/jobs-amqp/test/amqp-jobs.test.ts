@@ -14,10 +14,9 @@ import {
   QueueUnavailableError,
   UnsupportedFeatureError,
 } from '@shardwork/jobs';
+import { type RabbitTestServer, startRabbitServer, until } from '@shardwork/testkit';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RabbitTestServer, startRabbitServer } from '../../../test/support/rabbitmq-server.js';
-import { until } from '../../../test/support/wait.js';
 import { AmqpJobAdapter, AmqpRefusedError, compileAmqpJobOptions, tierFor } from '../src/index.js';
 import { delayRoute } from '../src/topology.js';
 

@@ -1,8 +1,8 @@
 import { createJobQueue } from '@shardwork/jobs';
 import { describeJobQueueConformance } from '@shardwork/jobs/testing';
 import { AmqpJobAdapter } from '@shardwork/jobs-amqp';
+import { type RabbitTestServer, startRabbitServer } from '@shardwork/testkit';
 import { afterAll, beforeAll } from 'vitest';
-import { type RabbitTestServer, startRabbitServer } from '../../../test/support/rabbitmq-server.js';
 
 // One private broker for the file; every test has its own prefix, so no test sees another's queues.
 let broker: RabbitTestServer;

@@ -10,11 +10,9 @@
 
 import { NotOwnerError } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { type RabbitTestServer, sleep, startRabbitServer, TcpProxy, until } from '@shardwork/testkit';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RabbitTestServer, startRabbitServer } from '../../../test/support/rabbitmq-server.js';
-import { TcpProxy } from '../../../test/support/tcp-proxy.js';
-import { sleep, until } from '../../../test/support/wait.js';
 import { AmqpJobAdapter } from '../src/index.js';
 
 let broker: RabbitTestServer;

@@ -1,7 +1,7 @@
 import { createJobQueue } from '@shardwork/jobs';
 import { describeJobQueueConformance } from '@shardwork/jobs/testing';
+import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { afterAll, beforeAll } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 
 let server: RedisTestServer;
 

@@ -6,9 +6,8 @@
  */
 
 import { createJobQueue, type JobQueue, type JobQueueEventMap, UnknownHandlerError } from '@shardwork/jobs';
+import { type RedisTestServer, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 
 let server: RedisTestServer;
 let seq = 0;

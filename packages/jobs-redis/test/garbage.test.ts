@@ -10,10 +10,9 @@
 
 import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue, type JobQueueEventMap, QueueCorruptedError } from '@shardwork/jobs';
+import { type RedisTestServer, startRedisServer, until } from '@shardwork/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 import { queueBase } from '../src/index.js';
 
 let server: RedisTestServer;

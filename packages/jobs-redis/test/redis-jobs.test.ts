@@ -12,11 +12,9 @@ import {
   QueueDataLostError,
   QueueUnavailableError,
 } from '@shardwork/jobs';
+import { freePort, type RedisTestServer, startRedisServer, TcpProxy, until } from '@shardwork/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { TcpProxy } from '../../../test/support/tcp-proxy.js';
-import { until } from '../../../test/support/wait.js';
 import { compileRedisJobOptions, partitionOf, queueBase } from '../src/index.js';
 
 let server: RedisTestServer;

@@ -7,10 +7,8 @@
 
 import { BackendRefusedError, InvalidOptionsError } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { makeCerts, type RedisTestServer, startRedisServer, type TestCerts, until } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type TestCerts } from '../../../test/support/certs.js';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
-import { until } from '../../../test/support/wait.js';
 
 const open: JobQueue[] = [];
 afterEach(async () => {

@@ -1,7 +1,7 @@
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { ShardworkMetrics } from '@shardwork/metrics';
+import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisTestServer, startRedisServer } from '../../../test/support/redis-server.js';
 import { service, value, waitFor } from './support.js';
 
 const queues: JobQueue[] = [];

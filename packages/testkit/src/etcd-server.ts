@@ -35,7 +35,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ShardworkError } from '@shardwork/core';
+import { ShardworkError, sleep } from '@shardwork/core';
 import { EtcdDiscovery, type EtcdDiscoveryOptions } from '@shardwork/discovery-etcd';
 import { freePort } from './ports.js';
 
@@ -142,8 +142,6 @@ function etcdBinary(): string {
 }
 
 export { freePort } from './ports.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 interface MemberState {
   readonly name: string;

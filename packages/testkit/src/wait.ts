@@ -7,7 +7,9 @@
  */
 
 /** Resolve after `ms` milliseconds. */
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from '@shardwork/core';
+
+export { sleep };
 
 /**
  * Call `check` until it returns without throwing (its result is returned), or
