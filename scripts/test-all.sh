@@ -79,6 +79,9 @@ for (const file of process.argv.slice(1)) {
   const r = require("./" + file);
   passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests;
   console.log(file + ": " + r.numPassedTests + " passed, " + r.numFailedTests + " failed");
+  for (const suite of r.testResults)
+    for (const test of suite.assertionResults)
+      if (test.status === "failed") console.log("  failed: " + suite.name.replace(process.cwd() + "/", "") + " > " + test.fullName);
 }
 console.log(passed + " passed, " + failed + " failed" + (skipped ? ", " + skipped + " skipped" : ""));
 ' "${results[@]}"

@@ -188,11 +188,21 @@ describe('while a backend is down', () => {
       backendTimeoutMs: 500,
     });
     const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    const staleStyle = (): Promise<{ filter: string; opacity: number }> =>
-      tab.locator('[data-stale="true"]').evaluate((element) => ({
-        filter: element.ownerDocument.defaultView.getComputedStyle(element).filter,
-        opacity: Number(element.ownerDocument.defaultView.getComputedStyle(element).opacity),
-      }));
+    // The greyed block is rendered anew on every poll (its age changes): a block replaced between
+    // finding it and reading its style has no computed style, so read again until it is the one in the page.
+    const staleStyle = async (): Promise<{ filter: string; opacity: number }> => {
+      for (;;) {
+        const style = await tab.locator('[data-stale="true"]').evaluate((element) =>
+          element.isConnected
+            ? {
+                filter: element.ownerDocument.defaultView.getComputedStyle(element).filter,
+                opacity: Number(element.ownerDocument.defaultView.getComputedStyle(element).opacity),
+              }
+            : undefined,
+        );
+        if (style !== undefined) return style;
+      }
+    };
     const updated = async (): Promise<string> => (await tab.locator('#updated').textContent()) ?? '';
     try {
       await tab.goto(`${dashboard.url}/`);
