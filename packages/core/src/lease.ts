@@ -11,6 +11,7 @@
  * @module
  */
 
+import { setMaxListeners } from 'node:events';
 import { nanoid } from 'nanoid';
 import type { ClaimRef, Discovery, InvalidRecord } from './discovery/contract.js';
 import {
@@ -49,6 +50,9 @@ export class Lease {
     this.instance = instance;
     this.joinSeq = joinSeq;
     this.deadline = deadline;
+    // Every shard run under this lease listens to its signal (one listener per shard owned):
+    // many listeners are the design, not a leak, so Node's warning past 10 is turned off.
+    setMaxListeners(0, this.#ended.signal);
   }
 
   /** The lease's state. */

@@ -31,6 +31,22 @@ describe('Lease.signal', () => {
     expect(reasons).toEqual([error]);
   });
 
+  it('takes a listener per shard run without a MaxListenersExceededWarning', async () => {
+    const lease = new Lease('m1', 1, 1000);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      for (let run = 0; run < 64; run++) lease.signal.addEventListener('abort', () => undefined, { once: true });
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
   it('aborts with an AbortError when stop() releases the lease', () => {
     const lease = new Lease('m1', 1, 1000);
     expect(lease.retire('released')).toBe(true);
