@@ -10,7 +10,7 @@
  */
 
 import { setMaxListeners } from 'node:events';
-import { IllegalStateError, MAX_TIMER_MS, startTicker, type Ticker } from '@shardwork/core';
+import { IllegalStateError, startTicker, type Ticker } from '@shardwork/core';
 import { settlesWithin } from '@shardwork/core/backend';
 import {
   type AdapterRuntime,
@@ -29,7 +29,9 @@ import { errorInfo, type JobErrorInfo, JobNotFoundError, UnknownHandlerError } f
 import type { DropReason } from '../events.js';
 import type { EnqueueResult, JobInfo, JobRecord, JobState } from '../job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from '../options.js';
-import { Fifo, MinHeap } from './structures.js';
+import { DueTimes } from './due-times.js';
+import { KeyHolds } from './key-holds.js';
+import { Fifo } from './structures.js';
 
 /** A job's state in this adapter; `done` means removed. */
 type EntryState = JobState | 'done';
@@ -67,12 +69,14 @@ export class SimpleQueue implements JobAdapter {
   #runtime: AdapterRuntime | undefined;
   readonly #concurrency: number | undefined;
   readonly #entries = new Map<string, Entry>();
-  readonly #due = new MinHeap<Entry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.seq < b.seq));
+  readonly #due = new DueTimes<Entry>(() => {
+    this.#moveDue();
+    this.#armTimer();
+    this.#pump();
+  });
   /** Ready jobs per handler, in the order they became due. */
   readonly #ready = new Map<string, Fifo<Entry>>();
-  /** Ordered jobs per queue and key, head first; only the head is ready to run. */
-  readonly #lines = new Map<string, Entry[]>();
-  readonly #unique = new Map<string, string>();
+  readonly #holds = new KeyHolds<Entry>((entry) => this.#lineKey(entry));
   readonly #dead = new Map<string, Entry>();
   readonly #paused = new Set<string>();
   readonly #runningBy = new Map<string, number>();
@@ -82,8 +86,6 @@ export class SimpleQueue implements JobAdapter {
   #consuming = false;
   #pumpScheduled = false;
   #abort = new AbortController();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
   #tickers: Ticker[] = [];
   /** Ids chosen by callers, with when each is forgotten (in insertion order, so expiry order). */
   readonly #givenIds = new Map<string, number>();
@@ -116,9 +118,9 @@ export class SimpleQueue implements JobAdapter {
         if (this.#entries.has(record.id) || this.#givenIds.has(record.id)) return { id: record.id, duplicate: true };
         this.#givenIds.set(record.id, now + this.#rt.options.idempotencyWindowMs);
       }
-      const holder = record.uniqueKey === undefined ? undefined : this.#unique.get(record.uniqueKey);
+      const holder = record.uniqueKey === undefined ? undefined : this.#holds.uniqueHolder(record.uniqueKey);
       if (holder !== undefined) return { id: holder, duplicate: true };
-      if (record.uniqueKey !== undefined) this.#unique.set(record.uniqueKey, record.id);
+      if (record.uniqueKey !== undefined) this.#holds.holdUnique(record.uniqueKey, record.id);
       const entry: Entry = {
         record,
         state: 'scheduled',
@@ -185,7 +187,7 @@ export class SimpleQueue implements JobAdapter {
   async stop(timeoutMs: number): Promise<StopResult> {
     this.#consuming = false;
     for (const ticker of this.#tickers.splice(0)) ticker.stop();
-    this.#clearTimer();
+    this.#due.disarm();
     let aborted = 0;
     if (this.#attempts.size > 0) {
       if (!(await settlesWithin(Promise.all([...this.#attempts]), timeoutMs))) {
@@ -214,7 +216,7 @@ export class SimpleQueue implements JobAdapter {
   async close(): Promise<void> {
     this.#consuming = false;
     for (const ticker of this.#tickers.splice(0)) ticker.stop();
-    this.#clearTimer();
+    this.#due.disarm();
   }
 
   async stats(): Promise<JobStats> {
@@ -260,8 +262,8 @@ export class SimpleQueue implements JobAdapter {
     for (const entry of targets) {
       const uniqueKey = entry.record.uniqueKey;
       // A new job holds the unique key now: retrying this one would make two. It stays dead.
-      if (uniqueKey !== undefined && this.#unique.has(uniqueKey)) continue;
-      if (uniqueKey !== undefined) this.#unique.set(uniqueKey, entry.record.id);
+      if (uniqueKey !== undefined && this.#holds.uniqueHolder(uniqueKey) !== undefined) continue;
+      if (uniqueKey !== undefined) this.#holds.holdUnique(uniqueKey, entry.record.id);
       this.#dead.delete(entry.record.id);
       entry.fails = 0;
       entry.runAt = Date.now();
@@ -326,17 +328,7 @@ export class SimpleQueue implements JobAdapter {
   /** A job became due: queue it behind its handler's ready jobs, or behind its key's line if ordered. */
   #makeReady(entry: Entry): void {
     this.#move(entry, 'ready');
-    const lineKey = this.#lineKey(entry);
-    if (lineKey !== undefined && !entry.inLine) {
-      entry.inLine = true;
-      const line = this.#lines.get(lineKey);
-      if (line !== undefined) {
-        line.push(entry); // waits for the jobs of its key ahead of it
-        return;
-      }
-      this.#lines.set(lineKey, [entry]);
-    }
-    this.#pushReady(entry);
+    if (this.#holds.joinLine(entry)) this.#pushReady(entry);
   }
 
   #pushReady(entry: Entry): void {
@@ -350,18 +342,8 @@ export class SimpleQueue implements JobAdapter {
 
   /** The job completed, died or was dropped: release its unique key, and let the next job of its key run. */
   #releaseHolds(entry: Entry): void {
-    const uniqueKey = entry.record.uniqueKey;
-    if (uniqueKey !== undefined && this.#unique.get(uniqueKey) === entry.record.id) this.#unique.delete(uniqueKey);
-    if (!entry.inLine) return;
-    entry.inLine = false;
-    const lineKey = this.#lineKey(entry) as string;
-    const line = this.#lines.get(lineKey);
-    if (line === undefined) return;
-    const at = line.indexOf(entry);
-    if (at >= 0) line.splice(at, 1);
-    const next = line[0];
-    if (next === undefined) this.#lines.delete(lineKey);
-    else if (at === 0) this.#pushReady(next);
+    const next = this.#holds.release(entry);
+    if (next !== undefined) this.#pushReady(next);
   }
 
   /** Remove a job for good. */
@@ -458,38 +440,13 @@ export class SimpleQueue implements JobAdapter {
   // ── due times ────────────────────────────────────────────────────────────
 
   #moveDue(): void {
-    const now = Date.now();
-    for (let top = this.#due.peek(); top !== undefined && top.runAt <= now; top = this.#due.peek()) {
-      this.#due.pop();
-      if (top.state === 'scheduled' || top.state === 'retrying') this.#makeReady(top);
+    for (const entry of this.#due.popDue(Date.now())) {
+      if (entry.state === 'scheduled' || entry.state === 'retrying') this.#makeReady(entry);
     }
   }
 
-  /** One timer at the earliest due time, in steps of at most 2^31−1 ms. */
   #armTimer(): void {
-    if (!this.#consuming) return;
-    const top = this.#due.peek();
-    if (top === undefined) {
-      this.#clearTimer();
-      return;
-    }
-    if (this.#timer !== undefined && this.#timerAt <= top.runAt) return;
-    this.#clearTimer();
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, top.runAt - Date.now()));
-    this.#timerAt = top.runAt;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Number.POSITIVE_INFINITY;
-      this.#moveDue();
-      this.#armTimer();
-      this.#pump();
-    }, delay);
-  }
-
-  #clearTimer(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
+    if (this.#consuming) this.#due.arm();
   }
 
   #info(entry: Entry): JobInfo {
