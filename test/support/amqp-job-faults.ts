@@ -9,22 +9,12 @@
  * methods here (or `JobReplica.signal`/`kill`) so that the checker knows it.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { AmqpJobAdapter, tierFor } from '@shardwork/jobs-amqp';
-import {
-  type RabbitTestServer,
-  type RedisTestServer,
-  startRabbitServer,
-  startRedisServer,
-  TcpProxy,
-} from '@shardwork/testkit';
+import { type RabbitTestServer, type RedisTestServer, startRabbitServer, startRedisServer } from '@shardwork/testkit';
 import { Connection } from 'rabbitmq-client';
-import { type AcceptedJob, analyzeRecords, FaultLog, type FaultSpan, JobReplica, readRecords } from './job-faults.js';
-import type { JobRecordLine } from './job-replica-main.js';
+import { analyzeRecords, ReplicaSet } from './job-faults.js';
 
 /** Options of a cluster. */
 export interface AmqpJobClusterOptions {
@@ -54,18 +44,11 @@ export interface AmqpJobCheckReport {
 }
 
 /** See the module documentation. */
-export class AmqpJobCluster {
+export class AmqpJobCluster extends ReplicaSet {
   readonly broker: RabbitTestServer;
   readonly redis: RedisTestServer | undefined;
   readonly prefix: string;
-  readonly dir: string;
   readonly producer: JobQueue;
-  readonly replicas: JobReplica[] = [];
-  readonly proxies: TcpProxy[] = [];
-  readonly accepted = new Map<string, AcceptedJob>();
-  /** Every fault applied through the replicas and the methods below. */
-  readonly faults = new FaultLog();
-  readonly #cuts = new Map<number, FaultSpan>();
   refused = 0;
   readonly #o: Required<AmqpJobClusterOptions>;
   readonly #seqNext = new Map<string, number>();
@@ -75,11 +58,11 @@ export class AmqpJobCluster {
     redis: RedisTestServer | undefined,
     o: Required<AmqpJobClusterOptions>,
   ) {
+    super('shardwork-amqpfaults-');
     this.broker = broker;
     this.redis = redis;
     this.#o = o;
     this.prefix = `af${process.pid}${Date.now().toString(36)}`;
-    this.dir = mkdtempSync(join(tmpdir(), 'shardwork-amqpfaults-'));
     this.producer = createJobQueue(new AmqpJobAdapter({ ...this.#adapter(), url: this.#url(broker.port) }));
     this.producer.on('error', () => undefined);
   }
@@ -123,37 +106,14 @@ export class AmqpJobCluster {
   }
 
   /** Start one more consumer behind its own proxy; returns its index. */
-  async spawn(): Promise<number> {
-    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: this.broker.port });
-    const index = this.replicas.length;
-    this.proxies[index] = proxy;
-    this.replicas[index] = new JobReplica(
-      {
-        url: this.#url(proxy.port),
-        recordFile: join(this.dir, `replica-${index}.jsonl`),
-        concurrency: this.#o.concurrency,
-        adapter: this.#adapter(),
-        handlers: this.#o.partitions > 0 ? ['work', 'seq', 'tick'] : ['work', 'tick'],
-      },
-      this.faults,
-    );
-    return index;
-  }
-
-  /** Cut (reset, refuse) or stall replica `index`'s broker connections until {@link AmqpJobCluster.heal}; logged as its fault. */
-  isolate(index: number, how: 'cut' | 'stall' = 'cut'): void {
-    const proxy = this.proxies[index];
-    if (proxy === undefined || this.#cuts.has(index)) return;
-    this.#cuts.set(index, this.faults.begin(how, this.replicas[index]?.pid));
-    if (how === 'cut') proxy.cut();
-    else proxy.stall();
-  }
-
-  /** Let replica `index` reach the broker again. */
-  heal(index: number): void {
-    this.proxies[index]?.heal();
-    this.faults.end(this.#cuts.get(index));
-    this.#cuts.delete(index);
+  spawn(): Promise<number> {
+    return this.spawnBehindProxy(this.broker.port, (port, recordFile) => ({
+      url: this.#url(port),
+      recordFile,
+      concurrency: this.#o.concurrency,
+      adapter: this.#adapter(),
+      handlers: this.#o.partitions > 0 ? ['work', 'seq', 'tick'] : ['work', 'tick'],
+    }));
   }
 
   /** Restart the broker (a fault of every consumer). */
@@ -207,11 +167,6 @@ export class AmqpJobCluster {
     return id;
   }
 
-  /** Every record line the replicas wrote so far. */
-  records(): JobRecordLine[] {
-    return readRecords(this.dir, this.replicas.length);
-  }
-
   /** Index of the replica that starts job `id` first (by its records), once it did. */
   async startedOn(id: string, withinMs: number): Promise<number> {
     const began = Date.now();
@@ -251,7 +206,7 @@ export class AmqpJobCluster {
   /** Jobs neither completed nor dead by the records. */
   #open(): string[] {
     const done = new Set(
-      readRecords(this.dir, this.replicas.length)
+      this.records()
         .filter((r) => r.k === 'done' || r.k === 'dead')
         .map((r) => r.id),
     );
@@ -299,7 +254,7 @@ export class AmqpJobCluster {
    * and its record line), order per key, one enqueue per tick.
    */
   async check(): Promise<AmqpJobCheckReport> {
-    const records = readRecords(this.dir, this.replicas.length);
+    const records = this.records();
     const violations: string[] = [];
     const done = new Set(records.filter((r) => r.k === 'done' || r.k === 'dead').map((r) => r.id));
     const ended = new Set(records.filter((r) => r.k === 'end').map((r) => r.id));
@@ -325,12 +280,7 @@ export class AmqpJobCluster {
     };
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.replicas.map((r) => r.stop()));
-    await this.producer.stop({ timeoutMs: 0 }).catch(() => undefined);
-    await Promise.all(this.proxies.map((p) => p.close()));
-    await this.broker.stop();
-    await this.redis?.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+  close(): Promise<void> {
+    return this.closeWith(this.broker, this.redis);
   }
 }

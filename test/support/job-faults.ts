@@ -142,28 +142,83 @@ export interface JobClusterOptions {
   readonly concurrency?: number;
 }
 
-/** A Redis job cluster under test. See the module documentation. */
-export class JobCluster {
-  readonly server: RedisTestServer;
-  readonly prefix: string;
+/**
+ * What the Redis and RabbitMQ fault clusters share: consumer replicas as child
+ * processes, each behind its own TCP proxy (so that its connection can be cut
+ * or stalled), the log of every fault applied, the jobs the producer's perform
+ * resolved for, and the folder of the replicas' record files.
+ */
+export abstract class ReplicaSet {
   readonly dir: string;
-  readonly producer: JobQueue;
   readonly replicas: JobReplica[] = [];
   readonly proxies: TcpProxy[] = [];
   readonly accepted = new Map<string, AcceptedJob>();
   /** Every fault applied through the replicas and the methods below. */
   readonly faults = new FaultLog();
+  abstract readonly producer: JobQueue;
   readonly #cuts = new Map<number, FaultSpan>();
-  readonly #options: Required<JobClusterOptions>;
-  readonly #seqNext = new Map<string, number>();
-  /** The n of the last job of each key the producer's perform resolved for: order is only promised among those. */
   #spawned = 0;
 
+  protected constructor(dirPrefix: string) {
+    this.dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  }
+
+  /** Start one more consumer replica behind a proxy to `port`; `spec` gets the proxy's port and the record file. Returns its index. */
+  protected async spawnBehindProxy(
+    port: number,
+    spec: (proxyPort: number, recordFile: string) => JobReplicaSpec,
+  ): Promise<number> {
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port });
+    const index = this.#spawned++;
+    this.proxies[index] = proxy;
+    this.replicas[index] = new JobReplica(spec(proxy.port, join(this.dir, `replica-${index}.jsonl`)), this.faults);
+    return index;
+  }
+
+  /** Cut (reset, refuse) or stall replica `index`'s connections until {@link ReplicaSet.heal}; logged as its fault. */
+  isolate(index: number, how: 'cut' | 'stall' = 'cut'): void {
+    const proxy = this.proxies[index];
+    if (proxy === undefined || this.#cuts.has(index)) return;
+    this.#cuts.set(index, this.faults.begin(how, this.replicas[index]?.pid));
+    if (how === 'cut') proxy.cut();
+    else proxy.stall();
+  }
+
+  /** Let replica `index` reach its server again. */
+  heal(index: number): void {
+    this.proxies[index]?.heal();
+    this.faults.end(this.#cuts.get(index));
+    this.#cuts.delete(index);
+  }
+
+  /** Every record line the replicas wrote so far. */
+  records(): JobRecordLine[] {
+    return readRecords(this.dir, this.#spawned);
+  }
+
+  /** Stop the replicas, the producer and the proxies, then `servers`, and remove the record files. */
+  protected async closeWith(...servers: ({ stop(): Promise<void> } | undefined)[]): Promise<void> {
+    await Promise.all(this.replicas.map((r) => r.stop()));
+    await this.producer.stop({ timeoutMs: 0 }).catch(() => undefined);
+    await Promise.all(this.proxies.map((p) => p.close()));
+    for (const server of servers) await server?.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A Redis job cluster under test. See the module documentation. */
+export class JobCluster extends ReplicaSet {
+  readonly server: RedisTestServer;
+  readonly prefix: string;
+  readonly producer: JobQueue;
+  readonly #options: Required<JobClusterOptions>;
+  readonly #seqNext = new Map<string, number>();
+
   private constructor(server: RedisTestServer, options: Required<JobClusterOptions>) {
+    super('shardwork-jobfaults-');
     this.server = server;
     this.#options = options;
     this.prefix = `jf${process.pid}${Date.now().toString(36)}:`;
-    this.dir = mkdtempSync(join(tmpdir(), 'shardwork-jobfaults-'));
     this.producer = createJobQueue(this.#url(server.port), { adapter: { enqueueTimeoutMs: 10_000 } });
     this.producer.on('error', () => undefined);
     // A producer registers the definitions it enqueues (never starting): that gives perform the
@@ -195,35 +250,12 @@ export class JobCluster {
   }
 
   /** Start one more consumer replica behind its own proxy; returns its index. */
-  async spawn(): Promise<number> {
-    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: this.server.port });
-    const index = this.#spawned++;
-    this.proxies[index] = proxy;
-    this.replicas[index] = new JobReplica(
-      {
-        url: this.#url(proxy.port),
-        recordFile: join(this.dir, `replica-${index}.jsonl`),
-        concurrency: this.#options.concurrency,
-      },
-      this.faults,
-    );
-    return index;
-  }
-
-  /** Cut (reset, refuse) or stall replica `index`'s connections until {@link JobCluster.heal}; logged as its fault. */
-  isolate(index: number, how: 'cut' | 'stall' = 'cut'): void {
-    const proxy = this.proxies[index];
-    if (proxy === undefined || this.#cuts.has(index)) return;
-    this.#cuts.set(index, this.faults.begin(how, this.replicas[index]?.pid));
-    if (how === 'cut') proxy.cut();
-    else proxy.stall();
-  }
-
-  /** Let replica `index` reach Redis again. */
-  heal(index: number): void {
-    this.proxies[index]?.heal();
-    this.faults.end(this.#cuts.get(index));
-    this.#cuts.delete(index);
+  spawn(): Promise<number> {
+    return this.spawnBehindProxy(this.server.port, (port, recordFile) => ({
+      url: this.#url(port),
+      recordFile,
+      concurrency: this.#options.concurrency,
+    }));
   }
 
   /** Restart Redis (a fault of every consumer). */
@@ -275,11 +307,6 @@ export class JobCluster {
       const result = await this.producer.perform({ handler: 'work', args: { ms } });
       this.accepted.set(result.id, { h: 'work' });
     }
-  }
-
-  /** Every record line the replicas wrote. */
-  records(): JobRecordLine[] {
-    return readRecords(this.dir, this.#spawned);
   }
 
   /** Wait until every accepted job completed (or `withinMs` passes). */
@@ -357,12 +384,8 @@ export class JobCluster {
     return `${id} (partition ${p}): ${parts.join('; ')}`;
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.replicas.map((r) => r.stop()));
-    await this.producer.stop({ timeoutMs: 0 }).catch(() => undefined);
-    await Promise.all(this.proxies.map((p) => p.close()));
-    await this.server.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+  close(): Promise<void> {
+    return this.closeWith(this.server);
   }
 }
 
