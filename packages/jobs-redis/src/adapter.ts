@@ -9,9 +9,9 @@
 
 import { setMaxListeners } from 'node:events';
 import type { Discovery, ShardContext } from '@shardwork/core';
-import { backoffDelays, retrying, settlesWithin } from '@shardwork/core/backend';
+import { retrying, settlesWithin } from '@shardwork/core/backend';
 import { RedisDiscovery } from '@shardwork/discovery-redis';
-import { type RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
+import { RedisConnection } from '@shardwork/discovery-redis/kit';
 import {
   type AdapterRuntime,
   type BulkOptions,
@@ -31,7 +31,6 @@ import {
   periodicQueue,
   QueueUnavailableError,
   refOf,
-  type StateCounts,
   type StopResult,
 } from '@shardwork/jobs/adapter';
 import { nanoid } from 'nanoid';
@@ -44,8 +43,7 @@ import { QueueRegistry } from './queues.js';
 import { enqueueFields } from './records.js';
 import { Dispatcher } from './slots.js';
 import { QueueStore } from './store.js';
-
-const _emptyCounts = (): StateCounts => ({ scheduled: 0, ready: 0, running: 0, retrying: 0, dead: 0 });
+import { subscribeWakes } from './wake.js';
 
 /** See the module documentation. Create it with `createJobQueue('redis://…')` or pass an instance. */
 export class RedisJobAdapter implements JobAdapter {
@@ -60,7 +58,6 @@ export class RedisJobAdapter implements JobAdapter {
   readonly #admin: RedisQueueAdmin;
   #partitionedRoom: PartitionedConsumption | undefined;
   readonly #consumers = new Map<string, Set<PartitionConsumer>>();
-  #subscriber: RedisClient | undefined;
   #dispatcher = new Dispatcher(1, 0);
   readonly #stopping = new AbortController();
   readonly #aborting = new AbortController();
@@ -286,7 +283,13 @@ export class RedisJobAdapter implements JobAdapter {
       this.#registry.add(queues).catch((error: unknown) => this.#reportError(error));
     }, o.idleCheckMs);
     this.#refresh.unref();
-    this.#subscribe(queues);
+    subscribeWakes({
+      connection: this.#connection,
+      channels: new Map(queues.map((q) => [this.#store(q).keys.wake, q])),
+      consumers: this.#consumers,
+      closed: this.#closed.signal,
+      reportError: (error) => this.#reportError(error),
+    });
     await this.#partitioned.start(queues, began + o.startTimeoutMs);
   }
 
@@ -303,38 +306,6 @@ export class RedisJobAdapter implements JobAdapter {
     } catch (error) {
       throw this.#connection.mapError(error);
     }
-  }
-
-  #subscribe(queues: readonly string[]): void {
-    const channels = new Map(queues.map((q) => [this.#store(q).keys.wake, q]));
-    const sub = this.#connection.subscriber();
-    let readies = 0;
-    sub.on('message', (channel: string, message: string) => {
-      const queue = channels.get(channel);
-      if (queue === undefined) return;
-      for (const consumer of this.#consumers.get(queue) ?? []) {
-        if (message === '*' || Number(message) === consumer.partition) consumer.wake();
-      }
-    });
-    // A subscription that failed while the connection stayed up would leave every idle consumer
-    // waiting for its safety re-check (30 s): try again while this connection is the ready one.
-    const subscribe = (first: boolean, attempt: number): void => {
-      sub
-        .subscribe(...channels.keys())
-        .then(() => {
-          // Messages may have been missed while the subscriber was away.
-          if (!first) for (const set of this.#consumers.values()) for (const c of set) c.wake();
-        })
-        .catch((error: unknown) => {
-          if (this.#closed.signal.aborted || sub.status !== 'ready') return; // the next 'ready' subscribes
-          if (attempt === 0) this.#reportError(this.#connection.mapError(error));
-          const delay = backoffDelays({ initialMs: 100, maxMs: 2000 })(attempt + 1, error) ?? 2000;
-          setTimeout(() => subscribe(first, attempt + 1), delay).unref();
-        });
-    };
-    sub.on('ready', () => subscribe(readies++ === 0, 0));
-    sub.connect().catch(() => undefined);
-    this.#subscriber = sub;
   }
 
   async #consume(queue: string, ctx: ShardContext): Promise<void> {
