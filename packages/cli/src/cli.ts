@@ -8,43 +8,15 @@
 
 import { errorMessage } from '@shardwork/core';
 import { Command, CommanderError, Option } from 'commander';
-import { type DiscoveryClient, type JobsClient, openDiscovery, openJobs } from './backend.js';
+import { type CliIo, Context, type GlobalOptions, parseIntOption, stopSignal, withJobs } from './context.js';
 import { startDashboardCommand } from './dashboard.js';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
-import { integer } from './format.js';
 import { parseArgs, parseState, pauseHandler, renderJobs, renderStats, runDeadAction } from './jobs.js';
 import { forgetService } from './services.js';
 import { collectStatus, renderService } from './status.js';
 import { runWatch } from './watch.js';
 
-/** A stream the CLI writes to. */
-export interface CliStream {
-  write(text: string): unknown;
-  readonly isTTY?: boolean | undefined;
-  /** Width of the terminal (a TTY's `columns`): tables and long lines are fitted to it. */
-  readonly columns?: number | undefined;
-}
-
-/** Where the CLI reads and writes; defaults to the process's. */
-export interface CliIo {
-  readonly stdout: CliStream;
-  readonly stderr: CliStream;
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /**
-   * Aborted to stop a long-running command (`watch`, `dashboard`); by default
-   * SIGINT/SIGTERM of the process.
-   */
-  readonly signal?: AbortSignal;
-}
-
-/** Options every command takes (after commander parsed them). */
-interface GlobalOptions {
-  discovery?: string;
-  jobs?: string;
-  json?: boolean;
-  timeout: string;
-  color?: boolean;
-}
+export type { CliIo, CliStream } from './context.js';
 
 const EPILOG = `
 Environment:
@@ -63,94 +35,6 @@ Exit codes:
      registered, a service with no records to forget)
   5  status <service>: a named service is stopped (no member runs it)
   6  services forget: refused, the service still has live members`;
-
-/** A per-run context: options resolved against the environment. */
-class Context {
-  constructor(
-    readonly io: CliIo,
-    readonly opts: GlobalOptions,
-  ) {}
-
-  get json(): boolean {
-    return this.opts.json === true;
-  }
-
-  get timeoutMs(): number {
-    try {
-      return integer('--timeout', this.opts.timeout, 1);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
-
-  /**
-   * Width to fit tables and lines to: the terminal's, so that its own
-   * wrapping never cuts a number; `undefined` in a pipe (full lines).
-   */
-  get width(): number | undefined {
-    const columns = this.io.stdout.columns;
-    return this.io.stdout.isTTY === true && columns !== undefined && columns > 0 ? columns : undefined;
-  }
-
-  get color(): boolean {
-    if (this.opts.color === false || this.io.env.NO_COLOR !== undefined) return false;
-    return this.io.stdout.isTTY === true;
-  }
-
-  discovery(): DiscoveryClient {
-    const option = this.opts.discovery;
-    return openDiscovery(option ?? this.io.env.SHARDWORK_DISCOVERY, this.timeoutMs, option === undefined);
-  }
-
-  jobs(): JobsClient {
-    const option = this.opts.jobs;
-    return openJobs(option ?? this.io.env.SHARDWORK_JOBS, this.timeoutMs, option === undefined);
-  }
-
-  out(text: string): void {
-    this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-  }
-
-  printJson(value: unknown): void {
-    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-  }
-}
-
-/** Run `fn` with a jobs client and always release it. */
-async function withJobs<T>(ctx: Context, fn: (client: JobsClient) => Promise<T>): Promise<T> {
-  const client = ctx.jobs();
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
-
-function parseIntOption(name: string, min = 0): (value: string) => number {
-  return (value) => {
-    try {
-      return integer(name, value, min);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  };
-}
-
-/** The abort signal for long-running commands: the io's, else SIGINT/SIGTERM. */
-function stopSignal(io: CliIo): { signal: AbortSignal; dispose(): void } {
-  if (io.signal !== undefined) return { signal: io.signal, dispose: () => undefined };
-  const controller = new AbortController();
-  const stop = (): void => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-    },
-  };
-}
 
 /** Build the commander program; `setExit` records the exit code of the command that ran. */
 function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
