@@ -12,7 +12,7 @@ import {
   type Snapshot,
   serviceHealth,
 } from '@shardwork/core';
-import pc from 'picocolors';
+import { createColors } from 'picocolors';
 import type { DiscoveryClient } from './backend.js';
 import { NotFoundError } from './errors.js';
 import { duration, renderTable, shortId, wrapWords } from './format.js';
@@ -177,6 +177,12 @@ function healthWord(s: ServiceStatus, c: Colours): string {
 /** The colours `renderService` uses (picocolors, or plain text). */
 type Colours = Record<'bold' | 'red' | 'green' | 'yellow' | 'dim', (text: string) => string>;
 
+/**
+ * Always colours: whether to colour is the CLI's decision (a TTY, no
+ * `NO_COLOR`, no `--no-color`), not picocolors' own guess from `CI` or fd 1.
+ */
+const COLOURS: Colours = createColors(true);
+
 const PLAIN: Colours = {
   bold: (x) => x,
   red: (x) => x,
@@ -193,7 +199,7 @@ const PLAIN: Colours = {
  *   cutting a number (see `renderTable`); `undefined` in a pipe.
  */
 export function renderService(s: ServiceStatus, color = false, width?: number): string {
-  const c = color ? pc : PLAIN;
+  const c = color ? COLOURS : PLAIN;
   const owned = (s.shardCount ?? s.shards.length) - s.unowned.length;
   const lines: string[] = [];
   // Broken between its fields on a narrow terminal, so the revision stays whole.

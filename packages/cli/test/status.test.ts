@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
+import { stripVTControlCharacters } from 'node:util';
 import { createDiscovery, Worker } from '@shardwork/core';
 import {
   type EtcdCluster,
@@ -105,7 +106,10 @@ describe('shardwork status (redis)', () => {
       });
       expect(code).toBe(0);
       const lines = stdout.text().split('\n');
-      for (const line of lines) expect(line.length, `"${line}" at ${columns} columns`).toBeLessThanOrEqual(columns);
+      // Coloured (a TTY): the escapes take no columns.
+      expect(stdout.text()).toContain('\u001b[1mservice');
+      for (const line of lines)
+        expect(stripVTControlCharacters(line).length, `"${line}" at ${columns} columns`).toBeLessThanOrEqual(columns);
       for (const token of tokens)
         expect(
           lines.some((l) => l.includes(token)),
