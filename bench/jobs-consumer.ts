@@ -23,6 +23,8 @@ export interface ConsumerConfig {
   readonly report: boolean;
   /** shardwork adapter options. */
   readonly adapter?: Record<string, unknown>;
+  /** shardwork's `keepCompleted` (its default when absent). */
+  readonly keepCompleted?: false | { readonly count?: number; readonly ageMs?: number };
 }
 
 /** Monotonic ms, comparable across processes on one machine (CLOCK_MONOTONIC). */
@@ -50,6 +52,7 @@ if (config.system === 'shardwork') {
   const jobs = createJobQueue(`redis://127.0.0.1:${config.redisPort}?prefix=${config.queue}:`, {
     concurrency: config.concurrency,
     ...(config.adapter === undefined ? {} : { adapter: config.adapter }),
+    ...(config.keepCompleted === undefined ? {} : { keepCompleted: config.keepCompleted }),
   });
   jobs.register('noop', async (_args, ctx) => {
     started(ctx.id);

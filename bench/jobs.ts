@@ -5,7 +5,7 @@
  * consumer processes run the built code, as users do; the drivers run from
  * source); markdown on stdout, progress on stderr; results in docs/benchmarks.md.
  *
- *   --only LIST       drain,enqueue,latency,recovery,memory (default: all)
+ *   --only LIST       drain,enqueue,latency,recovery,memory,keep (default: all)
  *   --runs N          runs per measurement, the median is reported (default 5)
  *   --jobs N          jobs per drain and enqueue run (default 100000)
  *   --consumers LIST  consumer processes of the drain runs (default 1,2,4)
@@ -28,7 +28,7 @@ import { markdownTable, ms, num, summarize } from './lib/stats.js';
 const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 const { values } = parseArgs({
   options: {
-    only: { type: 'string', default: 'drain,enqueue,latency,recovery,memory' },
+    only: { type: 'string', default: 'drain,enqueue,latency,recovery,memory,keep' },
     runs: { type: 'string', default: '5' },
     jobs: { type: 'string', default: '100000' },
     consumers: { type: 'string', default: '1,2,4' },
@@ -165,7 +165,11 @@ const adapterFor = (system: System): Record<string, unknown> | undefined =>
   system === 'shardwork' ? { partitions: 16, leaseTtlMs: 2000, batchSize: 100 } : undefined;
 
 /** Fill a queue with `JOBS` jobs, then drain it with `consumers` processes: jobs/s from first start to last completion. */
-async function drainOnce(system: System, consumers: number): Promise<number> {
+async function drainOnce(
+  system: System,
+  consumers: number,
+  keepCompleted?: ConsumerConfig['keepCompleted'],
+): Promise<number> {
   const queue = fresh(system);
   const p = producer(system, queue, adapterFor(system));
   await p.addMany(JOBS, 1000);
@@ -182,6 +186,7 @@ async function drainOnce(system: System, consumers: number): Promise<number> {
         sleepMs: 0,
         report: false,
         ...(adapter === undefined ? {} : { adapter }),
+        ...(keepCompleted === undefined ? {} : { keepCompleted }),
       }),
   );
   await Promise.all(procs.map((c) => c.ready));
@@ -193,8 +198,48 @@ async function drainOnce(system: System, consumers: number): Promise<number> {
   const first = Math.min(...procs.map((c) => c.first));
   const last = Math.max(...procs.map((c) => c.countAt));
   for (const c of procs) c.kill();
+  lastDrainMemory = await usedMemory();
   await server.command('FLUSHALL');
   return JOBS / ((last - first) / 1000);
+}
+
+/** Redis used_memory at the end of the last drain, before the flush. */
+let lastDrainMemory = 0;
+
+/**
+ * The cost of keeping completed jobs with their results (`keepCompleted`, on
+ * by default: the last 1,000 per queue) against keeping none, side by side:
+ * runs alternate, one consumer process. Also Redis memory per kept job, with
+ * every job of a drain kept.
+ */
+async function keep(): Promise<string> {
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    off.push(await drainOnce('shardwork', 1, false));
+    on.push(await drainOnce('shardwork', 1));
+    progress(`keep run ${run + 1}: default ${on[run]?.toFixed(0)} jobs/s, none ${off[run]?.toFixed(0)} jobs/s`);
+  }
+  await server.command('FLUSHALL');
+  const empty = await usedMemory();
+  await drainOnce('shardwork', 1, false);
+  const none = lastDrainMemory;
+  await drainOnce('shardwork', 1, { count: JOBS });
+  const all = lastDrainMemory;
+  progress(`memory after a drain: ${none - empty} bytes keeping none, ${all - empty} keeping all ${JOBS}`);
+  const ratios = on.map((v, i) => v / (off[i] ?? v));
+  return markdownTable(
+    ['keepCompleted', 'drain jobs/s (median)', 'ratio to none (median of runs)', 'Redis bytes per kept job'],
+    [
+      ['false (none)', num(summarize(off)?.median, 0), '1.00', '-'],
+      [
+        'default (last 1,000)',
+        num(summarize(on)?.median, 0),
+        num(summarize(ratios)?.median, 2),
+        num((all - none) / JOBS, 0),
+      ],
+    ],
+  );
 }
 
 async function drain(): Promise<string> {
@@ -390,6 +435,8 @@ try {
   if (sections.has('latency')) console.log(`## Latency\n\n${await latency()}\n`);
   if (sections.has('recovery')) console.log(`## Crash recovery\n\n${await recovery()}\n`);
   if (sections.has('memory')) console.log(`## Memory\n\n${await memory()}\n`);
+  if (sections.has('keep'))
+    console.log(`## Keeping completed jobs (${JOBS} no-op jobs, one consumer process)\n\n${await keep()}\n`);
 } finally {
   await server.stop();
 }

@@ -1,15 +1,18 @@
 /**
  * The Kubernetes example's replica (examples/kubernetes/worker.ts), run as the
  * Deployment runs it: discovery from SHARDWORK_DISCOVERY, /readyz as the
- * readiness probe, /metrics scraped, SIGTERM for a graceful hand-over.
+ * readiness probe, /metrics scraped, SIGTERM for a graceful hand-over; and its
+ * job consumer (examples/kubernetes/jobs.ts): SIGTERM lets a running job finish.
  */
 
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createJobQueue } from '@shardwork/jobs';
 import { freePort, onLines, type RedisTestServer, spawnSource, startRedisServer, until } from '@shardwork/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const WORKER = fileURLToPath(new URL('../examples/kubernetes/worker.ts', import.meta.url));
+const JOBS = fileURLToPath(new URL('../examples/kubernetes/jobs.ts', import.meta.url));
 
 let redis: RedisTestServer;
 beforeAll(async () => {
@@ -80,6 +83,44 @@ describe('the Kubernetes example replica', () => {
       a.child.kill('SIGKILL');
       b.child.kill('SIGKILL');
       await Promise.all([a.exited, b.exited]);
+    }
+  });
+
+  it('runs jobs, and on SIGTERM lets a running job finish before it exits 0 (handleSignals)', async () => {
+    const port = await freePort();
+    const prefix = `k8sjobs${process.pid}${Date.now().toString(36)}:`;
+    const url = `${redis.url}?prefix=${prefix}`;
+    const child = spawnSource(JOBS, {
+      env: {
+        ...process.env,
+        SHARDWORK_JOBS: url,
+        LEASE_TTL_MS: '1000',
+        METRICS_PORT: String(port),
+        METRICS_HOST: '127.0.0.1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    onLines(child.stdout, (line) => lines.push(line));
+    onLines(child.stderr, (line) => lines.push(line));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const producer = createJobQueue(url);
+    try {
+      await until(async () => (await get(`http://127.0.0.1:${port}/readyz`)).status === 200, 30_000, 'ready');
+      const quick = await producer.perform({ handler: 'resize', args: { image: 'a.png' } });
+      expect(await producer.waitFor(quick.id, { timeoutMs: 20_000 })).toEqual({ image: 'a.png', resized: true });
+      const slow = await producer.perform({ handler: 'resize', args: { image: 'b.png', ms: 1500 } });
+      await until(async () => (await producer.getJob(slow.id))?.state === 'running', 20_000, 'slow job running');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // It finished before the process exited: not put back, not run again.
+      expect(await producer.getJob(slow.id)).toMatchObject({ state: 'completed', progress: 100 });
+      expect(lines).toContain(`completed ${slow.id}`);
+      expect(lines).toContain('jobs stopped');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+      await producer.stop();
     }
   });
 });

@@ -11,6 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { type CliIo, Context, type GlobalOptions, parseIntOption, stopSignal, withJobs } from './context.js';
 import { startDashboardCommand } from './dashboard.js';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
+import { renderCancel, renderJob, showJob, waitJob } from './follow.js';
 import { parseArgs, parseState, pauseHandler, renderJobs, renderStats, runDeadAction } from './jobs.js';
 import { forgetService } from './services.js';
 import { collectStatus, renderService } from './status.js';
@@ -156,7 +157,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
   jobs
     .command('list')
     .description('A page of the jobs in one state, oldest first.')
-    .argument('<state>', 'scheduled | ready | running | retrying | dead')
+    .argument('<state>', 'scheduled | ready | running | retrying | completed | dead | cancelled')
     .option('--queue <queue>', 'only this queue')
     .option('--handler <handler>', 'only this handler')
     .option('--limit <n>', 'page size (1-10000)', parseIntOption('--limit', 1), 50)
@@ -208,6 +209,50 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
         });
       });
   }
+
+  jobs
+    .command('show')
+    .description('One job by id: its state, attempts, progress, result or last error.')
+    .argument('<id>', 'job id')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        const job = await showJob(client, id);
+        if (c.json) c.printJson(job);
+        else c.out(renderJob(job, c.width));
+      });
+    });
+
+  jobs
+    .command('wait')
+    .description(
+      'Wait until a job finishes and print its result (JSON); exit 7 if it went dead or was cancelled, 8 if it had not finished within --within.',
+    )
+    .argument('<id>', 'job id')
+    .option('--within <ms>', 'give up after this long (the job goes on)', parseIntOption('--within', 1), 60_000)
+    .action(async (id: string, o: { within: number }, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        const result = await waitJob(client, id, o.within, c.timeoutMs);
+        c.out(JSON.stringify(result ?? null));
+      });
+    });
+
+  jobs
+    .command('cancel')
+    .description(
+      'Cancel a job: a waiting one is removed, a running one is aborted wherever it runs and never completes.',
+    )
+    .argument('<id>', 'job id')
+    .option('--reason <text>', 'why (kept with the job)')
+    .action(async (id: string, o: { reason?: string }, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        const result = await client.call((q) => q.cancel(id, o.reason === undefined ? {} : { reason: o.reason }));
+        if (c.json) c.printJson(result);
+        else c.out(renderCancel(result));
+      });
+    });
 
   for (const action of ['pause', 'unpause'] as const) {
     const command = jobs

@@ -24,13 +24,23 @@ export const EXIT = {
   stopped: 5,
   /** `services forget`: refused, the service still has live members. */
   running: 6,
+  /** `jobs wait`: the job went dead or was cancelled. */
+  jobFailed: 7,
+  /** `jobs wait`: the job had not finished within `--within`. */
+  waitTimeout: 8,
 } as const;
 
 /** One of the values of {@link EXIT}. */
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** String codes of {@link CliError}. */
-export type CliErrorCode = 'CLI_USAGE' | 'CLI_BACKEND_UNAVAILABLE' | 'CLI_NOT_FOUND' | 'CLI_SERVICE_RUNNING';
+export type CliErrorCode =
+  | 'CLI_USAGE'
+  | 'CLI_BACKEND_UNAVAILABLE'
+  | 'CLI_NOT_FOUND'
+  | 'CLI_SERVICE_RUNNING'
+  | 'CLI_JOB_FAILED'
+  | 'CLI_WAIT_TIMEOUT';
 
 /** Base class of the CLI's own errors. */
 export class CliError extends Error {
@@ -90,5 +100,21 @@ export class ServiceStillRunningError extends CliError {
     this.name = 'ServiceStillRunningError';
     this.service = service;
     this.members = [...members];
+  }
+}
+
+/** `jobs wait`: the job went dead or was cancelled (exit 7); the message says which, and why. */
+export class JobFailedError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLI_JOB_FAILED', EXIT.jobFailed, message, options);
+    this.name = 'JobFailedError';
+  }
+}
+
+/** `jobs wait`: the job had not finished within `--within` (exit 8); it goes on. */
+export class WaitTimeoutError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLI_WAIT_TIMEOUT', EXIT.waitTimeout, message, options);
+    this.name = 'WaitTimeoutError';
   }
 }

@@ -5,6 +5,8 @@
  */
 
 import {
+  COUNTED_STATES,
+  type CountedState,
   JOB_STATES,
   type JobInfo,
   type JobPage,
@@ -19,8 +21,10 @@ import { NotFoundError, UsageError } from './errors.js';
 import { fitLine, renderTable, shorten } from './format.js';
 
 const STATES = JOB_STATES as readonly JobState[];
+/** The states `stats()` counts (its table columns). */
+const COUNTED = COUNTED_STATES as readonly CountedState[];
 /** States whose jobs wait for a consumer to start them. */
-const WAITING: readonly JobState[] = ['ready', 'scheduled', 'retrying'];
+const WAITING: readonly CountedState[] = ['ready', 'scheduled', 'retrying'];
 
 /** Check a state argument, naming the valid ones. */
 export function parseState(value: string): JobState {
@@ -55,20 +59,20 @@ export function renderStats(stats: JobStats, width?: number): string {
   if (queues.length === 0) {
     lines.push('no jobs in the store: no queue has any scheduled, ready, running, retrying or dead job');
   } else {
-    const rows = queues.map(([name, counts]) => [name, ...STATES.map((s) => String(counts[s]))]);
-    rows.push(['(total)', ...STATES.map((s) => String(stats.total[s]))]);
-    lines.push(renderTable(['queue', ...STATES], rows, { width, flexible: { 0: 'middle' } }));
+    const rows = queues.map(([name, counts]) => [name, ...COUNTED.map((s) => String(counts[s]))]);
+    rows.push(['(total)', ...COUNTED.map((s) => String(stats.total[s]))]);
+    lines.push(renderTable(['queue', ...COUNTED], rows, { width, flexible: { 0: 'middle' } }));
   }
   const handlers = Object.entries(stats.handlers).sort(([a], [b]) => a.localeCompare(b));
   if (handlers.length > 0) {
     const rows = handlers.map(([name, counts]) => [
       name,
-      ...STATES.map((s) => String(counts[s])),
+      ...COUNTED.map((s) => String(counts[s])),
       counts.paused ? 'yes' : 'no',
       // `-`: the store cannot tell (an adapter without consumer registrations).
       counts.consumers === undefined ? '-' : waitingWithoutConsumer(counts) > 0 ? '0 (!)' : String(counts.consumers),
     ]);
-    lines.push(renderTable(['handler', ...STATES, 'paused', 'consumers'], rows, { width, flexible: { 0: 'middle' } }));
+    lines.push(renderTable(['handler', ...COUNTED, 'paused', 'consumers'], rows, { width, flexible: { 0: 'middle' } }));
     for (const [name, counts] of handlers) {
       const waiting = waitingWithoutConsumer(counts);
       if (waiting === 0) continue;

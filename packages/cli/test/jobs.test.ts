@@ -90,7 +90,7 @@ describe('shardwork jobs (redis)', () => {
     expect(badJson.stderr).toContain('argsJson is not valid JSON');
     const badState = await jobsCli('list', 'zombie');
     expect(badState.code).toBe(1);
-    expect(badState.stderr).toContain('scheduled, ready, running, retrying, dead');
+    expect(badState.stderr).toContain('scheduled, ready, running, retrying, completed, dead, cancelled');
     const badAt = await jobsCli('enqueue', 'email', '{}', '--at', 'tomorrowish');
     expect(badAt.code).toBe(1);
     expect(badAt.stderr).toContain('--at');

@@ -66,6 +66,7 @@ export type { ParsedProtocolUrl, ProtocolFactory, ProtocolRegistryOptions } from
 export { ProtocolRegistry } from './protocols.js';
 export type { Backoff, BackoffFunction, GiveUpInfo, RetryInfo, RetryingOptions } from './retrying.js';
 export { backoffDelays, retrying } from './retrying.js';
+export { stopOnSignals } from './signals.js';
 export type { TransitionTable } from './states.js';
 export { StateMachine } from './states.js';
 export type { ReadTlsFilesOptions, TlsFiles, TlsMaterial } from './tls.js';

@@ -5,7 +5,7 @@ import {
   type ServiceInspection,
   type Snapshot,
 } from '@shardwork/core';
-import type { AdminJobQueue, JobInfo, JobState, JobStats } from '@shardwork/jobs';
+import type { AdminJobQueue, CountedState, JobInfo, JobState, JobStats } from '@shardwork/jobs';
 
 /** One change of a shard's owner between two consecutive snapshots. */
 export interface Movement {
@@ -50,7 +50,7 @@ export interface ServicesView {
 /** Counts of one queue or handler, with the oldest ready job's wait. */
 export interface QueueRow {
   readonly name: string;
-  readonly counts: Readonly<Record<JobState, number>>;
+  readonly counts: Readonly<Record<CountedState, number>>;
   readonly paused?: boolean;
   /**
    * Handlers only: live consumer processes that registered the handler, as
@@ -67,7 +67,7 @@ export interface QueuesView {
   readonly configured: boolean;
   readonly queues: readonly QueueRow[];
   readonly handlers: readonly QueueRow[];
-  readonly total: Readonly<Record<JobState, number>> | undefined;
+  readonly total: Readonly<Record<CountedState, number>> | undefined;
   readonly throughputKnown: boolean;
   readonly readAt: number | undefined;
   readonly problem: BackendProblem | undefined;
@@ -335,7 +335,7 @@ export class DashboardData {
         .sort()
         .map((name) => ({
           name,
-          counts: stats?.queues[name] as Record<JobState, number>,
+          counts: stats?.queues[name] as Record<CountedState, number>,
           waitMs: last?.waits.get(name),
           throughput: this.#throughput('queue', name),
         })),
@@ -344,7 +344,7 @@ export class DashboardData {
         .map((name) => {
           const { paused, consumers, ...counts } =
             stats?.handlers[name] ??
-            ({} as never as Record<JobState, number> & { paused: boolean; consumers?: number });
+            ({} as never as Record<CountedState, number> & { paused: boolean; consumers?: number });
           return {
             name,
             counts,

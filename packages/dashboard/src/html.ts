@@ -1,5 +1,5 @@
 import type { Member } from '@shardwork/core';
-import type { JobInfo, JobState } from '@shardwork/jobs';
+import type { CountedState, JobInfo, JobState } from '@shardwork/jobs';
 import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView, ServiceView } from './data.js';
 
 /** What every fragment needs to render forms and links. */
@@ -20,7 +20,7 @@ export function esc(value: unknown): string {
     .replaceAll("'", '&#39;');
 }
 
-const STATES: readonly JobState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
+const STATES: readonly CountedState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
 /** The job states that have a list page. */
 export const LISTED_STATES: readonly JobState[] = ['running', 'scheduled', 'retrying', 'dead'];
 
@@ -218,7 +218,7 @@ export function servicesFragment(view: ServicesView, ctx: RenderContext, now = D
 const noQueue = '<p class="card muted" data-empty="no-queue">no job queue configured</p>';
 
 /** States whose jobs wait for a consumer to start them. */
-const WAITING: readonly JobState[] = ['ready', 'scheduled', 'retrying'];
+const WAITING: readonly CountedState[] = ['ready', 'scheduled', 'retrying'];
 
 /**
  * How many jobs of a handler wait with no live consumer to run them: some are

@@ -1,5 +1,5 @@
 import type { Snapshot } from '@shardwork/core';
-import type { JobState } from '@shardwork/jobs';
+import type { CountedState } from '@shardwork/jobs';
 import { describe, expect, it } from 'vitest';
 import { jobsFragment, queuesFragment, servicesFragment, unbrokenNumbers } from '../src/html.js';
 import type { JobsView, QueueRow, QueuesView, ServicesView } from '../src/index.js';
@@ -7,8 +7,8 @@ import { isLoopbackHost } from '../src/security.js';
 
 const ctx = { csrf: 'csrf-token', readOnly: false, back: '/queues' };
 const NOW = Date.UTC(2026, 11, 2, 12, 1, 42);
-const zero: Record<JobState, number> = { scheduled: 0, ready: 0, running: 0, retrying: 0, dead: 0 };
-const row = (name: string, counts: Partial<Record<JobState, number>>, extra: Partial<QueueRow> = {}): QueueRow => ({
+const zero: Record<CountedState, number> = { scheduled: 0, ready: 0, running: 0, retrying: 0, dead: 0 };
+const row = (name: string, counts: Partial<Record<CountedState, number>>, extra: Partial<QueueRow> = {}): QueueRow => ({
   name,
   counts: { ...zero, ...counts },
   waitMs: undefined,

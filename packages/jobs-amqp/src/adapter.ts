@@ -86,6 +86,9 @@ export class AmqpJobAdapter implements JobAdapter {
       'pause',
       'admin',
       'jobId',
+      'lookup',
+      'results',
+      'cancel',
       ...(this.#o.partitions === 0 ? ['ordered' as const] : []),
     ];
   }

@@ -19,7 +19,7 @@ describeJobQueueConformance({
   name: 'amqp',
   durable: true,
   refusesUnknownHandlers: false,
-  unsupported: ['unique', 'priority', 'pause', 'admin', 'ordered', 'jobId'],
+  unsupported: ['unique', 'priority', 'pause', 'admin', 'ordered', 'jobId', 'lookup', 'results', 'cancel'],
   // An instance rather than a URL: a URL's package loads at start, and the suite expects refusals at register.
   create: (options, namespace) =>
     createJobQueue(new AmqpJobAdapter({ url: `${broker.url}?prefix=${namespace}` }), options),
@@ -29,7 +29,7 @@ describeJobQueueConformance({
   name: 'amqp, partitioned',
   durable: true,
   refusesUnknownHandlers: false,
-  unsupported: ['unique', 'priority', 'pause', 'admin', 'jobId'],
+  unsupported: ['unique', 'priority', 'pause', 'admin', 'jobId', 'lookup', 'results', 'cancel'],
   create: (options, namespace) =>
     createJobQueue(
       new AmqpJobAdapter({

@@ -15,11 +15,16 @@ import { RedisConnection } from '@shardwork/discovery-redis/kit';
 import {
   type AdapterRuntime,
   type BulkOptions,
+  type CancelResult,
   type CompiledPeriodic,
   type CompiledQueueOptions,
   consumedQueues,
   type EnqueueResult,
   type JobAdapter,
+  JobCancelledError,
+  type JobChange,
+  type JobDetails,
+  type JobOutcome,
   type JobPage,
   type JobRecord,
   type JobState,
@@ -36,6 +41,7 @@ import {
 import { nanoid } from 'nanoid';
 import { RedisQueueAdmin } from './admin.js';
 import { ConsumerDirectory, HANDLERS_LABEL } from './consumers.js';
+import { RedisJobFollow } from './follow.js';
 import { partitionOf } from './keys.js';
 import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOptions } from './options.js';
 import { type ConsumerHost, PartitionConsumer } from './partition.js';
@@ -56,6 +62,7 @@ export class RedisJobAdapter implements JobAdapter {
   readonly #registry: QueueRegistry;
   readonly #directory = new ConsumerDirectory(() => this.#partitioned.coordination());
   readonly #admin: RedisQueueAdmin;
+  readonly #follow: RedisJobFollow;
   #partitionedRoom: PartitionedConsumption | undefined;
   readonly #consumers = new Map<string, Set<PartitionConsumer>>();
   #dispatcher = new Dispatcher(1, 0);
@@ -86,6 +93,13 @@ export class RedisJobAdapter implements JobAdapter {
       handlers: () => this.#rt.handlers,
       store: (queue) => this.#store(queue),
       coordination: () => this.#partitioned.coordination(),
+    });
+    this.#follow = new RedisJobFollow({
+      connection: this.#connection,
+      prefix: this.#o.prefix,
+      registry: this.#registry,
+      store: (queue) => this.#store(queue),
+      runtime: () => this.#rt,
     });
   }
 
@@ -136,6 +150,7 @@ export class RedisJobAdapter implements JobAdapter {
         this.#o.prefix,
         queue,
         this.#o.partitions,
+        this.#runtime?.options.keepCompleted ?? { count: 0, ageMs: 1 },
         (error) => {
           this.#reportError(error);
           // Redis lost the data: the admin views learn of this queue from us again.
@@ -288,6 +303,7 @@ export class RedisJobAdapter implements JobAdapter {
       channels: new Map(queues.map((q) => [this.#store(q).keys.wake, q])),
       consumers: this.#consumers,
       closed: this.#closed.signal,
+      cancelled: (id, reason) => this.#rt.abortAttempt(id, new JobCancelledError(id, reason)),
       reportError: (error) => this.#reportError(error),
     });
     await this.#partitioned.start(queues, began + o.startTimeoutMs);
@@ -430,6 +446,34 @@ export class RedisJobAdapter implements JobAdapter {
 
   unpause(handler: string): Promise<void> {
     return this.#admin.unpause(handler);
+  }
+
+  // ── one job (follow.ts) ──────────────────────────────────────────────────
+
+  getJob(id: string): Promise<JobDetails | undefined> {
+    return this.#follow.getJob(id);
+  }
+
+  async cancel(id: string, reason: string | undefined): Promise<CancelResult | undefined> {
+    const result = await this.#follow.cancel(id, reason);
+    if (result?.cancelled === true) {
+      // Running here: abort it now (the owner of another process is told on its wake channel).
+      if (result.state === 'running') this.#rt.abortAttempt(id, new JobCancelledError(id, reason));
+      const job = await this.#follow.getJob(id).catch(() => undefined);
+      if (job !== undefined) {
+        const { handler, queue, key, args } = job;
+        this.#rt.emit('job:cancelled', { job: { id, handler, queue, key, args }, state: result.state, reason });
+      }
+    }
+    return result;
+  }
+
+  awaitFinished(id: string, signal: AbortSignal): Promise<JobOutcome | undefined> {
+    return this.#follow.awaitFinished(id, signal);
+  }
+
+  modify(id: string, change: JobChange): Promise<{ state: JobState; applied: boolean } | undefined> {
+    return this.#follow.modify(id, change);
   }
 }
 

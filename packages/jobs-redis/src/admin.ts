@@ -12,8 +12,9 @@ import type { Discovery } from '@shardwork/core';
 import type { RedisClient, RedisConnection } from '@shardwork/discovery-redis/kit';
 import {
   type BulkOptions,
+  COUNTED_STATES,
   type CompiledRegistration,
-  JOB_STATES,
+  type CountedState,
   type JobErrorInfo,
   type JobInfo,
   JobNotFoundError,
@@ -90,10 +91,10 @@ export class RedisQueueAdmin {
       }
       for (const [field, value] of Object.entries((counts?.[1] ?? {}) as Record<string, string>)) {
         const at = field.indexOf(':');
-        const state = field.slice(0, at) as JobState;
+        const state = field.slice(0, at) as CountedState;
         const name = field.slice(at + 1);
         const n = Number(value);
-        if (!JOB_STATES.includes(state) || !Number.isFinite(n) || n === 0) continue;
+        if (!COUNTED_STATES.includes(state) || !Number.isFinite(n) || n === 0) continue;
         byQueue[state] += n;
         total[state] += n;
         const entry = handlers[name] ?? { ...emptyCounts(), paused: pausedSet.has(name) };
@@ -119,11 +120,49 @@ export class RedisQueueAdmin {
     return all;
   }
 
+  /** A page of the kept finished jobs (`fin` and `done:<state>`), oldest first. */
+  async #listKept(
+    redis: RedisClient,
+    state: 'completed' | 'cancelled',
+    options: Required<Pick<ListOptions, 'offset' | 'limit'>> & ListOptions,
+  ): Promise<JobPage> {
+    const matching: JobInfo[] = [];
+    for (const queue of await this.#queues(options.queue)) {
+      const keys = this.#host.store(queue).keys;
+      const flat = await redis.zrange(keys.done(state), 0, -1);
+      if (flat.length === 0) continue;
+      const kept = await redis.hmget(keys.fin, ...flat);
+      flat.forEach((id, i) => {
+        const job = safeParse(kept[i] ?? '') as { rec?: string; f?: number; at?: number; e?: string } | undefined;
+        if (job === undefined) return;
+        const parsed = recordArgs(job.rec);
+        const raw = safeParse(job.rec ?? '');
+        const info: JobInfo = {
+          id,
+          handler: parsed?.handler ?? '?',
+          queue,
+          key: parsed?.key,
+          args: parsed?.args ?? {},
+          state,
+          fails: Number(job.f ?? 0),
+          enqueuedAt: Number(raw?.enqueuedAt ?? 0),
+          runAt: Number(raw?.runAt ?? 0),
+          lastError: job.e === undefined ? undefined : (safeParse(job.e) as JobErrorInfo | undefined),
+          finishedAt: Number(job.at ?? 0),
+        };
+        if (options.handler === undefined || info.handler === options.handler) matching.push(info);
+      });
+    }
+    matching.sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0));
+    return { total: matching.length, jobs: matching.slice(options.offset, options.offset + options.limit) };
+  }
+
   async list(
     state: JobState,
     options: Required<Pick<ListOptions, 'offset' | 'limit'>> & ListOptions,
   ): Promise<JobPage> {
     const redis = await this.#redis();
+    if (state === 'completed' || state === 'cancelled') return this.#listKept(redis, state, options);
     const ids: { queue: string; id: string; at: number }[] = [];
     for (const queue of await this.#queues(options.queue)) {
       const keys = this.#host.store(queue).keys;

@@ -31,6 +31,8 @@ export function queueKeys(prefix: string, queue: string) {
     cron: `${b}cron`,
     info: `${b}info`,
     wake: `${b}wake`,
+    fin: `${b}fin`,
+    done: (state: 'completed' | 'cancelled') => `${b}done:${state}`,
     ready: (p: number, handler: string) => `${b}p${p}:r:${handler}`,
     due: (p: number) => `${b}p${p}:due`,
     run: (p: number) => `${b}p${p}:run`,

@@ -306,6 +306,13 @@ export class PartitionConsumer {
           partition: this.#ctx.shard,
           token: this.#ctx.token,
           owned: () => this.#ctx.held,
+          // One try: a lost progress write is made good by the next one (or the result).
+          progress: (json) =>
+            this.#track(
+              host.store
+                .fenced('progress', [this.#ctx.shard, String(this.#ctx.token), id, json])
+                .catch((error: unknown) => host.reportError(error)),
+            ),
         });
         await this.#settle(job, outcome);
       } catch (error) {
@@ -374,7 +381,7 @@ export class PartitionConsumer {
       this.#ctx.shard,
       String(this.#ctx.token),
       ids.length,
-      ...ids,
+      ...batch.flatMap((c) => [c.job.id, c.outcome.type === 'completed' ? c.outcome.result : 'null']),
     ]).finally(() => {
       for (const id of ids) this.#flushing.delete(id);
     });

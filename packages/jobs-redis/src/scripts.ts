@@ -20,7 +20,12 @@ export type ScriptName =
   | 'reclaim'
   | 'cron'
   | 'retry-dead'
-  | 'delete-dead';
+  | 'delete-dead'
+  | 'job'
+  | 'cancel'
+  | 'wait'
+  | 'progress'
+  | 'modify';
 
 const scripts = new LuaScripts<ScriptName>({
   base: import.meta.url,

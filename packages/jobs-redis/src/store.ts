@@ -34,7 +34,9 @@ export class QueueStore {
   readonly queue: string;
   readonly keys: QueueKeys;
   readonly #connection: RedisConnection;
-  readonly #partitions: string;
+  readonly #partitions: number;
+  /** ARGV[3] of every script: the partition count and the retention of finished jobs (common.lua). */
+  readonly #shape: string;
   readonly #onLost: (error: QueueDataLostError) => void;
   readonly #onInvalid: (error: InvalidRecordError, repaired: boolean) => void;
   #epoch = '';
@@ -44,13 +46,15 @@ export class QueueStore {
     prefix: string,
     queue: string,
     partitions: number,
+    keep: { readonly count: number; readonly ageMs: number },
     onLost: (error: QueueDataLostError) => void,
     onInvalid: (error: InvalidRecordError, repaired: boolean) => void,
   ) {
     this.queue = queue;
     this.keys = queueKeys(prefix, queue);
     this.#connection = connection;
-    this.#partitions = String(partitions);
+    this.#partitions = partitions;
+    this.#shape = `${partitions}|${keep.count}|${keep.ageMs}`;
     this.#onLost = onLost;
     this.#onInvalid = onInvalid;
   }
@@ -71,7 +75,7 @@ export class QueueStore {
       const reply = (await this.#connection.run(
         script(name),
         [this.keys.jobs],
-        [this.keys.base, this.#epoch, this.#partitions, ...args],
+        [this.keys.base, this.#epoch, this.#shape, ...args],
       )) as unknown[];
       const [status] = reply;
       if (status === 'OK') {
@@ -82,7 +86,7 @@ export class QueueStore {
       if (status === 'PARTS') {
         throw new InvalidOptionsError(
           'partitions',
-          Number(this.#partitions),
+          this.#partitions,
           `${String(reply[1])}, the partition count stored for queue "${this.queue}" (every producer and consumer of a queue must use the same)`,
         );
       }

@@ -5,7 +5,8 @@
  * so that a job starts without waiting for the idle re-check. A subscription
  * that failed while the connection stayed up is tried again with backoff;
  * after a reconnect every consumer is woken once, since messages may have
- * been missed while the subscriber was away.
+ * been missed while the subscriber was away. A `c:` message names a running
+ * job that was cancelled: its attempt is aborted if it runs here.
  *
  * @module
  */
@@ -26,6 +27,8 @@ export interface WakeOptions {
   readonly channels: ReadonlyMap<string, string>;
   /** The running partition consumers of each queue. */
   readonly consumers: ReadonlyMap<string, ReadonlySet<Wakeable>>;
+  /** A running job was cancelled (a `c:` message): abort its attempt if it runs here. */
+  readonly cancelled: (id: string, reason: string | undefined) => void;
   /** Aborted when the adapter closes: no more retries. */
   readonly closed: AbortSignal;
   readonly reportError: (error: unknown) => void;
@@ -38,6 +41,11 @@ export function subscribeWakes(o: WakeOptions): void {
   sub.on('message', (channel: string, message: string) => {
     const queue = o.channels.get(channel);
     if (queue === undefined) return;
+    if (message.startsWith('c:')) {
+      const cancel = parseCancel(message.slice(2));
+      if (cancel !== undefined) o.cancelled(cancel.id, cancel.reason);
+      return;
+    }
     for (const consumer of o.consumers.get(queue) ?? []) {
       if (message === '*' || Number(message) === consumer.partition) consumer.wake();
     }
@@ -59,4 +67,16 @@ export function subscribeWakes(o: WakeOptions): void {
   };
   sub.on('ready', () => subscribe(readies++ === 0, 0));
   sub.connect().catch(() => undefined);
+}
+
+/** A cancel message: `{ id, e: error JSON }` (cancel.lua). */
+function parseCancel(text: string): { id: string; reason: string | undefined } | undefined {
+  try {
+    const { id, e } = JSON.parse(text) as { id?: unknown; e?: unknown };
+    if (typeof id !== 'string') return undefined;
+    const error = typeof e === 'string' ? (JSON.parse(e) as { message?: unknown }) : undefined;
+    return { id, reason: typeof error?.message === 'string' ? error.message : undefined };
+  } catch {
+    return undefined;
+  }
 }

@@ -10,9 +10,10 @@
  * @module
  */
 
+import type { JobArgs } from './args.js';
 import { type FeatureRefusal, type JobFeature, UnsupportedFeatureError } from './errors.js';
 import type { DeadReason, JobQueueEventMap } from './events.js';
-import type { EnqueueResult, JobInfo, JobRecord, JobRef, JobState } from './job.js';
+import type { CountedState, EnqueueResult, JobDetails, JobInfo, JobRecord, JobRef, JobState } from './job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 
 /** A job an adapter hands to {@link AdapterRuntime.run}. */
@@ -31,11 +32,22 @@ export interface RunExtras {
   readonly token?: number;
   /** Synchronous ownership check of the partition (core's `ctx.owned`). */
   readonly owned?: () => boolean;
+  /**
+   * Store the attempt's progress (JSON text, checked and throttled by the
+   * runtime). Absent on adapters that keep no progress: `job:progress` is
+   * still emitted.
+   */
+  readonly progress?: (json: string) => void;
 }
 
 /** What one attempt came to; the adapter persists it, then calls {@link AdapterRuntime.report}. */
 export type AttemptOutcome =
-  | { readonly type: 'completed'; readonly durationMs: number }
+  | {
+      readonly type: 'completed';
+      readonly durationMs: number;
+      /** What the handler returned, as JSON text (`'null'` for nothing). */
+      readonly result: string;
+    }
   | { readonly type: 'retry'; readonly error: unknown; readonly delayMs: number; readonly durationMs?: number }
   | { readonly type: 'dead'; readonly error: unknown; readonly reason: DeadReason; readonly durationMs?: number }
   /**
@@ -65,12 +77,45 @@ export interface AdapterRuntime {
   run(job: RunnableJob, extras?: RunExtras): Promise<AttemptOutcome>;
   /** Emit the events of an outcome the adapter has persisted (`job:completed`, `job:failed`, `job:dead`). */
   report(job: RunnableJob, outcome: AttemptOutcome, nextRunAt?: number): void;
+  /**
+   * Abort the attempt of job `id` running in this process with `reason` (a
+   * `JobCancelledError`): its `ctx.signal` aborts, `ctx.owned` turns false,
+   * and its `run` resolves at once with `aborted`. Returns whether one ran;
+   * if none did, a `run` of the job within the next minute (one fetched
+   * ahead) resolves with `aborted` without starting.
+   */
+  abortAttempt(id: string, reason: unknown): boolean;
   /** Emit an event of the queue's map (e.g. `job:recovered`, `job:dropped`, `record:invalid`, `error`). */
   emit<K extends keyof JobQueueEventMap>(event: K, payload: JobQueueEventMap[K]): void;
 }
 
-/** Counts of jobs by state. */
-export type StateCounts = Record<JobState, number>;
+/** Counts of jobs by state (the states the store holds as work, and the dead set). */
+export type StateCounts = Record<CountedState, number>;
+
+/** How a job finished, as `waitFor` needs it. */
+export type JobOutcome = Pick<JobDetails, 'id' | 'state' | 'result' | 'error'>;
+
+/** A change to a job that is not running yet (see {@link JobAdapter.modify}). */
+export type JobChange =
+  /** Run it now: a scheduled or retrying job becomes ready (a ready one stays). */
+  | { readonly type: 'promote' }
+  /** Run it at `at` (ms since the epoch) instead: scheduled or retrying jobs. */
+  | { readonly type: 'reschedule'; readonly at: number }
+  /** Replace its args (checked, with their JSON text): scheduled, ready or retrying jobs. */
+  | { readonly type: 'update'; readonly args: JobArgs; readonly argsJson: string };
+
+/** What {@link JobAdapter.cancel} found and did. */
+export interface CancelResult {
+  readonly id: string;
+  /** The state the job was in when the cancel arrived. */
+  readonly state: JobState;
+  /**
+   * Whether this call cancelled it: removed a waiting job, or aborted a
+   * running attempt (whose completion the store now refuses). `false` for a
+   * job that had already finished.
+   */
+  readonly cancelled: boolean;
+}
 
 /** What `stats()` returns. */
 export interface JobStats {
@@ -201,6 +246,32 @@ export interface JobAdapter {
    */
   pause(handler: string, options?: PauseOptions): Promise<void>;
   unpause(handler: string): Promise<void>;
+  /**
+   * A job by id, in any state (finished ones while kept), `undefined` when
+   * unknown. `maxFails` may be left `undefined`: the queue fills it from its
+   * registration.
+   */
+  getJob?(id: string): Promise<JobDetails | undefined>;
+  /**
+   * Cancel a job (see `JobQueue.cancel`): a waiting one is removed (its holds
+   * released), a running one is marked so the store refuses its completion,
+   * and its attempt aborted wherever it runs (`AdapterRuntime.abortAttempt`).
+   * `undefined` when the job is unknown.
+   */
+  cancel?(id: string, reason: string | undefined): Promise<CancelResult | undefined>;
+  /**
+   * Resolve with the job once it has finished (completed, dead or cancelled):
+   * at once if it has, else when it does, with no polling. `undefined` when
+   * the job is unknown. Rejects with `signal.reason` when `signal` aborts.
+   */
+  awaitFinished?(id: string, signal: AbortSignal): Promise<JobOutcome | undefined>;
+  /**
+   * Change a job that is not running yet (`promote`, `reschedule`, `update`):
+   * resolves with the state it was found in and whether the change applied
+   * (`false`, with nothing changed, when the state does not allow it);
+   * `undefined` when the job is unknown.
+   */
+  modify?(id: string, change: JobChange): Promise<{ readonly state: JobState; readonly applied: boolean } | undefined>;
 }
 
 /** The `JobRef` of a record. */

@@ -103,6 +103,35 @@ export function checkArgs(args: unknown, maxBytes: number, path = 'args'): strin
   return json;
 }
 
+/**
+ * The JSON text of a handler's result or a progress value (any JSON value,
+ * `undefined` as `null`), or why it cannot be stored: `{ problem }` names the
+ * offending path (e.g. `result.at is a Date, …`).
+ */
+export function valueJson(
+  value: unknown,
+  maxBytes: number,
+  path: string,
+): { readonly json: string } | { readonly problem: string } {
+  if (value === undefined) return { json: 'null' };
+  try {
+    checkValue(value, path, []);
+  } catch (error) {
+    if (error instanceof InvalidJobArgsError) return { problem: `${error.path} ${problemOf(error)}` };
+    throw error;
+  }
+  const json = JSON.stringify(value);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > maxBytes) return { problem: `${path} is ${bytes} bytes of JSON, over the limit of ${maxBytes}` };
+  return { json };
+}
+
+/** The problem part of an args error's message. */
+function problemOf(error: InvalidJobArgsError): string {
+  const text = error.message.slice(`Invalid job args: ${error.path} `.length);
+  return text.replace(/; args must be plain JSON data$/, '');
+}
+
 /** JSON with object keys sorted, so equal args give equal text (unique keys). */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;

@@ -22,7 +22,12 @@ export type JobsErrorCode =
   | 'QUEUE_UNAVAILABLE'
   | 'QUEUE_DATA_LOST'
   | 'QUEUE_CORRUPTED'
-  | 'JOB_NOT_FOUND';
+  | 'JOB_NOT_FOUND'
+  | 'JOB_CANCELLED'
+  | 'JOB_DEAD'
+  | 'JOB_WAIT_TIMEOUT'
+  | 'INVALID_JOB_RESULT'
+  | 'JOB_STATE';
 
 /** Base class of the job layer's errors. */
 export class JobsError extends ShardworkError<JobsErrorCode> {
@@ -132,7 +137,10 @@ export type JobFeature =
   | 'admin'
   | 'scheduled'
   | 'timeout'
-  | 'jobId';
+  | 'jobId'
+  | 'lookup'
+  | 'results'
+  | 'cancel';
 
 /** An adapter cannot offer a feature that a registration asked for. */
 export class UnsupportedFeatureError extends JobsError {
@@ -258,6 +266,78 @@ export class JobNotFoundError extends JobsError {
   }
 }
 
+/**
+ * The job was cancelled (`cancel(id)`): a running attempt's `ctx.signal`
+ * aborts with it, and `waitFor` rejects with it. Not retryable.
+ */
+export class JobCancelledError extends JobsError {
+  /** The job id. */
+  readonly id: string;
+  /** The reason given to `cancel`. */
+  readonly reason: string | undefined;
+
+  constructor(id: string, reason?: string) {
+    super('JOB_CANCELLED', `Job ${id} was cancelled${reason === undefined ? '' : `: ${reason}`}`);
+    this.name = 'JobCancelledError';
+    this.id = id;
+    this.reason = reason;
+  }
+}
+
+/**
+ * `waitFor` of a job that went to the dead set: the message is its last
+ * error's, and `lastError` says what it was (the error itself may have been
+ * thrown in another process). Not retryable.
+ */
+export class JobDeadError extends JobsError {
+  /** The job id. */
+  readonly id: string;
+  /** The error of its last attempt. */
+  readonly lastError: JobErrorInfo | undefined;
+
+  constructor(id: string, lastError: JobErrorInfo | undefined) {
+    super(
+      'JOB_DEAD',
+      `Job ${id} is dead: ${lastError === undefined ? 'no error was recorded' : `${lastError.name}: ${lastError.message}`}`,
+    );
+    this.name = 'JobDeadError';
+    this.id = id;
+    this.lastError = lastError;
+  }
+}
+
+/** `waitFor` gave up after its `timeoutMs`; the job goes on. Retryable (wait again). */
+export class JobWaitTimeoutError extends JobsError {
+  /** The job id. */
+  readonly id: string;
+  /** The bound that passed. */
+  readonly timeoutMs: number;
+
+  constructor(id: string, timeoutMs: number) {
+    super('JOB_WAIT_TIMEOUT', `Job ${id} did not finish within ${timeoutMs} ms (it goes on; wait again)`, {
+      retryable: true,
+    });
+    this.name = 'JobWaitTimeoutError';
+    this.id = id;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A handler returned something that cannot be stored as its job's result (not
+ * plain JSON, or larger than `maxArgsBytes`). The attempt fails for good (the
+ * job goes dead: the same code would return the same again). Not retryable.
+ */
+export class InvalidJobResultError extends JobsError {
+  constructor(handler: string, why: string) {
+    super(
+      'INVALID_JOB_RESULT',
+      `The result of handler "${handler}" ${why}: return plain JSON (objects, arrays, strings, finite numbers, booleans, null), or nothing`,
+    );
+    this.name = 'InvalidJobResultError';
+  }
+}
+
 /** A serialisable summary of an error, as stored with a failed or dead job. */
 export interface JobErrorInfo {
   /** `error.name`, or `typeof` for thrown non-errors. */
@@ -280,4 +360,26 @@ export function errorInfo(error: unknown, at: number): JobErrorInfo {
     ...(typeof code === 'string' ? { code } : {}),
     at,
   };
+}
+
+/**
+ * A change asked of a job in a state that does not allow it (`update` of a
+ * running job, `promote` of a completed one): nothing was changed. Not
+ * retryable.
+ */
+export class JobStateError extends JobsError {
+  /** The job id. */
+  readonly id: string;
+  /** The state the job is in. */
+  readonly state: string;
+
+  constructor(id: string, state: string, action: string, allowed: readonly string[]) {
+    super(
+      'JOB_STATE',
+      `Cannot ${action} job ${id}: it is ${state}; ${action} works on ${allowed.join(', ')} jobs. Nothing was changed.`,
+    );
+    this.name = 'JobStateError';
+    this.id = id;
+    this.state = state;
+  }
 }

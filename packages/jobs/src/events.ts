@@ -6,7 +6,7 @@
  */
 
 import type { InvalidRecordError } from '@shardwork/core';
-import type { JobRef } from './job.js';
+import type { JobRef, JobState } from './job.js';
 
 /** Lifecycle states of a job queue. */
 export type JobQueueState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -57,6 +57,14 @@ export interface JobQueueEventMap {
    * queue and handler; printed when nobody listens.
    */
   'job:unhandled': { readonly job: JobRef; readonly reason: string };
+  /**
+   * A job was cancelled (`cancel(id)`), in the process that cancelled it:
+   * `state` is the state it was found in (`running` when its attempt was
+   * aborted).
+   */
+  'job:cancelled': { readonly job: JobRef; readonly state: JobState; readonly reason: string | undefined };
+  /** A running attempt reported progress (`ctx.progress`), in the process that runs it, at most once per `progressIntervalMs`. */
+  'job:progress': { readonly job: JobRef; readonly attempt: number; readonly progress: unknown };
   /** `stop()` of an in-process queue dropped a job that had not run (or was aborted). */
   'job:dropped': { readonly job: JobRef; readonly reason: DropReason };
   /** A record in the store could not be parsed; it was moved aside and the queue carries on. */

@@ -9,7 +9,8 @@
 
 import { isRetryableError, NotOwnerError } from '@shardwork/core';
 import type { AttemptOutcome, RunExtras, RunnableJob } from './adapter.js';
-import { JobAbortedError, JobTimeoutError } from './errors.js';
+import { valueJson } from './args.js';
+import { InvalidJobError, InvalidJobResultError, JobAbortedError, JobTimeoutError } from './errors.js';
 import type { JobContext, Middleware } from './job.js';
 import type { CompiledRegistration } from './options.js';
 
@@ -46,6 +47,86 @@ export function failureOutcome(
   return { type: 'retry', error, delayMs: delay };
 }
 
+/** Largest progress value, as JSON bytes. */
+export const MAX_PROGRESS_BYTES = 4096;
+
+/** What the runtime gives one attempt besides the job. */
+export interface AttemptHooks {
+  /** The attempt begins (after the checks, before middleware). */
+  onStart(): void;
+  /** Largest result, as JSON bytes. */
+  readonly maxResultBytes: number;
+  /** Least time between two stores of progress, ms. */
+  readonly progressIntervalMs: number;
+  /** Progress was stored (to emit `job:progress`). */
+  onProgress(value: unknown): void;
+  /**
+   * The attempt can be aborted from outside by calling `abort(reason)` (a
+   * cancel); returns the function that forgets it once the attempt settles.
+   */
+  abortable(abort: (reason: unknown) => void): () => void;
+}
+
+/** Check a value given to `ctx.progress()`: its JSON text, or a thrown `InvalidJobError`. */
+export function progressJson(value: unknown): string {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0 || value > 100) {
+      throw new InvalidJobError('progress', `must be a number in [0, 100] or a small JSON object (got ${value})`);
+    }
+    return String(value);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidJobError('progress', `must be a number in [0, 100] or a small JSON object (got ${String(value)})`);
+  }
+  const checked = valueJson(value, MAX_PROGRESS_BYTES, 'progress');
+  if ('problem' in checked) throw new InvalidJobError('progress', checked.problem.slice('progress '.length));
+  return checked.json;
+}
+
+/**
+ * Merge progress calls closer together than the interval: the first is stored
+ * at once, later ones when the interval ends (the last value wins).
+ */
+class ProgressThrottle {
+  #lastAt = Number.NEGATIVE_INFINITY;
+  #pending: { json: string; value: unknown } | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly store: (json: string, value: unknown) => void,
+  ) {}
+
+  push(json: string, value: unknown): void {
+    this.#pending = { json, value };
+    if (this.#timer !== undefined) return;
+    const wait = this.#lastAt + this.intervalMs - performance.now();
+    if (wait <= 0) this.flush();
+    else {
+      this.#timer = setTimeout(() => this.flush(), wait);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** Store the pending value now. */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    this.#pending = undefined;
+    this.#lastAt = performance.now();
+    this.store(pending.json, pending.value);
+  }
+
+  /** Drop the pending value (the attempt ended otherwise). */
+  cancel(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pending = undefined;
+  }
+}
+
 /**
  * Run one attempt of `job` with `reg`'s handler behind `middleware`. Never
  * rejects; see `AdapterRuntime.run` for when it resolves.
@@ -55,7 +136,7 @@ export async function runAttempt(
   middleware: readonly Middleware[],
   job: RunnableJob,
   extras: RunExtras,
-  onStart: () => void,
+  hooks: AttemptHooks,
 ): Promise<AttemptOutcome> {
   const external = extras.signal;
   const attempt = job.fails + 1;
@@ -82,12 +163,15 @@ export async function runAttempt(
   const finished = new Promise<AttemptOutcome>((resolve) => {
     settle = resolve;
   });
-  const abortFromOutside = (): void => {
-    const reason = external?.reason ?? new JobAbortedError('stopped');
+  const abortWith = (reason: unknown): void => {
     abort(reason);
     settle({ type: 'aborted', error: reason });
   };
+  const abortFromOutside = (): void => abortWith(external?.reason ?? new JobAbortedError('stopped'));
   if (external !== undefined) onAbort(external, abortFromOutside);
+  const forget = hooks.abortable(abortWith);
+  // Made on the first ctx.progress(): most handlers never report any.
+  let progress: ProgressThrottle | undefined;
   let began = performance.now();
   /**
    * How a failed attempt ends. On an adapter that owns what it runs
@@ -141,12 +225,35 @@ export async function runAttempt(
       throw new NotOwnerError(extras.partition ?? -1, extras.token ?? -1, 'the partition lease is no longer held');
     },
     data: {},
+    progress(value) {
+      const json = progressJson(value);
+      progress ??= new ProgressThrottle(hooks.progressIntervalMs, (text, v) => {
+        if (aborted) return;
+        extras.progress?.(text);
+        hooks.onProgress(v);
+      });
+      progress.push(json, value);
+    },
   };
   began = performance.now();
-  onStart();
-  const run = middleware.length === 0 ? invoke(reg, ctx) : compose(middleware, ctx, () => invoke(reg, ctx));
+  hooks.onStart();
+  // What the handler returned (middleware that finishes a job without it leaves undefined).
+  let returned: unknown;
+  const handler = async (): Promise<void> => {
+    returned = await reg.handler(ctx.args, ctx);
+  };
+  const run = middleware.length === 0 ? handler() : compose(middleware, ctx, handler);
   run.then(
-    () => settle({ type: 'completed', durationMs: performance.now() - began }),
+    () => {
+      if (aborted) return;
+      const result = valueJson(returned, hooks.maxResultBytes, 'result');
+      if ('problem' in result) {
+        settle(failed(new InvalidJobResultError(reg.name, `is not storable: ${result.problem}`)));
+        return;
+      }
+      progress?.flush();
+      settle({ type: 'completed', durationMs: performance.now() - began, result: result.json });
+    },
     (error: unknown) => {
       // A throw caused by our own abort is the abort's outcome, already settled.
       if (aborted) return;
@@ -157,6 +264,8 @@ export async function runAttempt(
     return await finished;
   } finally {
     clearTimeout(timer);
+    progress?.cancel();
+    forget();
     if (external !== undefined) offAbort(external, abortFromOutside);
   }
 }
@@ -188,9 +297,4 @@ function onAbort(signal: AbortSignal, fn: () => void): void {
 
 function offAbort(signal: AbortSignal, fn: () => void): void {
   abortWatchers.get(signal)?.delete(fn);
-}
-
-/** Call the handler; a synchronous throw becomes a rejection. */
-async function invoke(reg: CompiledRegistration, ctx: JobContext): Promise<void> {
-  await reg.handler(ctx.args, ctx);
 }

@@ -27,7 +27,10 @@ export type {
   AdapterRuntime,
   AttemptOutcome,
   BulkOptions,
+  CancelResult,
   JobAdapter,
+  JobChange,
+  JobOutcome,
   JobPage,
   JobStats,
   ListOptions,
@@ -45,6 +48,7 @@ export type { FeatureRefusal, JobErrorInfo, JobFeature } from './errors.js';
 export {
   errorInfo,
   JobAbortedError,
+  JobCancelledError,
   JobNotFoundError,
   QueueCorruptedError,
   QueueDataLostError,
@@ -54,8 +58,8 @@ export {
 } from './errors.js';
 export type { DeadReason, DropReason, JobQueueEventMap } from './events.js';
 export { compose, failureOutcome } from './execute.js';
-export type { EnqueueResult, JobInfo, JobRecord, JobRef, JobState } from './job.js';
-export { JOB_STATES } from './job.js';
+export type { CountedState, EnqueueResult, JobDetails, JobInfo, JobRecord, JobRef, JobState } from './job.js';
+export { COUNTED_STATES, JOB_STATES } from './job.js';
 export type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 export {
   checkQueueList,

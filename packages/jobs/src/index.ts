@@ -27,7 +27,9 @@ export { NonRetryableError } from '@shardwork/core';
 // Adapter authors build on @shardwork/jobs/adapter.
 export type {
   BulkOptions,
+  CancelResult,
   JobAdapter,
+  JobChange,
   JobPage,
   JobStats,
   ListOptions,
@@ -41,11 +43,16 @@ export type { FeatureRefusal, JobErrorInfo, JobFeature, JobsErrorCode } from './
 export {
   InvalidJobArgsError,
   InvalidJobError,
+  InvalidJobResultError,
   JobAbortedError,
   JobArgsTooLargeError,
+  JobCancelledError,
+  JobDeadError,
   JobNotFoundError,
+  JobStateError,
   JobsError,
   JobTimeoutError,
+  JobWaitTimeoutError,
   QueueCorruptedError,
   QueueDataLostError,
   QueueUnavailableError,
@@ -53,27 +60,32 @@ export {
   UnsupportedFeatureError,
 } from './errors.js';
 export type { DeadReason, DropReason, JobQueueEventMap, JobQueueState } from './events.js';
+export type { CancelOptions, WaitOptions } from './follow.js';
 export type {
   AnyJobs,
   ArgsOf,
   BulkJob,
+  CountedState,
   EnqueueResult,
   Job,
   JobContext,
+  JobDetails,
   JobHandler,
   JobInfo,
   JobMap,
   JobName,
   JobRef,
+  JobResult,
   JobState,
   Middleware,
   PerformOptions,
 } from './job.js';
-export { JOB_STATES } from './job.js';
+export { COUNTED_STATES, FINISHED_STATES, JOB_STATES } from './job.js';
 export type {
   BackoffFunction,
   CatchUp,
   JobQueueOptions,
+  KeepCompleted,
   PeriodicOptions,
   RegisterOptions,
 } from './options.js';

@@ -112,11 +112,73 @@ export interface JobRecord {
   readonly ordered: boolean;
 }
 
-/** Where a job is. */
-export type JobState = 'scheduled' | 'ready' | 'running' | 'retrying' | 'dead';
+/**
+ * Where a job is: waiting (`scheduled` for a due time, `ready`, `retrying`
+ * after a failed attempt), `running`, or finished: `completed`, `dead` (its
+ * attempts are spent, or it failed for good) or `cancelled`. Completed and
+ * cancelled jobs are kept per the queue's `keepCompleted`.
+ */
+export type JobState = 'scheduled' | 'ready' | 'running' | 'retrying' | 'completed' | 'dead' | 'cancelled';
 
 /** Every {@link JobState}, in lifecycle order. */
-export const JOB_STATES: readonly JobState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
+export const JOB_STATES: readonly JobState[] = [
+  'scheduled',
+  'ready',
+  'running',
+  'retrying',
+  'completed',
+  'dead',
+  'cancelled',
+];
+
+/** The states `stats()` counts: the jobs the store holds as work, and the dead set. */
+export type CountedState = Exclude<JobState, 'completed' | 'cancelled'>;
+
+/** Every {@link CountedState}, in lifecycle order. */
+export const COUNTED_STATES: readonly CountedState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
+
+/** The states a job ends in. */
+export const FINISHED_STATES: readonly JobState[] = ['completed', 'dead', 'cancelled'];
+
+/**
+ * What a handler returned, or what `ctx.progress()` was given: plain JSON
+ * (`undefined` when the handler returned nothing).
+ */
+export type JobResult = unknown;
+
+/** A job looked up by id (`getJob`). */
+export interface JobDetails {
+  readonly id: string;
+  readonly handler: string;
+  readonly queue: string;
+  readonly key: string | undefined;
+  readonly args: JobArgs;
+  readonly state: JobState;
+  /** The number of the running or last attempt: 0 before the first starts. */
+  readonly attempt: number;
+  /** Failed attempts so far. */
+  readonly fails: number;
+  /** Attempts before it goes dead, from this process's registration (`undefined` where the handler is not registered here). */
+  readonly maxFails: number | undefined;
+  /** When `perform*` was called, ms since the epoch. */
+  readonly enqueuedAt: number;
+  /** When it is (or was last) due, ms since the epoch. */
+  readonly scheduledAt: number;
+  /** When its running or last attempt started. */
+  readonly startedAt: number | undefined;
+  /** When it completed, died or was cancelled. */
+  readonly finishedAt: number | undefined;
+  /** The last value its handler gave `ctx.progress()`. */
+  readonly progress: JobResult;
+  /** What its handler returned (completed jobs). */
+  readonly result: JobResult;
+  /** The error of its last failed attempt, or why it was cancelled. */
+  readonly error: JobErrorInfo | undefined;
+  /** Partition of the job, on adapters with partitions. */
+  readonly partition: number | undefined;
+  /** Member id of the replica that runs it (running jobs, on adapters with partitions). */
+  readonly owner: string | undefined;
+}
 
 /** A job as listed by the admin API. */
 export interface JobInfo {
@@ -132,8 +194,10 @@ export interface JobInfo {
   readonly enqueuedAt: number;
   /** When it is (or was last) due, ms since the epoch. */
   readonly runAt: number;
-  /** The error of the last failed attempt. */
+  /** The error of the last failed attempt (or why it was cancelled). */
   readonly lastError: JobErrorInfo | undefined;
+  /** When it finished (completed, dead or cancelled jobs), ms since the epoch. */
+  readonly finishedAt?: number;
 }
 
 /** What events carry about a job. */
@@ -181,9 +245,21 @@ export interface JobContext<A = JobArgs> {
   assertOwned(): void;
   /** A bag shared by the middleware and the handler of one attempt. */
   readonly data: Record<string, unknown>;
+  /**
+   * Report progress: a number 0–100 or a small JSON object (at most 4 KiB).
+   * Stored with the job (`getJob(id).progress`) and emitted as `job:progress`;
+   * calls closer together than the queue's `progressIntervalMs` are merged
+   * (the last value is stored when the interval ends), so a tight loop cannot
+   * flood the store. Throws `InvalidJobError` for anything else.
+   */
+  progress(value: number | Record<string, unknown>): void;
 }
 
-/** A job handler: Buffalo's `worker.Handler`. Throw to fail the attempt. */
+/**
+ * A job handler: Buffalo's `worker.Handler`. Throw to fail the attempt. What
+ * it returns (plain JSON, at most the queue's `maxArgsBytes`) is the job's
+ * result: kept with the completed job and what `waitFor` resolves with.
+ */
 export type JobHandler<A = JobArgs> = (args: A, ctx: JobContext<A>) => unknown;
 
 /**

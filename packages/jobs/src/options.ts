@@ -222,8 +222,37 @@ export interface JobQueueOptions {
    * @defaultValue `consoleLogger()` of `@shardwork/core`: level `warn`
    */
   readonly logger?: Logger;
+  /**
+   * Which completed and cancelled jobs are kept, with their results, for
+   * `getJob`, `list('completed' | 'cancelled')` and `waitFor`: per queue, the
+   * newest `count` of each state, none older than `ageMs`. `false` keeps none
+   * (`waitFor` then needs to be called before the job finishes).
+   * @defaultValue `{ count: 1000, ageMs: 86400000 }` (the last 1,000, at most a day)
+   */
+  readonly keepCompleted?: KeepCompleted | false;
+  /**
+   * Least time between two stores of one attempt's `ctx.progress()`: calls in
+   * between are merged, the last value stored when the interval ends.
+   * @defaultValue 250
+   */
+  readonly progressIntervalMs?: number;
+  /**
+   * Stop gracefully (`stop()` with `stopTimeoutMs`) on the first SIGTERM or
+   * SIGINT once started, as core's `Worker` does: what a Kubernetes pod or
+   * Ctrl-C asks for. The handlers are removed when the queue stops.
+   * @defaultValue false
+   */
+  readonly handleSignals?: boolean;
   /** Adapter-specific options, passed through to the adapter's factory. */
   readonly adapter?: Readonly<Record<string, unknown>>;
+}
+
+/** Retention of finished jobs (see {@link JobQueueOptions.keepCompleted}). */
+export interface KeepCompleted {
+  /** Newest jobs of each state kept per queue. @defaultValue 1000 */
+  readonly count?: number;
+  /** Oldest a kept job may be, in ms since it finished. @defaultValue 86400000 (a day) */
+  readonly ageMs?: number;
 }
 
 /** Queue options after {@link compileQueueOptions}. */
@@ -232,6 +261,10 @@ export interface CompiledQueueOptions {
   readonly maxArgsBytes: number;
   readonly stopTimeoutMs: number;
   readonly idempotencyWindowMs: number;
+  /** `count` 0 keeps none. */
+  readonly keepCompleted: Required<KeepCompleted>;
+  readonly progressIntervalMs: number;
+  readonly handleSignals: boolean;
   readonly logger: Logger;
   readonly adapter: Readonly<Record<string, unknown>>;
 }
@@ -266,8 +299,28 @@ export function compileQueueOptions(options: JobQueueOptions | undefined): Compi
     maxArgsBytes: integer('maxArgsBytes', o.maxArgsBytes ?? DEFAULT_MAX_ARGS_BYTES, 2, 512 * 1024 * 1024),
     stopTimeoutMs: integer('stopTimeoutMs', o.stopTimeoutMs ?? 10_000, 0, MAX_TIMER_MS),
     idempotencyWindowMs: integer('idempotencyWindowMs', o.idempotencyWindowMs ?? 3_600_000, 0, 30 * 86_400_000),
+    keepCompleted: compileKeep(o.keepCompleted),
+    progressIntervalMs: integer('progressIntervalMs', o.progressIntervalMs ?? 250, 0, 3_600_000),
+    handleSignals: flag('handleSignals', o.handleSignals ?? false),
     logger: compileLogger(o.logger),
     adapter,
+  };
+}
+
+function flag(option: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionsError(option, value, 'true or false');
+  return value;
+}
+
+function compileKeep(keep: KeepCompleted | false | undefined): Required<KeepCompleted> {
+  if (keep === false) return { count: 0, ageMs: 0 };
+  if (keep === undefined) return { count: 1000, ageMs: 86_400_000 };
+  if (typeof keep !== 'object' || keep === null) {
+    throw new InvalidOptionsError('keepCompleted', keep, '{ count?, ageMs? } or false');
+  }
+  return {
+    count: integer('keepCompleted.count', keep.count ?? 1000, 0, 10_000_000),
+    ageMs: integer('keepCompleted.ageMs', keep.ageMs ?? 86_400_000, 1, 365 * 86_400_000),
   };
 }
 

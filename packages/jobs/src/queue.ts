@@ -7,9 +7,10 @@
  */
 
 import { IllegalStateError, InvalidOptionsError, type ScheduleInput, TypedEmitter } from '@shardwork/core';
-import { StateMachine, type TransitionTable } from '@shardwork/core/backend';
+import { StateMachine, stopOnSignals, type TransitionTable } from '@shardwork/core/backend';
 import {
   type BulkOptions,
+  type CancelResult,
   checkRegistrations,
   type JobAdapter,
   type JobPage,
@@ -21,6 +22,7 @@ import {
 } from './adapter.js';
 import { InvalidJobError, UnknownHandlerError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
+import { type CancelOptions, cancelJob, lookUp, modifyJob, type WaitOptions, waitForJob } from './follow.js';
 import {
   type AnyJobs,
   type ArgsOf,
@@ -28,6 +30,7 @@ import {
   type EnqueueResult,
   JOB_STATES,
   type Job,
+  type JobDetails,
   type JobHandler,
   type JobMap,
   type JobName,
@@ -123,6 +126,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   #stopping: Promise<StopResult> | undefined;
   /** Jobs this process is enqueueing: a local consumer may fetch one before perform() returns. */
   readonly #runtime: QueueRuntime;
+  /** Removes the SIGTERM/SIGINT handlers of `handleSignals`. */
+  #removeSignalHandlers: (() => void) | undefined;
 
   /**
    * @param adapter - a URL (`memory://`, `redis://…`, `amqp://…`; checked now,
@@ -229,7 +234,10 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
         );
       }
       await adapter.start();
-      if (this.#lifecycle.state === 'starting') this.#setState('running');
+      if (this.#lifecycle.state === 'starting') {
+        this.#setState('running');
+        if (this.#options.handleSignals) this.#removeSignalHandlers = stopOnSignals(() => void this.stop());
+      }
     })().catch(async (error: unknown) => {
       await this.#adapter?.close().catch(() => undefined);
       if (this.#lifecycle.state === 'starting') this.#setState('stopped');
@@ -261,6 +269,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       if (this.#lifecycle.state === 'starting') await this.#starting?.catch(() => undefined);
       if (this.#lifecycle.state === 'stopped') return { aborted: 0, dropped: 0 };
       this.#setState('stopping');
+      this.#removeSignalHandlers?.();
       await this.#loading?.catch(() => undefined);
       const adapter = this.#adapter;
       let result: StopResult = { aborted: 0, dropped: 0 };
@@ -327,6 +336,80 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       given.add(r.id);
     }
     return this.#submit(records);
+  }
+
+  /**
+   * Enqueue a job to run now and wait for its result (request/response): the
+   * handler's return value, or the rejection `waitFor` gives. For a duplicate
+   * (a `unique` job already queued, an id already known) it waits for that job.
+   */
+  async performAndWait<N extends JobName<J>>(
+    job: Job<J, N>,
+    options: PerformOptions & WaitOptions = {},
+  ): Promise<unknown> {
+    const { timeoutMs, signal, ...perform } = options;
+    const { id } = await this.perform(job, perform.id === undefined ? undefined : { id: perform.id });
+    return this.waitFor(id, {
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+  }
+
+  /**
+   * A job by id, in any state; finished jobs while the queue keeps them (see
+   * `keepCompleted`). `undefined` for an unknown id.
+   */
+  async getJob(id: string): Promise<JobDetails | undefined> {
+    return lookUp(await this.#load(), this.#handlers, id);
+  }
+
+  /**
+   * Wait until job `id` finishes: resolves with what its handler returned;
+   * rejects with `JobDeadError` (carrying its last error) when it goes dead,
+   * `JobCancelledError` when it is cancelled, `JobNotFoundError` for a job
+   * the store does not know (or no longer keeps), `JobWaitTimeoutError` past
+   * `timeoutMs`, or the signal's reason. Works from any process that shares
+   * the store, for a job that finished before the call too, and without
+   * polling: a finished job wakes only the processes waiting for it.
+   */
+  async waitFor(id: string, options: WaitOptions = {}): Promise<unknown> {
+    return waitForJob(await this.#load(), id, options);
+  }
+
+  /**
+   * Cancel job `id`. A scheduled, ready or retrying job is removed (its unique
+   * key released, the next job of its ordered key let through). A running job's
+   * attempt is aborted wherever it runs: its `ctx.signal` aborts with
+   * `JobCancelledError`, `ctx.owned` turns false, and the store refuses its
+   * completion should it finish anyway. Resolves with the state it was found
+   * in and whether it was cancelled (`false` for a job that had already
+   * finished); rejects with `JobNotFoundError` for an unknown id.
+   */
+  async cancel(id: string, options: CancelOptions = {}): Promise<CancelResult> {
+    return cancelJob(await this.#load(), id, options);
+  }
+
+  /**
+   * Run a scheduled or retrying job now (a ready one is left as it is).
+   * `JobStateError` for a running or finished job, `JobNotFoundError` for an
+   * unknown one; nothing is changed then.
+   */
+  async promote(id: string): Promise<void> {
+    await modifyJob(await this.#load(), id, 'promote', undefined, this.#options.maxArgsBytes);
+  }
+
+  /** Run a scheduled or retrying job at `at` (a `Date` or ms since the epoch) instead. Errors as {@link JobQueue.promote}. */
+  async reschedule(id: string, at: Date | number): Promise<void> {
+    await modifyJob(await this.#load(), id, 'reschedule', at, this.#options.maxArgsBytes);
+  }
+
+  /**
+   * Replace the args of a job that has not started (scheduled, ready or
+   * retrying), checked as `perform` checks them. Its unique key stays the one
+   * it was enqueued with. Errors as {@link JobQueue.promote}.
+   */
+  async update<N extends JobName<J>>(id: string, change: { readonly args: ArgsOf<J, N> }): Promise<void> {
+    await modifyJob(await this.#load(), id, 'update', change, this.#options.maxArgsBytes);
   }
 
   /** A snapshot of this process's view of the queue. */
@@ -470,6 +553,10 @@ export type AdminJobQueue = Pick<
   | 'status'
   | 'stats'
   | 'list'
+  | 'getJob'
+  | 'waitFor'
+  | 'cancel'
+  | 'promote'
   | 'retryDead'
   | 'deleteDead'
   | 'partitions'

@@ -44,6 +44,14 @@ export class QueueRuntime implements AdapterRuntime {
   readonly #host: RuntimeHost;
   /** Jobs this process is enqueueing: a local consumer may fetch one before perform() returns. */
   readonly #enqueueing = new Map<string, Promise<void>>();
+  /** How to abort each attempt running in this process, by job id (a cancel). */
+  readonly #aborts = new Map<string, (reason: unknown) => void>();
+  /**
+   * Cancels of jobs not running here (yet), by id, with when they came: a job
+   * fetched ahead and waiting for a slot must not start once it is cancelled.
+   * Kept for a minute.
+   */
+  readonly #cancelledAhead = new Map<string, { readonly reason: unknown; readonly at: number }>();
   /** Attempts running in this process now. */
   running = 0;
   readonly counts: QueueCounts = { enqueued: 0, duplicates: 0, started: 0, completed: 0, failed: 0, dead: 0 };
@@ -133,18 +141,50 @@ export class QueueRuntime implements AdapterRuntime {
     try {
       const enqueueing = this.#enqueueing.get(job.id);
       if (enqueueing !== undefined) await enqueueing;
-      return await runAttempt(reg, this.#host.middleware, job, extras, () => {
-        this.counts.started++;
-        if (this.#host.listenerCount('job:started') > 0)
-          this.#host.emit('job:started', {
-            job: refOf(job),
-            attempt: job.fails + 1,
-            waitMs: Math.max(0, Date.now() - job.runAt),
-          });
+      const cancelled = this.#cancelledAhead.get(job.id);
+      if (cancelled !== undefined) {
+        this.#cancelledAhead.delete(job.id);
+        return { type: 'aborted', error: cancelled.reason };
+      }
+      const host = this.#host;
+      return await runAttempt(reg, host.middleware, job, extras, {
+        onStart: () => {
+          this.counts.started++;
+          if (host.listenerCount('job:started') > 0)
+            host.emit('job:started', {
+              job: refOf(job),
+              attempt: job.fails + 1,
+              waitMs: Math.max(0, Date.now() - job.runAt),
+            });
+        },
+        maxResultBytes: host.options.maxArgsBytes,
+        progressIntervalMs: host.options.progressIntervalMs,
+        onProgress: (progress) => host.emit('job:progress', { job: refOf(job), attempt: job.fails + 1, progress }),
+        abortable: (abort) => {
+          this.#aborts.set(job.id, abort);
+          return () => {
+            if (this.#aborts.get(job.id) === abort) this.#aborts.delete(job.id);
+          };
+        },
       });
     } finally {
       this.running--;
     }
+  }
+
+  abortAttempt(id: string, reason: unknown): boolean {
+    const abort = this.#aborts.get(id);
+    if (abort !== undefined) {
+      abort(reason);
+      return true;
+    }
+    const now = Date.now();
+    for (const [old, { at }] of this.#cancelledAhead) {
+      if (at > now - 60_000 && this.#cancelledAhead.size < 10_000) break;
+      this.#cancelledAhead.delete(old);
+    }
+    this.#cancelledAhead.set(id, { reason, at: now });
+    return false;
   }
 
   report(job: RunnableJob, outcome: AttemptOutcome, nextRunAt?: number): void {

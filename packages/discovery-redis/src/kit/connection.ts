@@ -94,6 +94,7 @@ export class RedisConnection {
             )
           : new Redis(connection.options);
       this.#owned = true;
+      this.#revive(this.client);
       // Without a listener ioredis prints every failed reconnect; calls report
       // the last error in their unavailable error instead.
       this.client.on('error', (error: Error) => {
@@ -134,11 +135,12 @@ export class RedisConnection {
     if (this.#closed) return Promise.reject(this.#unavailable('connection closed'));
     const redis = this.client;
     if (redis.status === 'ready') return Promise.resolve(redis);
-    if (redis.status === 'end') {
+    if (redis.status === 'end' && !this.#owned) {
       return Promise.reject(this.#unavailable('connection ended', this.#lastError));
     }
     if (this.#connecting !== undefined) return this.#connecting.promise;
-    if (redis.status === 'wait') redis.connect().catch(() => undefined);
+    // An owned connection that ended (see #revive) connects again now.
+    if (redis.status === 'wait' || redis.status === 'end') redis.connect().catch(() => undefined);
     let reject: (error: Error) => void = () => undefined;
     const promise = new Promise<RedisClient>((resolve, rejectPromise) => {
       const settle = (error: Error | undefined): void => {
@@ -289,8 +291,31 @@ export class RedisConnection {
           })
         : client.duplicate(node);
     sub.on('error', () => undefined); // reconnects on its own; callers cover the gap
+    this.#revive(sub);
     this.#subscribers.push(sub);
     return sub;
+  }
+
+  /**
+   * Connect `redis` again when it ends while this connection is open. ioredis
+   * ends a client for good when its connector fails instead of retrying: with
+   * Sentinel that happens when a failover turns the connection over while it
+   * connects ("Connection is closed" from the sentinel connector). Without
+   * this, every later call failed with "connection ended", and a subscriber
+   * stayed away until its owner's idle re-check.
+   */
+  #revive(redis: RedisClient): void {
+    let attempt = 0;
+    redis.on('ready', () => {
+      attempt = 0;
+    });
+    redis.on('end', () => {
+      if (this.#closed) return;
+      const timer = setTimeout(() => {
+        if (!this.#closed && redis.status === 'end') redis.connect().catch(() => undefined);
+      }, reconnectDelay(++attempt));
+      timer.unref();
+    });
   }
 
   /** Close the subscribers and, if owned, the command connection; at most about 1 s. Idempotent. */

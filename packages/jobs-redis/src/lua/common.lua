@@ -26,11 +26,24 @@
 --   B..'p'..p..':busy'      HASH  ordered key -> id of the job at the head of its line
 --   B..'p'..p..':line:'..k  LIST  ordered jobs of key k waiting behind the head
 --   B..'p'..p..':idle'      STRING set when a fetch found nothing: the next enqueue publishes a wake-up
--- Channel B..'wake': messages are a partition number, or '*' for all.
+--   B..'prog'    HASH  id -> JSON of the last progress of a queued or running job
+--   B..'cxl'     HASH  id -> JSON of the cancel of a running job (its reason): whatever its attempt
+--                       comes to, the job ends cancelled
+--   B..'fin'     HASH  id -> JSON of a kept finished job: {s: 'completed'|'cancelled', rec: record JSON,
+--                       f: fails, at: finished ms, st: started ms, r: result JSON, pr: progress JSON,
+--                       e: error JSON}
+--   B..'done:completed', B..'done:cancelled'  ZSET  id -> finished ms: the kept jobs, per the
+--                       retention the caller sends (see below)
+--   B..'waits'   SET   ids some process waits for (waitFor)
+--   B..'wait:'..id  SET  channels of the processes that wait for job id (expires)
+-- Channel B..'wake': messages are a partition number, '*' for all, or 'c:'..id: the
+-- running job id was cancelled (its owner aborts the attempt).
+-- A waiter's channel gets {id, s: state, r: result JSON, e: error JSON} when the job finishes.
 --
 -- KEYS[1] is B..'jobs' (it routes the call on Cluster). ARGV[1] = B,
 -- ARGV[2] = the epoch the caller knows ('' for none), ARGV[3] = the caller's
--- partition count; a script's own arguments start at ARGV[4].
+-- partition count and retention of finished jobs: 'P|count|ageMs' (count 0
+-- keeps none); a script's own arguments start at ARGV[4].
 -- Every reply starts with a status: 'OK' (then the epoch), 'LOST' (the data
 -- was lost: the epoch marker is gone or different), 'PARTS' (then the stored
 -- partition count, which differs from the caller's), 'STALE' (a fencing
@@ -48,7 +61,11 @@ local K_JOBS, K_META, K_FAILS, K_ERR = B .. 'jobs', B .. 'meta', B .. 'fails', B
 local K_UNIQUE, K_DEAD, K_PAUSED, K_CONC = B .. 'unique', B .. 'dead', B .. 'paused', B .. 'conc'
 local K_SEEN, K_ORDERED, K_FENCE, K_COUNT = B .. 'seen', B .. 'ordered', B .. 'fence', B .. 'count'
 local K_CRON, K_INFO = B .. 'cron', B .. 'info'
+local K_PROG, K_CXL, K_FIN, K_WAITS = B .. 'prog', B .. 'cxl', B .. 'fin', B .. 'waits'
 local CHANNEL = B .. 'wake'
+local PARTS, KEEP_COUNT, KEEP_AGE = string.match(ARGV[3], '^(%d+)|(%d+)|(%d+)$')
+PARTS = PARTS or ARGV[3]
+KEEP_COUNT, KEEP_AGE = tonumber(KEEP_COUNT or '0'), tonumber(KEEP_AGE or '0')
 
 local TIME = redis.call('TIME')
 local NOW = tonumber(TIME[1]) * 1000 + math.floor(tonumber(TIME[2]) / 1000)
@@ -74,9 +91,12 @@ end
 local BOOKKEEPING = {
   { K_INFO, 'hash' }, { K_COUNT, 'hash' }, { K_SEEN, 'set' }, { K_ORDERED, 'set' },
   { K_PAUSED, 'set' }, { K_CONC, 'hash' }, { K_FENCE, 'hash' }, { K_CRON, 'hash' },
-  { K_UNIQUE, 'hash' },
+  { K_UNIQUE, 'hash' }, { K_PROG, 'hash' }, { K_WAITS, 'set' },
 }
-local JOB_DATA = { { K_JOBS, 'hash' }, { K_META, 'hash' }, { K_FAILS, 'hash' }, { K_ERR, 'hash' }, { K_DEAD, 'zset' } }
+local JOB_DATA = {
+  { K_JOBS, 'hash' }, { K_META, 'hash' }, { K_FAILS, 'hash' }, { K_ERR, 'hash' }, { K_DEAD, 'zset' },
+  { K_CXL, 'hash' }, { K_FIN, 'hash' }, { B .. 'done:completed', 'zset' }, { B .. 'done:cancelled', 'zset' },
+}
 
 -- Returns nil, or a status reply: {'REPAIRED', key, type, …} (deleted; call again)
 -- or {'GARBAGE', key, type} (a key of job data holds another type).
@@ -103,7 +123,7 @@ end
 local function check_queue()
   local garbage = check_types()
   if garbage then return nil, garbage end
-  local want, parts = ARGV[2], ARGV[3]
+  local want, parts = ARGV[2], PARTS
   local info = redis.call('HMGET', K_INFO, 'epoch', 'partitions')
   local epoch, stored = info[1], info[2]
   if not epoch then
@@ -320,4 +340,104 @@ local function job_at(i)
     id = ARGV[i], h = ARGV[i + 1], p = ARGV[i + 2], run_at = tonumber(ARGV[i + 3]),
     uk = ARGV[i + 4], flags = ARGV[i + 5], key = ARGV[i + 6], json = ARGV[i + 7],
   }
+end
+
+-- Drop the kept jobs of `state` past the count, and those older than the age.
+local function trim_kept(state)
+  local key = B .. 'done:' .. state
+  local over = redis.call('ZCARD', key) - KEEP_COUNT
+  local old = {}
+  if over > 0 then old = redis.call('ZRANGE', key, 0, over - 1) end
+  local aged = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. digits(NOW - KEEP_AGE), 'LIMIT', 0, 1000)
+  for _, id in ipairs(aged) do old[#old + 1] = id end
+  if #old > 0 then
+    redis.call('HDEL', K_FIN, unpack(old))
+    redis.call('ZREM', key, unpack(old))
+  end
+end
+
+-- Answer the processes that wait for the jobs `ids` finished with `states[i]`
+-- (and `results[i]`, `errors[i]`: JSON text or false). One SMISMEMBER when nobody waits.
+local function notify(ids, states, results, errors)
+  if #ids == 0 or redis.call('EXISTS', K_WAITS) == 0 then return end
+  local waited = redis.call('SMISMEMBER', K_WAITS, unpack(ids))
+  for i, id in ipairs(ids) do
+    if waited[i] == 1 then
+      redis.call('SREM', K_WAITS, id)
+      local key = B .. 'wait:' .. id
+      local channels = redis.call('SMEMBERS', key)
+      redis.call('DEL', key)
+      if #channels > 0 then
+        local message = cjson.encode({ id = id, s = states[i], r = results[i] or nil, e = errors[i] or nil })
+        for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, message) end
+      end
+    end
+  end
+end
+
+-- Jobs that finished for good (completed or cancelled; their holds already
+-- released, their run entries gone): drop their data, keep them per the
+-- retention, answer their waiters. `results` and `errors` are JSON text or false;
+-- `started` the start ms of their last attempt or false.
+local function finish_jobs(ids, state, results, errors, started)
+  if #ids == 0 then return end
+  if KEEP_COUNT > 0 then
+    local records = redis.call('HMGET', K_JOBS, unpack(ids))
+    local fails = redis.call('HMGET', K_FAILS, unpack(ids))
+    local progress = redis.call('HMGET', K_PROG, unpack(ids))
+    local kept, scores = {}, {}
+    for i, id in ipairs(ids) do
+      if records[i] then
+        kept[#kept + 1] = id
+        kept[#kept + 1] = cjson.encode({
+          s = state, rec = records[i], f = tonumber(fails[i] or '0'), at = NOW, st = started[i] or nil,
+          r = results[i] or nil, pr = progress[i] or nil, e = errors[i] or nil,
+        })
+        scores[#scores + 1] = digits(NOW)
+        scores[#scores + 1] = id
+      end
+    end
+    if #kept > 0 then
+      redis.call('HSET', K_FIN, unpack(kept))
+      redis.call('ZADD', B .. 'done:' .. state, unpack(scores))
+      trim_kept(state)
+    end
+  end
+  redis.call('HDEL', K_JOBS, unpack(ids))
+  redis.call('HDEL', K_META, unpack(ids))
+  redis.call('HDEL', K_FAILS, unpack(ids))
+  redis.call('HDEL', K_ERR, unpack(ids))
+  redis.call('HDEL', K_PROG, unpack(ids))
+  local states = {}
+  for i = 1, #ids do states[i] = state end
+  notify(ids, states, results, errors)
+end
+
+-- The cancel of running job `id`, if one came (JSON of its error), else nil.
+local function cancel_of(id)
+  local c = redis.call('HGET', K_CXL, id)
+  if c then return c end
+  return nil
+end
+
+-- A job whose running attempt was cancelled ends now: out of the run hash, holds
+-- released, kept as cancelled. `value` is its run entry.
+local function end_cancelled(p, id, value, reason)
+  local _, start = string.match(value, '^([^|]*)|(%d+)|')
+  left_running(p, id, value)
+  release_holds(p, id, meta_of(id))
+  redis.call('HDEL', K_CXL, id)
+  finish_jobs({ id }, 'cancelled', { false }, { reason }, { start and tonumber(start) or false })
+end
+
+-- A running job goes back to the front of its ready list (see put_back), unless
+-- it was cancelled: then it ends cancelled. Returns whether it was put back.
+local function release_running(p, id, value)
+  local reason = cancel_of(id)
+  if reason then
+    end_cancelled(p, id, value, reason)
+    return false
+  end
+  put_back(p, id, value)
+  return true
 end

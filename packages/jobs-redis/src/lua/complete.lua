@@ -1,11 +1,15 @@
--- complete.lua: attempts that succeeded: delete the jobs, release their holds.
+-- complete.lua: attempts that succeeded: delete the jobs (keeping them with their
+-- results per the retention), release their holds, answer their waiters. A job
+-- cancelled while it ran ends cancelled instead: its completion is refused.
 -- KEYS:  [1] B..'jobs'
--- ARGV:  [1] B, [2] epoch, [3] partitions, [4] partition, [5] token, [6] n, then n job ids
+-- ARGV:  [1] B, [2] epoch, [3] partitions and retention, [4] partition, [5] token, [6] n,
+--        then n pairs: job id, result JSON
 -- Reply: {'OK', epoch, {r1, …}}: ri is 1 when recorded (now, or by an earlier call
 --        whose reply was lost: the record is gone while the token is still current,
 --        and only the current owner can delete it), 0 when the job was not running
---        here any more (put back); {'STALE'} when the token is not the partition's
---        (a zombie: nothing is recorded); or a status of common.lua
+--        here any more (put back), 2 when it was cancelled instead; {'STALE'} when
+--        the token is not the partition's (a zombie: nothing is recorded); or a
+--        status of common.lua
 --
 -- One command per structure for the whole batch; only jobs that hold a unique
 -- key or an ordered line (flag 'h') need their own.
@@ -15,15 +19,27 @@ if status then return status end
 local p, token = ARGV[4], ARGV[5]
 if not fenced(p, token) then return { 'STALE' } end
 local n = tonumber(ARGV[6])
-local ids = {}
-for j = 1, n do ids[j] = ARGV[6 + j] end
+local ids, outputs = {}, {}
+for j = 1, n do
+  ids[j] = ARGV[5 + 2 * j]
+  outputs[j] = ARGV[6 + 2 * j]
+end
 local runs = redis.call('HMGET', pk(p, 'run'), unpack(ids))
+local cancels = {}
+if redis.call('EXISTS', K_CXL) == 1 then cancels = redis.call('HMGET', K_CXL, unpack(ids)) end
 local results, done, running, counted, holders = {}, {}, {}, {}, {}
+local outs, starts, empty = {}, {}, {}
 for j = 1, n do
   local value = runs[j]
-  if value then
+  if value and cancels[j] then
+    end_cancelled(p, ids[j], value, cancels[j])
+    results[j] = 2
+  elseif value then
     local h, flags = parse_run(value)
     done[#done + 1] = ids[j]
+    outs[#outs + 1] = outputs[j]
+    starts[#starts + 1] = tonumber(string.match(value, '^[^|]*|(%d+)|') or '0')
+    empty[#empty + 1] = false
     running[h] = (running[h] or 0) + 1
     if string.find(flags, 'c', 1, true) then counted[h] = (counted[h] or 0) + 1 end
     if string.find(flags, 'h', 1, true) then holders[#holders + 1] = ids[j] end
@@ -35,11 +51,8 @@ end
 if #done > 0 then
   for _, id in ipairs(holders) do release_holds(p, id, meta_of(id)) end
   redis.call('HDEL', pk(p, 'run'), unpack(done))
-  redis.call('HDEL', K_JOBS, unpack(done))
-  redis.call('HDEL', K_META, unpack(done))
-  redis.call('HDEL', K_FAILS, unpack(done))
-  redis.call('HDEL', K_ERR, unpack(done))
   for h, k in pairs(running) do count('running', h, -k) end
   for h, k in pairs(counted) do conc_add(h, -k) end
+  finish_jobs(done, 'completed', outs, empty, starts)
 end
 return { 'OK', epoch, results }

@@ -15,5 +15,6 @@ for _, id in ipairs(ids) do
   redis.call('HDEL', K_META, id)
   redis.call('HDEL', K_FAILS, id)
   redis.call('HDEL', K_ERR, id)
+  redis.call('HDEL', K_PROG, id)
 end
 return { 'OK', epoch, #ids, redis.call('ZCARD', K_DEAD) }

@@ -16,9 +16,6 @@ local running = redis.call('HGETALL', pk(p, 'run'))
 local back = 0
 for i = 1, #running, 2 do
   local id = running[i]
-  if not keep[id] then
-    put_back(p, id, running[i + 1])
-    back = back + 1
-  end
+  if not keep[id] and release_running(p, id, running[i + 1]) then back = back + 1 end
 end
 return { 'OK', epoch, back }

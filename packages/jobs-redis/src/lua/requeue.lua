@@ -13,9 +13,6 @@ local back = 0
 for j = 1, tonumber(ARGV[6]) do
   local id = ARGV[6 + j]
   local running = redis.call('HGET', pk(p, 'run'), id)
-  if running then
-    put_back(p, id, running)
-    back = back + 1
-  end
+  if running and release_running(p, id, running) then back = back + 1 end
 end
 return { 'OK', epoch, back }

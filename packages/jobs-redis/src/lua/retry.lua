@@ -17,6 +17,11 @@ if not running then
   if due then return { 'OK', epoch, due, redis.call('HGET', K_FAILS, id) or '1' } end
   return { 'OK', epoch, -1 }
 end
+local reason = cancel_of(id)
+if reason then
+  end_cancelled(p, id, running, reason)
+  return { 'OK', epoch, -1 }
+end
 local h = left_running(p, id, running)
 ensure_meta(p, id, h)
 local fails = redis.call('HINCRBY', K_FAILS, id, 1)

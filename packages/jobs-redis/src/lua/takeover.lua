@@ -19,9 +19,10 @@ local running = redis.call('HGETALL', pk(p, 'run'))
 local back = {}
 for i = 1, #running, 2 do
   local id = running[i]
-  put_back(p, id, running[i + 1])
-  back[#back + 1] = id
-  back[#back + 1] = redis.call('HGET', K_JOBS, id) or ''
+  if release_running(p, id, running[i + 1]) then
+    back[#back + 1] = id
+    back[#back + 1] = redis.call('HGET', K_JOBS, id) or ''
+  end
 end
 redis.call('DEL', pk(p, 'idle'))
 return { 'OK', epoch, back }

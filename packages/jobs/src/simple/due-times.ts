@@ -19,7 +19,10 @@ export interface Due {
 
 /** See the module documentation. */
 export class DueTimes<T extends Due> {
-  readonly #heap = new MinHeap<T>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.seq < b.seq));
+  /** Each item with its due time and seq as pushed: an item pushed again (rescheduled) leaves a stale copy behind. */
+  readonly #heap = new MinHeap<{ readonly item: T; readonly runAt: number; readonly seq: number }>(
+    (a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.seq < b.seq),
+  );
   readonly #onTimer: () => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -30,7 +33,7 @@ export class DueTimes<T extends Due> {
   }
 
   push(item: T): void {
-    this.#heap.push(item);
+    this.#heap.push({ item, runAt: item.runAt, seq: item.seq });
   }
 
   /** Remove and return what is due at `now`, earliest first. */
@@ -38,7 +41,8 @@ export class DueTimes<T extends Due> {
     const due: T[] = [];
     for (let top = this.#heap.peek(); top !== undefined && top.runAt <= now; top = this.#heap.peek()) {
       this.#heap.pop();
-      due.push(top);
+      // A stale copy: the item was pushed again since, with another time.
+      if (top.item.runAt === top.runAt && top.item.seq === top.seq) due.push(top.item);
     }
     return due;
   }

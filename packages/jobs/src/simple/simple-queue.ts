@@ -17,6 +17,7 @@ import {
   type AttemptOutcome,
   type BulkOptions,
   type JobAdapter,
+  type JobChange,
   type JobPage,
   type JobStats,
   type ListOptions,
@@ -25,16 +26,24 @@ import {
   type StateCounts,
   type StopResult,
 } from '../adapter.js';
-import { errorInfo, type JobErrorInfo, JobNotFoundError, UnknownHandlerError } from '../errors.js';
+import {
+  errorInfo,
+  JobAbortedError,
+  JobCancelledError,
+  type JobErrorInfo,
+  JobNotFoundError,
+  UnknownHandlerError,
+} from '../errors.js';
 import type { DropReason } from '../events.js';
-import type { EnqueueResult, JobInfo, JobRecord, JobState } from '../job.js';
+import type { CountedState, EnqueueResult, JobDetails, JobInfo, JobRecord, JobState } from '../job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from '../options.js';
 import { DueTimes } from './due-times.js';
+import { type FinishedJob, FinishedJobs, finishedDetails, parsed } from './finished.js';
 import { KeyHolds } from './key-holds.js';
 import { Fifo } from './structures.js';
 
-/** A job's state in this adapter; `done` means removed. */
-type EntryState = JobState | 'done';
+/** A job's state in this adapter; `done` means removed (finished jobs are kept apart). */
+type EntryState = CountedState | 'done';
 
 /** Named state changes; anything else is a bug and throws. */
 const MOVES: Readonly<Record<EntryState, readonly EntryState[]>> = {
@@ -47,7 +56,7 @@ const MOVES: Readonly<Record<EntryState, readonly EntryState[]>> = {
 };
 
 interface Entry {
-  readonly record: JobRecord;
+  record: JobRecord;
   state: EntryState;
   fails: number;
   runAt: number;
@@ -56,6 +65,12 @@ interface Entry {
   lastError: JobErrorInfo | undefined;
   /** An ordered job that holds its place in its key's line. */
   inLine: boolean;
+  /** When its running or last attempt started. */
+  startedAt?: number;
+  /** JSON text of its last progress. */
+  progress?: string;
+  /** Set by `cancel` while it runs: whatever the attempt comes to, the job ends cancelled. */
+  cancelled?: { readonly reason: string | undefined };
 }
 
 function emptyCounts(): StateCounts {
@@ -89,6 +104,7 @@ export class SimpleQueue implements JobAdapter {
   #tickers: Ticker[] = [];
   /** Ids chosen by callers, with when each is forgotten (in insertion order, so expiry order). */
   readonly #givenIds = new Map<string, number>();
+  #finished: FinishedJobs | undefined;
 
   /** @param options - `concurrency` is read from the queue's options unless given here. */
   constructor(options?: Partial<Pick<CompiledQueueOptions, 'concurrency'>>) {
@@ -98,6 +114,12 @@ export class SimpleQueue implements JobAdapter {
   attach(runtime: AdapterRuntime): void {
     if (this.#runtime !== undefined) throw new IllegalStateError('attach a SimpleQueue twice', 'attached');
     this.#runtime = runtime;
+    this.#finished = new FinishedJobs(runtime.options.keepCompleted);
+  }
+
+  get #kept(): FinishedJobs {
+    if (this.#finished === undefined) throw new IllegalStateError('use a SimpleQueue', 'not attached to a JobQueue');
+    return this.#finished;
   }
 
   get #rt(): AdapterRuntime {
@@ -115,7 +137,8 @@ export class SimpleQueue implements JobAdapter {
     this.#forgetIds(now);
     const results = records.map((record): EnqueueResult => {
       if (record.idGiven === true) {
-        if (this.#entries.has(record.id) || this.#givenIds.has(record.id)) return { id: record.id, duplicate: true };
+        if (this.#entries.has(record.id) || this.#givenIds.has(record.id) || this.#kept.get(record.id) !== undefined)
+          return { id: record.id, duplicate: true };
         this.#givenIds.set(record.id, now + this.#rt.options.idempotencyWindowMs);
       }
       const holder = record.uniqueKey === undefined ? undefined : this.#holds.uniqueHolder(record.uniqueKey);
@@ -208,6 +231,7 @@ export class SimpleQueue implements JobAdapter {
             : 'aborted';
       this.#finish(entry);
       dropped++;
+      this.#kept.wake(entry.record.id, new JobAbortedError('the memory:// queue stopped and dropped it'));
       this.#rt.emit('job:dropped', { job: refOf(entry.record), reason });
     }
     return { aborted, dropped };
@@ -241,6 +265,29 @@ export class SimpleQueue implements JobAdapter {
     state: JobState,
     options: Required<Pick<ListOptions, 'offset' | 'limit'>> & ListOptions,
   ): Promise<JobPage> {
+    if (state === 'completed' || state === 'cancelled') {
+      const kept = this.#kept
+        .list(state, options.queue)
+        .filter((job) => options.handler === undefined || job.record.handler === options.handler);
+      return {
+        total: kept.length,
+        jobs: kept.slice(options.offset, options.offset + options.limit).map(
+          ({ record, ...job }): JobInfo => ({
+            id: record.id,
+            handler: record.handler,
+            queue: record.queue,
+            key: record.key,
+            args: record.args,
+            state: job.state,
+            fails: job.fails,
+            enqueuedAt: record.enqueuedAt,
+            runAt: job.runAt,
+            lastError: job.error,
+            finishedAt: job.finishedAt,
+          }),
+        ),
+      };
+    }
     const source = state === 'dead' ? [...this.#dead.values()] : [...this.#entries.values()];
     const matching = source
       .filter(
@@ -299,6 +346,104 @@ export class SimpleQueue implements JobAdapter {
   async unpause(handler: string): Promise<void> {
     this.#paused.delete(handler);
     this.#pump();
+  }
+
+  async getJob(id: string): Promise<JobDetails | undefined> {
+    const entry = this.#entries.get(id);
+    if (entry !== undefined) return this.#details(entry);
+    const kept = this.#kept.get(id);
+    return kept === undefined ? undefined : finishedDetails(kept);
+  }
+
+  async cancel(
+    id: string,
+    reason: string | undefined,
+  ): Promise<{ id: string; state: JobState; cancelled: boolean } | undefined> {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) {
+      const kept = this.#kept.get(id);
+      return kept === undefined ? undefined : { id, state: kept.state, cancelled: false };
+    }
+    const state = entry.state as CountedState;
+    if (state === 'dead' || entry.cancelled !== undefined)
+      return { id, state: entry.cancelled ? 'cancelled' : state, cancelled: false };
+    if (state === 'running') {
+      // Whatever the attempt comes to from now on, the job ends cancelled (#settle).
+      entry.cancelled = { reason };
+      this.#rt.abortAttempt(id, new JobCancelledError(id, reason));
+      return { id, state, cancelled: true };
+    }
+    this.#keepFinished(entry, 'cancelled', undefined, reason);
+    this.#finish(entry);
+    return { id, state, cancelled: true };
+  }
+
+  async awaitFinished(id: string, signal: AbortSignal): Promise<JobDetails | undefined> {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) {
+      const kept = this.#kept.get(id);
+      return kept === undefined ? undefined : finishedDetails(kept);
+    }
+    if (entry.state === 'dead') return this.#details(entry);
+    signal.throwIfAborted();
+    return new Promise<JobDetails>((resolve, reject) => {
+      const onAbort = (): void => {
+        stop();
+        reject(signal.reason);
+      };
+      const stop = this.#kept.wait(id, (outcome) => {
+        signal.removeEventListener('abort', onAbort);
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async modify(id: string, change: JobChange): Promise<{ state: JobState; applied: boolean } | undefined> {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) {
+      const kept = this.#kept.get(id);
+      return kept === undefined ? undefined : { state: kept.state, applied: false };
+    }
+    const state = entry.state as CountedState;
+    const waiting = state === 'scheduled' || state === 'retrying';
+    if (change.type === 'update') {
+      if (!waiting && state !== 'ready') return { state, applied: false };
+      entry.record = { ...entry.record, args: change.args, argsJson: change.argsJson };
+      return { state, applied: true };
+    }
+    if (change.type === 'promote' && state === 'ready') return { state, applied: true };
+    if (!waiting) return { state, applied: false };
+    // Pushed again with its new time: the heap's copy at the old time is stale and skipped.
+    entry.runAt = change.type === 'promote' ? Date.now() : change.at;
+    entry.seq = this.#seq++;
+    if (entry.runAt <= Date.now()) this.#makeReady(entry);
+    else this.#due.push(entry);
+    this.#armTimer();
+    this.#pump();
+    return { state, applied: true };
+  }
+
+  /** Keep a job that completed or was cancelled (per keepCompleted), and answer its waiters. */
+  #keepFinished(entry: Entry, state: FinishedJob['state'], result: string | undefined, reason?: string): void {
+    const now = Date.now();
+    this.#kept.add({
+      record: entry.record,
+      state,
+      fails: entry.fails,
+      runAt: entry.runAt,
+      startedAt: entry.startedAt,
+      finishedAt: now,
+      result,
+      progress: entry.progress,
+      error:
+        state === 'cancelled'
+          ? { name: 'JobCancelledError', message: reason ?? 'cancelled', at: now }
+          : entry.lastError,
+    });
+    if (state === 'cancelled')
+      this.#rt.emit('job:cancelled', { job: refOf(entry.record), state: entry.state as JobState, reason });
   }
 
   // ── dispatch ─────────────────────────────────────────────────────────────
@@ -381,6 +526,8 @@ export class SimpleQueue implements JobAdapter {
     while (this.#consuming && this.#running < limit) {
       const entry = this.#pick()?.shift();
       if (entry === undefined) return;
+      // Cancelled while it waited in line.
+      if (entry.state !== 'ready') continue;
       this.#startAttempt(entry);
     }
   }
@@ -391,8 +538,14 @@ export class SimpleQueue implements JobAdapter {
     this.#running++;
     this.#runningBy.set(name, (this.#runningBy.get(name) ?? 0) + 1);
     const job = { ...entry.record, fails: entry.fails, runAt: entry.runAt };
+    entry.startedAt = Date.now();
     const attempt: Promise<void> = this.#rt
-      .run(job, { signal: this.#abort.signal })
+      .run(job, {
+        signal: this.#abort.signal,
+        progress: (json) => {
+          entry.progress = json;
+        },
+      })
       .then((outcome) => {
         this.#running--;
         this.#runningBy.set(name, (this.#runningBy.get(name) ?? 1) - 1);
@@ -410,8 +563,16 @@ export class SimpleQueue implements JobAdapter {
   /** Apply an attempt's outcome; returns the retry time. */
   #settle(entry: Entry, outcome: AttemptOutcome): number | undefined {
     const now = Date.now();
+    if (entry.cancelled !== undefined) {
+      // Cancelled while it ran: its completion (or failure) is refused.
+      entry.state = 'running';
+      this.#keepFinished(entry, 'cancelled', undefined, entry.cancelled.reason);
+      this.#finish(entry);
+      return undefined;
+    }
     switch (outcome.type) {
       case 'completed':
+        this.#keepFinished(entry, 'completed', outcome.result);
         this.#finish(entry);
         return undefined;
       case 'retry':
@@ -429,6 +590,7 @@ export class SimpleQueue implements JobAdapter {
         this.#move(entry, 'dead');
         this.#dead.set(entry.record.id, entry);
         this.#releaseHolds(entry);
+        this.#kept.wake(entry.record.id, this.#details(entry));
         return undefined;
       }
       case 'aborted':
@@ -447,6 +609,33 @@ export class SimpleQueue implements JobAdapter {
 
   #armTimer(): void {
     if (this.#consuming) this.#due.arm();
+  }
+
+  #details(entry: Entry): JobDetails {
+    const { record } = entry;
+    return {
+      id: record.id,
+      handler: record.handler,
+      queue: record.queue,
+      key: record.key,
+      args: record.args,
+      state: entry.state as CountedState,
+      attempt:
+        entry.state === 'running' || entry.state === 'dead'
+          ? entry.fails + (entry.state === 'running' ? 1 : 0)
+          : entry.fails,
+      fails: entry.fails,
+      maxFails: undefined,
+      enqueuedAt: record.enqueuedAt,
+      scheduledAt: entry.runAt,
+      startedAt: entry.startedAt,
+      finishedAt: entry.state === 'dead' ? entry.lastError?.at : undefined,
+      progress: parsed(entry.progress),
+      result: undefined,
+      error: entry.lastError,
+      partition: undefined,
+      owner: undefined,
+    };
   }
 
   #info(entry: Entry): JobInfo {

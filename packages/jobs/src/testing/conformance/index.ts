@@ -24,6 +24,7 @@ import { describeConcurrency } from './concurrency.js';
 import { describeDueTimes } from './due-times.js';
 import { describeEnqueue } from './enqueue.js';
 import { describeEvents } from './events.js';
+import { describeFollow } from './follow.js';
 import { conformanceKit, type JobQueueHarness } from './kit.js';
 import { describeLifecycle } from './lifecycle.js';
 import { describeMiddleware } from './middleware.js';
@@ -47,6 +48,7 @@ export function describeJobQueueConformance(harness: JobQueueHarness): void {
     describeOrdered(kit);
     describeConcurrency(kit);
     describeAdmin(kit);
+    describeFollow(kit);
     describeLifecycle(kit);
     describeEvents(kit);
     describeBadInput(kit);

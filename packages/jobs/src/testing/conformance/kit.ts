@@ -156,6 +156,12 @@ export function conformanceKit(harness: JobQueueHarness): ConformanceKit {
       } else if (name === 'scheduled') {
         q.register('x', () => undefined);
         await expect(q.performIn({ handler: 'x' }, 1000)).rejects.toThrow(UnsupportedFeatureError);
+      } else if (name === 'lookup') {
+        await expect(q.getJob('job-1')).rejects.toThrow(/redis:\/\//);
+      } else if (name === 'results') {
+        await expect(q.waitFor('job-1')).rejects.toThrow(UnsupportedFeatureError);
+      } else if (name === 'cancel') {
+        await expect(q.cancel('job-1')).rejects.toThrow(UnsupportedFeatureError);
       } else if (name === 'jobId') {
         q.register('x', () => undefined);
         await expect(q.perform({ handler: 'x' }, { id: 'order-1' })).rejects.toThrow(UnsupportedFeatureError);
