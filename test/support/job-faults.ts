@@ -358,9 +358,11 @@ export class JobCluster extends ReplicaSet {
     };
   }
 
-  /** Whether the job's record is still in Redis (not completed yet). */
+  /** Whether the job's record is still in Redis and it has not finished (a finished job may be kept, in `fin`). */
   async #stored(id: string): Promise<boolean> {
-    return !(await this.server.command('HEXISTS', `${this.prefix}{default}:jobs`, id)).startsWith(':0');
+    const base = `${this.prefix}{default}:`;
+    if ((await this.server.command('HEXISTS', `${base}jobs`, id)).startsWith(':0')) return false;
+    return (await this.server.command('HEXISTS', `${base}fin`, id)).startsWith(':0');
   }
 
   /** Where a job is in Redis now (raw replies), for the message of a lost job. */

@@ -187,7 +187,10 @@ async function unsentBytes(primary: HaNode): Promise<number> {
   return Math.max(0, ...[...reply.matchAll(/omem=(\d+)/g)].map((m) => Number(m[1])));
 }
 
-/** Which of `ids` have no record in the jobs hash of `queue` under `prefix`. */
+/**
+ * Which of `ids` have no live record in `queue` under `prefix`: none in its
+ * jobs hash, or one kept after the job finished (`fin`, see keepCompleted).
+ */
 export async function missingJobs(
   client: Cluster | Redis,
   prefix: string,
@@ -195,16 +198,19 @@ export async function missingJobs(
   ids: readonly string[],
 ): Promise<string[]> {
   const key = `${prefix}{${queue}}:jobs`;
+  const fin = `${prefix}{${queue}}:fin`;
   const missing: string[] = [];
   for (let at = 0; at < ids.length; at += 5000) {
     const chunk = ids.slice(at, at + 5000);
     const pipeline = client.pipeline();
-    for (const id of chunk) pipeline.hexists(key, id);
+    for (const id of chunk) pipeline.hexists(key, id).hexists(fin, id);
     const replies = (await pipeline.exec()) ?? [];
     chunk.forEach((id, i) => {
-      const [error, value] = replies[i] ?? [new Error('no reply'), undefined];
+      const [error, value] = replies[2 * i] ?? [new Error('no reply'), undefined];
+      const [finError, kept] = replies[2 * i + 1] ?? [new Error('no reply'), undefined];
       if (error !== null) throw error;
-      if (value === 0) missing.push(id);
+      if (finError !== null) throw finError;
+      if (value === 0 || kept === 1) missing.push(id);
     });
   }
   return missing;

@@ -22,6 +22,7 @@ import {
   InvalidJobError,
   JobNotFoundError,
   type JobQueue,
+  JobStateError,
   parseJobQueueUrl,
   QueueUnavailableError,
   UnknownHandlerError,
@@ -75,6 +76,7 @@ export function toCliError(error: unknown, target: string): unknown {
     error instanceof UnknownProtocolError ||
     error instanceof InvalidJobError ||
     error instanceof InvalidJobArgsError ||
+    error instanceof JobStateError ||
     error instanceof UnsupportedFeatureError
   ) {
     return new UsageError(error.message, { cause: error });

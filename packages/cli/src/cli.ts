@@ -11,7 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { type CliIo, Context, type GlobalOptions, parseIntOption, stopSignal, withJobs } from './context.js';
 import { startDashboardCommand } from './dashboard.js';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
-import { renderCancel, renderJob, showJob, waitJob } from './follow.js';
+import { purgeJobs, renderCancel, renderJob, showJob, waitJob } from './follow.js';
 import { parseArgs, parseState, pauseHandler, renderJobs, renderStats, runDeadAction } from './jobs.js';
 import { forgetService } from './services.js';
 import { collectStatus, renderService } from './status.js';
@@ -251,6 +251,35 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
         const result = await client.call((q) => q.cancel(id, o.reason === undefined ? {} : { reason: o.reason }));
         if (c.json) c.printJson(result);
         else c.out(renderCancel(result));
+      });
+    });
+
+  jobs
+    .command('promote')
+    .description('Run a scheduled or retrying job now.')
+    .argument('<id>', 'job id')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        await client.call((q) => q.promote(id));
+        if (c.json) c.printJson({ id, promoted: true });
+        else c.out(`promoted job ${id}`);
+      });
+    });
+
+  jobs
+    .command('purge')
+    .description('Cancel every ready, scheduled or retrying job (of a queue or handler); needs --yes.')
+    .argument('<state>', 'ready | scheduled | retrying')
+    .option('--queue <queue>', 'only this queue')
+    .option('--handler <handler>', 'only this handler')
+    .option('--yes', 'do it (without it, only says how many jobs it would cancel, exit 1)')
+    .action(async (state: string, o: { queue?: string; handler?: string; yes?: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      await withJobs(c, async (client) => {
+        const n = await purgeJobs(client, { state, yes: o.yes === true, queue: o.queue, handler: o.handler });
+        if (c.json) c.printJson({ state, purged: n });
+        else c.out(`purged ${n} ${state} job${n === 1 ? '' : 's'} (cancelled)`);
       });
     });
 

@@ -12,7 +12,7 @@ import {
   JobWaitTimeoutError,
 } from '@shardwork/jobs';
 import type { JobsClient } from './backend.js';
-import { JobFailedError, NotFoundError, WaitTimeoutError } from './errors.js';
+import { JobFailedError, NotFoundError, UsageError, WaitTimeoutError } from './errors.js';
 import { fitLine } from './format.js';
 
 /** A job's details as `name: value` lines (times as ISO dates, JSON values inline). */
@@ -69,4 +69,61 @@ export function renderCancel(result: CancelResult): string {
   return result.cancelled
     ? `cancelled job ${result.id} (it was ${result.state})`
     : `job ${result.id} was not cancelled: it had already finished (${result.state})`;
+}
+
+/** What `jobs purge` may empty. */
+const PURGEABLE = ['ready', 'scheduled', 'retrying'] as const;
+
+/** Options of {@link purgeJobs}. */
+export interface PurgeOptions {
+  readonly state: string;
+  readonly yes: boolean;
+  readonly queue?: string | undefined;
+  readonly handler?: string | undefined;
+  /** Called after each page with the jobs cancelled so far. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * `jobs purge <state> --yes`: cancel every job in a waiting state (of a queue
+ * or handler), a page of 1,000 at a time. Without `--yes` it only counts them
+ * and refuses (exit 1). Returns how many were cancelled.
+ */
+export async function purgeJobs(client: JobsClient, o: PurgeOptions): Promise<number> {
+  if (!(PURGEABLE as readonly string[]).includes(o.state)) {
+    throw new UsageError(`jobs purge takes ${PURGEABLE.join(', ')} (got "${o.state}"); dead jobs: jobs delete --all`);
+  }
+  const state = o.state as (typeof PURGEABLE)[number];
+  const filter = {
+    ...(o.queue === undefined ? {} : { queue: o.queue }),
+    ...(o.handler === undefined ? {} : { handler: o.handler }),
+  };
+  const first = await client.call((q) => q.list(state, { ...filter, limit: 1000 }));
+  if (!o.yes) {
+    throw new UsageError(
+      `jobs purge would cancel ${first.total} ${state} job${first.total === 1 ? '' : 's'}${o.queue === undefined ? '' : ` of queue ${o.queue}`}${o.handler === undefined ? '' : ` of handler ${o.handler}`}: add --yes to do it`,
+    );
+  }
+  let done = 0;
+  let page = first;
+  while (page.jobs.length > 0) {
+    let moved = 0;
+    for (const job of page.jobs) {
+      const result = await client
+        .call((q) => q.cancel(job.id, { reason: 'purged' }))
+        .catch((error: unknown) => {
+          // Started or finished meanwhile: not ours to purge any more.
+          if (error instanceof NotFoundError) return undefined;
+          throw error;
+        });
+      if (result?.cancelled === true) {
+        done++;
+        moved++;
+      }
+    }
+    o.onProgress?.(done, first.total);
+    if (moved === 0) break;
+    page = await client.call((q) => q.list(state, { ...filter, limit: 1000 }));
+  }
+  return done;
 }

@@ -82,4 +82,25 @@ describe('shardwork jobs show|wait|cancel (redis)', () => {
     expect(again.stdout).toContain('already finished (cancelled)');
     expect((await jobsCli('cancel', 'no-such-job')).code).toBe(4);
   });
+
+  it('promotes a scheduled job, and purges waiting jobs only with --yes', async () => {
+    const q = await startConsumer();
+    const later = await q.performIn({ handler: 'add', args: { a: 1, b: 1 } }, 3_600_000);
+    const promoted = await jobsCli('promote', later.id);
+    expect(promoted.stderr).toBe('');
+    expect(promoted.stdout).toContain(`promoted job ${later.id}`);
+    expect((await jobsCli('wait', later.id, '--within', '20000')).stdout.trim()).toBe('2');
+    expect((await jobsCli('promote', later.id)).code).toBe(1); // completed: a JobStateError, nothing changed
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await q.performIn({ handler: 'add', args: { a: i, b: 0 } }, 3_600_000)).id);
+    const refused = await jobsCli('purge', 'scheduled');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('would cancel 5 scheduled jobs: add --yes');
+    expect((await q.stats()).total.scheduled).toBe(5);
+    const purged = await jobsCli('purge', 'scheduled', '--yes');
+    expect(purged.stderr).toBe('');
+    expect(purged.stdout).toContain('purged 5 scheduled jobs');
+    for (const id of ids) expect((await q.getJob(id))?.state).toBe('cancelled');
+    expect((await jobsCli('purge', 'dead', '--yes')).code).toBe(1);
+  });
 });

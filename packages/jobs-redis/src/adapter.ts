@@ -448,6 +448,14 @@ export class RedisJobAdapter implements JobAdapter {
     return this.#admin.unpause(handler);
   }
 
+  pauseQueue(queue: string): Promise<void> {
+    return this.#admin.pauseQueue(queue);
+  }
+
+  unpauseQueue(queue: string): Promise<void> {
+    return this.#admin.unpauseQueue(queue);
+  }
+
   // ── one job (follow.ts) ──────────────────────────────────────────────────
 
   getJob(id: string): Promise<JobDetails | undefined> {

@@ -70,6 +70,7 @@ export class RedisQueueAdmin {
     for (const name of this.#host.handlers().keys()) handlers[name] = { ...emptyCounts(), paused: false };
     const queueNames = await this.#queues();
     const consumers = await this.#consumerProcesses(queueNames);
+    const pausedQueues: string[] = [];
     for (const queue of queueNames) {
       const keys = this.#host.store(queue).keys;
       const [counts, paused, seen] = (await redis
@@ -81,6 +82,8 @@ export class RedisQueueAdmin {
       const byQueue = emptyCounts();
       queues[queue] = byQueue;
       const pausedSet = new Set((paused?.[1] ?? []) as string[]);
+      // The queue itself is paused (pauseQueue), not a handler named '*'.
+      if (pausedSet.delete('*')) pausedQueues.push(queue);
       for (const name of (seen?.[1] ?? []) as string[]) {
         handlers[name] ??= { ...emptyCounts(), paused: false };
       }
@@ -104,7 +107,7 @@ export class RedisQueueAdmin {
     }
     for (const [name, entry] of Object.entries(handlers)) entry.consumers = consumers.get(name)?.size ?? 0;
     for (const [name, set] of consumers) handlers[name] ??= { ...emptyCounts(), paused: false, consumers: set.size };
-    return { total, queues, handlers };
+    return { total, queues, handlers, pausedQueues };
   }
 
   /** Live consumer processes per handler over `queues`, from their member records. */
@@ -131,12 +134,12 @@ export class RedisQueueAdmin {
       const keys = this.#host.store(queue).keys;
       const flat = await redis.zrange(keys.done(state), 0, -1);
       if (flat.length === 0) continue;
-      const kept = await redis.hmget(keys.fin, ...flat);
+      const [kept, records] = await Promise.all([redis.hmget(keys.fin, ...flat), redis.hmget(keys.jobs, ...flat)]);
       flat.forEach((id, i) => {
-        const job = safeParse(kept[i] ?? '') as { rec?: string; f?: number; at?: number; e?: string } | undefined;
+        const job = safeParse(kept[i] ?? '') as { f?: number; at?: number; e?: JobErrorInfo | null } | undefined;
         if (job === undefined) return;
-        const parsed = recordArgs(job.rec);
-        const raw = safeParse(job.rec ?? '');
+        const parsed = recordArgs(records[i] ?? undefined);
+        const raw = safeParse(records[i] ?? '');
         const info: JobInfo = {
           id,
           handler: parsed?.handler ?? '?',
@@ -147,7 +150,7 @@ export class RedisQueueAdmin {
           fails: Number(job.f ?? 0),
           enqueuedAt: Number(raw?.enqueuedAt ?? 0),
           runAt: Number(raw?.runAt ?? 0),
-          lastError: job.e === undefined ? undefined : (safeParse(job.e) as JobErrorInfo | undefined),
+          lastError: job.e ?? undefined,
           finishedAt: Number(job.at ?? 0),
         };
         if (options.handler === undefined || info.handler === options.handler) matching.push(info);
@@ -320,6 +323,19 @@ export class RedisQueueAdmin {
     const redis = await this.#redis();
     const seen = await Promise.all(queues.map((q) => redis.sismember(this.#host.store(q).keys.seen, handler)));
     return seen.some((n) => n === 1);
+  }
+
+  async pauseQueue(queue: string): Promise<void> {
+    const redis = await this.#redis();
+    await this.#host.registry.remember(queue);
+    // '*' is no handler name (they have no '*'): fetch.lua takes nothing of the queue while it is there.
+    await redis.sadd(this.#host.store(queue).keys.paused, '*');
+  }
+
+  async unpauseQueue(queue: string): Promise<void> {
+    const redis = await this.#redis();
+    const keys = this.#host.store(queue).keys;
+    await redis.multi().srem(keys.paused, '*').publish(keys.wake, '*').exec();
   }
 
   async unpause(handler: string): Promise<void> {

@@ -39,13 +39,28 @@ export interface FollowHost {
   runtime(): AdapterRuntime;
 }
 
-/** A finished job as a waiter's channel gets it (common.lua's `notify`). */
+/** A finished job as a waiter's channel gets it (common.lua's `notify`): result and error as JSON values. */
 interface Message {
   readonly id: string;
   readonly s: JobState;
-  readonly r?: string;
-  readonly e?: string;
+  readonly r?: unknown;
+  readonly e?: JobErrorInfo | null;
 }
+
+/** A kept finished job: its `fin` value (common.lua's `finish_jobs`) and its record. */
+interface Kept {
+  readonly s: 'completed' | 'cancelled';
+  readonly at: number;
+  readonly f: number;
+  readonly st: number | null;
+  readonly r: unknown;
+  readonly pr: unknown;
+  readonly e: JobErrorInfo | null;
+  readonly rec: Record<string, unknown>;
+}
+
+/** Whether job.lua's reply names a job (live, or kept with its `fin` value). */
+const isKnown = (reply: unknown[]): boolean => reply[0] !== '' || reply[1] !== undefined;
 
 /** What job.lua returns for a known job. */
 interface Found {
@@ -56,7 +71,6 @@ interface Found {
   readonly pr?: string;
   readonly st?: number;
   readonly at?: number;
-  readonly r?: string;
   readonly p?: number;
 }
 
@@ -77,8 +91,33 @@ function outcomeOf(message: Message): JobOutcome {
   return {
     id: message.id,
     state: message.s,
-    result: parseJson(message.r) ?? (message.s === 'completed' ? null : undefined),
-    error: parseJson(message.e) as JobErrorInfo | undefined,
+    result: message.s === 'completed' ? (message.r ?? null) : undefined,
+    error: message.e ?? undefined,
+  };
+}
+
+/** The details of a kept finished job. */
+function keptDetails(id: string, queue: string, kept: Kept): JobDetails {
+  const record = kept.rec;
+  return {
+    id,
+    handler: String(record.handler ?? '?'),
+    queue,
+    key: typeof record.key === 'string' ? record.key : undefined,
+    args: (typeof record.args === 'object' && record.args !== null ? record.args : {}) as JobDetails['args'],
+    state: kept.s,
+    attempt: kept.f + (kept.st === null ? 0 : 1),
+    fails: kept.f,
+    maxFails: undefined,
+    enqueuedAt: Number(record.enqueuedAt ?? 0),
+    scheduledAt: Number(record.runAt ?? 0),
+    startedAt: kept.st ?? undefined,
+    finishedAt: kept.at,
+    progress: kept.pr ?? undefined,
+    result: kept.s === 'completed' ? (kept.r ?? null) : undefined,
+    error: kept.e ?? undefined,
+    partition: undefined,
+    owner: undefined,
   };
 }
 
@@ -110,17 +149,15 @@ export class RedisJobFollow {
   }
 
   async getJob(id: string): Promise<JobDetails | undefined> {
-    const found = await this.#inQueues(
-      'job',
-      (i) => [i],
-      id,
-      (reply) => reply[0] !== '',
-    );
+    const found = await this.#inQueues('job', (i) => [i], id, isKnown);
     if (found === undefined) return undefined;
+    if (found.reply[0] === '') {
+      const kept = JSON.parse(String(found.reply[1])) as Omit<Kept, 'rec'>;
+      return keptDetails(id, found.queue, { ...kept, rec: (parseJson(String(found.reply[2])) ?? {}) as Kept['rec'] });
+    }
     const job = JSON.parse(String(found.reply[0])) as Found;
     const record = (parseJson(job.rec) ?? {}) as Record<string, unknown>;
     const fails = job.f ?? 0;
-    const finished = job.state === 'completed' || job.state === 'cancelled' || job.state === 'dead';
     const waiting = job.state === 'scheduled' || job.state === 'retrying';
     return {
       id,
@@ -129,18 +166,15 @@ export class RedisJobFollow {
       key: typeof record.key === 'string' ? record.key : undefined,
       args: (typeof record.args === 'object' && record.args !== null ? record.args : {}) as JobDetails['args'],
       state: job.state,
-      attempt:
-        job.state === 'running' || job.state === 'completed' || job.state === 'cancelled'
-          ? fails + (job.st === undefined ? 0 : 1)
-          : fails,
+      attempt: job.state === 'running' ? fails + 1 : fails,
       fails,
       maxFails: undefined,
       enqueuedAt: Number(record.enqueuedAt ?? 0),
       scheduledAt: waiting && job.at !== undefined ? job.at : Number(record.runAt ?? 0),
       startedAt: job.st,
-      finishedAt: finished ? job.at : undefined,
+      finishedAt: job.state === 'dead' ? job.at : undefined,
       progress: parseJson(job.pr),
-      result: job.state === 'completed' ? (parseJson(job.r) ?? null) : undefined,
+      result: undefined,
       error: parseJson(job.e) as JobErrorInfo | undefined,
       partition: job.p,
       owner: undefined,
@@ -165,13 +199,9 @@ export class RedisJobFollow {
       let read = '';
       let written = '';
       if (change.type === 'update') {
-        const found = await this.#inQueues(
-          'job',
-          (i) => [i],
-          id,
-          (reply) => reply[0] !== '',
-        );
+        const found = await this.#inQueues('job', (i) => [i], id, isKnown);
         if (found === undefined) return undefined;
+        if (found.reply[0] === '') return { state: (JSON.parse(String(found.reply[1])) as Kept).s, applied: false };
         read = (JSON.parse(String(found.reply[0])) as Found).rec;
         written = rewriteArgs(read, change.argsJson);
       }
@@ -240,6 +270,10 @@ export class RedisJobFollow {
     );
     if (found === undefined) return 'unknown';
     if (found.reply[0] === 'waiting') return 'waiting';
+    if (found.reply[0] === 'kept') {
+      const kept = JSON.parse(String(found.reply[1])) as Kept;
+      return outcomeOf({ id, s: kept.s, r: kept.r, e: kept.e });
+    }
     return outcomeOf(JSON.parse(String(found.reply[1])) as Message);
   }
 

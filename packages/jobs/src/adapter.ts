@@ -129,6 +129,8 @@ export interface JobStats {
    * cannot know).
    */
   readonly handlers: Readonly<Record<string, StateCounts & { readonly paused: boolean; readonly consumers?: number }>>;
+  /** Queues paused as a whole (`pauseQueue`), where the adapter can pause them. */
+  readonly pausedQueues?: readonly string[];
 }
 
 /** Paging and filters of `list()`. */
@@ -246,6 +248,9 @@ export interface JobAdapter {
    */
   pause(handler: string, options?: PauseOptions): Promise<void>;
   unpause(handler: string): Promise<void>;
+  /** Stop starting any job of `queue` (they stay queued) until {@link JobAdapter.unpauseQueue}; cluster-wide where the store is shared. */
+  pauseQueue?(queue: string): Promise<void>;
+  unpauseQueue?(queue: string): Promise<void>;
   /**
    * A job by id, in any state (finished ones while kept), `undefined` when
    * unknown. `maxFails` may be left `undefined`: the queue fills it from its

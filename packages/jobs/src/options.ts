@@ -225,7 +225,9 @@ export interface JobQueueOptions {
   /**
    * Which completed and cancelled jobs are kept, with their results, for
    * `getJob`, `list('completed' | 'cancelled')` and `waitFor`: per queue, the
-   * newest `count` of each state, none older than `ageMs`. `false` keeps none
+   * newest `count` of each state, none older than `ageMs` (`redis://` drops
+   * the older ones in batches: up to a tenth more may be kept between two
+   * trims). `false` keeps none
    * (`waitFor` then needs to be called before the job finishes).
    * @defaultValue `{ count: 1000, ageMs: 86400000 }` (the last 1,000, at most a day)
    */

@@ -20,7 +20,7 @@ import {
   type PauseOptions,
   type StopResult,
 } from './adapter.js';
-import { InvalidJobError, UnknownHandlerError } from './errors.js';
+import { InvalidJobError, UnknownHandlerError, UnsupportedFeatureError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
 import { type CancelOptions, cancelJob, lookUp, modifyJob, type WaitOptions, waitForJob } from './follow.js';
 import {
@@ -50,7 +50,7 @@ import {
   type PeriodicOptions,
   type RegisterOptions,
 } from './options.js';
-import { buildRecord, checkHandlerName, dueTime } from './record.js';
+import { buildRecord, checkHandlerName, checkQueueName, dueTime } from './record.js';
 import { createJobAdapter, parseJobQueueUrl } from './registry.js';
 import { QueueRuntime } from './runtime.js';
 
@@ -480,6 +480,31 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     await (await this.#load()).unpause(handler);
   }
 
+  /**
+   * Start no more jobs of any handler in `queue` (they stay queued, running
+   * ones finish) until {@link JobQueue.unpauseQueue}; cluster-wide where the
+   * store is shared. Beside `pause(handler)`, which pauses one handler in every
+   * queue. `amqp://` refuses it.
+   */
+  async pauseQueue(queue: string): Promise<void> {
+    checkQueueName(queue, 'queue');
+    const adapter = await this.#load();
+    if (adapter.pauseQueue === undefined) {
+      throw new UnsupportedFeatureError(adapter.kind, 'pause', 'it cannot pause a queue; use redis://');
+    }
+    await adapter.pauseQueue(queue);
+  }
+
+  /** Resume a paused queue. */
+  async unpauseQueue(queue: string): Promise<void> {
+    checkQueueName(queue, 'queue');
+    const adapter = await this.#load();
+    if (adapter.unpauseQueue === undefined) {
+      throw new UnsupportedFeatureError(adapter.kind, 'pause', 'it cannot pause a queue; use redis://');
+    }
+    await adapter.unpauseQueue(queue);
+  }
+
   // ── internals ────────────────────────────────────────────────────────────
 
   #setState(to: JobQueueState): void {
@@ -562,6 +587,8 @@ export type AdminJobQueue = Pick<
   | 'partitions'
   | 'pause'
   | 'unpause'
+  | 'pauseQueue'
+  | 'unpauseQueue'
   | 'stop'
 >;
 

@@ -109,6 +109,16 @@ export function checkHandlerName(name: unknown, path: string): asserts name is s
   }
 }
 
+/** Refuse anything but a queue name, naming `path`. */
+export function checkQueueName(name: unknown, path: string): asserts name is string {
+  if (typeof name !== 'string' || !QUEUE_NAME.test(name)) {
+    throw new InvalidJobError(
+      path,
+      `must be a queue name of 1–100 letters, digits, "_", "." or "-" (got ${JSON.stringify(name) ?? String(name)})`,
+    );
+  }
+}
+
 /** The fields of a {@link Job}; anything else is refused, never ignored. */
 const JOB_FIELDS = new Set(['handler', 'args', 'queue', 'key']);
 

@@ -10,7 +10,7 @@
 --   B..'err'     HASH  id -> JSON of the last error
 --   B..'unique'  HASH  unique key -> id of the queued-or-running job holding it
 --   B..'dead'    ZSET  id -> time of death (ms)
---   B..'paused'  SET   handler names
+--   B..'paused'  SET   paused handler names, and '*' while the whole queue is paused
 --   B..'conc'    HASH  handler -> attempts running, cluster-wide (maxConcurrency)
 --   B..'cw:'..h  SET   partitions whose fetch found handler h at its maxConcurrency
 --   B..'seen'    SET   handler names ever enqueued
@@ -29,9 +29,9 @@
 --   B..'prog'    HASH  id -> JSON of the last progress of a queued or running job
 --   B..'cxl'     HASH  id -> JSON of the cancel of a running job (its reason): whatever its attempt
 --                       comes to, the job ends cancelled
---   B..'fin'     HASH  id -> JSON of a kept finished job: {s: 'completed'|'cancelled', rec: record JSON,
---                       f: fails, at: finished ms, st: started ms, r: result JSON, pr: progress JSON,
---                       e: error JSON}
+--   B..'fin'     HASH  id -> JSON of a kept finished job: {s: 'completed'|'cancelled', at: finished ms,
+--                       f: fails, st: started ms, r: result JSON, pr: progress JSON, e: error JSON};
+--                       its record stays in B..'jobs' until it is trimmed
 --   B..'done:completed', B..'done:cancelled'  ZSET  id -> finished ms: the kept jobs, per the
 --                       retention the caller sends (see below)
 --   B..'waits'   SET   ids some process waits for (waitFor)
@@ -343,21 +343,33 @@ local function job_at(i)
 end
 
 -- Drop the kept jobs of `state` past the count, and those older than the age.
+-- The count is trimmed once it is a tenth over (amortised: one trim per several
+-- calls when the count is large); the age on every call, at most 1,000 jobs at
+-- a time. A trimmed job's record goes with it.
 local function trim_kept(state)
   local key = B .. 'done:' .. state
   local over = redis.call('ZCARD', key) - KEEP_COUNT
   local old = {}
-  if over > 0 then old = redis.call('ZRANGE', key, 0, over - 1) end
+  if over > math.floor(KEEP_COUNT / 10) then old = redis.call('ZRANGE', key, 0, over - 1) end
   local aged = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. digits(NOW - KEEP_AGE), 'LIMIT', 0, 1000)
   for _, id in ipairs(aged) do old[#old + 1] = id end
   if #old > 0 then
     redis.call('HDEL', K_FIN, unpack(old))
+    redis.call('HDEL', K_JOBS, unpack(old))
     redis.call('ZREM', key, unpack(old))
   end
 end
 
+-- JSON text or 'null'.
+local function raw(json)
+  if json then return json end
+  return 'null'
+end
+
 -- Answer the processes that wait for the jobs `ids` finished with `states[i]`
--- (and `results[i]`, `errors[i]`: JSON text or false). One SMISMEMBER when nobody waits.
+-- (and `results[i]`, `errors[i]`: JSON text or false). One EXISTS when nobody
+-- waits, one SMISMEMBER when somebody does. The message is built as text: user
+-- JSON is never decoded and encoded again (cjson would round numbers).
 local function notify(ids, states, results, errors)
   if #ids == 0 or redis.call('EXISTS', K_WAITS) == 0 then return end
   local waited = redis.call('SMISMEMBER', K_WAITS, unpack(ids))
@@ -368,46 +380,50 @@ local function notify(ids, states, results, errors)
       local channels = redis.call('SMEMBERS', key)
       redis.call('DEL', key)
       if #channels > 0 then
-        local message = cjson.encode({ id = id, s = states[i], r = results[i] or nil, e = errors[i] or nil })
+        local message = '{"id":' .. cjson.encode(id) .. ',"s":"' .. states[i] .. '","r":' .. raw(results[i])
+          .. ',"e":' .. raw(errors[i]) .. '}'
         for _, channel in ipairs(channels) do redis.call('PUBLISH', channel, message) end
       end
     end
   end
 end
 
+-- The state of a kept job's `fin` value (it starts with it).
+local function kept_state(fin)
+  return string.match(fin, '^{"s":"(%a+)"') or 'completed'
+end
+
 -- Jobs that finished for good (completed or cancelled; their holds already
--- released, their run entries gone): drop their data, keep them per the
--- retention, answer their waiters. `results` and `errors` are JSON text or false;
--- `started` the start ms of their last attempt or false.
+-- released, their run entries gone): keep them per the retention (their record
+-- stays in B..'jobs', the rest goes to B..'fin', built as text around the stored
+-- JSON: nothing is decoded) or drop them, and answer their waiters. `results`
+-- and `errors` are JSON text or false; `started` the start ms of their last
+-- attempt or false.
 local function finish_jobs(ids, state, results, errors, started)
   if #ids == 0 then return end
   if KEEP_COUNT > 0 then
-    local records = redis.call('HMGET', K_JOBS, unpack(ids))
     local fails = redis.call('HMGET', K_FAILS, unpack(ids))
     local progress = redis.call('HMGET', K_PROG, unpack(ids))
     local kept, scores = {}, {}
+    local now = digits(NOW)
     for i, id in ipairs(ids) do
-      if records[i] then
-        kept[#kept + 1] = id
-        kept[#kept + 1] = cjson.encode({
-          s = state, rec = records[i], f = tonumber(fails[i] or '0'), at = NOW, st = started[i] or nil,
-          r = results[i] or nil, pr = progress[i] or nil, e = errors[i] or nil,
-        })
-        scores[#scores + 1] = digits(NOW)
-        scores[#scores + 1] = id
-      end
+      kept[#kept + 1] = id
+      kept[#kept + 1] = '{"s":"' .. state .. '","at":' .. now .. ',"f":' .. (fails[i] or '0')
+        .. ',"st":' .. (started[i] and digits(started[i]) or 'null') .. ',"r":' .. raw(results[i])
+        .. ',"pr":' .. raw(progress[i]) .. ',"e":' .. raw(errors[i]) .. '}'
+      scores[#scores + 1] = now
+      scores[#scores + 1] = id
     end
-    if #kept > 0 then
-      redis.call('HSET', K_FIN, unpack(kept))
-      redis.call('ZADD', B .. 'done:' .. state, unpack(scores))
-      trim_kept(state)
-    end
+    redis.call('HSET', K_FIN, unpack(kept))
+    redis.call('ZADD', B .. 'done:' .. state, unpack(scores))
+    trim_kept(state)
+  else
+    redis.call('HDEL', K_JOBS, unpack(ids))
   end
-  redis.call('HDEL', K_JOBS, unpack(ids))
   redis.call('HDEL', K_META, unpack(ids))
   redis.call('HDEL', K_FAILS, unpack(ids))
   redis.call('HDEL', K_ERR, unpack(ids))
-  redis.call('HDEL', K_PROG, unpack(ids))
+  if redis.call('EXISTS', K_PROG) == 1 then redis.call('HDEL', K_PROG, unpack(ids)) end
   local states = {}
   for i = 1, #ids do states[i] = state end
   notify(ids, states, results, errors)

@@ -45,7 +45,13 @@ for j = 1, n do
     if string.find(flags, 'h', 1, true) then holders[#holders + 1] = ids[j] end
     results[j] = 1
   else
-    results[j] = redis.call('HEXISTS', K_JOBS, ids[j]) == 0 and 1 or 0
+    -- Recorded by a call whose reply was lost: gone, or kept as completed.
+    local fin = redis.call('HGET', K_FIN, ids[j])
+    if fin then
+      results[j] = kept_state(fin) == 'completed' and 1 or 2
+    else
+      results[j] = redis.call('HEXISTS', K_JOBS, ids[j]) == 0 and 1 or 0
+    end
   end
 end
 if #done > 0 then

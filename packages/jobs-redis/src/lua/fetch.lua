@@ -38,12 +38,14 @@ end
 
 local paused = {}
 for _, name in ipairs(redis.call('SMEMBERS', K_PAUSED)) do paused[name] = true end
+-- '*': the whole queue is paused (pauseQueue).
+local all_paused = paused['*'] == true
 local handlers = {}
 for j = 0, tonumber(ARGV[8]) - 1 do
   local name = ARGV[9 + j * 3]
   local h = { name = name, priority = tonumber(ARGV[10 + j * 3]), max = tonumber(ARGV[11 + j * 3]), take = 0 }
   h.list = pk(p, 'r:' .. name)
-  h.left = paused[name] and 0 or redis.call('LLEN', h.list)
+  h.left = (all_paused or paused[name]) and 0 or redis.call('LLEN', h.list)
   h.running = (h.max > 0 and h.left > 0) and tonumber(redis.call('HGET', K_CONC, name) or '0') or 0
   handlers[#handlers + 1] = h
 end

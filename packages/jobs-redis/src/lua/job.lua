@@ -3,20 +3,14 @@
 -- ARGV:  [1] B, [2] epoch, [3] partitions and retention, [4] id
 -- Reply: {'OK', epoch, JSON or ''}: '' when the queue does not know the job, else
 --        {state, rec, f: fails, e: error JSON, pr: progress JSON, st: start ms,
---        at: due or finished ms, r: result JSON, p: partition}; or a status of common.lua
+--        at: due ms, p: partition}; {'OK', epoch, '', fin, record} for a kept finished
+--        job (its `fin` value, see common.lua); or a status of common.lua
 
 local epoch, status = check_queue()
 if status then return status end
 local id = ARGV[4]
 local fin = redis.call('HGET', K_FIN, id)
-if fin then
-  local ok, kept = pcall(cjson.decode, fin)
-  if ok and type(kept) == 'table' then
-    return { 'OK', epoch, cjson.encode({
-      state = kept.s, rec = kept.rec, f = kept.f, e = kept.e, pr = kept.pr, st = kept.st, at = kept.at, r = kept.r,
-    }) }
-  end
-end
+if fin then return { 'OK', epoch, '', fin, redis.call('HGET', K_JOBS, id) or '{}' } end
 local rec = redis.call('HGET', K_JOBS, id)
 if not rec then return { 'OK', epoch, '' } end
 local out = {

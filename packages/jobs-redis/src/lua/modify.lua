@@ -12,10 +12,7 @@ local epoch, status = check_queue()
 if status then return status end
 local id, change = ARGV[4], ARGV[5]
 local fin = redis.call('HGET', K_FIN, id)
-if fin then
-  local ok, kept = pcall(cjson.decode, fin)
-  return { 'OK', epoch, 'refused', ok and type(kept) == 'table' and kept.s or 'completed' }
-end
+if fin then return { 'OK', epoch, 'refused', kept_state(fin) } end
 local rec = redis.call('HGET', K_JOBS, id)
 if not rec then return { 'OK', epoch, 'unknown', '' } end
 if redis.call('ZSCORE', K_DEAD, id) then return { 'OK', epoch, 'refused', 'dead' } end

@@ -94,6 +94,9 @@ export class SimpleQueue implements JobAdapter {
   readonly #holds = new KeyHolds<Entry>((entry) => this.#lineKey(entry));
   readonly #dead = new Map<string, Entry>();
   readonly #paused = new Set<string>();
+  readonly #pausedQueues = new Set<string>();
+  /** Ready jobs of paused queues, set aside in the order they came up, until their queue is unpaused. */
+  readonly #parked: Entry[] = [];
   readonly #runningBy = new Map<string, number>();
   readonly #attempts = new Set<Promise<void>>();
   #running = 0;
@@ -258,7 +261,7 @@ export class SimpleQueue implements JobAdapter {
       handlers[record.handler] = byHandler;
       byHandler[state]++;
     }
-    return { total, queues, handlers };
+    return { total, queues, handlers, pausedQueues: [...this.#pausedQueues].sort() };
   }
 
   async list(
@@ -345,6 +348,20 @@ export class SimpleQueue implements JobAdapter {
 
   async unpause(handler: string): Promise<void> {
     this.#paused.delete(handler);
+    this.#pump();
+  }
+
+  async pauseQueue(queue: string): Promise<void> {
+    this.#pausedQueues.add(queue);
+  }
+
+  async unpauseQueue(queue: string): Promise<void> {
+    this.#pausedQueues.delete(queue);
+    const parked = this.#parked.splice(0);
+    for (const entry of parked) {
+      if (this.#pausedQueues.has(entry.record.queue)) this.#parked.push(entry);
+      else if (entry.state === 'ready') this.#pushReady(entry);
+    }
     this.#pump();
   }
 
@@ -528,6 +545,10 @@ export class SimpleQueue implements JobAdapter {
       if (entry === undefined) return;
       // Cancelled while it waited in line.
       if (entry.state !== 'ready') continue;
+      if (this.#pausedQueues.has(entry.record.queue)) {
+        this.#parked.push(entry);
+        continue;
+      }
       this.#startAttempt(entry);
     }
   }

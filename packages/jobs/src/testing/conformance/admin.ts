@@ -45,6 +45,28 @@ export function describeAdmin(kit: ConformanceKit): void {
       await until(() => ran.includes('a'), 1000, 'a ran after unpause');
     });
 
+    feature('pause', 'pauses and unpauses a whole queue while other queues run', async () => {
+      const q = await queue();
+      const ran: string[] = [];
+      q.register('mail', (args) => void ran.push(String(args.q)), { queue: 'mail' });
+      q.register('other', () => void ran.push('other'));
+      await q.start();
+      await q.pauseQueue('mail');
+      await q.perform({ handler: 'mail', args: { q: 'mail' } });
+      await q.perform({ handler: 'other' });
+      await until(() => ran.includes('other'), 2000, 'the other queue ran');
+      await advance(300);
+      expect(ran).toEqual(['other']);
+      if (has('admin')) {
+        const stats = await q.stats();
+        expect(stats.pausedQueues).toEqual(['mail']);
+        expect(stats.handlers.mail?.paused).toBe(false);
+      }
+      await q.unpauseQueue('mail');
+      await until(() => ran.includes('mail'), 2000, 'the paused queue ran after unpause');
+      await expect(q.pauseQueue('no spaces')).rejects.toThrow(/queue name/);
+    });
+
     feature('admin', 'counts jobs by state, lists dead jobs in pages, retries and deletes them', async () => {
       const q = await queue();
       const fixed = { now: false };
