@@ -3,14 +3,15 @@
  * job's completion, a cancel while the process that runs the job is
  * SIGSTOPped past its lease, and a kill -9 of the process that runs a
  * cancelled job. Whatever happens, a job that `cancel` reported cancelled
- * never records a completion, never starts again after the cancel, ends
- * `cancelled`, and every `waitFor` on it answers once, with
+ * never records a completion, never runs again (one found running may still
+ * start the attempt its consumer had fetched, before the cancel message
+ * reaches it), ends `cancelled`, and every `waitFor` on it answers once, with
  * `JobCancelledError`; a job that `cancel` found finished keeps its result.
  */
 
 import { sleep } from '@shardwork/core';
 import { monotonicMs } from '@shardwork/core/testing';
-import { JobCancelledError } from '@shardwork/jobs';
+import { type CancelResult, JobCancelledError } from '@shardwork/jobs';
 import { until } from '@shardwork/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JobCluster } from './support/job-faults.js';
@@ -51,19 +52,21 @@ describe('cancel under faults (redis)', () => {
     const c = await JobCluster.start({ replicas: 2, ttlMs: TTL });
     cluster = c;
     const jobs: { id: string; waited: Promise<{ ok: boolean; value: unknown }> }[] = [];
+    // Each job is cancelled a little after its perform, while others are being performed: some
+    // are still waiting, some run (30–90 ms each), some have finished.
+    const cancelling: Promise<CancelResult & { at: number }>[] = [];
     for (let i = 0; i < 120; i++) {
-      const { id } = await c.producer.perform({ handler: 'work', args: { ms: 20 + (i % 7) * 5 } });
+      const { id } = await c.producer.perform({ handler: 'work', args: { ms: 30 + (i % 7) * 10 } });
       c.accepted.set(id, { h: 'work' });
       jobs.push({ id, waited: outcome(c.producer.waitFor(id, { timeoutMs: 60_000 })) });
+      cancelling.push(
+        sleep((i * 17) % 110).then(async () => ({
+          ...(await c.producer.cancel(id, { reason: 'race' })),
+          at: monotonicMs(),
+        })),
+      );
     }
-    // Cancel each around the time it runs and completes.
-    const cancels = await Promise.all(
-      jobs.map(async ({ id }, i) => {
-        await sleep((i * 7) % 120);
-        const result = await c.producer.cancel(id, { reason: 'race' });
-        return { ...result, at: monotonicMs() };
-      }),
-    );
+    const cancels = await Promise.all(cancelling);
     const waited = await Promise.all(jobs.map((j) => j.waited));
     await sleep(TTL);
     const records = c.records();
@@ -79,10 +82,10 @@ describe('cancel under faults (redis)', () => {
         else cancelledWaiting++;
         expect(job?.state, id).toBe('cancelled');
         expect(done, `${id} completed after cancel said cancelled`).toEqual([]);
-        expect(
-          records.filter((r) => r.k === 'start' && r.id === id && r.t > cancel.at),
-          id,
-        ).toEqual([]);
+        // Never run again. A job found running may have been fetched and not started yet: it may
+        // start before the cancel message reaches its consumer (its signal aborts then), but once.
+        const startsAfter = records.filter((r) => r.k === 'start' && r.id === id && r.t > cancel.at);
+        expect(startsAfter.length, id).toBeLessThanOrEqual(cancel.state === 'running' ? 1 : 0);
         expect(waited[i]?.ok, id).toBe(false);
         expect(waited[i]?.value, id).toBeInstanceOf(JobCancelledError);
       } else {

@@ -25,6 +25,8 @@ export interface JobMessage {
   /** Failed attempts so far. */
   readonly fails: number;
   readonly lastError: JobErrorInfo | undefined;
+  /** The producer's OpenTelemetry span context (W3C `traceparent`). */
+  readonly traceparent?: string | undefined;
 }
 
 /** The body of a fresh job. */
@@ -46,6 +48,7 @@ export function encode(job: Encodable, extra?: Record<string, unknown>): Buffer 
     (job.key === undefined ? '' : `"key":${JSON.stringify(job.key)},`) +
     `"enqueuedAt":${job.enqueuedAt},"runAt":${job.runAt},"fails":${job.fails ?? 0},` +
     (job.lastError === undefined ? '' : `"lastError":${JSON.stringify(job.lastError)},`) +
+    (job.traceparent === undefined ? '' : `"traceparent":${JSON.stringify(job.traceparent)},`) +
     (extra === undefined
       ? ''
       : Object.entries(extra)
@@ -76,7 +79,7 @@ export function decode(body: unknown): ReceivedJob | string {
   }
   if (!isObject(value)) return 'the body is not a JSON object';
   if (value.v !== VERSION) return `unknown body version ${JSON.stringify(value.v)}`;
-  const { id, handler, queue, key, args, enqueuedAt, runAt, fails, lastError } = value;
+  const { id, handler, queue, key, args, enqueuedAt, runAt, fails, lastError, traceparent } = value;
   if (typeof id !== 'string' || id.length === 0 || id.length > 200) return 'id is not a string';
   if (typeof handler !== 'string' || !HANDLER_NAME.test(handler)) return 'handler is not a handler name';
   if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) return 'queue is not a queue name';
@@ -97,6 +100,7 @@ export function decode(body: unknown): ReceivedJob | string {
     runAt,
     fails,
     lastError as JobErrorInfo | undefined,
+    typeof traceparent === 'string' ? traceparent : undefined,
   );
 }
 
@@ -120,6 +124,7 @@ export class ReceivedJob implements JobMessage {
     readonly runAt: number,
     readonly fails: number,
     readonly lastError: JobErrorInfo | undefined,
+    readonly traceparent: string | undefined = undefined,
   ) {}
 
   get argsJson(): string {
@@ -138,6 +143,7 @@ export class ReceivedJob implements JobMessage {
       runAt,
       this.fails + 1,
       error,
+      this.traceparent,
     );
     next.ordered = this.ordered;
     return next;

@@ -34,6 +34,7 @@ import {
   type PartitionOwner,
   type PauseOptions,
   periodicQueue,
+  type QueueThroughput,
   QueueUnavailableError,
   refOf,
   type StopResult,
@@ -450,6 +451,10 @@ export class RedisJobAdapter implements JobAdapter {
 
   pauseQueue(queue: string): Promise<void> {
     return this.#admin.pauseQueue(queue);
+  }
+
+  throughput(minutes: number, queue?: string): Promise<QueueThroughput[]> {
+    return this.#admin.throughput(minutes, queue);
   }
 
   unpauseQueue(queue: string): Promise<void> {

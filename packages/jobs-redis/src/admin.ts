@@ -24,6 +24,7 @@ import {
   type ListOptions,
   type PartitionOwner,
   type PauseOptions,
+  type QueueThroughput,
   type StateCounts,
   UnknownHandlerError,
 } from '@shardwork/jobs/adapter';
@@ -323,6 +324,32 @@ export class RedisQueueAdmin {
     const redis = await this.#redis();
     const seen = await Promise.all(queues.map((q) => redis.sismember(this.#host.store(q).keys.seen, handler)));
     return seen.some((n) => n === 1);
+  }
+
+  async throughput(minutes: number, queue?: string): Promise<QueueThroughput[]> {
+    const redis = await this.#redis();
+    const last = Math.floor((await this.#serverTime(redis)) / 60_000);
+    const out: QueueThroughput[] = [];
+    for (const name of await this.#queues(queue)) {
+      const pipeline = redis.pipeline();
+      const base = this.#host.store(name).keys.base;
+      for (let m = last - minutes + 1; m <= last; m++) pipeline.hmget(`${base}tp:${m}`, 'c', 'f');
+      const replies = (await pipeline.exec()) ?? [];
+      out.push({
+        queue: name,
+        points: replies.map(([, value], i) => {
+          const [c, f] = (value ?? [null, null]) as (string | null)[];
+          return { at: (last - minutes + 1 + i) * 60_000, completed: Number(c ?? 0), failed: Number(f ?? 0) };
+        }),
+      });
+    }
+    return out;
+  }
+
+  /** Redis's clock (the scripts count by it), ms. */
+  async #serverTime(redis: RedisClient): Promise<number> {
+    const [seconds, micros] = (await redis.time()) as [number | string, number | string];
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   async pauseQueue(queue: string): Promise<void> {

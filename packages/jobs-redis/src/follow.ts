@@ -335,6 +335,7 @@ function rewriteArgs(raw: string, argsJson: string): string {
     key: typeof r.key === 'string' ? r.key : undefined,
     uniqueKey: typeof r.uniqueKey === 'string' ? r.uniqueKey : undefined,
     ordered: r.ordered === true,
+    ...(typeof r.traceparent === 'string' ? { traceparent: r.traceparent } : {}),
     enqueuedAt: Number(r.enqueuedAt),
     runAt: Number(r.runAt),
     args: {},

@@ -19,7 +19,7 @@ export function recordJson(raw: string, id: string, handler: string, queue: stri
     return `not JSON: ${raw.slice(0, 80)}`;
   }
   if (!isObject(value)) return 'not a JSON object';
-  const { args, key, enqueuedAt, runAt, uniqueKey, ordered } = value;
+  const { args, key, enqueuedAt, runAt, uniqueKey, ordered, traceparent } = value;
   if (value.id !== id) return `its id ${JSON.stringify(value.id)} is not ${id}`;
   if (value.handler !== handler) return `its handler ${JSON.stringify(value.handler)} is not ${handler}`;
   if (value.queue !== queue) return `its queue ${JSON.stringify(value.queue)} is not ${queue}`;
@@ -37,6 +37,7 @@ export function recordJson(raw: string, id: string, handler: string, queue: stri
     runAt,
     uniqueKey: typeof uniqueKey === 'string' ? uniqueKey : undefined,
     ordered: ordered === true,
+    ...(typeof traceparent === 'string' ? { traceparent } : {}),
   };
 }
 
@@ -80,6 +81,7 @@ export function serializeRecord(record: JobRecord): string {
     (record.key === undefined ? '' : `"key":${JSON.stringify(record.key)},`) +
     (record.uniqueKey === undefined ? '' : `"uniqueKey":${JSON.stringify(record.uniqueKey)},`) +
     (record.ordered ? '"ordered":true,' : '') +
+    (record.traceparent === undefined ? '' : `"traceparent":${JSON.stringify(record.traceparent)},`) +
     `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},"args":${record.argsJson}}`
   );
 }

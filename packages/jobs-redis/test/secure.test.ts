@@ -25,16 +25,19 @@ function queue(url: string, adapter: Record<string, unknown> = {}): JobQueue {
 /** Register `work` on `queueName`, start, perform `count` jobs and wait until all ran. */
 async function runsJobs(q: JobQueue, queueName: string, count = 5): Promise<void> {
   let done = 0;
-  q.register(
-    'work',
-    () => {
-      done += 1;
-    },
-    { queue: queueName },
-  );
+  // Counted when the store recorded the completion (every command the scripts use is allowed).
+  q.on('job:completed', () => {
+    done += 1;
+  });
+  q.register('work', (args) => args.i, { queue: queueName });
   await q.start();
-  for (let i = 0; i < count; i++) await q.perform({ handler: 'work', args: { i } });
-  await until(() => done === count, 20_000, `${count} jobs ran`);
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push((await q.perform({ handler: 'work', args: { i } })).id);
+  await until(() => done === count, 20_000, `${count} jobs completed`);
+  // Following a job uses the same user: lookup, result, cancel.
+  expect(await q.waitFor(ids[1] as string, { timeoutMs: 5000 })).toBe(1);
+  expect((await q.getJob(ids[0] as string))?.state).toBe('completed');
+  expect(await q.cancel(ids[0] as string)).toMatchObject({ cancelled: false, state: 'completed' });
 }
 
 describe('TLS', () => {
@@ -104,9 +107,10 @@ describe('per-queue ACL user', () => {
     `~swj:coord:{${name}}:*`,
     '~swj:queues',
     `&swj:{${name}}:wake`,
+    '&swj:waits:*',
     `&swj:coord:{${name}}:events`,
     '-@all',
-    ...'evalsha eval subscribe unsubscribe ping info multi exec time del get set incr hdel hexists hget hgetall hincrby hmget hset hsetnx llen lpop lpush lrange rpush sadd srem sismember smembers type zadd zcard zrange zrangebyscore zrem zscore publish'
+    ...'evalsha eval subscribe unsubscribe ping info multi exec time del exists get set incr pexpire hdel hexists hget hgetall hincrby hmget hset hsetnx llen lpop lpush lrange lrem rpush sadd srem sismember smembers smismember type zadd zcard zrange zrangebyscore zrem zscore publish'
       .split(' ')
       .map((c) => `+${c}`),
   ];

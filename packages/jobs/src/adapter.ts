@@ -92,6 +92,21 @@ export interface AdapterRuntime {
 /** Counts of jobs by state (the states the store holds as work, and the dead set). */
 export type StateCounts = Record<CountedState, number>;
 
+/** Attempts that completed and failed in one minute of one queue (`throughput()`). */
+export interface ThroughputPoint {
+  /** Start of the minute, ms since the epoch. */
+  readonly at: number;
+  readonly completed: number;
+  /** Failed attempts (retried or dead). */
+  readonly failed: number;
+}
+
+/** A queue's throughput, minute by minute, oldest first (minutes with nothing count 0). */
+export interface QueueThroughput {
+  readonly queue: string;
+  readonly points: readonly ThroughputPoint[];
+}
+
 /** How a job finished, as `waitFor` needs it. */
 export type JobOutcome = Pick<JobDetails, 'id' | 'state' | 'result' | 'error'>;
 
@@ -248,6 +263,12 @@ export interface JobAdapter {
    */
   pause(handler: string, options?: PauseOptions): Promise<void>;
   unpause(handler: string): Promise<void>;
+  /**
+   * Completed and failed attempts per queue and minute over the last
+   * `minutes` (at most 120), counted in the store by every consumer; absent
+   * where the adapter keeps no counts.
+   */
+  throughput?(minutes: number, queue?: string): Promise<QueueThroughput[]>;
   /** Stop starting any job of `queue` (they stay queued) until {@link JobAdapter.unpauseQueue}; cluster-wide where the store is shared. */
   pauseQueue?(queue: string): Promise<void>;
   unpauseQueue?(queue: string): Promise<void>;

@@ -36,10 +36,12 @@ export type {
   ListOptions,
   PartitionOwner,
   PauseOptions,
+  QueueThroughput,
   RunExtras,
   RunnableJob,
   StateCounts,
   StopResult,
+  ThroughputPoint,
 } from './adapter.js';
 export { consumedQueues, periodicQueue, refOf } from './adapter.js';
 export type { JobArgs, JsonValue } from './args.js';

@@ -35,8 +35,10 @@ export type {
   ListOptions,
   PartitionOwner,
   PauseOptions,
+  QueueThroughput,
   StateCounts,
   StopResult,
+  ThroughputPoint,
 } from './adapter.js';
 export type { JobArgs, JsonValue } from './args.js';
 export type { FeatureRefusal, JobErrorInfo, JobFeature, JobsErrorCode } from './errors.js';

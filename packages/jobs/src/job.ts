@@ -110,6 +110,8 @@ export interface JobRecord {
    * whose consumers publish their registrations also know it without this).
    */
   readonly ordered: boolean;
+  /** The producer's OpenTelemetry span context (W3C `traceparent`), when it had one. */
+  readonly traceparent?: string | undefined;
 }
 
 /**

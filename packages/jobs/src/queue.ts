@@ -18,6 +18,7 @@ import {
   type ListOptions,
   type PartitionOwner,
   type PauseOptions,
+  type QueueThroughput,
   type StopResult,
 } from './adapter.js';
 import { InvalidJobError, UnknownHandlerError, UnsupportedFeatureError } from './errors.js';
@@ -53,6 +54,7 @@ import {
 import { buildRecord, checkHandlerName, checkQueueName, dueTime } from './record.js';
 import { createJobAdapter, parseJobQueueUrl } from './registry.js';
 import { QueueRuntime } from './runtime.js';
+import { activeTraceparent, loadTracing } from './tracing.js';
 
 /** Allowed lifecycle moves; anything else is a bug and throws. */
 const TRANSITIONS: TransitionTable<JobQueueState> = {
@@ -481,6 +483,26 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   }
 
   /**
+   * Completed and failed attempts per queue and minute over the last
+   * `minutes` (default 60, at most 120), oldest first, counted in the store by
+   * every consumer (`memory://`: this process). For a throughput chart; an
+   * adapter that keeps no counts (`amqp://`) refuses with
+   * `UnsupportedFeatureError`.
+   */
+  async throughput(options: { readonly minutes?: number; readonly queue?: string } = {}): Promise<QueueThroughput[]> {
+    const minutes = options.minutes ?? 60;
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 120) {
+      throw new InvalidOptionsError('minutes', minutes, 'an integer in [1, 120]');
+    }
+    if (options.queue !== undefined) checkQueueName(options.queue, 'queue');
+    const adapter = await this.#load();
+    if (adapter.throughput === undefined) {
+      throw new UnsupportedFeatureError(adapter.kind, 'admin', 'it keeps no counts of completed jobs; use redis://');
+    }
+    return adapter.throughput(minutes, options.queue);
+  }
+
+  /**
    * Start no more jobs of any handler in `queue` (they stay queued, running
    * ones finish) until {@link JobQueue.unpauseQueue}; cluster-wide where the
    * store is shared. Beside `pause(handler)`, which pauses one handler in every
@@ -532,7 +554,11 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     if (records.length === 0) return [];
     const adapter = await this.#load();
     this.#assertAccepting();
-    return this.#runtime.submit(adapter, records);
+    const traceparent = activeTraceparent();
+    return this.#runtime.submit(
+      adapter,
+      traceparent === undefined ? records : records.map((r) => ({ ...r, traceparent })),
+    );
   }
 
   /** The adapter, created (and its package loaded) on first use. */
@@ -541,6 +567,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       const source = this.#source;
       const adapter = typeof source === 'string' ? await createJobAdapter(source, this.#options) : source;
       checkRegistrations(adapter, [...this.#handlers.values()]);
+      await loadTracing();
       adapter.attach(this.#runtime);
       this.#adapter = adapter;
       return adapter;
@@ -589,6 +616,7 @@ export type AdminJobQueue = Pick<
   | 'unpause'
   | 'pauseQueue'
   | 'unpauseQueue'
+  | 'throughput'
   | 'stop'
 >;
 

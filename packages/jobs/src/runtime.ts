@@ -18,6 +18,7 @@ import { runAttempt } from './execute.js';
 import type { EnqueueResult, JobRecord, Middleware } from './job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 import { buildRecord } from './record.js';
+import { traced } from './tracing.js';
 
 /** What this process did since it was created (`status().counts`). */
 export interface QueueCounts {
@@ -147,26 +148,28 @@ export class QueueRuntime implements AdapterRuntime {
         return { type: 'aborted', error: cancelled.reason };
       }
       const host = this.#host;
-      return await runAttempt(reg, host.middleware, job, extras, {
-        onStart: () => {
-          this.counts.started++;
-          if (host.listenerCount('job:started') > 0)
-            host.emit('job:started', {
-              job: refOf(job),
-              attempt: job.fails + 1,
-              waitMs: Math.max(0, Date.now() - job.runAt),
-            });
-        },
-        maxResultBytes: host.options.maxArgsBytes,
-        progressIntervalMs: host.options.progressIntervalMs,
-        onProgress: (progress) => host.emit('job:progress', { job: refOf(job), attempt: job.fails + 1, progress }),
-        abortable: (abort) => {
-          this.#aborts.set(job.id, abort);
-          return () => {
-            if (this.#aborts.get(job.id) === abort) this.#aborts.delete(job.id);
-          };
-        },
-      });
+      return await traced(job, job.fails + 1, () =>
+        runAttempt(reg, host.middleware, job, extras, {
+          onStart: () => {
+            this.counts.started++;
+            if (host.listenerCount('job:started') > 0)
+              host.emit('job:started', {
+                job: refOf(job),
+                attempt: job.fails + 1,
+                waitMs: Math.max(0, Date.now() - job.runAt),
+              });
+          },
+          maxResultBytes: host.options.maxArgsBytes,
+          progressIntervalMs: host.options.progressIntervalMs,
+          onProgress: (progress) => host.emit('job:progress', { job: refOf(job), attempt: job.fails + 1, progress }),
+          abortable: (abort) => {
+            this.#aborts.set(job.id, abort);
+            return () => {
+              if (this.#aborts.get(job.id) === abort) this.#aborts.delete(job.id);
+            };
+          },
+        }),
+      );
     } finally {
       this.running--;
     }

@@ -35,6 +35,8 @@
 --   B..'done:completed', B..'done:cancelled'  ZSET  id -> finished ms: the kept jobs, per the
 --                       retention the caller sends (see below)
 --   B..'waits'   SET   ids some process waits for (waitFor)
+--   B..'tp:'..m  HASH  'c' -> attempts completed, 'f' -> attempts failed in minute m (ms / 60000);
+--                       expires after two hours (throughput)
 --   B..'wait:'..id  SET  channels of the processes that wait for job id (expires)
 -- Channel B..'wake': messages are a partition number, '*' for all, or 'c:'..id: the
 -- running job id was cancelled (its owner aborts the attempt).
@@ -456,4 +458,12 @@ local function release_running(p, id, value)
   end
   put_back(p, id, value)
   return true
+end
+
+-- Count `n` completed ('c') or failed ('f') attempts in this minute's throughput bucket.
+local function tally(field, n)
+  if n == 0 then return end
+  local key = B .. 'tp:' .. digits(math.floor(NOW / 60000))
+  redis.call('HINCRBY', key, field, n)
+  redis.call('PEXPIRE', key, 7200000)
 end

@@ -60,5 +60,6 @@ if #done > 0 then
   for h, k in pairs(running) do count('running', h, -k) end
   for h, k in pairs(counted) do conc_add(h, -k) end
   finish_jobs(done, 'completed', outs, empty, starts)
+  tally('c', #done)
 end
 return { 'OK', epoch, results }

@@ -26,4 +26,5 @@ redis.call('ZADD', K_DEAD, digits(NOW), id)
 count('dead', h, 1)
 release_holds(p, id, meta_of(id))
 notify({ id }, { 'dead' }, { false }, { ARGV[7] })
+tally('f', 1)
 return { 'OK', epoch, 1 }

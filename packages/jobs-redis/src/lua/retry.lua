@@ -29,4 +29,5 @@ redis.call('HSET', K_ERR, id, ARGV[8])
 local due = NOW + tonumber(ARGV[7])
 redis.call('ZADD', pk(p, 'due'), digits(due), id)
 count('retrying', h, 1)
+tally('f', 1)
 return { 'OK', epoch, digits(due), fails }

@@ -22,9 +22,11 @@ import {
   type JobStats,
   type ListOptions,
   type PauseOptions,
+  type QueueThroughput,
   refOf,
   type StateCounts,
   type StopResult,
+  type ThroughputPoint,
 } from '../adapter.js';
 import {
   errorInfo,
@@ -108,6 +110,8 @@ export class SimpleQueue implements JobAdapter {
   /** Ids chosen by callers, with when each is forgotten (in insertion order, so expiry order). */
   readonly #givenIds = new Map<string, number>();
   #finished: FinishedJobs | undefined;
+  /** Completed and failed attempts per queue and minute (ms / 60000), the last two hours. */
+  readonly #tally = new Map<string, Map<number, { completed: number; failed: number }>>();
 
   /** @param options - `concurrency` is read from the queue's options unless given here. */
   constructor(options?: Partial<Pick<CompiledQueueOptions, 'concurrency'>>) {
@@ -581,9 +585,43 @@ export class SimpleQueue implements JobAdapter {
     this.#attempts.add(attempt);
   }
 
+  /** Count a completed or failed attempt in its queue's minute. */
+  #count(queue: string, field: 'completed' | 'failed', now: number): void {
+    let minutes = this.#tally.get(queue);
+    if (minutes === undefined) {
+      minutes = new Map();
+      this.#tally.set(queue, minutes);
+    }
+    const minute = Math.floor(now / 60_000);
+    let point = minutes.get(minute);
+    if (point === undefined) {
+      point = { completed: 0, failed: 0 };
+      minutes.set(minute, point);
+      for (const old of minutes.keys()) if (old < minute - 120) minutes.delete(old);
+    }
+    point[field]++;
+  }
+
+  async throughput(minutes: number, queue?: string): Promise<QueueThroughput[]> {
+    const last = Math.floor(Date.now() / 60_000);
+    const queues = queue === undefined ? [...this.#tally.keys()].sort() : [queue];
+    return queues.map((name) => {
+      const counts = this.#tally.get(name);
+      const points: ThroughputPoint[] = [];
+      for (let m = last - minutes + 1; m <= last; m++) {
+        const point = counts?.get(m);
+        points.push({ at: m * 60_000, completed: point?.completed ?? 0, failed: point?.failed ?? 0 });
+      }
+      return { queue: name, points };
+    });
+  }
+
   /** Apply an attempt's outcome; returns the retry time. */
   #settle(entry: Entry, outcome: AttemptOutcome): number | undefined {
     const now = Date.now();
+    if (outcome.type === 'completed' && entry.cancelled === undefined)
+      this.#count(entry.record.queue, 'completed', now);
+    if (outcome.type === 'retry' || outcome.type === 'dead') this.#count(entry.record.queue, 'failed', now);
     if (entry.cancelled !== undefined) {
       // Cancelled while it ran: its completion (or failure) is refused.
       entry.state = 'running';

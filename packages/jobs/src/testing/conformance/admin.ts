@@ -67,6 +67,37 @@ export function describeAdmin(kit: ConformanceKit): void {
       await expect(q.pauseQueue('no spaces')).rejects.toThrow(/queue name/);
     });
 
+    feature('admin', 'counts completed and failed attempts per queue and minute (throughput)', async () => {
+      const q = await queue();
+      let fail = true;
+      q.register(
+        't',
+        () => {
+          if (fail) {
+            fail = false;
+            throw new Error('once');
+          }
+        },
+        { queue: 'tp', backoff: () => 10 },
+      );
+      await q.start();
+      for (let i = 0; i < 3; i++) await q.perform({ handler: 't' });
+      const sum = async (): Promise<{ completed: number; failed: number }> => {
+        const [series] = await q.throughput({ queue: 'tp', minutes: 5 });
+        expect(series?.points).toHaveLength(5);
+        return {
+          completed: series?.points.reduce((n, p) => n + p.completed, 0) ?? 0,
+          failed: series?.points.reduce((n, p) => n + p.failed, 0) ?? 0,
+        };
+      };
+      await until(async () => (await sum()).completed === 3, 3000, '3 completions counted');
+      expect(await sum()).toEqual({ completed: 3, failed: 1 });
+      const [series] = await q.throughput({ queue: 'tp', minutes: 5 });
+      const ats = series?.points.map((p) => p.at) ?? [];
+      expect(ats.every((at, i) => i === 0 || at - (ats[i - 1] ?? 0) === 60_000)).toBe(true);
+      await expect(q.throughput({ minutes: 0 })).rejects.toThrow(/minutes/);
+    });
+
     feature('admin', 'counts jobs by state, lists dead jobs in pages, retries and deletes them', async () => {
       const q = await queue();
       const fixed = { now: false };
