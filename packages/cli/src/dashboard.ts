@@ -55,7 +55,7 @@ export function describeWarning(w: DashboardWarning, o: Pick<DashboardCommandOpt
   const address = w.host.includes(':') ? `[${w.host}]:${w.port}` : `${w.host}:${w.port}`;
   const can = o.readOnly
     ? 'read every service, member and job (with its arguments and errors)'
-    : 'read every service, member and job (with its arguments and errors) and retry, delete and pause jobs, and forget stopped services';
+    : 'read every service, member and job (with its arguments and errors) and retry, delete, cancel, promote and pause jobs, and forget stopped services';
   return [
     `shardwork: WARNING: the dashboard listens on ${address}, which is reachable from the network, WITHOUT AUTHENTICATION:`,
     `  anyone who can reach this port can ${can}.`,

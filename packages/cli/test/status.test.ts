@@ -233,7 +233,7 @@ describe('shardwork status (redis)', () => {
       expect(stderr).toContain(
         `shardwork: WARNING: the dashboard listens on 0.0.0.0:${port}, which is reachable from the network`,
       );
-      expect(stderr).toContain('retry, delete and pause jobs');
+      expect(stderr).toContain('retry, delete, cancel, promote and pause jobs');
       expect(stderr).toContain('--token <secret>');
       expect(stderr).toContain('--user <name> --password <secret>');
     } finally {

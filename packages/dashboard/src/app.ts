@@ -3,9 +3,20 @@ import { type JobState, UnknownHandlerError } from '@shardwork/jobs';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { ActionRefused, jobActions } from './actions.js';
 import { CSS, JS } from './assets.js';
 import { type DashboardData, ForgetRefusedError } from './data.js';
-import { jobsFragment, LISTED_STATES, layout, queuesFragment, type RenderContext, servicesFragment } from './html.js';
+import {
+  jobHref,
+  jobsFragment,
+  LISTED_STATES,
+  layout,
+  queuesFragment,
+  type RenderContext,
+  servicesFragment,
+} from './html.js';
+import { jobPageStatus } from './job-data.js';
+import { jobFragment, searchPage } from './job-html.js';
 import type { DashboardAuth } from './options.js';
 import { Authenticator, randomToken, SECURITY_HEADERS, SESSION_COOKIE, safeEqual } from './security.js';
 
@@ -25,14 +36,6 @@ const FLASH_COOKIE = 'shardwork_flash';
 interface Flash {
   readonly kind: 'ok' | 'error';
   readonly text: string;
-}
-
-/** An action the backend refused for a reason the message explains in full (no "Failed:" prefix). */
-class ActionRefused extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ActionRefused';
-  }
 }
 
 const PAGE_SIZE = 50;
@@ -124,8 +127,15 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     // The first character says whether the action worked (see `act`).
     return flash.startsWith('!') ? { kind: 'error', text: flash.slice(1) } : { kind: 'ok', text: flash };
   };
-  const page = (c: Context, title: string, active: string, api: string, content: string): Response =>
-    c.html(layout({ title, active, api, content, refreshMs, csrf, flash: takeFlash(c) }));
+  const page = (
+    c: Context,
+    title: string,
+    active: string,
+    api: string,
+    content: string,
+    status: 200 | 400 | 404 = 200,
+    query?: string,
+  ): Response => c.html(layout({ title, active, api, content, refreshMs, csrf, flash: takeFlash(c), query }), status);
 
   const jobState = (value: string | undefined): JobState | undefined =>
     LISTED_STATES.includes(value as JobState) ? (value as JobState) : undefined;
@@ -148,9 +158,32 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     const view = await data.queues();
     return c.json({ ...view, html: queuesFragment(view, apiContext(c, '/queues')) });
   });
+  // One job: 200, 404 for an id the store does not know (400 for text that is no job id).
+  const jobPage = async (c: Context, id: string): Promise<Response> => {
+    const view = await data.job(id);
+    const content = jobFragment(view, renderContext(c));
+    // The script asks `api` + the page's query: a page at /jobs?id=… has its id in the query already.
+    const api = jobHref(id).startsWith('/jobs?') ? '/api/job' : `/api/job/${encodeURIComponent(id)}`;
+    return page(c, `Job ${id}`, '', api, content, jobPageStatus(view), id);
+  };
+  // Search by id; the job page itself is /jobs/<id>, except for ids a path cannot carry (see jobHref).
+  app.get('/jobs', async (c) => {
+    const id = (c.req.query('id') ?? '').trim();
+    if (id === '') return page(c, 'Find a job', '', '', searchPage());
+    const href = jobHref(id);
+    return href.startsWith('/jobs?') ? jobPage(c, id) : c.redirect(href, 303);
+  });
+  const jobApi = async (c: Context, id: string): Promise<Response> => {
+    const view = await data.job(id);
+    // Always 200: the page script takes any other status for the dashboard being unreachable.
+    return c.json({ ...view, html: jobFragment(view, { csrf, readOnly, back: jobHref(id) }) });
+  };
+  app.get('/api/job', (c) => jobApi(c, (c.req.query('id') ?? '').trim()));
+  app.get('/api/job/:id', (c) => jobApi(c, c.req.param('id')));
   app.get('/jobs/:state', async (c) => {
-    const state = jobState(c.req.param('state'));
-    if (state === undefined) return c.text(`Unknown job state; one of ${LISTED_STATES.join(', ')}`, 404);
+    const name = c.req.param('state');
+    const state = jobState(name);
+    if (state === undefined) return jobPage(c, name);
     const view = await data.jobs(state, offsetOf(c), PAGE_SIZE);
     return page(c, `${state} jobs`, `/jobs/${state}`, `/api/jobs/${state}`, jobsFragment(view, renderContext(c)));
   });
@@ -268,6 +301,7 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     }
     return `Forgot service ${service}: its records are removed`;
   });
+  for (const [path, run] of Object.entries(jobActions(data))) act(path, run);
   app.post('*', (c) => c.text('Not found', 404));
 
   return app;

@@ -3,7 +3,7 @@ export const CSS = `
 :root { --bg:#f5f6f8; --card:#fff; --fg:#1d2330; --muted:#6b7280; --line:#e2e5ea; --ok:#16a34a; --warn:#d97706; --bad:#dc2626; --accent:#2563eb; }
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background:var(--bg); color:var(--fg); }
-header { display:flex; align-items:center; gap:24px; padding:10px 24px; background:#111827; color:#fff; }
+header { display:flex; flex-wrap:wrap; align-items:center; gap:8px 24px; padding:10px 24px; background:#111827; color:#fff; }
 .brand { font-weight:700; letter-spacing:.02em; }
 nav a { color:#cbd5e1; text-decoration:none; margin-right:14px; padding:4px 0; }
 nav a.active, nav a:hover { color:#fff; border-bottom:2px solid var(--accent); }
@@ -49,6 +49,29 @@ button { font:inherit; font-size:13px; padding:3px 12px; border-radius:6px; bord
 button.secondary { background:#fff; color:var(--accent); } button.danger { background:#fff; color:var(--bad); border-color:var(--bad); }
 td.actions { white-space:nowrap; }
 .bulk { margin-bottom:10px; } .pager a { margin-left:10px; }
+/* Search by job id: in the header, outside the part the page script swaps. */
+form.search { display:flex; gap:6px; margin:0; }
+form.search input { font:12px ui-monospace, SFMono-Regular, Menlo, monospace; width:190px; padding:3px 8px; border-radius:6px; border:1px solid #4b5563; background:#1f2937; color:#fff; }
+form.search button.secondary { background:#1f2937; color:#cbd5e1; border-color:#4b5563; }
+form.search.big input { width:min(420px, 100%); background:#fff; color:var(--fg); border-color:var(--line); font-size:14px; padding:5px 10px; }
+form.search.big button.secondary { background:#fff; color:var(--accent); border-color:var(--accent); }
+td a code { color:var(--accent); }
+/* The job page. */
+h3 { font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); margin:4px 0 6px; }
+.job-id { font-size:15px; overflow-wrap:anywhere; }
+.job-actions { margin:0 0 12px; display:flex; align-items:center; gap:4px; flex-wrap:wrap; } .job-actions .muted { margin-left:6px; font-size:12px; }
+.job-grid { display:grid; grid-template-columns:minmax(300px, 1fr) minmax(0, 1.4fr); gap:12px 28px; }
+@media (max-width: 760px) { .job-grid { grid-template-columns:minmax(0, 1fr); } }
+table.fields th { width:120px; text-transform:none; font-size:13px; letter-spacing:0; white-space:nowrap; }
+table.fields td { overflow-wrap:anywhere; }
+pre.json { margin:0 0 12px; padding:8px 10px; background:#f8fafc; border:1px solid var(--line); border-radius:6px; font:12px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; white-space:pre-wrap; overflow-wrap:anywhere; max-height:420px; overflow:auto; }
+.progress { height:14px; background:#e5e7eb; border-radius:7px; overflow:hidden; margin:2px 0 4px; }
+.progress .fill { display:block; height:100%; background:var(--accent); border-radius:7px; transition:width .3s; }
+.progress-label { margin:0 0 12px; font-variant-numeric:tabular-nums; font-weight:600; }
+.error-text { color:var(--bad); overflow-wrap:anywhere; margin:0 0 4px; }
+.tag.state { background:#64748b; } .tag.state.ready { background:#0891b2; } .tag.state.running { background:var(--accent); }
+.tag.state.retrying { background:var(--warn); } .tag.state.completed { background:var(--ok); } .tag.state.dead { background:var(--bad); }
+.tag.state.cancelled { background:#9ca3af; }
 `;
 
 /**

@@ -6,6 +6,7 @@ import {
   type Snapshot,
 } from '@shardwork/core';
 import type { AdminJobQueue, CountedState, JobInfo, JobState, JobStats } from '@shardwork/jobs';
+import { isUnsupported, JobLookups, type JobView } from './job-data.js';
 
 /** One change of a shard's owner between two consecutive snapshots. */
 export interface Movement {
@@ -83,6 +84,8 @@ export interface JobsView {
   readonly jobs: readonly JobInfo[];
   readonly readAt: number | undefined;
   readonly problem: BackendProblem | undefined;
+  /** Set when the job backend cannot list jobs at all (`UnsupportedFeatureError`): its message. */
+  readonly unsupported?: string | undefined;
 }
 
 /** {@link DashboardData.forget} refused before asking the backend; the message says why. */
@@ -159,6 +162,7 @@ export class DashboardData {
   readonly #completions: { at: number; queue: string; handler: string }[] = [];
   readonly #unsubscribe: (() => void) | undefined;
   readonly #pending = new Map<string, Promise<unknown>>();
+  readonly #lookups: JobLookups;
 
   constructor(options: {
     discovery: Discovery;
@@ -175,6 +179,7 @@ export class DashboardData {
     this.#timeoutMs = options.timeoutMs;
     this.#discoveryName = describeBackend('Discovery', options.discoverySource);
     this.#jobsName = describeBackend('Job queue', options.jobsSource);
+    this.#lookups = new JobLookups(options.jobs, this.#jobsName, (key, start) => this.#read(key, start));
     this.#servicesView = {
       services: [],
       canForget: this.canForget,
@@ -375,10 +380,17 @@ export class DashboardData {
       this.#jobsProblem = undefined;
       return view;
     } catch (error) {
+      // Not an outage: this backend cannot list (amqp://), and no retry will change that.
+      if (isUnsupported(error)) return { configured: true, ...empty, unsupported: error.message };
       const last = this.#lastPages.get(key) ?? { configured: true, ...empty };
       this.#jobsProblem = { backend: this.#jobsName, reason: reasonOf(error), dataFrom: last.readAt };
       return { ...last, problem: this.#jobsProblem };
     }
+  }
+
+  /** Job `id` for the job page (never rejects: an unknown id, a refusal or an outage is in the view). */
+  job(id: string): Promise<JobView> {
+    return this.#lookups.read(id);
   }
 
   /** Whether the discovery backend can forget a stopped service (third-party backends may not). */

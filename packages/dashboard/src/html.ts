@@ -22,7 +22,27 @@ export function esc(value: unknown): string {
 
 const STATES: readonly CountedState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
 /** The job states that have a list page. */
-export const LISTED_STATES: readonly JobState[] = ['running', 'scheduled', 'retrying', 'dead'];
+export const LISTED_STATES: readonly JobState[] = [
+  'running',
+  'scheduled',
+  'retrying',
+  'dead',
+  'completed',
+  'cancelled',
+];
+
+/** States whose jobs have finished: their lists show when, and are only as long as the queue keeps them. */
+const FINISHED: readonly JobState[] = ['completed', 'cancelled'];
+
+/**
+ * The job page of `id`: `/jobs/<id>` (URL-encoded), or `/jobs?id=<id>` for an
+ * id that a path cannot carry: one that names a list page (`dead`), or `.`
+ * and `..`, which browsers resolve away. Escape it for an attribute.
+ */
+export function jobHref(id: string): string {
+  const plain = !LISTED_STATES.includes(id as JobState) && id !== '.' && id !== '..';
+  return plain ? `/jobs/${encodeURIComponent(id)}` : `/jobs?id=${encodeURIComponent(id)}`;
+}
 
 const clock = (ms: number): string => new Date(ms).toISOString().slice(11, 19);
 
@@ -46,6 +66,9 @@ export function ownerColour(owner: string): string {
 
 const shortId = (id: string | undefined): string => (id === undefined ? '–' : id.length > 8 ? id.slice(0, 8) : id);
 
+/** `2026-12-07T16:40:12.345Z`, or `–`. */
+export const isoTime = (ms: number | undefined): string => (ms === undefined ? '–' : new Date(ms).toISOString());
+
 function banner(problem: BackendProblem | undefined, now: number): string {
   if (problem === undefined) return '';
   const from =
@@ -60,7 +83,7 @@ function banner(problem: BackendProblem | undefined, now: number): string {
  * down, because it is the last data read and no longer live. Only the
  * banner, not the grey, when nothing was ever read.
  */
-function withProblem(problem: BackendProblem | undefined, now: number, content: string): string {
+export function withProblem(problem: BackendProblem | undefined, now: number, content: string): string {
   if (problem?.dataFrom === undefined) return `${banner(problem, now)}${content}`;
   const age = Math.max(0, now - problem.dataFrom);
   return `${banner(problem, now)}<div class="stale" data-stale="true" data-age-ms="${Math.round(age)}" title="not live: data from ${clock(problem.dataFrom)} UTC, ${esc(duration(age))} old">${content}</div>`;
@@ -93,7 +116,14 @@ function hidden(ctx: RenderContext, fields: Record<string, string>): string {
     .join('');
 }
 
-function button(ctx: RenderContext, action: string, label: string, fields: Record<string, string>, cls = ''): string {
+/** A one-button POST form with the CSRF token and `back`; nothing when read-only. */
+export function button(
+  ctx: RenderContext,
+  action: string,
+  label: string,
+  fields: Record<string, string>,
+  cls = '',
+): string {
   if (ctx.readOnly) return '';
   return `<form method="post" action="${esc(action)}" class="inline">${hidden(ctx, fields)}<button type="submit" class="${esc(cls)}">${esc(label)}</button></form>`;
 }
@@ -215,7 +245,8 @@ export function servicesFragment(view: ServicesView, ctx: RenderContext, now = D
   return withProblem(view.problem, now, `${sections}${none}${movementsTable(view.movements)}`);
 }
 
-const noQueue = '<p class="card muted" data-empty="no-queue">no job queue configured</p>';
+/** What a job page says without a job queue. */
+export const noQueue = '<p class="card muted" data-empty="no-queue">no job queue configured</p>';
 
 /** States whose jobs wait for a consumer to start them. */
 const WAITING: readonly CountedState[] = ['ready', 'scheduled', 'retrying'];
@@ -295,7 +326,9 @@ function jobRow(job: JobInfo, ctx: RenderContext, state: JobState): string {
     job.lastError === undefined
       ? ''
       : `${job.lastError.name === undefined ? '' : `${job.lastError.name}: `}${job.lastError.message}`;
-  return `<tr data-job="${esc(job.id)}"><td><code>${esc(job.id)}</code></td><td>${esc(job.handler)}</td><td>${esc(job.queue)}</td><td>${esc(job.key ?? '')}</td><td><code class="args">${unbrokenNumbers(JSON.stringify(job.args), ',')}</code></td><td class="num">${job.fails}</td><td class="nowrap">${esc(new Date(job.runAt).toISOString().replace('T', ' ').slice(0, 19))}</td><td class="error">${unbrokenNumbers(error)}</td>${actions}</tr>`;
+  const finished = FINISHED.includes(state);
+  const at = finished && job.finishedAt !== undefined ? job.finishedAt : job.runAt;
+  return `<tr data-job="${esc(job.id)}"><td><a href="${esc(jobHref(job.id))}"><code>${esc(job.id)}</code></a></td><td>${esc(job.handler)}</td><td>${esc(job.queue)}</td><td>${esc(job.key ?? '')}</td><td><code class="args">${unbrokenNumbers(JSON.stringify(job.args), ',')}</code></td><td class="num">${job.fails}</td><td class="nowrap">${esc(new Date(at).toISOString().replace('T', ' ').slice(0, 19))}</td><td class="error">${unbrokenNumbers(error)}</td>${actions}</tr>`;
 }
 
 /** What an empty jobs page says instead of rows: why it is empty, never a bare "none". */
@@ -303,7 +336,12 @@ function emptyJobs(view: JobsView): string {
   if (view.readAt === undefined && view.problem !== undefined) {
     return 'not read yet: the job backend has not answered';
   }
-  if (view.total === 0) return `no ${esc(view.state)} jobs`;
+  if (view.unsupported !== undefined) return `cannot list jobs: ${esc(view.unsupported)}`;
+  if (view.total === 0) {
+    return FINISHED.includes(view.state)
+      ? `no ${esc(view.state)} jobs kept (the queue keeps finished jobs as its keepCompleted option says)`
+      : `no ${esc(view.state)} jobs`;
+  }
   // An offset past the end (a stale link, or jobs finished meanwhile).
   return `no ${esc(view.state)} jobs at offset ${view.offset}: there ${view.total === 1 ? 'is 1' : `are ${view.total}`}; <a href="/jobs/${esc(view.state)}">go to the first page</a>`;
 }
@@ -328,8 +366,17 @@ export function jobsFragment(view: JobsView, ctx: RenderContext, now = Date.now(
   return withProblem(
     view.problem,
     now,
-    `<section class="card"><h2>${esc(view.state)} jobs <small data-total="${view.total}">${view.total}</small></h2>${bulk}<table id="jobs"><thead><tr><th>id</th><th>handler</th><th>queue</th><th>key</th><th>args</th><th class="num">fails</th><th>run at (UTC)</th><th>last error</th>${actionHead}</tr></thead><tbody>${rows || `<tr><td colspan="9" class="muted" data-empty="jobs">${emptyJobs(view)}</td></tr>`}</tbody></table>${pager}</section>`,
+    `<section class="card"><h2>${esc(view.state)} jobs <small data-total="${view.total}">${view.total}</small></h2>${bulk}<table id="jobs"><thead><tr><th>id</th><th>handler</th><th>queue</th><th>key</th><th>args</th><th class="num">fails</th><th>${FINISHED.includes(view.state) ? 'finished' : 'run at'} (UTC)</th><th>${view.state === 'cancelled' ? 'reason' : 'last error'}</th>${actionHead}</tr></thead><tbody>${rows || `<tr><td colspan="9" class="muted" data-empty="jobs">${emptyJobs(view)}</td></tr>`}</tbody></table>${pager}</section>`,
   );
+}
+
+/**
+ * Search by job id: a GET form to `/jobs?id=…`, which leads to the job page.
+ * In the header, outside the part the page script swaps, so a poll never
+ * clears what is being typed.
+ */
+export function searchForm(query = '', cls = 'search'): string {
+  return `<form method="get" action="/jobs" class="${esc(cls)}" role="search"><input type="search" name="id" value="${esc(query)}" placeholder="job id" aria-label="job id" required maxlength="200" spellcheck="false" autocomplete="off"><button type="submit" class="secondary">Find job</button></form>`;
 }
 
 /** A whole page around a fragment; the script keeps `#content` fresh from `api`. */
@@ -341,6 +388,8 @@ export function layout(options: {
   refreshMs: number;
   csrf: string;
   flash: { readonly kind: 'ok' | 'error'; readonly text: string } | undefined;
+  /** The job id the search box holds (on a job page). */
+  query?: string | undefined;
 }): string {
   const nav = [
     ['/', 'Services'],
@@ -356,5 +405,5 @@ export function layout(options: {
         ? `<div class="flash error" role="alert">${esc(options.flash.text)}</div>`
         : `<div class="flash" role="status">${esc(options.flash.text)}</div>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="csrf-token" content="${esc(options.csrf)}"><title>${esc(options.title)} · shardwork</title><link rel="stylesheet" href="/assets/dashboard.css"></head>
-<body data-api="${esc(options.api)}" data-refresh-ms="${options.refreshMs}"><header><span class="brand">shardwork</span><nav>${nav}</nav><span id="updated" class="muted"></span></header><main>${flash}<div id="content">${options.content}</div></main><script src="/assets/dashboard.js"></script></body></html>`;
+<body data-api="${esc(options.api)}" data-refresh-ms="${options.refreshMs}"><header><span class="brand">shardwork</span><nav>${nav}</nav>${searchForm(options.query)}<span id="updated" class="muted"></span></header><main>${flash}<div id="content">${options.content}</div></main><script src="/assets/dashboard.js"></script></body></html>`;
 }

@@ -1,6 +1,7 @@
 /**
  * shardwork dashboard: services, members and a live shard map; job queues,
- * job lists and dead-job actions, served as plain HTML by a small Hono server.
+ * job lists, a page per job (search by id; cancel, promote, retry) and
+ * dead-job actions, served as plain HTML by a small Hono server.
  *
  * @example
  * ```ts
@@ -32,6 +33,7 @@ export type {
   ServiceView,
 } from './data.js';
 export { DashboardData, ForgetRefusedError } from './data.js';
+export type { JobLookupRefusal, JobView } from './job-data.js';
 export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions, DashboardWarning } from './options.js';
 export { compileDashboardOptions } from './options.js';
 export type { Dashboard } from './server.js';

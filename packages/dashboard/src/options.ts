@@ -13,7 +13,7 @@ export type DashboardAuth = { readonly token: string } | { readonly username: st
  *
  * - `UNAUTHENTICATED_NETWORK_BIND`: it listens on an address other than
  *   loopback without `auth`, so anyone who can reach the port can read every
- *   service and job (and, unless `readOnly`, retry, delete and pause jobs, and forget stopped services).
+ *   service and job (and, unless `readOnly`, retry, delete, cancel, promote and pause jobs, and forget stopped services).
  */
 export interface DashboardWarning {
   /** Machine-readable kind. */

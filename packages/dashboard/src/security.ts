@@ -45,7 +45,7 @@ export function exposureWarning(o: {
   if (o.auth !== undefined || isLoopbackHost(o.host)) return undefined;
   const can = o.readOnly
     ? 'read every service, member and job (with its arguments and errors)'
-    : 'read every service, member and job (with its arguments and errors) and retry, delete and pause jobs, and forget stopped services';
+    : 'read every service, member and job (with its arguments and errors) and retry, delete, cancel, promote and pause jobs, and forget stopped services';
   const address = o.host.includes(':') && !o.host.startsWith('[') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
   return {
     code: 'UNAUTHENTICATED_NETWORK_BIND',

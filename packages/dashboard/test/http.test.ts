@@ -65,7 +65,7 @@ describe('listening beyond loopback without auth', () => {
     expect(d.warnings).toEqual(seen);
     expect(seen[0]?.message).toBe(
       `The dashboard listens on 0.0.0.0:${d.port}, which is reachable from the network, without authentication: ` +
-        'anyone who can reach that port can read every service, member and job (with its arguments and errors) and retry, delete and pause jobs, and forget stopped services. ' +
+        'anyone who can reach that port can read every service, member and job (with its arguments and errors) and retry, delete, cancel, promote and pause jobs, and forget stopped services. ' +
         'Add a token (auth: { token }) or a user and password (auth: { username, password }) and put TLS in front, or listen on 127.0.0.1 (the default).',
     );
     // It is a warning, not a refusal: the dashboard serves.
@@ -299,7 +299,10 @@ describe('read-only', () => {
     const d = await open({ readOnly: true });
     const html = await (await fetch(`${d.url}/queues`)).text();
     expect(html).toContain('mail');
-    expect(html).not.toContain('<form');
+    // No action form; only the header's search by id (a GET) is left.
+    expect(html).not.toContain('<form method="post"');
+    expect(html.match(/<form /g)).toEqual(['<form ']);
+    expect(html).toContain('<form method="get" action="/jobs" class="search"');
     expect(html).not.toContain('Pause');
     const csrf = csrfOf(html);
     const res = await fetch(`${d.url}/actions/pause`, {

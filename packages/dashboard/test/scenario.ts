@@ -1,4 +1,4 @@
-import { NonRetryableError } from '@shardwork/core';
+import { NonRetryableError, sleep } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { type Dashboard, startDashboard } from '../src/index.js';
@@ -7,8 +7,9 @@ import { killReplica, type Replica, randomName, startReplica } from './support.j
 /**
  * The browser tests' and the screenshot script's setup: a real Redis, three
  * replica processes of one service (6 shards, lease 1 s), a Redis job queue
- * run in this process with a handler that fails for good while `failing` is set,
- * and a dashboard over both.
+ * run in this process with a handler that fails for good while `failing` is set
+ * and one (`export-report`) that reports its progress in `args.steps` steps of
+ * `args.stepMs` and returns a result, and a dashboard over both.
  */
 export interface Scenario {
   readonly redis: RedisTestServer;
@@ -44,6 +45,14 @@ export async function startScenario(options: { refreshMs?: number } = {}): Promi
   };
   jobs.register('send-invoice', (args) => {
     if (scenario.failing) throw new NonRetryableError(`payment provider rejected invoice ${String(args.invoice)}`);
+  });
+  jobs.register('export-report', async (args, ctx) => {
+    const steps = Number(args.steps ?? 4);
+    for (let step = 1; step <= steps; step++) {
+      await sleep(Number(args.stepMs ?? 100), ctx.signal);
+      ctx.progress(Math.round((step * 100) / steps));
+    }
+    return { rows: 18_423, file: `s3://reports/${String(args.month)}.csv`, bytes: 7_340_032 };
   });
   jobs.on('job:completed', ({ job }) => {
     scenario.completed.push(job.id);

@@ -1,7 +1,8 @@
 /**
  * Saves screenshots of the dashboard pages to docs/dashboard-*.png (1280x800):
  * the browser tests' scenario (3 replicas, one killed with SIGKILL and a new
- * one started, so the map has moved; a few dead and scheduled jobs).
+ * one started, so the map has moved; a few dead and scheduled jobs; a report
+ * job running, on its job page with its progress bar).
  *
  * Run by hand: node --conditions=@shardwork/source --import tsx packages/dashboard/test/screenshots.ts
  */
@@ -44,7 +45,20 @@ try {
   await page.goto(`${dashboard.url}/jobs/dead`);
   await page.waitForTimeout(1500);
   await page.screenshot({ path: `${ROOT}docs/dashboard-dead.png` });
-  console.log('saved docs/dashboard-services.png, docs/dashboard-queues.png, docs/dashboard-dead.png');
+
+  // A job page: a report job part way through, its progress bar following it.
+  const report = await jobs.perform({
+    handler: 'export-report',
+    args: { month: '2026-11', format: 'csv', steps: 20, stepMs: 1000 },
+    key: 'tenant-7',
+  });
+  await until(async () => Number((await jobs.getJob(report.id))?.progress ?? 0) >= 55, 30_000, 'report at 55%');
+  await page.goto(`${dashboard.url}/jobs/${report.id}`);
+  await page.waitForTimeout(600);
+  await page.screenshot({ path: `${ROOT}docs/dashboard-job.png` });
+  console.log(
+    'saved docs/dashboard-services.png, docs/dashboard-queues.png, docs/dashboard-dead.png, docs/dashboard-job.png',
+  );
 } finally {
   await browser.close();
   await scenario.close();

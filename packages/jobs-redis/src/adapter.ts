@@ -463,8 +463,13 @@ export class RedisJobAdapter implements JobAdapter {
 
   // ── one job (follow.ts) ──────────────────────────────────────────────────
 
-  getJob(id: string): Promise<JobDetails | undefined> {
-    return this.#follow.getJob(id);
+  async getJob(id: string): Promise<JobDetails | undefined> {
+    const job = await this.#follow.getJob(id);
+    if (job?.state !== 'running' || job.partition === undefined) return job;
+    // Who runs it: the owner of its partition.
+    const owners = await this.#admin.partitions().catch(() => []);
+    const owner = owners.find((o) => o.queue === job.queue && o.partition === job.partition)?.owner;
+    return owner === undefined ? job : { ...job, owner };
   }
 
   async cancel(id: string, reason: string | undefined): Promise<CancelResult | undefined> {

@@ -71,6 +71,9 @@ export function describeFollow(kit: ConformanceKit): void {
       const running = await q.perform({ handler: 'work', args: { n: 2, hold: true } });
       await until(async () => (await q.getJob(running.id))?.state === 'running', 2000, 'running');
       expect(await q.getJob(running.id)).toMatchObject({ state: 'running', attempt: 1 });
+      // Adapters with partitions say which replica runs it.
+      const runningJob = await q.getJob(running.id);
+      if (runningJob?.partition !== undefined) expect(runningJob.owner).toEqual(expect.any(String));
       held.open();
       await until(async () => (await q.getJob(running.id))?.state === 'completed', 2000, 'completed');
       const done = await q.getJob(running.id);
