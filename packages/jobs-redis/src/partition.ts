@@ -381,7 +381,7 @@ export class PartitionConsumer {
       this.#ctx.shard,
       String(this.#ctx.token),
       ids.length,
-      ...batch.flatMap((c) => [c.job.id, c.outcome.type === 'completed' ? c.outcome.result : 'null']),
+      ...batch.flatMap((c) => [c.job.id, c.outcome.type === 'completed' ? c.outcome.result : 'null', c.job.fails]),
     ]).finally(() => {
       for (const id of ids) this.#flushing.delete(id);
     });

@@ -400,12 +400,15 @@ end
 -- stays in B..'jobs', the rest goes to B..'fin', built as text around the stored
 -- JSON: nothing is decoded) or drop them, and answer their waiters. `results`
 -- and `errors` are JSON text or false; `started` the start ms of their last
--- attempt or false.
-local function finish_jobs(ids, state, results, errors, started)
+-- attempt or false; `fails` their failed attempts as the caller knows them (nil:
+-- read from B..'fails').
+local function finish_jobs(ids, state, results, errors, started, fails)
   if #ids == 0 then return end
   if KEEP_COUNT > 0 then
-    local fails = redis.call('HMGET', K_FAILS, unpack(ids))
-    local progress = redis.call('HMGET', K_PROG, unpack(ids))
+    fails = fails or redis.call('HMGET', K_FAILS, unpack(ids))
+    -- Most queues never report progress: no lookup then.
+    local progress = {}
+    if redis.call('EXISTS', K_PROG) == 1 then progress = redis.call('HMGET', K_PROG, unpack(ids)) end
     local kept, scores = {}, {}
     local now = digits(NOW)
     for i, id in ipairs(ids) do

@@ -3,7 +3,7 @@
 -- cancelled while it ran ends cancelled instead: its completion is refused.
 -- KEYS:  [1] B..'jobs'
 -- ARGV:  [1] B, [2] epoch, [3] partitions and retention, [4] partition, [5] token, [6] n,
---        then n pairs: job id, result JSON
+--        then n triples: job id, result JSON, failed attempts before this one
 -- Reply: {'OK', epoch, {r1, …}}: ri is 1 when recorded (now, or by an earlier call
 --        whose reply was lost: the record is gone while the token is still current,
 --        and only the current owner can delete it), 0 when the job was not running
@@ -19,16 +19,17 @@ if status then return status end
 local p, token = ARGV[4], ARGV[5]
 if not fenced(p, token) then return { 'STALE' } end
 local n = tonumber(ARGV[6])
-local ids, outputs = {}, {}
+local ids, outputs, failed = {}, {}, {}
 for j = 1, n do
-  ids[j] = ARGV[5 + 2 * j]
-  outputs[j] = ARGV[6 + 2 * j]
+  ids[j] = ARGV[4 + 3 * j]
+  outputs[j] = ARGV[5 + 3 * j]
+  failed[j] = ARGV[6 + 3 * j]
 end
 local runs = redis.call('HMGET', pk(p, 'run'), unpack(ids))
 local cancels = {}
 if redis.call('EXISTS', K_CXL) == 1 then cancels = redis.call('HMGET', K_CXL, unpack(ids)) end
 local results, done, running, counted, holders = {}, {}, {}, {}, {}
-local outs, starts, empty = {}, {}, {}
+local outs, starts, empty, fails = {}, {}, {}, {}
 for j = 1, n do
   local value = runs[j]
   if value and cancels[j] then
@@ -38,6 +39,7 @@ for j = 1, n do
     local h, flags = parse_run(value)
     done[#done + 1] = ids[j]
     outs[#outs + 1] = outputs[j]
+    fails[#fails + 1] = failed[j]
     starts[#starts + 1] = tonumber(string.match(value, '^[^|]*|(%d+)|') or '0')
     empty[#empty + 1] = false
     running[h] = (running[h] or 0) + 1
@@ -59,7 +61,7 @@ if #done > 0 then
   redis.call('HDEL', pk(p, 'run'), unpack(done))
   for h, k in pairs(running) do count('running', h, -k) end
   for h, k in pairs(counted) do conc_add(h, -k) end
-  finish_jobs(done, 'completed', outs, empty, starts)
+  finish_jobs(done, 'completed', outs, empty, starts, fails)
   tally('c', #done)
 end
 return { 'OK', epoch, results }
