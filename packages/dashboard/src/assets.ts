@@ -72,6 +72,13 @@ pre.json { margin:0 0 12px; padding:8px 10px; background:#f8fafc; border:1px sol
 .tag.state { background:#64748b; } .tag.state.ready { background:#0891b2; } .tag.state.running { background:var(--accent); }
 .tag.state.retrying { background:var(--warn); } .tag.state.completed { background:var(--ok); } .tag.state.dead { background:var(--bad); }
 .tag.state.cancelled { background:#9ca3af; }
+/* Throughput charts: one small inline SVG per queue, three to a row at 1280 px, one on a phone. */
+.tp-legend { margin:-4px 0 8px; font-size:12px; color:var(--muted); } .tp-legend .swatch { margin-left:12px; } .tp-legend .swatch:first-child { margin-left:0; }
+.tp-grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(min(340px, 100%), 1fr)); gap:12px 24px; }
+.tp-chart { margin:0; min-width:0; }
+.tp-chart figcaption { font-weight:600; overflow-wrap:anywhere; } .tp-chart figcaption small { font-weight:400; color:var(--muted); margin-left:6px; }
+.tp-chart svg { display:block; width:100%; max-width:420px; height:auto; }
+.tp-chart svg text { font:11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-variant-numeric:tabular-nums; }
 `;
 
 /**

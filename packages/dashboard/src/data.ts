@@ -7,6 +7,7 @@ import {
 } from '@shardwork/core';
 import type { AdminJobQueue, CountedState, JobInfo, JobState, JobStats } from '@shardwork/jobs';
 import { isUnsupported, JobLookups, type JobView } from './job-data.js';
+import { lastFullMinute, readThroughput, type StoreThroughput } from './throughput.js';
 
 /** One change of a shard's owner between two consecutive snapshots. */
 export interface Movement {
@@ -61,6 +62,8 @@ export interface QueueRow {
   readonly waitMs: number | undefined;
   /** Completions per second over the last window, when the queue runs in this process. */
   readonly throughput: number | undefined;
+  /** Queues only: attempts completed in the last full minute, as the job store counts them (`throughput()`). */
+  readonly completedLastMinute?: number | undefined;
 }
 
 /** What the queues page shows. */
@@ -70,6 +73,8 @@ export interface QueuesView {
   readonly handlers: readonly QueueRow[];
   readonly total: Readonly<Record<CountedState, number>> | undefined;
   readonly throughputKnown: boolean;
+  /** The store's per-minute counts for the charts; `undefined` before the first read. */
+  readonly storeThroughput?: StoreThroughput | undefined;
   readonly readAt: number | undefined;
   readonly problem: BackendProblem | undefined;
 }
@@ -156,7 +161,9 @@ export class DashboardData {
   #movements: Movement[] = [];
   #servicesView: ServicesView;
   #servicesRead: Promise<ServicesView> | undefined;
-  #lastStats: { stats: JobStats; waits: Map<string, number | undefined>; at: number } | undefined;
+  #lastStats:
+    | { stats: JobStats; waits: Map<string, number | undefined>; throughput: StoreThroughput; at: number }
+    | undefined;
   #jobsProblem: BackendProblem | undefined;
   readonly #lastPages = new Map<string, JobsView>();
   readonly #completions: { at: number; queue: string; handler: string }[] = [];
@@ -312,7 +319,11 @@ export class DashboardData {
       };
     }
     try {
-      const stats = await this.#read('stats', () => jobs.stats());
+      // Read beside the stats, so a poll waits for the slower of the two, not for both in a row.
+      const [stats, throughput] = await Promise.all([
+        this.#read('stats', () => jobs.stats()),
+        readThroughput(jobs, (key, start) => this.#read(key, start)),
+      ]);
       const queueNames = Object.keys(stats.queues).sort();
       const oldest = await Promise.all(
         queueNames.map((queue) =>
@@ -327,13 +338,14 @@ export class DashboardData {
         const job = oldest[i]?.jobs[0];
         waits.set(queue, job === undefined ? undefined : Math.max(0, now - job.runAt));
       });
-      this.#lastStats = { stats, waits, at: now };
+      this.#lastStats = { stats, waits, throughput, at: now };
       this.#jobsProblem = undefined;
     } catch (error) {
       this.#jobsProblem = { backend: this.#jobsName, reason: reasonOf(error), dataFrom: this.#lastStats?.at };
     }
     const last = this.#lastStats;
     const stats = last?.stats;
+    const counted = last?.throughput.kind === 'counted' ? last.throughput.series : undefined;
     return {
       configured: true,
       queues: Object.keys(stats?.queues ?? {})
@@ -343,6 +355,8 @@ export class DashboardData {
           counts: stats?.queues[name] as Record<CountedState, number>,
           waitMs: last?.waits.get(name),
           throughput: this.#throughput('queue', name),
+          completedLastMinute:
+            counted === undefined ? undefined : (lastFullMinute(counted.find((s) => s.queue === name)) ?? 0),
         })),
       handlers: Object.keys(stats?.handlers ?? {})
         .sort()
@@ -361,6 +375,7 @@ export class DashboardData {
         }),
       total: stats?.total,
       throughputKnown: this.#unsubscribe !== undefined,
+      storeThroughput: last?.throughput,
       readAt: last?.at,
       problem: this.#jobsProblem,
     };

@@ -1,6 +1,8 @@
 import type { Member } from '@shardwork/core';
 import type { CountedState, JobInfo, JobState } from '@shardwork/jobs';
+import { throughputSection } from './chart.js';
 import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView, ServiceView } from './data.js';
+import { esc } from './escape.js';
 
 /** What every fragment needs to render forms and links. */
 export interface RenderContext {
@@ -10,15 +12,7 @@ export interface RenderContext {
   readonly back: string;
 }
 
-/** Escape text for HTML text and attribute values. */
-export function esc(value: unknown): string {
-  return String(value)
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
-}
+export { esc } from './escape.js';
 
 const STATES: readonly CountedState[] = ['scheduled', 'ready', 'running', 'retrying', 'dead'];
 /** The job states that have a list page. */
@@ -275,10 +269,19 @@ export function queuesFragment(view: QueuesView, ctx: RenderContext, now = Date.
   const tput = (row: QueueRow): string =>
     view.throughputKnown ? `<td class="num">${(row.throughput ?? 0).toFixed(1)}/s</td>` : '';
   const tputHead = view.throughputKnown ? '<th class="num">completed</th>' : '';
+  // Where the store counts completions (every consumer's), a queue's column shows those, not this process's.
+  const counted = view.storeThroughput?.kind === 'counted';
+  const queueTput = (row: QueueRow): string =>
+    counted
+      ? `<td class="num" data-completed-last-minute="${row.completedLastMinute ?? 0}">${row.completedLastMinute ?? 0}/min</td>`
+      : tput(row);
+  const queueTputHead = counted
+    ? '<th class="num" title="attempts completed in the last full minute, counted in the job store">completed</th>'
+    : tputHead;
   const queues = view.queues
     .map(
       (q) =>
-        `<tr data-queue="${esc(q.name)}"><td>${esc(q.name)}</td>${countsCells(q)}<td class="num">${esc(duration(q.waitMs))}</td>${tput(q)}</tr>`,
+        `<tr data-queue="${esc(q.name)}"><td>${esc(q.name)}</td>${countsCells(q)}<td class="num">${esc(duration(q.waitMs))}</td>${queueTput(q)}</tr>`,
     )
     .join('');
   const handlers = view.handlers
@@ -302,9 +305,11 @@ export function queuesFragment(view: QueuesView, ctx: RenderContext, now = Date.
       return `<p class="alert" role="alert" data-warning="no-consumer" data-handler="${esc(h.name)}"><b>${esc(h.name)}</b>: ${n} job${n === 1 ? '' : 's'} waiting, and no live consumer registers this handler: its jobs will wait until a process that registers it starts.</p>`;
     })
     .join('');
-  const note = view.throughputKnown
-    ? '<p class="muted">completed: jobs finished by this process over the last 10 s.</p>'
-    : '<p class="muted">Throughput is not shown: a queue backend only reports counts by state, and completions are only observable in the process that runs the jobs (pass a JobQueue instance to see them).</p>';
+  const note = counted
+    ? `<p class="muted">completed: per queue, attempts completed in the last full minute, counted in the job store by every consumer; ${view.throughputKnown ? 'per handler, jobs finished by this process over the last 10 s' : 'the store counts them per queue, not per handler'}.</p>`
+    : view.throughputKnown
+      ? '<p class="muted">completed: jobs finished by this process over the last 10 s.</p>'
+      : '<p class="muted">Throughput is not shown: a queue backend only reports counts by state, and completions are only observable in the process that runs the jobs (pass a JobQueue instance to see them).</p>';
   const noQueues = unread
     ? 'not read yet: the job backend has not answered'
     : 'no queues: no job has been enqueued yet';
@@ -312,7 +317,11 @@ export function queuesFragment(view: QueuesView, ctx: RenderContext, now = Date.
   return withProblem(
     view.problem,
     now,
-    `<section class="card"><h2>Queues</h2><table><thead><tr><th>queue</th>${head}<th class="num">oldest ready</th>${tputHead}</tr></thead><tbody>${queues || `<tr><td colspan="9" class="muted" data-empty="queues">${noQueues}</td></tr>`}</tbody></table></section>
+    `<section class="card"><h2>Queues</h2><table><thead><tr><th>queue</th>${head}<th class="num">oldest ready</th>${queueTputHead}</tr></thead><tbody>${queues || `<tr><td colspan="9" class="muted" data-empty="queues">${noQueues}</td></tr>`}</tbody></table></section>
+${throughputSection(
+  view.storeThroughput,
+  view.queues.map((q) => q.name),
+)}
 <section class="card"><h2>Handlers</h2>${orphans}<table><thead><tr><th>handler</th>${head}<th>paused</th><th class="num" title="live consumer processes that registered the handler">consumers</th>${tputHead}${ctx.readOnly ? '' : '<th></th>'}</tr></thead><tbody>${handlers || `<tr><td colspan="10" class="muted" data-empty="handlers">${noHandlers}</td></tr>`}</tbody></table>${note}</section>`,
   );
 }

@@ -38,3 +38,4 @@ export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions, Dashboa
 export { compileDashboardOptions } from './options.js';
 export type { Dashboard } from './server.js';
 export { startDashboard } from './server.js';
+export type { StoreThroughput } from './throughput.js';

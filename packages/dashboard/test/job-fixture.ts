@@ -1,6 +1,9 @@
 import { NonRetryableError } from '@shardwork/core';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { type Dashboard, type DashboardOptions, startDashboard } from '../src/index.js';
+import { CHROMIUM } from './support.js';
 
 /**
  * The job page tests' setup: a memory:// job queue run in this process with
@@ -92,4 +95,36 @@ export async function startJobFixture(options: Partial<DashboardOptions> = {}): 
   await jobs.start();
   (fixture as { dashboard: Dashboard }).dashboard = await fixture.open();
   return fixture;
+}
+
+/** A job fixture and a Chromium page (1280×800) for the tests of one file. */
+export interface JobBrowser {
+  readonly fx: JobFixture;
+  readonly page: Page;
+}
+
+/** Start a {@link JobFixture} and a Chromium page before the file's tests, and close both after them. */
+export function jobBrowser(): JobBrowser {
+  let fx: JobFixture | undefined;
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  beforeAll(async () => {
+    fx = await startJobFixture();
+    browser = await chromium.launch(CHROMIUM);
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await fx?.close();
+  });
+  return {
+    get fx() {
+      if (fx === undefined) throw new Error('jobBrowser(): used before its beforeAll ran');
+      return fx;
+    },
+    get page() {
+      if (page === undefined) throw new Error('jobBrowser(): used before its beforeAll ran');
+      return page;
+    },
+  };
 }

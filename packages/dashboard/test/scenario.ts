@@ -16,6 +16,8 @@ export interface Scenario {
   readonly service: string;
   readonly replicas: Replica[];
   readonly jobs: JobQueue;
+  /** The job queue's Redis key prefix (`<prefix>{<queue>}:…` are its keys). */
+  readonly jobsPrefix: string;
   readonly dashboard: Dashboard;
   readonly completed: string[];
   failing: boolean;
@@ -27,12 +29,14 @@ export async function startScenario(options: { refreshMs?: number } = {}): Promi
   const redis = await startRedisServer();
   const service = randomName('workers');
   const replicas = await Promise.all([0, 1, 2].map(() => startReplica(service, redis.url)));
-  const jobs = createJobQueue(`${redis.url}?prefix=${randomName('jobs')}:&partitions=2&leaseTtlMs=1000`);
+  const jobsPrefix = `${randomName('jobs')}:`;
+  const jobs = createJobQueue(`${redis.url}?prefix=${jobsPrefix}&partitions=2&leaseTtlMs=1000`);
   const scenario: Scenario = {
     redis,
     service,
     replicas,
     jobs,
+    jobsPrefix,
     dashboard: undefined as unknown as Dashboard,
     completed: [],
     failing: true,
