@@ -301,7 +301,10 @@ export class RedisJobFollow {
         );
       });
       await sub.connect().catch(() => undefined);
-      await sub.subscribe(this.#channel);
+      await sub.subscribe(this.#channel).catch((error: unknown) => {
+        // Redis down or refusing: the queue's own error (QueueUnavailableError, BackendRefusedError).
+        throw this.#host.connection.mapError(error);
+      });
       return sub;
     })();
     this.#subscriber.catch(() => {

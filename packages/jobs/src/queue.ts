@@ -567,9 +567,10 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       const source = this.#source;
       const adapter = typeof source === 'string' ? await createJobAdapter(source, this.#options) : source;
       checkRegistrations(adapter, [...this.#handlers.values()]);
-      await loadTracing();
       adapter.attach(this.#runtime);
       this.#adapter = adapter;
+      // Before the first perform or attempt: whether @opentelemetry/api is there.
+      await loadTracing();
       return adapter;
     })();
     return this.#loading;
