@@ -478,10 +478,7 @@ export class RedisJobAdapter implements JobAdapter {
       // Running here: abort it now (the owner of another process is told on its wake channel).
       if (result.state === 'running') this.#rt.abortAttempt(id, new JobCancelledError(id, reason));
       const job = await this.#follow.getJob(id).catch(() => undefined);
-      if (job !== undefined) {
-        const { handler, queue, key, args } = job;
-        this.#rt.emit('job:cancelled', { job: { id, handler, queue, key, args }, state: result.state, reason });
-      }
+      if (job !== undefined) this.#rt.emit('job:cancelled', { job: refOf(job), state: result.state, reason });
     }
     return result;
   }

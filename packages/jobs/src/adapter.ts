@@ -301,7 +301,7 @@ export interface JobAdapter {
 }
 
 /** The `JobRef` of a record. */
-export function refOf(job: JobRecord): JobRef {
+export function refOf(job: JobRef): JobRef {
   return { id: job.id, handler: job.handler, queue: job.queue, key: job.key, args: job.args };
 }
 

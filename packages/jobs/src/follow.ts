@@ -53,13 +53,10 @@ export function checkJobId(id: unknown, path = 'id'): asserts id is string {
   }
 }
 
-/** The adapter's method, or `UnsupportedFeatureError` naming what it cannot do and where to go. */
-function needs<M extends 'getJob' | 'cancel' | 'awaitFinished' | 'modify'>(
-  adapter: JobAdapter,
-  method: M,
-  feature: JobFeature,
-  what: string,
-): NonNullable<JobAdapter[M]> {
+/** The adapter's optional method, or `UnsupportedFeatureError` naming what it cannot do and where to go. */
+export function needs<
+  M extends 'getJob' | 'cancel' | 'awaitFinished' | 'modify' | 'pauseQueue' | 'unpauseQueue' | 'throughput',
+>(adapter: JobAdapter, method: M, feature: JobFeature, what: string): NonNullable<JobAdapter[M]> {
   const fn = adapter[method];
   if (typeof fn !== 'function') {
     throw new UnsupportedFeatureError(

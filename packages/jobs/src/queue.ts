@@ -21,9 +21,9 @@ import {
   type QueueThroughput,
   type StopResult,
 } from './adapter.js';
-import { InvalidJobError, UnknownHandlerError, UnsupportedFeatureError } from './errors.js';
+import { InvalidJobError, UnknownHandlerError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
-import { type CancelOptions, cancelJob, lookUp, modifyJob, type WaitOptions, waitForJob } from './follow.js';
+import { type CancelOptions, cancelJob, lookUp, modifyJob, needs, type WaitOptions, waitForJob } from './follow.js';
 import {
   type AnyJobs,
   type ArgsOf,
@@ -495,11 +495,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       throw new InvalidOptionsError('minutes', minutes, 'an integer in [1, 120]');
     }
     if (options.queue !== undefined) checkQueueName(options.queue, 'queue');
-    const adapter = await this.#load();
-    if (adapter.throughput === undefined) {
-      throw new UnsupportedFeatureError(adapter.kind, 'admin', 'it keeps no counts of completed jobs; use redis://');
-    }
-    return adapter.throughput(minutes, options.queue);
+    return needs(await this.#load(), 'throughput', 'admin', 'count completed jobs per minute')(minutes, options.queue);
   }
 
   /**
@@ -510,21 +506,13 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
    */
   async pauseQueue(queue: string): Promise<void> {
     checkQueueName(queue, 'queue');
-    const adapter = await this.#load();
-    if (adapter.pauseQueue === undefined) {
-      throw new UnsupportedFeatureError(adapter.kind, 'pause', 'it cannot pause a queue; use redis://');
-    }
-    await adapter.pauseQueue(queue);
+    await needs(await this.#load(), 'pauseQueue', 'pause', 'pause a queue')(queue);
   }
 
   /** Resume a paused queue. */
   async unpauseQueue(queue: string): Promise<void> {
     checkQueueName(queue, 'queue');
-    const adapter = await this.#load();
-    if (adapter.unpauseQueue === undefined) {
-      throw new UnsupportedFeatureError(adapter.kind, 'pause', 'it cannot pause a queue; use redis://');
-    }
-    await adapter.unpauseQueue(queue);
+    await needs(await this.#load(), 'unpauseQueue', 'pause', 'pause a queue')(queue);
   }
 
   // ── internals ────────────────────────────────────────────────────────────

@@ -19,10 +19,7 @@ local meta = meta_of(id)
 local ok, record = pcall(cjson.decode, rec)
 local h = (meta and meta.h) or (ok and type(record) == 'table' and record.handler) or '?'
 local okey = (meta and meta.k) or ''
-local parts = {}
-if meta and meta.p then parts = { meta.p } else
-  for q = 0, tonumber(PARTS) - 1 do parts[#parts + 1] = q end
-end
+local parts = partitions_of(meta)
 for _, q in ipairs(parts) do
   if redis.call('HEXISTS', pk(q, 'run'), id) == 1 then
     redis.call('HSET', K_CXL, id, reason)

@@ -155,6 +155,15 @@ local function meta_of(id)
   return meta
 end
 
+-- The partitions job `meta` may be in: its own, or every one for a job without
+-- a meta record (a plain job, placed in a random partition).
+local function partitions_of(meta)
+  if meta and meta.p then return { meta.p } end
+  local parts = {}
+  for q = 0, tonumber(PARTS) - 1 do parts[#parts + 1] = q end
+  return parts
+end
+
 local function wake(p)
   if redis.call('DEL', pk(p, 'idle')) == 1 then redis.call('PUBLISH', CHANNEL, p) end
 end

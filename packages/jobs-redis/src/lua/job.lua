@@ -25,10 +25,7 @@ if dead then
   return { 'OK', epoch, cjson.encode(out) }
 end
 local meta = meta_of(id)
-local parts = {}
-if meta and meta.p then parts = { meta.p } else
-  for q = 0, tonumber(PARTS) - 1 do parts[#parts + 1] = q end
-end
+local parts = partitions_of(meta)
 for _, q in ipairs(parts) do
   local run = redis.call('HGET', pk(q, 'run'), id)
   if run then

@@ -17,10 +17,7 @@ local rec = redis.call('HGET', K_JOBS, id)
 if not rec then return { 'OK', epoch, 'unknown', '' } end
 if redis.call('ZSCORE', K_DEAD, id) then return { 'OK', epoch, 'refused', 'dead' } end
 local meta = meta_of(id)
-local parts = {}
-if meta and meta.p then parts = { meta.p } else
-  for q = 0, tonumber(PARTS) - 1 do parts[#parts + 1] = q end
-end
+local parts = partitions_of(meta)
 local state, at = 'ready', nil
 for _, q in ipairs(parts) do
   if redis.call('HEXISTS', pk(q, 'run'), id) == 1 then return { 'OK', epoch, 'refused', 'running' } end

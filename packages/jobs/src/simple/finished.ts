@@ -6,6 +6,7 @@
  * @module
  */
 
+import { refOf } from '../adapter.js';
 import type { JobErrorInfo } from '../errors.js';
 import type { JobDetails, JobRecord } from '../job.js';
 import type { KeepCompleted } from '../options.js';
@@ -35,11 +36,7 @@ export function parsed(json: string | undefined): unknown {
 export function finishedDetails(job: FinishedJob): JobDetails {
   const { record } = job;
   return {
-    id: record.id,
-    handler: record.handler,
-    queue: record.queue,
-    key: record.key,
-    args: record.args,
+    ...refOf(record),
     state: job.state,
     attempt: job.startedAt === undefined ? job.fails : job.fails + 1,
     fails: job.fails,

@@ -280,11 +280,7 @@ export class SimpleQueue implements JobAdapter {
         total: kept.length,
         jobs: kept.slice(options.offset, options.offset + options.limit).map(
           ({ record, ...job }): JobInfo => ({
-            id: record.id,
-            handler: record.handler,
-            queue: record.queue,
-            key: record.key,
-            args: record.args,
+            ...refOf(record),
             state: job.state,
             fails: job.fails,
             enqueuedAt: record.enqueuedAt,
@@ -673,16 +669,9 @@ export class SimpleQueue implements JobAdapter {
   #details(entry: Entry): JobDetails {
     const { record } = entry;
     return {
-      id: record.id,
-      handler: record.handler,
-      queue: record.queue,
-      key: record.key,
-      args: record.args,
+      ...refOf(record),
       state: entry.state as CountedState,
-      attempt:
-        entry.state === 'running' || entry.state === 'dead'
-          ? entry.fails + (entry.state === 'running' ? 1 : 0)
-          : entry.fails,
+      attempt: entry.state === 'running' ? entry.fails + 1 : entry.fails,
       fails: entry.fails,
       maxFails: undefined,
       enqueuedAt: record.enqueuedAt,
@@ -700,11 +689,7 @@ export class SimpleQueue implements JobAdapter {
   #info(entry: Entry): JobInfo {
     const { record } = entry;
     return {
-      id: record.id,
-      handler: record.handler,
-      queue: record.queue,
-      key: record.key,
-      args: record.args,
+      ...refOf(record),
       state: entry.state as JobState,
       fails: entry.fails,
       enqueuedAt: record.enqueuedAt,
