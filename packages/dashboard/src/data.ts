@@ -1,147 +1,17 @@
-import {
-  type Discovery,
-  inspectSnapshot,
-  type ServiceHealth,
-  type ServiceInspection,
-  type Snapshot,
-} from '@shardwork/core';
-import type { AdminJobQueue, CountedState, JobInfo, JobState, JobStats } from '@shardwork/jobs';
+import { type Discovery, inspectSnapshot, type ServiceInspection } from '@shardwork/core';
+import type { AdminJobQueue, CountedState, JobState, JobStats } from '@shardwork/jobs';
+import { DeadlineReads, describeBackend, problemOf, withTimeout } from './backend-reads.js';
+import { CompletionRate } from './completion-rate.js';
 import { isUnsupported, JobLookups, type JobView } from './job-data.js';
+import { MovementLog } from './movements.js';
 import { lastFullMinute, readThroughput, type StoreThroughput } from './throughput.js';
-
-/** One change of a shard's owner between two consecutive snapshots. */
-export interface Movement {
-  readonly at: number;
-  readonly service: string;
-  readonly shard: number;
-  readonly from: string | undefined;
-  readonly to: string | undefined;
-  readonly token: number | undefined;
-}
-
-/** Why the last read of a backend failed, and since when the data shown is old. */
-export interface BackendProblem {
-  readonly backend: string;
-  readonly reason: string;
-  /** When the data still shown was read, ms since the epoch (undefined: never read). */
-  readonly dataFrom: number | undefined;
-}
-
-/** One service on the services page. */
-export interface ServiceView {
-  readonly name: string;
-  readonly snapshot: Snapshot;
-  /**
-   * `ok`, `degraded` (it runs with shards unowned), `stopped` (records but
-   * no member and no claim: shown greyed, with a Forget action) or `absent`
-   * (no records), as `inspectSnapshot` of `@shardwork/core` says.
-   */
-  readonly health: ServiceHealth;
-}
-
-/** What the services page shows. */
-export interface ServicesView {
-  readonly services: readonly ServiceView[];
-  /** The discovery backend can forget a stopped service (`Discovery.forgetService`). */
-  readonly canForget: boolean;
-  readonly movements: readonly Movement[];
-  readonly readAt: number | undefined;
-  readonly problem: BackendProblem | undefined;
-}
-
-/** Counts of one queue or handler, with the oldest ready job's wait. */
-export interface QueueRow {
-  readonly name: string;
-  readonly counts: Readonly<Record<CountedState, number>>;
-  readonly paused?: boolean;
-  /**
-   * Handlers only: live consumer processes that registered the handler, as
-   * the job backend reports it (`undefined` where it cannot know).
-   */
-  readonly consumers?: number | undefined;
-  readonly waitMs: number | undefined;
-  /** Completions per second over the last window, when the queue runs in this process. */
-  readonly throughput: number | undefined;
-  /** Queues only: attempts completed in the last full minute, as the job store counts them (`throughput()`). */
-  readonly completedLastMinute?: number | undefined;
-}
-
-/** What the queues page shows. */
-export interface QueuesView {
-  readonly configured: boolean;
-  readonly queues: readonly QueueRow[];
-  readonly handlers: readonly QueueRow[];
-  readonly total: Readonly<Record<CountedState, number>> | undefined;
-  readonly throughputKnown: boolean;
-  /** The store's per-minute counts for the charts; `undefined` before the first read. */
-  readonly storeThroughput?: StoreThroughput | undefined;
-  readonly readAt: number | undefined;
-  readonly problem: BackendProblem | undefined;
-}
-
-/** One page of jobs in one state. */
-export interface JobsView {
-  readonly configured: boolean;
-  readonly state: JobState;
-  readonly total: number;
-  readonly offset: number;
-  readonly limit: number;
-  readonly jobs: readonly JobInfo[];
-  readonly readAt: number | undefined;
-  readonly problem: BackendProblem | undefined;
-  /** Set when the job backend cannot list jobs at all (`UnsupportedFeatureError`): its message. */
-  readonly unsupported?: string | undefined;
-}
+import type { BackendProblem, JobsView, QueuesView, ServicesView, ServiceView } from './views.js';
 
 /** {@link DashboardData.forget} refused before asking the backend; the message says why. */
 export class ForgetRefusedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ForgetRefusedError';
-  }
-}
-
-const MOVEMENTS_KEPT = 50;
-const THROUGHPUT_WINDOW_MS = 10_000;
-
-class TimeoutError extends Error {
-  constructor(ms: number) {
-    super(`no answer within ${ms} ms`);
-    this.name = 'TimeoutError';
-  }
-}
-
-/** Settle with `promise`, or reject after `ms` (the read itself is left to finish or fail on its own). */
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TimeoutError(ms)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
-const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
-/** Show a backend URL without credentials. */
-export function describeBackend(kind: string, source: unknown): string {
-  if (typeof source !== 'string') return `${kind} backend`;
-  try {
-    const url = new URL(source);
-    url.username = '';
-    url.password = '';
-    url.search = '';
-    const text = url.toString();
-    return `${kind} at ${url.pathname === '/' ? text.slice(0, -1) : text}`;
-  } catch {
-    return `${kind} backend`;
   }
 }
 
@@ -157,8 +27,7 @@ export class DashboardData {
   readonly #timeoutMs: number;
   readonly #discoveryName: string;
   readonly #jobsName: string;
-  readonly #previous = new Map<string, Map<number, { owner: string; token: number }>>();
-  #movements: Movement[] = [];
+  readonly #movements = new MovementLog();
   #servicesView: ServicesView;
   #servicesRead: Promise<ServicesView> | undefined;
   #lastStats:
@@ -166,9 +35,9 @@ export class DashboardData {
     | undefined;
   #jobsProblem: BackendProblem | undefined;
   readonly #lastPages = new Map<string, JobsView>();
-  readonly #completions: { at: number; queue: string; handler: string }[] = [];
-  readonly #unsubscribe: (() => void) | undefined;
-  readonly #pending = new Map<string, Promise<unknown>>();
+  /** Set when the jobs run in this process: only then are completions observable. */
+  readonly #rate: CompletionRate | undefined;
+  readonly #reads: DeadlineReads;
   readonly #lookups: JobLookups;
 
   constructor(options: {
@@ -186,6 +55,7 @@ export class DashboardData {
     this.#timeoutMs = options.timeoutMs;
     this.#discoveryName = describeBackend('Discovery', options.discoverySource);
     this.#jobsName = describeBackend('Job queue', options.jobsSource);
+    this.#reads = new DeadlineReads(options.timeoutMs);
     this.#lookups = new JobLookups(options.jobs, this.#jobsName, (key, start) => this.#read(key, start));
     this.#servicesView = {
       services: [],
@@ -194,13 +64,7 @@ export class DashboardData {
       readAt: undefined,
       problem: undefined,
     };
-    // Completions are only observable in the process that runs the jobs: counts by state say nothing about them.
-    if (options.inProcessJobs && options.jobs !== undefined) {
-      this.#unsubscribe = options.jobs.on('job:completed', ({ job }) => {
-        this.#completions.push({ at: Date.now(), queue: job.queue, handler: job.handler });
-        this.#trimCompletions();
-      });
-    }
+    if (options.inProcessJobs && options.jobs !== undefined) this.#rate = new CompletionRate(options.jobs);
   }
 
   /** Whether a job queue is configured. */
@@ -210,7 +74,7 @@ export class DashboardData {
 
   /** Stop listening to the in-process queue. */
   dispose(): void {
-    this.#unsubscribe?.();
+    this.#rate?.dispose();
   }
 
   /** Services with snapshots; concurrent callers share one read. */
@@ -241,37 +105,23 @@ export class DashboardData {
       const now = Date.now();
       const services = names.map((name, i): ServiceView => {
         const snapshot = snapshots[i] as ServiceInspection;
-        this.#record(name, snapshot, now);
+        this.#movements.record(name, snapshot, now);
         return { name, snapshot, health: snapshot.health };
       });
       this.#servicesView = {
         services,
         canForget: this.canForget,
-        movements: [...this.#movements],
+        movements: this.#movements.list(),
         readAt: now,
         problem: undefined,
       };
     } catch (error) {
       this.#servicesView = {
         ...this.#servicesView,
-        problem: { backend: this.#discoveryName, reason: reasonOf(error), dataFrom: this.#servicesView.readAt },
+        problem: problemOf(this.#discoveryName, error, this.#servicesView.readAt),
       };
     }
     return this.#servicesView;
-  }
-
-  #record(service: string, snapshot: Snapshot, at: number): void {
-    const current = new Map(snapshot.claims.map((c) => [c.shard, { owner: c.owner, token: c.token }]));
-    const previous = this.#previous.get(service);
-    this.#previous.set(service, current);
-    if (previous === undefined) return; // the first look is a baseline, not a movement
-    for (let shard = 0; shard < Math.max(snapshot.shardCount ?? 0, ...previous.keys(), -1) + 1; shard++) {
-      const before = previous.get(shard);
-      const after = current.get(shard);
-      if (before?.owner === after?.owner) continue;
-      this.#movements.unshift({ at, service, shard, from: before?.owner, to: after?.owner, token: after?.token });
-    }
-    if (this.#movements.length > MOVEMENTS_KEPT) this.#movements.length = MOVEMENTS_KEPT;
   }
 
   /**
@@ -280,28 +130,11 @@ export class DashboardData {
    * collect one more read per poll.
    */
   #read<T>(key: string, start: () => Promise<T>): Promise<T> {
-    let raw = this.#pending.get(key) as Promise<T> | undefined;
-    if (raw === undefined) {
-      const started = start();
-      const clear = (): void => {
-        if (this.#pending.get(key) === started) this.#pending.delete(key);
-      };
-      started.then(clear, clear);
-      this.#pending.set(key, started);
-      raw = started;
-    }
-    return withTimeout(raw, this.#timeoutMs);
-  }
-
-  #trimCompletions(): void {
-    const horizon = Date.now() - THROUGHPUT_WINDOW_MS;
-    while (this.#completions.length > 0 && (this.#completions[0]?.at ?? 0) < horizon) this.#completions.shift();
+    return this.#reads.read(key, start);
   }
 
   #throughput(field: 'queue' | 'handler', name: string): number | undefined {
-    if (this.#unsubscribe === undefined) return undefined;
-    this.#trimCompletions();
-    return this.#completions.filter((c) => c[field] === name).length / (THROUGHPUT_WINDOW_MS / 1000);
+    return this.#rate?.perSecond(field, name);
   }
 
   /** Counts per queue and handler. */
@@ -341,7 +174,7 @@ export class DashboardData {
       this.#lastStats = { stats, waits, throughput, at: now };
       this.#jobsProblem = undefined;
     } catch (error) {
-      this.#jobsProblem = { backend: this.#jobsName, reason: reasonOf(error), dataFrom: this.#lastStats?.at };
+      this.#jobsProblem = problemOf(this.#jobsName, error, this.#lastStats?.at);
     }
     const last = this.#lastStats;
     const stats = last?.stats;
@@ -374,7 +207,7 @@ export class DashboardData {
           };
         }),
       total: stats?.total,
-      throughputKnown: this.#unsubscribe !== undefined,
+      throughputKnown: this.#rate !== undefined,
       storeThroughput: last?.throughput,
       readAt: last?.at,
       problem: this.#jobsProblem,
@@ -398,7 +231,7 @@ export class DashboardData {
       // Not an outage: this backend cannot list (amqp://), and no retry will change that.
       if (isUnsupported(error)) return { configured: true, ...empty, unsupported: error.message };
       const last = this.#lastPages.get(key) ?? { configured: true, ...empty };
-      this.#jobsProblem = { backend: this.#jobsName, reason: reasonOf(error), dataFrom: last.readAt };
+      this.#jobsProblem = problemOf(this.#jobsName, error, last.readAt);
       return { ...last, problem: this.#jobsProblem };
     }
   }
@@ -434,7 +267,7 @@ export class DashboardData {
     const forget = discovery.forgetService;
     const forgotten = await withTimeout(forget.call(discovery, service), this.#timeoutMs * 5);
     // Gone for good: the next time the name is seen it is a new service, not a movement.
-    if (forgotten) this.#previous.delete(service);
+    if (forgotten) this.#movements.forget(service);
     return forgotten;
   }
 

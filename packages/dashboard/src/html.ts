@@ -1,8 +1,8 @@
 import type { Member } from '@shardwork/core';
 import type { CountedState, JobInfo, JobState } from '@shardwork/jobs';
 import { throughputSection } from './chart.js';
-import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView, ServiceView } from './data.js';
 import { esc } from './escape.js';
+import type { BackendProblem, JobsView, Movement, QueueRow, QueuesView, ServicesView, ServiceView } from './views.js';
 
 /** What every fragment needs to render forms and links. */
 export interface RenderContext {

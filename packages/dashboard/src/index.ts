@@ -23,6 +23,13 @@
 
 export type { DashboardAppOptions } from './app.js';
 export { createDashboardApp } from './app.js';
+export { DashboardData, ForgetRefusedError } from './data.js';
+export type { JobLookupRefusal, JobView } from './job-data.js';
+export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions, DashboardWarning } from './options.js';
+export { compileDashboardOptions } from './options.js';
+export type { Dashboard } from './server.js';
+export { startDashboard } from './server.js';
+export type { StoreThroughput } from './throughput.js';
 export type {
   BackendProblem,
   JobsView,
@@ -31,11 +38,4 @@ export type {
   QueuesView,
   ServicesView,
   ServiceView,
-} from './data.js';
-export { DashboardData, ForgetRefusedError } from './data.js';
-export type { JobLookupRefusal, JobView } from './job-data.js';
-export type { CompiledDashboardOptions, DashboardAuth, DashboardOptions, DashboardWarning } from './options.js';
-export { compileDashboardOptions } from './options.js';
-export type { Dashboard } from './server.js';
-export { startDashboard } from './server.js';
-export type { StoreThroughput } from './throughput.js';
+} from './views.js';

@@ -1,6 +1,6 @@
 import type { AdminJobQueue, JobDetails } from '@shardwork/jobs';
 import { InvalidJobError, UnsupportedFeatureError } from '@shardwork/jobs';
-import type { BackendProblem } from './data.js';
+import type { BackendProblem } from './views.js';
 
 /**
  * Why the job page cannot show a job at all, whatever the store holds:

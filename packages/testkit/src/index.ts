@@ -24,14 +24,9 @@ export { startEtcd } from './etcd-server.js';
 export { freePort } from './ports.js';
 export type { RabbitTestServer } from './rabbitmq-server.js';
 export { startRabbitServer } from './rabbitmq-server.js';
-export type {
-  RedisClusterFailover,
-  RedisClusterNode,
-  RedisClusterOptions,
-  RedisClusterRole,
-  RedisTestCluster,
-} from './redis-cluster.js';
+export type { RedisClusterFailover, RedisClusterNode, RedisClusterOptions, RedisTestCluster } from './redis-cluster.js';
 export { startRedisCluster } from './redis-cluster.js';
+export type { RedisClusterRole } from './redis-cluster-topology.js';
 export type {
   RedisSentinelFailover,
   RedisSentinelNode,

@@ -22,13 +22,11 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { freePort, type RedisServerTls, type RedisTestServer, redisCommand, startRedisServer } from './redis-server.js';
+import { ClusterTopology, type RedisClusterRole } from './redis-cluster-topology.js';
+import { freePort, type RedisServerTls, startRedisServer } from './redis-server.js';
 import { eventually } from './wait.js';
 
 const run = promisify(execFile);
-
-/** Number of hash slots in a Redis Cluster. */
-const SLOTS = 16384;
 
 /** What {@link startRedisCluster} builds. */
 export interface RedisClusterOptions {
@@ -50,9 +48,6 @@ export interface RedisClusterOptions {
    */
   readonly tls?: RedisServerTls;
 }
-
-/** Role of a node as the harness last saw it. */
-export type RedisClusterRole = 'primary' | 'replica' | 'down';
 
 /** One node of the cluster. Its `role` is updated by every harness call that changes the topology, and by `refresh()`. */
 export interface RedisClusterNode {
@@ -121,54 +116,6 @@ export interface RedisTestCluster {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** One line of `CLUSTER NODES`. */
-interface NodeLine {
-  readonly id: string;
-  readonly port: number;
-  readonly flags: readonly string[];
-  /** Id of its primary, or `-`. */
-  readonly primaryId: string;
-  readonly connected: boolean;
-  /** Slot ranges it serves, as `[from, to]`. */
-  readonly slots: readonly (readonly [number, number])[];
-}
-
-/** The payload of a bulk string reply, or throw on an error reply. */
-function bulk(reply: string): string {
-  if (reply.startsWith('-')) throw new Error(`Redis replied ${reply.trim()}`);
-  const match = /^\$(-?\d+)\r\n/.exec(reply);
-  if (match?.[1] === undefined) throw new Error(`expected a bulk string, got ${JSON.stringify(reply.slice(0, 80))}`);
-  return reply.slice(match[0].length, match[0].length + Number(match[1]));
-}
-
-function parseNodes(text: string): NodeLine[] {
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '')
-    .map((line) => {
-      const [id = '', address = '', flags = '', primaryId = '', , , , link = '', ...slots] = line.split(' ');
-      const port = Number(/:(\d+)@/.exec(address)?.[1] ?? 0);
-      return {
-        id,
-        port,
-        flags: flags.split(','),
-        primaryId,
-        connected: link === 'connected',
-        slots: slots
-          .filter((s) => !s.startsWith('['))
-          .map((s): [number, number] => {
-            const [from, to = from] = s.split('-');
-            return [Number(from), Number(to)];
-          }),
-      };
-    });
-}
-
-function info(text: string, field: string): string | undefined {
-  return new RegExp(`^${field}:(.*)$`, 'm').exec(text)?.[1]?.trim();
-}
-
 /**
  * Start a 3-primary, 3-replica Redis Cluster on loopback and wait until every
  * node reports `cluster_state:ok`, all 16384 slots are served and every
@@ -184,11 +131,9 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   // Long enough for an election and a full resync on a busy 2-core machine.
   const settleMs = Math.max(30_000, 20 * nodeTimeoutMs);
 
-  const servers: RedisTestServer[] = [];
+  const topology = new ClusterTopology(reach, primaries, count);
+  const { servers, down, roles, ids } = topology;
   const busPorts: number[] = [];
-  const down = new Set<number>();
-  const roles: RedisClusterRole[] = [];
-  const ids: string[] = [];
   let stopped = false;
 
   const stop = async (): Promise<void> => {
@@ -199,103 +144,10 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     if (failed !== undefined) throw failed.reason;
   };
 
-  const send = (index: number, args: readonly string[], timeoutMs = 2000): Promise<string> => {
-    const server = servers[index];
-    if (server === undefined) throw new RangeError(`no cluster node ${index}`);
-    return redisCommand(server.port, args, timeoutMs, reach);
-  };
-  const indexOfPort = (port: number): number => servers.findIndex((s) => s.port === port);
-  const indexOfId = (id: string): number => ids.indexOf(id);
-  const live = (): number[] => servers.map((_, i) => i).filter((i) => !down.has(i));
-  const viewOf = async (index: number): Promise<NodeLine[]> =>
-    parseNodes(bulk(await send(index, ['CLUSTER', 'NODES'])));
-  const anyView = async (): Promise<NodeLine[]> => {
-    let last: unknown;
-    for (const i of live()) {
-      try {
-        return await viewOf(i);
-      } catch (error) {
-        last = error;
-      }
-    }
-    throw new Error('no cluster node answers CLUSTER NODES', { cause: last });
-  };
-
-  /** Throw (for `eventually`) unless every live node is ok, serves all slots and agrees on who serves them. */
-  const checkHealthy = async (expect?: { primary: number; replica?: number }): Promise<void> => {
-    let agreed: string | undefined;
-    for (const i of live()) {
-      const clusterInfo = bulk(await send(i, ['CLUSTER', 'INFO']));
-      const state = info(clusterInfo, 'cluster_state');
-      const ok = info(clusterInfo, 'cluster_slots_ok');
-      if (state !== 'ok' || ok !== String(SLOTS)) {
-        throw new Error(`node ${i} (port ${servers[i]?.port}): cluster_state:${state}, cluster_slots_ok:${ok}`);
-      }
-      const view = await viewOf(i);
-      const owners = view
-        .filter((n) => n.slots.length > 0)
-        .map((n) => `${n.port}:${n.slots.map(([a, b]) => `${a}-${b}`).join(',')}`)
-        .sort()
-        .join(' ');
-      if (agreed !== undefined && owners !== agreed)
-        throw new Error(`node ${i} sees slots as ${owners}, not ${agreed}`);
-      agreed = owners;
-      for (const n of view) {
-        const at = indexOfPort(n.port);
-        if (at === -1) throw new Error(`node ${i} knows a node on port ${n.port} that is not ours`);
-        if (!down.has(at) && (n.flags.includes('fail') || n.flags.includes('fail?') || !n.connected)) {
-          throw new Error(`node ${i} sees node ${at} (port ${n.port}) as ${n.flags.join(',')}`);
-        }
-      }
-      if (view.length !== count) throw new Error(`node ${i} knows ${view.length} nodes, not ${count}`);
-      const serving = view.filter((n) => n.flags.includes('master') && n.slots.length > 0);
-      const following = view.filter(
-        (n) => n.flags.includes('slave') && !down.has(indexOfPort(n.port)) && serving.some((m) => m.id === n.primaryId),
-      );
-      if (serving.length !== primaries || following.length !== count - primaries - down.size) {
-        throw new Error(
-          `node ${i} sees ${serving.length} primaries with slots and ${following.length} replicas of them`,
-        );
-      }
-      if (expect !== undefined) {
-        const primary = view.find((n) => n.port === servers[expect.primary]?.port);
-        if (primary === undefined || !primary.flags.includes('master') || primary.slots.length === 0) {
-          throw new Error(`node ${i} does not yet see node ${expect.primary} as a primary with slots`);
-        }
-        if (expect.replica !== undefined) {
-          const replica = view.find((n) => n.port === servers[expect.replica as number]?.port);
-          if (replica === undefined || !replica.flags.includes('slave') || replica.primaryId !== primary.id) {
-            throw new Error(`node ${i} does not yet see node ${expect.replica} as a replica of node ${expect.primary}`);
-          }
-        }
-      }
-      const replication = bulk(await send(i, ['INFO', 'replication']));
-      if (info(replication, 'role') === 'slave' && info(replication, 'master_link_status') !== 'up') {
-        throw new Error(
-          `replica ${i} (port ${servers[i]?.port}): master_link_status:${info(replication, 'master_link_status')}`,
-        );
-      }
-    }
-  };
-
-  const refresh = async (): Promise<void> => {
-    const view = await anyView();
-    for (const n of view) {
-      const i = indexOfPort(n.port);
-      if (i === -1) continue;
-      ids[i] = n.id;
-      roles[i] = down.has(i) ? 'down' : n.flags.includes('master') ? 'primary' : 'replica';
-    }
-  };
-
-  const replicasOf = async (index: number): Promise<number[]> => {
-    const view = await anyView();
-    const id = ids[index];
-    return view
-      .filter((n) => n.primaryId === id && n.flags.includes('slave'))
-      .map((n) => indexOfPort(n.port))
-      .filter((i) => i !== -1 && !down.has(i));
-  };
+  const send = (index: number, args: readonly string[]): Promise<string> => topology.send(index, args);
+  const checkHealthy = (expect?: { primary: number; replica?: number }): Promise<void> => topology.checkHealthy(expect);
+  const refresh = (): Promise<void> => topology.refresh();
+  const replicasOf = (index: number): Promise<number[]> => topology.replicasOf(index);
 
   try {
     for (let i = 0; i < count; i++) {
@@ -395,18 +247,18 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     url: `${tls === undefined ? 'redis' : 'rediss'}+cluster://${servers.map((s) => `127.0.0.1:${s.port}`).join(',')}`,
     tls,
     async primaryOf(key) {
-      const [first] = live();
+      const [first] = topology.live();
       if (first === undefined) throw new Error('every node is down');
       const reply = await send(first, ['CLUSTER', 'KEYSLOT', key]);
       const slot = Number(/^:(\d+)/.exec(reply)?.[1] ?? Number.NaN);
       if (Number.isNaN(slot)) throw new Error(`CLUSTER KEYSLOT replied ${reply.trim()}`);
-      const view = await anyView();
+      const view = await topology.anyView();
       const owner = view.find(
         (n) =>
           n.flags.includes('master') && !n.flags.includes('fail') && n.slots.some(([a, b]) => slot >= a && slot <= b),
       );
       if (owner === undefined) throw new Error(`no live primary serves slot ${slot}`);
-      return indexOfPort(owner.port);
+      return topology.indexOfPort(owner.port);
     },
     replicasOf,
     async failover(index, { how }) {
@@ -437,11 +289,11 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       down.delete(index);
       await eventually(
         async () => {
-          const view = await viewOf(index);
+          const view = await topology.viewOf(index);
           const me = view.find((n) => n.flags.includes('myself'));
           if (me === undefined || !me.flags.includes('slave'))
             throw new Error(`node ${index} has not become a replica yet`);
-          const primary = indexOfId(me.primaryId);
+          const primary = topology.indexOfId(me.primaryId);
           if (primary === -1) throw new Error(`node ${index} replicates an unknown node ${me.primaryId}`);
           await checkHealthy({ primary, replica: index });
         },
