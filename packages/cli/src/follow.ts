@@ -27,6 +27,7 @@ export function renderJob(job: JobDetails, width?: number): string {
     ['key', job.key ?? '-'],
     ['args', json(job.args)],
     ['attempt', `${job.attempt}${job.maxFails === undefined ? '' : ` of ${job.maxFails}`} (${job.fails} failed)`],
+    ['priority', job.priority === undefined ? '-' : String(job.priority)],
     ['enqueued', time(job.enqueuedAt)],
     ['scheduled', time(job.scheduledAt)],
     ['started', time(job.startedAt)],

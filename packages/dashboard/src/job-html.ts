@@ -55,6 +55,13 @@ function fieldsTable(job: JobDetails): string {
     row('attempt', esc(job.attempt), 'attempt'),
     row('fails', esc(job.fails), 'fails'),
     row('max fails', maxFails, 'maxFails'),
+    row(
+      'priority',
+      job.priority === undefined
+        ? '<span class="muted">– (handler not registered in this process)</span>'
+        : esc(job.priority),
+      'priority',
+    ),
     row('enqueued', time(job.enqueuedAt, '–'), 'enqueuedAt'),
     row('scheduled', time(job.scheduledAt, '–'), 'scheduledAt'),
     row('started', time(job.startedAt, '– (not started)'), 'startedAt'),

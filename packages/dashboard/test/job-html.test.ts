@@ -16,6 +16,7 @@ const job = (over: Partial<JobDetails> = {}): JobDetails => ({
   attempt: 1,
   fails: 0,
   maxFails: undefined,
+  priority: undefined,
   enqueuedAt: NOW - 60_000,
   scheduledAt: NOW - 60_000,
   startedAt: NOW - 30_000,

@@ -159,6 +159,13 @@ export class AmqpJobAdapter implements JobAdapter {
         'a broker cannot look a job up by id, so a second perform with the same id would add a second job; use redis://',
       );
     }
+    if (records.some((r) => r.priority !== undefined)) {
+      throw new UnsupportedFeatureError(
+        'amqp',
+        'priority',
+        'quorum queues on RabbitMQ 3.10 have no message priorities; use a handler or queue per priority, or redis://',
+      );
+    }
     const broker = this.#broker;
     const place = (r: JobRecord): Promise<void> => broker.place(this.#target(r.queue, r.handler, r.key), r.queue, r);
     // Each record is declared (once per queue and connection, shared) and published at once; the confirms are awaited together.

@@ -19,7 +19,18 @@ describeJobQueueConformance({
   name: 'amqp',
   durable: true,
   refusesUnknownHandlers: false,
-  unsupported: ['unique', 'priority', 'pause', 'admin', 'ordered', 'jobId', 'lookup', 'results', 'cancel'],
+  unsupported: [
+    'unique',
+    'priority',
+    'pause',
+    'admin',
+    'ordered',
+    'jobId',
+    'jobPriority',
+    'lookup',
+    'results',
+    'cancel',
+  ],
   // An instance rather than a URL: a URL's package loads at start, and the suite expects refusals at register.
   create: (options, namespace) =>
     createJobQueue(new AmqpJobAdapter({ url: `${broker.url}?prefix=${namespace}` }), options),
@@ -29,7 +40,7 @@ describeJobQueueConformance({
   name: 'amqp, partitioned',
   durable: true,
   refusesUnknownHandlers: false,
-  unsupported: ['unique', 'priority', 'pause', 'admin', 'jobId', 'lookup', 'results', 'cancel'],
+  unsupported: ['unique', 'priority', 'pause', 'admin', 'jobId', 'jobPriority', 'lookup', 'results', 'cancel'],
   create: (options, namespace) =>
     createJobQueue(
       new AmqpJobAdapter({

@@ -197,8 +197,15 @@ export class RedisQueueAdmin {
         }
       } else {
         const seen = await redis.smembers(keys.seen);
+        const given = redis.pipeline();
+        for (let p = 0; p < this.#host.partitions; p++) given.smembers(keys.prio(p));
+        const prios = ((await given.exec()) ?? []).map(([, value]) => (value ?? []) as string[]);
         const lists = redis.pipeline();
-        for (let p = 0; p < this.#host.partitions; p++) for (const h of seen) lists.lrange(keys.ready(p, h), 0, -1);
+        for (let p = 0; p < this.#host.partitions; p++) {
+          for (const h of seen) lists.lrange(keys.ready(p, h), 0, -1);
+          // Lists of jobs given a priority: 'h|r' is list r:h|r.
+          for (const hr of prios[p] ?? []) lists.lrange(keys.ready(p, hr), 0, -1);
+        }
         (replies as Record<string, string>[]).forEach((busy, p) => {
           for (const key of Object.keys(busy)) lists.lrange(keys.line(p, key), 0, -1);
         });

@@ -96,20 +96,30 @@ function outcomeOf(message: Message): JobOutcome {
   };
 }
 
+/** The details a stored record (parsed, unchecked) gives. */
+function fromRecord(
+  record: Record<string, unknown>,
+): Pick<JobDetails, 'handler' | 'key' | 'args' | 'priority' | 'enqueuedAt'> {
+  return {
+    handler: String(record.handler ?? '?'),
+    key: typeof record.key === 'string' ? record.key : undefined,
+    args: (typeof record.args === 'object' && record.args !== null ? record.args : {}) as JobDetails['args'],
+    priority: typeof record.priority === 'number' ? record.priority : undefined,
+    enqueuedAt: Number(record.enqueuedAt ?? 0),
+  };
+}
+
 /** The details of a kept finished job. */
 function keptDetails(id: string, queue: string, kept: Kept): JobDetails {
   const record = kept.rec;
   return {
     id,
-    handler: String(record.handler ?? '?'),
     queue,
-    key: typeof record.key === 'string' ? record.key : undefined,
-    args: (typeof record.args === 'object' && record.args !== null ? record.args : {}) as JobDetails['args'],
+    ...fromRecord(record),
     state: kept.s,
     attempt: kept.f + (kept.st === null ? 0 : 1),
     fails: kept.f,
     maxFails: undefined,
-    enqueuedAt: Number(record.enqueuedAt ?? 0),
     scheduledAt: Number(record.runAt ?? 0),
     startedAt: kept.st ?? undefined,
     finishedAt: kept.at,
@@ -161,15 +171,12 @@ export class RedisJobFollow {
     const waiting = job.state === 'scheduled' || job.state === 'retrying';
     return {
       id,
-      handler: String(record.handler ?? '?'),
       queue: found.queue,
-      key: typeof record.key === 'string' ? record.key : undefined,
-      args: (typeof record.args === 'object' && record.args !== null ? record.args : {}) as JobDetails['args'],
+      ...fromRecord(record),
       state: job.state,
       attempt: job.state === 'running' ? fails + 1 : fails,
       fails,
       maxFails: undefined,
-      enqueuedAt: Number(record.enqueuedAt ?? 0),
       scheduledAt: waiting && job.at !== undefined ? job.at : Number(record.runAt ?? 0),
       startedAt: job.st,
       finishedAt: job.state === 'dead' ? job.at : undefined,

@@ -33,7 +33,10 @@ export function queueKeys(prefix: string, queue: string) {
     wake: `${b}wake`,
     fin: `${b}fin`,
     done: (state: 'completed' | 'cancelled') => `${b}done:${state}`,
+    /** Ready list of a handler (`h`), or of its jobs given priority r (`h|r`). */
     ready: (p: number, handler: string) => `${b}p${p}:r:${handler}`,
+    /** The `h|r` of the lists of jobs given a priority that may hold jobs. */
+    prio: (p: number) => `${b}p${p}:prio`,
     due: (p: number) => `${b}p${p}:due`,
     run: (p: number) => `${b}p${p}:run`,
     busy: (p: number) => `${b}p${p}:busy`,

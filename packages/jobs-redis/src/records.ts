@@ -19,7 +19,7 @@ export function recordJson(raw: string, id: string, handler: string, queue: stri
     return `not JSON: ${raw.slice(0, 80)}`;
   }
   if (!isObject(value)) return 'not a JSON object';
-  const { args, key, enqueuedAt, runAt, uniqueKey, ordered, traceparent } = value;
+  const { args, key, enqueuedAt, runAt, uniqueKey, ordered, traceparent, priority } = value;
   if (value.id !== id) return `its id ${JSON.stringify(value.id)} is not ${id}`;
   if (value.handler !== handler) return `its handler ${JSON.stringify(value.handler)} is not ${handler}`;
   if (value.queue !== queue) return `its queue ${JSON.stringify(value.queue)} is not ${queue}`;
@@ -38,6 +38,7 @@ export function recordJson(raw: string, id: string, handler: string, queue: stri
     uniqueKey: typeof uniqueKey === 'string' ? uniqueKey : undefined,
     ordered: ordered === true,
     ...(typeof traceparent === 'string' ? { traceparent } : {}),
+    ...(typeof priority === 'number' ? { priority } : {}),
   };
 }
 
@@ -64,7 +65,7 @@ export function enqueueFields(record: JobRecord, partition: number): (string | n
     partition,
     record.runAt,
     record.uniqueKey ?? '',
-    `${record.ordered ? 'o' : ''}${record.idGiven === true ? 'g' : ''}`,
+    `${record.ordered ? 'o' : ''}${record.idGiven === true ? 'g' : ''}${record.priority === undefined ? '' : `r${record.priority}`}`,
     record.key ?? '',
     serializeRecord(record),
   ];
@@ -82,6 +83,7 @@ export function serializeRecord(record: JobRecord): string {
     (record.uniqueKey === undefined ? '' : `"uniqueKey":${JSON.stringify(record.uniqueKey)},`) +
     (record.ordered ? '"ordered":true,' : '') +
     (record.traceparent === undefined ? '' : `"traceparent":${JSON.stringify(record.traceparent)},`) +
+    (record.priority === undefined ? '' : `"priority":${record.priority},`) +
     `"enqueuedAt":${record.enqueuedAt},"runAt":${record.runAt},"args":${record.argsJson}}`
   );
 }

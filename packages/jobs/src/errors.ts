@@ -138,6 +138,7 @@ export type JobFeature =
   | 'scheduled'
   | 'timeout'
   | 'jobId'
+  | 'jobPriority'
   | 'lookup'
   | 'results'
   | 'cancel';

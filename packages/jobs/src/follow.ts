@@ -68,7 +68,7 @@ export function needs<
   return fn.bind(adapter) as NonNullable<JobAdapter[M]>;
 }
 
-/** `getJob`: the job with `maxFails` from this process's registration. */
+/** `getJob`: the job with `maxFails` and `priority` from this process's registration where the store has none. */
 export async function lookUp(
   adapter: JobAdapter,
   handlers: ReadonlyMap<string, CompiledRegistration>,
@@ -76,8 +76,9 @@ export async function lookUp(
 ): Promise<JobDetails | undefined> {
   checkJobId(id);
   const job = await needs(adapter, 'getJob', 'lookup', 'look a job up by id')(id);
-  if (job === undefined || job.maxFails !== undefined) return job;
-  return { ...job, maxFails: handlers.get(job.handler)?.maxFails };
+  if (job === undefined || (job.maxFails !== undefined && job.priority !== undefined)) return job;
+  const reg = handlers.get(job.handler);
+  return { ...job, maxFails: job.maxFails ?? reg?.maxFails, priority: job.priority ?? reg?.priority };
 }
 
 /** `waitFor`: the result of a completed job, or the error of a dead or cancelled one. */

@@ -64,6 +64,17 @@ export interface PerformOptions {
    * @defaultValue a nanoid
    */
   readonly id?: string;
+  /**
+   * This job's priority, 1–100000, in place of its handler's: the next job to
+   * run is drawn among the waiting groups of jobs (each handler's jobs at the
+   * handler's priority, and the jobs of each priority given here) with
+   * probability proportional to the group's priority (gocraft's weighted draw),
+   * so `priority: 100` beside handlers at 1 runs about a hundred times as often
+   * and a lower priority still runs. Adapters that cannot (`amqp://`) refuse it
+   * with `UnsupportedFeatureError`.
+   * @defaultValue the handler's `priority`
+   */
+  readonly priority?: number;
 }
 
 /** A job for `performMany`: optionally with its own due time and id. */
@@ -112,6 +123,8 @@ export interface JobRecord {
   readonly ordered: boolean;
   /** The producer's OpenTelemetry span context (W3C `traceparent`), when it had one. */
   readonly traceparent?: string | undefined;
+  /** Its own priority ({@link PerformOptions.priority}); absent: its handler's. */
+  readonly priority?: number | undefined;
 }
 
 /**
@@ -162,6 +175,11 @@ export interface JobDetails {
   readonly fails: number;
   /** Attempts before it goes dead, from this process's registration (`undefined` where the handler is not registered here). */
   readonly maxFails: number | undefined;
+  /**
+   * Its priority: its own ({@link PerformOptions.priority}), else its
+   * handler's from this process's registration (`undefined` where neither is known).
+   */
+  readonly priority: number | undefined;
   /** When `perform*` was called, ms since the epoch. */
   readonly enqueuedAt: number;
   /** When it is (or was last) due, ms since the epoch. */

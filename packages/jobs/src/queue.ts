@@ -51,7 +51,7 @@ import {
   type PeriodicOptions,
   type RegisterOptions,
 } from './options.js';
-import { buildRecord, checkHandlerName, checkQueueName, dueTime } from './record.js';
+import { buildRecord, checkHandlerName, checkQueueName, dueTime, type RawJobOptions } from './record.js';
 import { createJobAdapter, parseJobQueueUrl } from './registry.js';
 import { QueueRuntime } from './runtime.js';
 import { activeTraceparent, loadTracing } from './tracing.js';
@@ -329,7 +329,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     this.#assertAccepting();
     const now = Date.now();
     const records = jobs.map((job, i) =>
-      this.#record(job, job?.at === undefined ? now : dueTime(job.at, `jobs[${i}].at`), `jobs[${i}]`, now, job?.id),
+      this.#record(job, job?.at === undefined ? now : dueTime(job.at, `jobs[${i}].at`), `jobs[${i}]`, now, job ?? {}),
     );
     const given = new Set<string>();
     for (const [i, r] of records.entries()) {
@@ -350,7 +350,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     options: PerformOptions & WaitOptions = {},
   ): Promise<unknown> {
     const { timeoutMs, signal, ...perform } = options;
-    const { id } = await this.perform(job, perform.id === undefined ? undefined : { id: perform.id });
+    const { id } = await this.perform(job, perform);
     return this.waitFor(id, {
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
       ...(signal === undefined ? {} : { signal }),
@@ -530,11 +530,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   async #enqueueOne(job: unknown, runAt: number | undefined, options: unknown): Promise<EnqueueResult> {
     this.#assertAccepting();
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      throw new InvalidJobError('options', `must be an object { id? } (got ${String(options)})`);
+      throw new InvalidJobError('options', `must be an object { id?, priority? } (got ${String(options)})`);
     }
     const now = Date.now();
-    const id = (options as PerformOptions | undefined)?.id;
-    const [result] = await this.#submit([this.#record(job, runAt ?? now, 'job', now, id, 'options.id')]);
+    const [result] = await this.#submit([
+      this.#record(job, runAt ?? now, 'job', now, (options ?? {}) as PerformOptions, 'options'),
+    ]);
     return result as EnqueueResult;
   }
 
@@ -569,15 +570,22 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   }
 
   /** Check a job and build its record (see record.ts). */
-  #record(job: unknown, runAt: number, path: string, now: number, id?: unknown, idPath?: string): JobRecord {
+  #record(
+    job: unknown,
+    runAt: number,
+    path: string,
+    now: number,
+    options?: RawJobOptions,
+    optionsPath?: string,
+  ): JobRecord {
     return buildRecord(
       { handlers: this.#handlers, maxArgsBytes: this.#options.maxArgsBytes },
       job,
       runAt,
       path,
       now,
-      id,
-      idPath,
+      options,
+      optionsPath,
     );
   }
 }

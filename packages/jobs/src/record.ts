@@ -22,9 +22,16 @@ export interface RecordContext {
   readonly maxArgsBytes: number;
 }
 
+/** A job's options (`perform(job, options)`, or the fields of a bulk job), unchecked. */
+export interface RawJobOptions {
+  readonly id?: unknown;
+  readonly priority?: unknown;
+}
+
 /**
  * Check a job and build its record. Throws `InvalidJobError` (or an args
- * error) naming `path`: `job`, `jobs[3]`, `<periodic>.job`.
+ * error) naming `path`: `job`, `jobs[3]`, `<periodic>.job`; errors in
+ * `options` name `optionsPath` (`options.id`, `jobs[3].priority`).
  */
 export function buildRecord(
   ctx: RecordContext,
@@ -32,24 +39,34 @@ export function buildRecord(
   runAt: number,
   path: string,
   now: number,
-  id?: unknown,
-  idPath = `${path}.id`,
+  options: RawJobOptions = {},
+  optionsPath = path,
 ): JobRecord {
+  const { id, priority } = options;
   if (id !== undefined && (typeof id !== 'string' || !JOB_ID.test(id))) {
     throw new InvalidJobError(
-      idPath,
+      `${optionsPath}.id`,
       `must be 1–200 printable ASCII characters without spaces (got ${JSON.stringify(id) ?? String(id)})`,
+    );
+  }
+  if (
+    priority !== undefined &&
+    (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 1 || priority > 100_000)
+  ) {
+    throw new InvalidJobError(
+      `${optionsPath}.priority`,
+      `must be an integer from 1 to 100000 (got ${JSON.stringify(priority) ?? String(priority)}); leave it out for the handler's`,
     );
   }
   if (typeof job !== 'object' || job === null)
     throw new InvalidJobError(path, 'must be an object { handler, args?, queue?, key? }');
   const bulk = path.startsWith('jobs[');
   for (const field of Object.keys(job)) {
-    if (JOB_FIELDS.has(field) || (bulk && (field === 'at' || field === 'id'))) continue;
+    if (JOB_FIELDS.has(field) || (bulk && BULK_FIELDS.has(field))) continue;
     throw new InvalidJobError(
       `${path}.${field}`,
-      `is not a job field (a job has ${bulk ? 'handler, args, queue, key, at and id' : 'handler, args, queue and key'})${
-        field === 'id' ? '; choose the id with perform(job, { id })' : ''
+      `is not a job field (a job has ${bulk ? 'handler, args, queue, key, at, id and priority' : 'handler, args, queue and key'})${
+        field === 'id' || field === 'priority' ? `; give it as an option: perform(job, { ${field} })` : ''
       }`,
     );
   }
@@ -96,6 +113,7 @@ export function buildRecord(
     runAt: Math.max(runAt, now),
     uniqueKey,
     ordered: reg?.ordered ?? false,
+    ...(priority === undefined ? {} : { priority: priority as number }),
   };
 }
 
@@ -121,6 +139,8 @@ export function checkQueueName(name: unknown, path: string): asserts name is str
 
 /** The fields of a {@link Job}; anything else is refused, never ignored. */
 const JOB_FIELDS = new Set(['handler', 'args', 'queue', 'key']);
+/** What a job of `performMany` has besides {@link JOB_FIELDS}. */
+const BULK_FIELDS = new Set(['at', 'id', 'priority']);
 
 /** A caller-chosen job id: printable ASCII without spaces, so it is safe in keys, URLs and logs. */
 const JOB_ID = /^[\x21-\x7e]{1,200}$/;

@@ -34,7 +34,7 @@ for _, q in ipairs(parts) do
     at = q
     break
   end
-  if redis.call('LREM', pk(q, 'r:' .. h), 1, id) == 1
+  if redis.call('LREM', ready_list(q, h, prio_of(meta)), 1, id) == 1
     or (okey ~= '' and redis.call('LREM', pk(q, 'line:' .. okey), 1, id) == 1) then
     state, at = 'ready', q
     break

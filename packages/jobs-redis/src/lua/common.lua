@@ -4,8 +4,9 @@
 -- queue, so each script touches one slot and runs on Redis Cluster):
 --   B..'jobs'    HASH  id -> job record JSON (immutable once enqueued)
 --   B..'meta'    HASH  id -> '{"h":handler,"p":partition,"k":ordered key or "","u":unique key or ""}',
---                       only for jobs that need it: unique, ordered, delayed, retrying or dead (a
---                       plain job is found by its list and its running entry; this saves memory)
+--                       and "r":priority for a job given one, only for jobs that need it: unique,
+--                       ordered, delayed, retrying, dead or given a priority (a plain job is found
+--                       by its list and its running entry; this saves memory)
 --   B..'fails'   HASH  id -> failed attempts (absent = 0)
 --   B..'err'     HASH  id -> JSON of the last error
 --   B..'unique'  HASH  unique key -> id of the queued-or-running job holding it
@@ -20,6 +21,8 @@
 --   B..'cron'    HASH  periodic name -> newest tick enqueued (ms)
 --   B..'info'    HASH  'epoch' -> marker of this incarnation of the data, 'partitions' -> P
 --   B..'p'..p..':r:'..h     LIST  ready jobs of handler h in partition p
+--   B..'p'..p..':r:'..h..'|'..r  LIST  ready jobs of handler h given priority r in `perform`
+--   B..'p'..p..':prio'      SET   'h|r' of the lists above that may hold jobs (fetch drops empty ones)
 --   B..'p'..p..':due'       ZSET  id -> due time (ms): scheduled and retrying jobs
 --   B..'p'..p..':run'       HASH  id -> '<handler>|<start ms>|<flags>' for running jobs; flags:
 --                                 'c' counted in B..'conc' (maxConcurrency), 'h' holds a unique key or a line
@@ -168,8 +171,28 @@ local function wake(p)
   if redis.call('DEL', pk(p, 'idle')) == 1 then redis.call('PUBLISH', CHANNEL, p) end
 end
 
--- A job became due: behind its handler's ready jobs, or behind the line of its ordered key.
-local function make_ready(p, id, h, okey)
+-- The priority a job was given in `perform` ('' for none: its handler's), from its meta.
+local function prio_of(meta)
+  if meta and type(meta.r) == 'number' then return digits(meta.r) end
+  return ''
+end
+
+-- The ready list of handler h at priority r ('' = the handler's own) in partition p.
+local function ready_list(p, h, r)
+  if r == '' then return pk(p, 'r:' .. h) end
+  return pk(p, 'r:' .. h .. '|' .. r)
+end
+
+-- Push ids to the back (or the front) of a ready list; a priority's list is
+-- registered for fetch.
+local function push_ready(p, h, r, ids, front)
+  if r ~= '' then redis.call('SADD', pk(p, 'prio'), h .. '|' .. r) end
+  redis.call(front and 'LPUSH' or 'RPUSH', ready_list(p, h, r), unpack(ids))
+end
+
+-- A job became due: behind the ready jobs of its handler (at its priority), or
+-- behind the line of its ordered key.
+local function make_ready(p, id, h, okey, r)
   count('ready', h, 1)
   if okey ~= '' then
     local head = redis.call('HGET', pk(p, 'busy'), okey)
@@ -179,7 +202,7 @@ local function make_ready(p, id, h, okey)
     end
     redis.call('HSET', pk(p, 'busy'), okey, id)
   end
-  redis.call('RPUSH', pk(p, 'r:' .. h), id)
+  push_ready(p, h, r, { id })
 end
 
 -- Handler and flags of a value of a partition's run hash.
@@ -221,7 +244,7 @@ end
 local function put_back(p, id, value)
   local h = left_running(p, id, value)
   count('ready', h, 1)
-  redis.call('LPUSH', pk(p, 'r:' .. h), id)
+  push_ready(p, h, prio_of(meta_of(id)), { id }, true)
   return h
 end
 
@@ -247,7 +270,7 @@ local function release_holds(p, id, meta)
       redis.call('HSET', pk(p, 'busy'), meta.k, nxt)
       local m = meta_of(nxt)
       -- To the front: it waited longest.
-      redis.call('LPUSH', pk(p, 'r:' .. (m and m.h or '?')), nxt)
+      push_ready(p, m and m.h or '?', prio_of(m), { nxt }, true)
       wake(p)
     else
       redis.call('HDEL', pk(p, 'busy'), meta.k)
@@ -262,7 +285,7 @@ local function has_holds(raw)
 end
 
 -- Store jobs: `items` is a list of {id, h, p, run_at, uk, flags, key, json};
--- flags: 'o' ordered, 'g' an id the caller chose. Returns the results ('' stored,
+-- flags: 'o' ordered, 'g' an id the caller chose, 'r' and digits: the priority given. Returns the results ('' stored,
 -- else the id of the unique key's holder, or the job's own id when a caller-chosen
 -- id is known: stored now, or given within the last `given_ms` ms) and marks
 -- partitions to wake in `woke`. Plain jobs are stored with one command per
@@ -300,9 +323,10 @@ local function enqueue_batch(items, woke, given_ms)
       end
       jobs[#jobs + 1] = it.id
       jobs[#jobs + 1] = it.json
-      if okey ~= '' or it.uk ~= '' or it.run_at > NOW then
+      local r = string.match(it.flags, 'r(%d+)') or ''
+      if okey ~= '' or it.uk ~= '' or it.run_at > NOW or r ~= '' then
         metas[#metas + 1] = it.id
-        metas[#metas + 1] = cjson.encode({ h = it.h, p = tonumber(it.p), k = okey, u = it.uk })
+        metas[#metas + 1] = cjson.encode({ h = it.h, p = tonumber(it.p), k = okey, u = it.uk, r = tonumber(r) })
       end
       seen[it.h] = true
       if it.run_at > NOW then
@@ -315,13 +339,13 @@ local function enqueue_batch(items, woke, given_ms)
         list[#list + 1] = it.id
         tal('scheduled', it.h)
       elseif okey ~= '' then
-        make_ready(it.p, it.id, it.h, okey)
+        make_ready(it.p, it.id, it.h, okey, r)
         woke[it.p] = true
       else
-        local key = pk(it.p, 'r:' .. it.h)
+        local key = it.p .. '|' .. it.h .. '|' .. r
         local list = ready[key]
         if list == nil then
-          list = {}
+          list = { p = it.p, h = it.h, r = r }
           ready[key] = list
         end
         list[#list + 1] = it.id
@@ -333,7 +357,7 @@ local function enqueue_batch(items, woke, given_ms)
   if #jobs > 0 then redis.call('HSET', K_JOBS, unpack(jobs)) end
   if #metas > 0 then redis.call('HSET', K_META, unpack(metas)) end
   for h in pairs(seen) do redis.call('SADD', K_SEEN, h) end
-  for key, list in pairs(ready) do redis.call('RPUSH', key, unpack(list)) end
+  for _, list in pairs(ready) do push_ready(list.p, list.h, list.r, list) end
   for p, list in pairs(due) do
     local first = redis.call('ZRANGE', pk(p, 'due'), 0, 0, 'WITHSCORES')
     redis.call('ZADD', pk(p, 'due'), unpack(list))

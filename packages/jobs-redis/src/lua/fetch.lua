@@ -9,8 +9,10 @@
 --        jobs: flat {id, handler, record JSON, fails, …}; missing: ids that had no record (dropped)
 --        or {'STALE'} / a status of common.lua
 --
--- The draw decides the counts first; then one LPOP, HMGET and HSET per handler
--- take the whole batch.
+-- The draw is among groups: each handler's own ready list at the handler's
+-- priority, and each list of jobs given a priority in `perform` at that
+-- priority (a handler's maxConcurrency spans its groups). It decides the
+-- counts first; then one LPOP, HMGET and HSET per group take the whole batch.
 
 local epoch, status = check_queue()
 if status then return status end
@@ -25,7 +27,7 @@ if #due > 0 then
     local meta = meta_of(id)
     local h = meta and meta.h or '?'
     count(redis.call('HEXISTS', K_FAILS, id) == 1 and 'retrying' or 'scheduled', h, -1)
-    make_ready(p, id, h, meta and meta.k or '')
+    make_ready(p, id, h, meta and meta.k or '', prio_of(meta))
   end
 end
 
@@ -40,49 +42,71 @@ local paused = {}
 for _, name in ipairs(redis.call('SMEMBERS', K_PAUSED)) do paused[name] = true end
 -- '*': the whole queue is paused (pauseQueue).
 local all_paused = paused['*'] == true
-local handlers = {}
+local handlers, groups = {}, {}
+local function add_group(hd, list, weight)
+  local left = (all_paused or paused[hd.name]) and 0 or redis.call('LLEN', list)
+  if left > 0 and hd.max > 0 and hd.running == nil then
+    hd.running = tonumber(redis.call('HGET', K_CONC, hd.name) or '0')
+  end
+  groups[#groups + 1] = { hd = hd, list = list, weight = weight, left = left, take = 0 }
+end
 for j = 0, tonumber(ARGV[8]) - 1 do
   local name = ARGV[9 + j * 3]
-  local h = { name = name, priority = tonumber(ARGV[10 + j * 3]), max = tonumber(ARGV[11 + j * 3]), take = 0 }
-  h.list = pk(p, 'r:' .. name)
-  h.left = (all_paused or paused[name]) and 0 or redis.call('LLEN', h.list)
-  h.running = (h.max > 0 and h.left > 0) and tonumber(redis.call('HGET', K_CONC, name) or '0') or 0
-  handlers[#handlers + 1] = h
+  local hd = { name = name, priority = tonumber(ARGV[10 + j * 3]), max = tonumber(ARGV[11 + j * 3]), take = 0 }
+  handlers[name] = hd
+  add_group(hd, ready_list(p, name, ''), hd.priority)
+end
+-- Lists of jobs given a priority: an empty one is dropped from the set (only
+-- scripts push to these lists, so it is registered again with its next job).
+for _, member in ipairs(redis.call('SMEMBERS', pk(p, 'prio'))) do
+  local name, r = string.match(member, '^(.*)|(%d+)$')
+  local hd = name and handlers[name]
+  if hd then
+    local list = ready_list(p, name, r)
+    if redis.call('EXISTS', list) == 0 then
+      redis.call('SREM', pk(p, 'prio'), member)
+    else
+      add_group(hd, list, tonumber(r))
+    end
+  end
 end
 
--- How many of each handler.
+-- How many of each group.
 local taken = 0
 while taken < max do
   local total = 0
-  for _, h in ipairs(handlers) do
-    if h.left > 0 then
-      if h.max > 0 and h.running + h.take >= h.max then
-        h.left = 0
-        redis.call('SADD', B .. 'cw:' .. h.name, p)
+  for _, g in ipairs(groups) do
+    if g.left > 0 then
+      local hd = g.hd
+      if hd.max > 0 and hd.running + hd.take >= hd.max then
+        g.left = 0
+        redis.call('SADD', B .. 'cw:' .. hd.name, p)
       else
-        total = total + h.priority
+        total = total + g.weight
       end
     end
   end
   if total == 0 then break end
   local draw, chosen = random() * total, nil
-  for _, h in ipairs(handlers) do
-    if h.left > 0 then
-      draw = draw - h.priority
-      chosen = h
+  for _, g in ipairs(groups) do
+    if g.left > 0 then
+      draw = draw - g.weight
+      chosen = g
       if draw < 0 then break end
     end
   end
   chosen.take = chosen.take + 1
   chosen.left = chosen.left - 1
+  chosen.hd.take = chosen.hd.take + 1
   taken = taken + 1
 end
 
 local jobs, missing = {}, {}
 local got = 0
-for _, h in ipairs(handlers) do
-  if h.take > 0 then
-    local ids = redis.call('LPOP', h.list, h.take)
+for _, g in ipairs(groups) do
+  local h = g.hd
+  if g.take > 0 then
+    local ids = redis.call('LPOP', g.list, g.take)
     if ids then
       local records = redis.call('HMGET', K_JOBS, unpack(ids))
       local fails = redis.call('HMGET', K_FAILS, unpack(ids))

@@ -38,7 +38,7 @@ local h = meta and meta.h or '?'
 if change == 'promote' then
   redis.call('ZREM', pk(at, 'due'), id)
   count(state, h, -1)
-  make_ready(at, id, h, meta and meta.k or '')
+  make_ready(at, id, h, meta and meta.k or '', prio_of(meta))
   redis.call('PUBLISH', CHANNEL, at)
 else
   redis.call('ZADD', pk(at, 'due'), digits(tonumber(ARGV[6])), id)

@@ -17,7 +17,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', K_DEAD, id)
     redis.call('HDEL', K_FAILS, id)
     count('dead', meta.h, -1)
-    make_ready(meta.p, id, meta.h, meta.k)
+    make_ready(meta.p, id, meta.h, meta.k, prio_of(meta))
     woke[meta.p] = true
     moved = moved + 1
   end

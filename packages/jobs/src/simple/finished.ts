@@ -41,6 +41,7 @@ export function finishedDetails(job: FinishedJob): JobDetails {
     attempt: job.startedAt === undefined ? job.fails : job.fails + 1,
     fails: job.fails,
     maxFails: undefined,
+    priority: record.priority,
     enqueuedAt: record.enqueuedAt,
     scheduledAt: job.runAt,
     startedAt: job.startedAt,

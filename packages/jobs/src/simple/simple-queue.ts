@@ -57,6 +57,13 @@ const MOVES: Readonly<Record<EntryState, readonly EntryState[]>> = {
   done: [],
 };
 
+/** The ready jobs of one handler at one priority (`undefined`: the handler's own). */
+interface ReadyGroup {
+  readonly handler: string;
+  readonly priority: number | undefined;
+  readonly fifo: Fifo<Entry>;
+}
+
 interface Entry {
   record: JobRecord;
   state: EntryState;
@@ -92,7 +99,8 @@ export class SimpleQueue implements JobAdapter {
     this.#pump();
   });
   /** Ready jobs per handler, in the order they became due. */
-  readonly #ready = new Map<string, Fifo<Entry>>();
+  /** Ready jobs per handler and per priority given in `perform` (keys from {@link readyGroup}). */
+  readonly #ready = new Map<string, ReadyGroup>();
   readonly #holds = new KeyHolds<Entry>((entry) => this.#lineKey(entry));
   readonly #dead = new Map<string, Entry>();
   readonly #paused = new Set<string>();
@@ -494,12 +502,14 @@ export class SimpleQueue implements JobAdapter {
   }
 
   #pushReady(entry: Entry): void {
-    let fifo = this.#ready.get(entry.record.handler);
-    if (fifo === undefined) {
-      fifo = new Fifo();
-      this.#ready.set(entry.record.handler, fifo);
+    const { handler, priority } = entry.record;
+    const name = priority === undefined ? handler : `${handler}\u0000${priority}`;
+    let group = this.#ready.get(name);
+    if (group === undefined) {
+      group = { handler, priority, fifo: new Fifo() };
+      this.#ready.set(name, group);
     }
-    fifo.push(entry);
+    group.fifo.push(entry);
   }
 
   /** The job completed, died or was dropped: release its unique key, and let the next job of its key run. */
@@ -517,17 +527,21 @@ export class SimpleQueue implements JobAdapter {
     this.#releaseHolds(entry);
   }
 
-  /** Draw the next handler to run: gocraft's draw weighted by priority, among those with capacity. */
+  /**
+   * Draw the next group to run: gocraft's draw weighted by priority (the
+   * handler's, or the one its jobs were given), among those with capacity.
+   */
   #pick(): Fifo<Entry> | undefined {
     let total = 0;
     const candidates: [Fifo<Entry>, number][] = [];
-    for (const [name, fifo] of this.#ready) {
-      if (fifo.length === 0 || this.#paused.has(name)) continue;
-      const reg = this.#rt.handlers.get(name);
+    for (const { handler, priority, fifo } of this.#ready.values()) {
+      if (fifo.length === 0 || this.#paused.has(handler)) continue;
+      const reg = this.#rt.handlers.get(handler);
       if (reg === undefined) continue;
-      if (reg.maxConcurrency > 0 && (this.#runningBy.get(name) ?? 0) >= reg.maxConcurrency) continue;
-      total += reg.priority;
-      candidates.push([fifo, reg.priority]);
+      if (reg.maxConcurrency > 0 && (this.#runningBy.get(handler) ?? 0) >= reg.maxConcurrency) continue;
+      const weight = priority ?? reg.priority;
+      total += weight;
+      candidates.push([fifo, weight]);
     }
     if (candidates.length <= 1) return candidates[0]?.[0];
     let draw = Math.random() * total;
@@ -674,6 +688,7 @@ export class SimpleQueue implements JobAdapter {
       attempt: entry.state === 'running' ? entry.fails + 1 : entry.fails,
       fails: entry.fails,
       maxFails: undefined,
+      priority: record.priority,
       enqueuedAt: record.enqueuedAt,
       scheduledAt: entry.runAt,
       startedAt: entry.startedAt,

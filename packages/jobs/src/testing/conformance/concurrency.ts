@@ -10,7 +10,7 @@ import type { ConformanceKit } from './kit.js';
 
 /** The cases of "priorities and concurrency". */
 export function describeConcurrency(kit: ConformanceKit): void {
-  const { until, queue, feature } = kit;
+  const { until, queue, feature, has } = kit;
   describe('priorities and concurrency', () => {
     feature(
       'priority',
@@ -29,6 +29,55 @@ export function describeConcurrency(kit: ConformanceKit): void {
         expect(order.slice(0, 20).filter((h) => h === 'high').length).toBeGreaterThanOrEqual(14);
       },
       { priority: 5 },
+    );
+
+    feature(
+      'jobPriority',
+      "a job's own priority weighs it in the draw, ready or due, and survives a retry; cancel and list find it",
+      async () => {
+        const q = await queue({ concurrency: 1 });
+        const order: string[] = [];
+        let failOnce = true;
+        q.register(
+          'work',
+          (args) => {
+            if (args.flaky === true && failOnce) {
+              failOnce = false;
+              throw new Error('first try fails');
+            }
+            order.push(String(args.tag));
+          },
+          { maxFails: 3, backoff: () => 50 },
+        );
+        const enqueued = await q.performMany([
+          ...Array.from({ length: 30 }, () => ({ handler: 'work', args: { tag: 'plain' } })),
+          ...Array.from({ length: 10 }, () => ({ handler: 'work', args: { tag: 'urgent' }, priority: 100 })),
+        ]);
+        const flaky = await q.perform({ handler: 'work', args: { tag: 'flaky', flaky: true } }, { priority: 100 });
+        const due = await q.performIn({ handler: 'work', args: { tag: 'due' } }, 100, { priority: 100 });
+        const dropped = enqueued[39]?.id ?? '';
+        let expected = 42;
+        if (has('cancel')) {
+          if (has('admin')) {
+            const ready = (await q.list('ready', { limit: 100 })).jobs.map((j) => j.id);
+            expect(ready).toEqual(expect.arrayContaining([dropped, flaky.id]));
+            expect(ready).toHaveLength(41);
+          }
+          expect(await q.cancel(dropped)).toMatchObject({ state: 'ready', cancelled: true });
+          expected = 41;
+        }
+        if (has('lookup')) {
+          expect(await q.getJob(due.id)).toMatchObject({ state: 'scheduled', priority: 100 });
+          expect((await q.getJob(enqueued[0]?.id ?? ''))?.priority).toBe(1);
+        }
+        await q.start();
+        await until(() => order.length === expected, 10_000, `all ${expected} ran`);
+        const urgent = order.slice(0, 15).filter((t) => t === 'urgent' || t === 'flaky').length;
+        expect(urgent).toBeGreaterThanOrEqual(8);
+        expect(order).toEqual(expect.arrayContaining(['due', 'flaky']));
+        expect(order.filter((t) => t === 'urgent')).toHaveLength(expected === 41 ? 9 : 10);
+        if (has('lookup')) expect(await q.getJob(flaky.id)).toMatchObject({ fails: 1, priority: 100 });
+      },
     );
 
     feature(

@@ -114,7 +114,19 @@ export function describeEnqueue(kit: ConformanceKit): void {
         }),
       );
       await expect(q.perform({ handler: 'n', priority: 2 } as never)).rejects.toThrow(
-        expect.objectContaining({ name: 'InvalidJobError', path: 'job.priority' }),
+        expect.objectContaining({
+          name: 'InvalidJobError',
+          path: 'job.priority',
+          message: expect.stringMatching(/perform\(job, \{ priority \}\)/),
+        }),
+      );
+      for (const priority of [0, 1.5, '5', 100_001, Number.NaN]) {
+        await expect(q.perform({ handler: 'n' }, { priority: priority as number })).rejects.toThrow(
+          expect.objectContaining({ name: 'InvalidJobError', path: 'options.priority' }),
+        );
+      }
+      await expect(q.performMany([{ handler: 'n' }, { handler: 'n', priority: -1 }])).rejects.toThrow(
+        expect.objectContaining({ name: 'InvalidJobError', path: 'jobs[1].priority' }),
       );
       await expect(
         q.performMany([

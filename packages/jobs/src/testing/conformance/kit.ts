@@ -165,6 +165,9 @@ export function conformanceKit(harness: JobQueueHarness): ConformanceKit {
       } else if (name === 'jobId') {
         q.register('x', () => undefined);
         await expect(q.perform({ handler: 'x' }, { id: 'order-1' })).rejects.toThrow(UnsupportedFeatureError);
+      } else if (name === 'jobPriority') {
+        q.register('x', () => undefined);
+        await expect(q.perform({ handler: 'x' }, { priority: 5 })).rejects.toThrow(UnsupportedFeatureError);
       }
     });
   }
