@@ -53,9 +53,10 @@ interface Kept {
   readonly at: number;
   readonly f: number;
   readonly st: number | null;
-  readonly r: unknown;
-  readonly pr: unknown;
-  readonly e: JobErrorInfo | null;
+  /** Left out when absent (as are `pr` and `e`). */
+  readonly r?: unknown;
+  readonly pr?: unknown;
+  readonly e?: JobErrorInfo | null;
   readonly rec: Record<string, unknown>;
 }
 
@@ -279,7 +280,7 @@ export class RedisJobFollow {
     if (found.reply[0] === 'waiting') return 'waiting';
     if (found.reply[0] === 'kept') {
       const kept = JSON.parse(String(found.reply[1])) as Kept;
-      return outcomeOf({ id, s: kept.s, r: kept.r, e: kept.e });
+      return outcomeOf({ id, s: kept.s, r: kept.r, e: kept.e ?? null });
     }
     return outcomeOf(JSON.parse(String(found.reply[1])) as Message);
   }

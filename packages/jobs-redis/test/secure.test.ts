@@ -110,7 +110,7 @@ describe('per-queue ACL user', () => {
     '&swj:waits:*',
     `&swj:coord:{${name}}:events`,
     '-@all',
-    ...'evalsha eval subscribe unsubscribe ping info multi exec time del exists get set incr pexpire hdel hexists hget hgetall hincrby hmget hset hsetnx llen lpop lpush lrange lrem rpush sadd srem sismember smembers smismember type zadd zcard zrange zrangebyscore zrem zscore publish'
+    ...'evalsha eval subscribe unsubscribe ping info multi exec time del exists get set incr pexpire hdel hexists hget hgetall hincrby hmget hset hsetnx llen lpop lpush lrange lrem rpush sadd srem sismember smembers smismember type zadd zcard zpopmin zrange zrangebyscore zrem zscore publish'
       .split(' ')
       .map((c) => `+${c}`),
   ];

@@ -385,13 +385,17 @@ local function trim_kept(state)
   local key = B .. 'done:' .. state
   local over = redis.call('ZCARD', key) - KEEP_COUNT
   local old = {}
-  if over > math.floor(KEEP_COUNT / 10) then old = redis.call('ZRANGE', key, 0, over - 1) end
+  if over > math.floor(KEEP_COUNT / 10) then
+    -- Taken off the set as they are read: id, score, id, score, …
+    local popped = redis.call('ZPOPMIN', key, over)
+    for i = 1, #popped, 2 do old[#old + 1] = popped[i] end
+  end
   local aged = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. digits(NOW - KEEP_AGE), 'LIMIT', 0, 1000)
+  if #aged > 0 then redis.call('ZREM', key, unpack(aged)) end
   for _, id in ipairs(aged) do old[#old + 1] = id end
   if #old > 0 then
     redis.call('HDEL', K_FIN, unpack(old))
     redis.call('HDEL', K_JOBS, unpack(old))
-    redis.call('ZREM', key, unpack(old))
   end
 end
 
@@ -432,7 +436,7 @@ end
 -- released, their run entries gone): keep them per the retention (their record
 -- stays in B..'jobs', the rest goes to B..'fin', built as text around the stored
 -- JSON: nothing is decoded) or drop them, and answer their waiters. `results`
--- and `errors` are JSON text or false; `started` the start ms of their last
+-- and `errors` are JSON text or false; `started` the start ms (digits) of their last
 -- attempt or false; `fails` their failed attempts as the caller knows them (nil:
 -- read from B..'fails').
 local function finish_jobs(ids, state, results, errors, started, fails)
@@ -444,11 +448,16 @@ local function finish_jobs(ids, state, results, errors, started, fails)
     if redis.call('EXISTS', K_PROG) == 1 then progress = redis.call('HMGET', K_PROG, unpack(ids)) end
     local kept, scores = {}, {}
     local now = digits(NOW)
+    -- Built with as few concatenations as the fields allow (Lua's strings are
+    -- the cost here): absent fields are left out.
+    local head = '{"s":"' .. state .. '","at":' .. now .. ',"f":'
     for i, id in ipairs(ids) do
+      local v = head .. (fails[i] or '0') .. ',"st":' .. (started[i] or 'null')
+      if results[i] then v = v .. ',"r":' .. results[i] end
+      if progress[i] then v = v .. ',"pr":' .. progress[i] end
+      if errors[i] then v = v .. ',"e":' .. errors[i] end
       kept[#kept + 1] = id
-      kept[#kept + 1] = '{"s":"' .. state .. '","at":' .. now .. ',"f":' .. (fails[i] or '0')
-        .. ',"st":' .. (started[i] and digits(started[i]) or 'null') .. ',"r":' .. raw(results[i])
-        .. ',"pr":' .. raw(progress[i]) .. ',"e":' .. raw(errors[i]) .. '}'
+      kept[#kept + 1] = v .. '}'
       scores[#scores + 1] = now
       scores[#scores + 1] = id
     end
@@ -481,7 +490,7 @@ local function end_cancelled(p, id, value, reason)
   left_running(p, id, value)
   release_holds(p, id, meta_of(id))
   redis.call('HDEL', K_CXL, id)
-  finish_jobs({ id }, 'cancelled', { false }, { reason }, { start and tonumber(start) or false })
+  finish_jobs({ id }, 'cancelled', { false }, { reason }, { start or false })
 end
 
 -- A running job goes back to the front of its ready list (see put_back), unless
