@@ -1,8 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 // Every project resolves workspace packages to their TypeScript sources through
-// the "@shardwork/source" export condition, so tests never need a build.
-const conditions = ['@shardwork/source', 'node', 'import', 'default'];
+// the "@shardwork/source" export condition, so tests never need a build. Vite
+// adds "import", "require" and "default" by itself, per import; vitest also
+// hands these conditions to Node as --conditions flags, so "import" must not be
+// among them: Node would then resolve a CommonJS require() of a dual package
+// (pg's require('pg-pool')) to its ESM file and hand back a namespace.
+const conditions = ['@shardwork/source', 'node'];
 const resolve = { conditions };
 // Only our own condition for externalized (Node-loaded) modules: adding "import"
 // there makes CommonJS require() of dual packages return ESM namespaces, which

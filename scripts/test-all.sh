@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing (pnpm, redis-server,
-# etcd from Debian's etcd-server package, rabbitmq-server, chromium), the project's
+# etcd from Debian's etcd-server package, rabbitmq-server, postgresql, chromium), the project's
 # dependencies, then builds and runs format/lint (with publint) and the type checker.
 # Then the tests, in three phases:
 #   1. every package's tests (unit, conformance, servers) on this machine's Node, alone;
@@ -22,6 +22,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# initdb and postgres (not on the PATH: /usr/lib/postgresql/<version>/bin); root runs them as "postgres".
+pg_bin() { ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n 1; }
+[ -n "$(pg_bin)" ] || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} with apt-get"
   $SUDO apt-get update -qq
@@ -32,6 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   for bin in redis-server etcd /usr/lib/rabbitmq/bin/rabbitmq-server chromium; do
     command -v "$bin" >/dev/null 2>&1 || { echo "missing after apt-get: $bin" >&2; exit 1; }
   done
+  [ -n "$(pg_bin)" ] || { echo "missing after apt-get: /usr/lib/postgresql/<version>/bin/initdb" >&2; exit 1; }
 fi
 # Debian starts the packaged services; the tests never use them (they start their own
 # brokers and servers on free loopback ports).

@@ -2,7 +2,8 @@
  * The private test kit of the shardwork workspace (never published): real
  * servers on free loopback ports — redis-server (with TLS, persistence,
  * restarts), a Redis Cluster and a Sentinel set-up, etcd (clusters, TLS,
- * auth), a private RabbitMQ broker — TLS certificates made with openssl, a
+ * auth), a private RabbitMQ broker, a private PostgreSQL server (crash,
+ * immediate restart, pause) — TLS certificates made with openssl, a
  * TCP proxy that cuts or stalls the connections through it, a listener that
  * accepts and never answers, child processes that run workspace sources, and
  * waits. Used by the packages' tests, `test/` and `bench/`.
@@ -22,6 +23,8 @@ export { onLines, SOURCE_FLAGS, spawnSource } from './child.js';
 export type { EtcdClient, EtcdCluster, EtcdServerTls, StartEtcdOptions } from './etcd-server.js';
 export { startEtcd } from './etcd-server.js';
 export { freePort } from './ports.js';
+export type { PostgresServerOptions, PostgresTestServer } from './postgres-server.js';
+export { postgresBinDir, startPostgres } from './postgres-server.js';
 export type { RabbitTestServer } from './rabbitmq-server.js';
 export { startRabbitServer } from './rabbitmq-server.js';
 export type { RedisClusterFailover, RedisClusterNode, RedisClusterOptions, RedisTestCluster } from './redis-cluster.js';
