@@ -35,7 +35,9 @@ Exit codes:
   4  not found (job id, named service, a handler to pause that nobody
      registered, a service with no records to forget)
   5  status <service>: a named service is stopped (no member runs it)
-  6  services forget: refused, the service still has live members`;
+  6  services forget: refused, the service still has live members
+  7  jobs wait: the job went dead or was cancelled
+  8  jobs wait: the job had not finished within --within (it goes on)`;
 
 /** Build the commander program; `setExit` records the exit code of the command that ran. */
 function program(io: CliIo, setExit: (code: ExitCode) => void): Command {

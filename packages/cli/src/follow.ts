@@ -111,7 +111,7 @@ export async function purgeJobs(client: JobsClient, o: PurgeOptions): Promise<nu
     let moved = 0;
     for (const job of page.jobs) {
       const result = await client
-        .call((q) => q.cancel(job.id, { reason: 'purged' }))
+        .call((q) => q.cancel(job.id, { reason: 'purged', waitingOnly: true }))
         .catch((error: unknown) => {
           // Started or finished meanwhile: not ours to purge any more.
           if (error instanceof NotFoundError) return undefined;

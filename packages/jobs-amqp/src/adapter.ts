@@ -39,6 +39,7 @@ import {
   type JobFeature,
   type JobPage,
   type JobRecord,
+  type JobState,
   type JobStats,
   PartitionedConsumption,
   partitionOf,
@@ -162,7 +163,7 @@ export class AmqpJobAdapter implements JobAdapter {
     if (records.some((r) => r.priority !== undefined)) {
       throw new UnsupportedFeatureError(
         'amqp',
-        'priority',
+        'jobPriority',
         'quorum queues on RabbitMQ 3.10 have no message priorities; use a handler or queue per priority, or redis://',
       );
     }
@@ -382,7 +383,16 @@ export class AmqpJobAdapter implements JobAdapter {
     return Promise.reject(noAdmin('stats()'));
   }
 
-  list(): Promise<JobPage> {
+  list(state: JobState): Promise<JobPage> {
+    if (state === 'completed' || state === 'cancelled') {
+      return Promise.reject(
+        new UnsupportedFeatureError(
+          'amqp',
+          'results',
+          `list('${state}') needs finished jobs kept, and the broker keeps nothing once a job is acknowledged; use redis://`,
+        ),
+      );
+    }
     return Promise.reject(noAdmin('list()'));
   }
 
@@ -424,7 +434,7 @@ function noAdmin(what: string): UnsupportedFeatureError {
     'amqp',
     'admin',
     `${what} needs to read queued jobs in place, and AMQP can only take them off a queue; ` +
-      'the RabbitMQ management tools show counts per queue',
+      'the RabbitMQ management tools show counts per queue, and redis:// offers the admin API',
   );
 }
 

@@ -39,15 +39,14 @@ import {
   refOf,
   type StopResult,
 } from '@shardwork/jobs/adapter';
-import { nanoid } from 'nanoid';
 import { RedisQueueAdmin } from './admin.js';
 import { ConsumerDirectory, HANDLERS_LABEL } from './consumers.js';
 import { RedisJobFollow } from './follow.js';
 import { partitionOf } from './keys.js';
 import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOptions } from './options.js';
 import { type ConsumerHost, PartitionConsumer } from './partition.js';
+import { jobPartition, RedisJobProducer } from './producer.js';
 import { QueueRegistry } from './queues.js';
-import { enqueueFields } from './records.js';
 import { Dispatcher } from './slots.js';
 import { QueueStore } from './store.js';
 import { subscribeWakes } from './wake.js';
@@ -64,6 +63,7 @@ export class RedisJobAdapter implements JobAdapter {
   readonly #directory = new ConsumerDirectory(() => this.#partitioned.coordination());
   readonly #admin: RedisQueueAdmin;
   readonly #follow: RedisJobFollow;
+  readonly #producer: RedisJobProducer;
   #partitionedRoom: PartitionedConsumption | undefined;
   readonly #consumers = new Map<string, Set<PartitionConsumer>>();
   #dispatcher = new Dispatcher(1, 0);
@@ -94,6 +94,16 @@ export class RedisJobAdapter implements JobAdapter {
       handlers: () => this.#rt.handlers,
       store: (queue) => this.#store(queue),
       coordination: () => this.#partitioned.coordination(),
+    });
+    this.#producer = new RedisJobProducer({
+      registry: this.#registry,
+      directory: this.#directory,
+      partitions: this.#o.partitions,
+      enqueueTimeoutMs: this.#o.enqueueTimeoutMs,
+      closed: this.#closed.signal,
+      store: (queue) => this.#store(queue),
+      runtime: () => this.#rt,
+      reportError: (error) => this.#reportError(error),
     });
     this.#follow = new RedisJobFollow({
       connection: this.#connection,
@@ -172,13 +182,6 @@ export class RedisJobAdapter implements JobAdapter {
     this.#runtime?.emit('error', { error });
   }
 
-  /** The partition of a job: its key's, or any for a keyless job. */
-  #partitionOf(record: JobRecord): number {
-    return record.key === undefined
-      ? Math.floor(Math.random() * this.#o.partitions)
-      : partitionOf(record.key, this.#o.partitions);
-  }
-
   /**
    * Publish a consumed queue's name and ordered handlers again (after Redis
    * lost them, or garbage in their keys was deleted), in the background.
@@ -190,89 +193,8 @@ export class RedisJobAdapter implements JobAdapter {
       .catch((error: unknown) => this.#reportError(error));
   }
 
-  async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
-    const byQueue = new Map<string, number[]>();
-    records.forEach((r, i) => {
-      const list = byQueue.get(r.queue) ?? [];
-      list.push(i);
-      byQueue.set(r.queue, list);
-    });
-    const results: EnqueueResult[] = new Array(records.length);
-    for (const [queue, indexes] of byQueue) {
-      // Remembered by Redis a while longer than we may retry it (see enqueue.lua).
-      const args: (string | number)[] = [
-        indexes.length,
-        Math.max(1000, this.#o.enqueueTimeoutMs * 2),
-        this.#rt.options.idempotencyWindowMs,
-        nanoid(),
-      ];
-      for (const i of indexes) {
-        const record = records[i] as JobRecord;
-        args.push(...enqueueFields(record, this.#partitionOf(record)));
-      }
-      const reply = await this.#retryUnavailable(async () => {
-        await this.#registry.remember(queue);
-        return this.#store(queue).call('enqueue', args);
-      });
-      const outcomes = reply[0] as string[];
-      indexes.forEach((i, j) => {
-        const holder = outcomes[j];
-        const record = records[i] as JobRecord;
-        results[i] =
-          holder === '' || holder === undefined ? { id: record.id, duplicate: false } : { id: holder, duplicate: true };
-      });
-    }
-    this.#reportUnhandled(records);
-    return results;
-  }
-
-  /** Jobs for handlers that no live consumer of their queue runs: `job:unhandled`, from a cached view. */
-  #reportUnhandled(records: readonly JobRecord[]): void {
-    const rt = this.#rt;
-    // A refresh that a stop() cut short (a CLI that performs once and exits) is no error.
-    const unhandled = this.#directory.unhandled(records, (error) => {
-      if (!this.#closed.signal.aborted) this.#reportError(error);
-    });
-    for (const { queue, handler } of unhandled) {
-      const record = records.find((r) => r.queue === queue && r.handler === handler) as JobRecord;
-      rt.emit('job:unhandled', {
-        job: refOf(record),
-        reason: `no live consumer of queue "${queue}" registers handler "${handler}": its jobs wait until one does`,
-      });
-    }
-  }
-
-  /**
-   * Retry a call while Redis is unreachable, for at most `enqueueTimeoutMs`,
-   * then reject with the last error; ambiguous if any attempt may have run
-   * (the call is remembered by enqueue.lua, so a retry never adds twice).
-   */
-  async #retryUnavailable<T>(call: () => Promise<T>): Promise<T> {
-    let ambiguous = false;
-    return retrying(() => call(), {
-      retryable: (error) => error instanceof QueueUnavailableError,
-      backoff: { initialMs: 50, maxMs: 1000 },
-      deadlineMs: this.#o.enqueueTimeoutMs,
-      onRetry: (error, { attempt, delayMs }) => {
-        ambiguous ||= (error as QueueUnavailableError).ambiguous;
-        this.#rt.options.logger.debug(
-          { scope: 'jobs', attempt, error },
-          `perform: ${(error as Error).message}; trying again in ${delayMs} ms (for up to ${this.#o.enqueueTimeoutMs} ms in all)`,
-        );
-      },
-      // An earlier try may have stored the job even when the last one surely did not.
-      giveUp: (error) => {
-        const last = error as QueueUnavailableError;
-        return ambiguous && !last.ambiguous
-          ? new QueueUnavailableError(
-              'redis',
-              `${last.message.replace(/^Job queue redis unavailable: /, '')}; an earlier try got no reply`,
-              last,
-              true,
-            )
-          : last;
-      },
-    });
+  enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
+    return this.#producer.enqueue(records);
   }
 
   /** Queues this process consumes. */
@@ -354,7 +276,7 @@ export class RedisJobAdapter implements JobAdapter {
       aborting: this.#aborting.signal,
       closed: this.#closed.signal,
       periodics,
-      partitionOf: (record) => this.#partitionOf(record),
+      partitionOf: (record) => jobPartition(record, this.#o.partitions),
       lastTick: async (name) => {
         const redis = await this.#connection.ready();
         const value = await redis.hget(store.keys.cron, name).catch((error: unknown) => {
@@ -472,8 +394,8 @@ export class RedisJobAdapter implements JobAdapter {
     return owner === undefined ? job : { ...job, owner };
   }
 
-  async cancel(id: string, reason: string | undefined): Promise<CancelResult | undefined> {
-    const result = await this.#follow.cancel(id, reason);
+  async cancel(id: string, reason: string | undefined, waitingOnly = false): Promise<CancelResult | undefined> {
+    const result = await this.#follow.cancel(id, reason, waitingOnly);
     if (result?.cancelled === true) {
       // Running here: abort it now (the owner of another process is told on its wake channel).
       if (result.state === 'running') this.#rt.abortAttempt(id, new JobCancelledError(id, reason));

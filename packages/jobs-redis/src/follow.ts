@@ -51,6 +51,8 @@ interface Message {
 interface Kept {
   readonly s: 'completed' | 'cancelled';
   readonly at: number;
+  /** Partition it was in (absent in values kept before it was recorded). */
+  readonly p?: number | null;
   readonly f: number;
   readonly st: number | null;
   /** Left out when absent (as are `pr` and `e`). */
@@ -127,7 +129,7 @@ function keptDetails(id: string, queue: string, kept: Kept): JobDetails {
     progress: kept.pr ?? undefined,
     result: kept.s === 'completed' ? (kept.r ?? null) : undefined,
     error: kept.e ?? undefined,
-    partition: undefined,
+    partition: kept.p ?? undefined,
     owner: undefined,
   };
 }
@@ -189,11 +191,11 @@ export class RedisJobFollow {
     };
   }
 
-  async cancel(id: string, reason: string | undefined): Promise<CancelResult | undefined> {
+  async cancel(id: string, reason: string | undefined, waitingOnly: boolean): Promise<CancelResult | undefined> {
     const error = { ...errorInfo(new Error(reason ?? 'cancelled'), Date.now()), name: 'JobCancelledError' };
     const found = await this.#inQueues(
       'cancel',
-      (i) => [i, JSON.stringify(error)],
+      (i) => [i, JSON.stringify(error), waitingOnly ? 'w' : ''],
       id,
       (r) => r[0] !== 'unknown',
     );
@@ -347,6 +349,7 @@ function rewriteArgs(raw: string, argsJson: string): string {
     uniqueKey: typeof r.uniqueKey === 'string' ? r.uniqueKey : undefined,
     ordered: r.ordered === true,
     ...(typeof r.traceparent === 'string' ? { traceparent: r.traceparent } : {}),
+    ...(typeof r.priority === 'number' ? { priority: r.priority } : {}),
     enqueuedAt: Number(r.enqueuedAt),
     runAt: Number(r.runAt),
     args: {},

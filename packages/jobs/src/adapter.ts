@@ -281,10 +281,11 @@ export interface JobAdapter {
   /**
    * Cancel a job (see `JobQueue.cancel`): a waiting one is removed (its holds
    * released), a running one is marked so the store refuses its completion,
-   * and its attempt aborted wherever it runs (`AdapterRuntime.abortAttempt`).
+   * and its attempt aborted wherever it runs (`AdapterRuntime.abortAttempt`),
+   * unless `waitingOnly`: then a running job is left as it is (`cancelled: false`).
    * `undefined` when the job is unknown.
    */
-  cancel?(id: string, reason: string | undefined): Promise<CancelResult | undefined>;
+  cancel?(id: string, reason: string | undefined, waitingOnly?: boolean): Promise<CancelResult | undefined>;
   /**
    * Resolve with the job once it has finished (completed, dead or cancelled):
    * at once if it has, else when it does, with no polling. `undefined` when

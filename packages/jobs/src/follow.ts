@@ -38,6 +38,13 @@ export interface WaitOptions {
 export interface CancelOptions {
   /** Why, kept with the cancelled job (`error.message`) and given to `JobCancelledError`. At most 1,000 characters. */
   readonly reason?: string;
+  /**
+   * Cancel the job only if it has not started: a running job is left alone
+   * and the result says so (`{ state: 'running', cancelled: false }`). For
+   * bulk clean-ups (`shardwork jobs purge`) that must not abort work in flight.
+   * @defaultValue false (a running job's attempt is aborted)
+   */
+  readonly waitingOnly?: boolean;
 }
 
 /** A job id as `getJob`, `waitFor` and `cancel` take it. */
@@ -128,11 +135,12 @@ export function outcomeOf(job: JobOutcome): unknown {
 export async function cancelJob(adapter: JobAdapter, id: string, options: CancelOptions): Promise<CancelResult> {
   checkJobId(id);
   if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options', options, 'an object');
-  const { reason } = options;
+  const { reason, waitingOnly = false } = options;
   if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1000)) {
     throw new InvalidOptionsError('reason', reason, 'a string of at most 1,000 characters');
   }
-  const result = await needs(adapter, 'cancel', 'cancel', 'cancel a job')(id, reason);
+  if (typeof waitingOnly !== 'boolean') throw new InvalidOptionsError('waitingOnly', waitingOnly, 'a boolean');
+  const result = await needs(adapter, 'cancel', 'cancel', 'cancel a job')(id, reason, waitingOnly);
   if (result === undefined) throw new JobNotFoundError(id, 'to cancel: never enqueued, or finished and no longer kept');
   return result;
 }

@@ -7,7 +7,7 @@
  */
 
 import { IllegalStateError, InvalidOptionsError, type ScheduleInput, TypedEmitter } from '@shardwork/core';
-import { StateMachine, stopOnSignals, type TransitionTable } from '@shardwork/core/backend';
+import { StateMachine, stopOnSignals } from '@shardwork/core/backend';
 import {
   type BulkOptions,
   type CancelResult,
@@ -23,22 +23,21 @@ import {
 } from './adapter.js';
 import { InvalidJobError, UnknownHandlerError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
-import { type CancelOptions, cancelJob, lookUp, modifyJob, needs, type WaitOptions, waitForJob } from './follow.js';
-import {
-  type AnyJobs,
-  type ArgsOf,
-  type BulkJob,
-  type EnqueueResult,
-  JOB_STATES,
-  type Job,
-  type JobDetails,
-  type JobHandler,
-  type JobMap,
-  type JobName,
-  type JobRecord,
-  type JobState,
-  type Middleware,
-  type PerformOptions,
+import { type CancelOptions, cancelJob, lookUp, modifyJob, type WaitOptions, waitForJob } from './follow.js';
+import type {
+  AnyJobs,
+  ArgsOf,
+  BulkJob,
+  EnqueueResult,
+  Job,
+  JobDetails,
+  JobHandler,
+  JobMap,
+  JobName,
+  JobRecord,
+  JobState,
+  Middleware,
+  PerformOptions,
 } from './job.js';
 import {
   type CompiledPeriodic,
@@ -51,57 +50,14 @@ import {
   type PeriodicOptions,
   type RegisterOptions,
 } from './options.js';
-import { buildRecord, checkHandlerName, checkQueueName, dueTime, type RawJobOptions } from './record.js';
+import { QueueAdmin } from './queue-admin.js';
+import { type JobQueueStatus, type StartOptions, type StopOptions, TRANSITIONS } from './queue-types.js';
+import { buildRecord, dueTime, type RawJobOptions } from './record.js';
 import { createJobAdapter, parseJobQueueUrl } from './registry.js';
 import { QueueRuntime } from './runtime.js';
 import { activeTraceparent, loadTracing } from './tracing.js';
 
-/** Allowed lifecycle moves; anything else is a bug and throws. */
-const TRANSITIONS: TransitionTable<JobQueueState> = {
-  idle: ['starting', 'stopping'],
-  starting: ['running', 'stopping', 'stopped'],
-  running: ['stopping'],
-  stopping: ['stopped'],
-  stopped: [],
-};
-
-/** Snapshot returned by {@link JobQueue.status}. */
-export interface JobQueueStatus {
-  readonly state: JobQueueState;
-  /** Adapter kind, once it is loaded (`memory`, `redis`, `amqp`). */
-  readonly adapter: string | undefined;
-  /** Whether this process runs jobs (started); a process that never starts only enqueues. */
-  readonly consuming: boolean;
-  /** Registered handler names. */
-  readonly handlers: readonly string[];
-  /** Attempts running in this process now. */
-  readonly running: number;
-  /** What this process did since it was created. */
-  readonly counts: {
-    readonly enqueued: number;
-    readonly duplicates: number;
-    readonly started: number;
-    readonly completed: number;
-    readonly failed: number;
-    readonly dead: number;
-  };
-}
-
-/** Options of {@link JobQueue.start}. */
-export interface StartOptions {
-  /** Stop the queue (gracefully, with the default timeout) when this signal aborts, like Buffalo's `Start(ctx)`. */
-  readonly signal?: AbortSignal;
-}
-
-/** Options of {@link JobQueue.stop}. */
-export interface StopOptions {
-  /**
-   * How long running attempts may take before they are aborted (and put back,
-   * on durable adapters).
-   * @defaultValue the queue's `stopTimeoutMs` (10000)
-   */
-  readonly timeoutMs?: number;
-}
+export type { JobQueueStatus, StartOptions, StopOptions } from './queue-types.js';
 
 /**
  * A background job queue.
@@ -130,6 +86,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   readonly #runtime: QueueRuntime;
   /** Removes the SIGTERM/SIGINT handlers of `handleSignals`. */
   #removeSignalHandlers: (() => void) | undefined;
+  readonly #admin = new QueueAdmin({ load: () => this.#load(), handlers: this.#handlers });
 
   /**
    * @param adapter - a URL (`memory://`, `redis://…`, `amqp://…`; checked now,
@@ -428,19 +385,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
 
   /** Counts of jobs by queue, handler and state, over the whole store. */
   async stats(): Promise<JobStats> {
-    return (await this.#load()).stats();
+    return this.#admin.stats();
   }
 
   /** A page of the jobs in `state`, oldest first, with their last errors. */
   async list(state: JobState, options: ListOptions = {}): Promise<JobPage> {
-    if (!JOB_STATES.includes(state)) throw new InvalidOptionsError('state', state, `one of ${JOB_STATES.join(', ')}`);
-    const offset = options.offset ?? 0;
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(offset) || offset < 0) throw new InvalidOptionsError('offset', offset, 'an integer ≥ 0');
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-      throw new InvalidOptionsError('limit', limit, 'an integer in [1, 10000]');
-    }
-    return (await this.#load()).list(state, { ...options, offset, limit });
+    return this.#admin.list(state, options);
   }
 
   /**
@@ -448,18 +398,17 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
    * how many moved. `onProgress` follows a large bulk move.
    */
   async retryDead(id?: string, options: BulkOptions = {}): Promise<number> {
-    return (await this.#load()).retryDead(id, options);
+    return this.#admin.retryDead(id, options);
   }
 
   /** Delete a dead job (or every dead job, without `id`). Returns how many were deleted. */
   async deleteDead(id?: string, options: BulkOptions = {}): Promise<number> {
-    return (await this.#load()).deleteDead(id, options);
+    return this.#admin.deleteDead(id, options);
   }
 
   /** Who owns each partition of each queue, with tokens (empty for adapters without partitions). */
   async partitions(): Promise<PartitionOwner[]> {
-    const adapter = await this.#load();
-    return adapter.partitions === undefined ? [] : adapter.partitions();
+    return this.#admin.partitions();
   }
 
   /**
@@ -470,16 +419,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
    * likelier than a consumer yet to come; `{ force: true }` pauses it anyway.
    */
   async pause(handler: string, options: PauseOptions = {}): Promise<void> {
-    checkHandlerName(handler, 'handler');
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options', options, 'an object');
-    const adapter = await this.#load();
-    await adapter.pause(handler, this.#handlers.has(handler) ? { force: true } : options);
+    await this.#admin.pause(handler, options);
   }
 
   /** Resume a paused handler. */
   async unpause(handler: string): Promise<void> {
-    checkHandlerName(handler, 'handler');
-    await (await this.#load()).unpause(handler);
+    await this.#admin.unpause(handler);
   }
 
   /**
@@ -490,12 +435,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
    * `UnsupportedFeatureError`.
    */
   async throughput(options: { readonly minutes?: number; readonly queue?: string } = {}): Promise<QueueThroughput[]> {
-    const minutes = options.minutes ?? 60;
-    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 120) {
-      throw new InvalidOptionsError('minutes', minutes, 'an integer in [1, 120]');
-    }
-    if (options.queue !== undefined) checkQueueName(options.queue, 'queue');
-    return needs(await this.#load(), 'throughput', 'admin', 'count completed jobs per minute')(minutes, options.queue);
+    return this.#admin.throughput(options);
   }
 
   /**
@@ -505,14 +445,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
    * queue. `amqp://` refuses it.
    */
   async pauseQueue(queue: string): Promise<void> {
-    checkQueueName(queue, 'queue');
-    await needs(await this.#load(), 'pauseQueue', 'pause', 'pause a queue')(queue);
+    await this.#admin.pauseQueue(queue);
   }
 
   /** Resume a paused queue. */
   async unpauseQueue(queue: string): Promise<void> {
-    checkQueueName(queue, 'queue');
-    await needs(await this.#load(), 'unpauseQueue', 'pause', 'pause a queue')(queue);
+    await this.#admin.unpauseQueue(queue);
   }
 
   // ── internals ────────────────────────────────────────────────────────────

@@ -3,8 +3,9 @@
 -- and its owner is told on the wake channel ('c:' and {id, e: reason}) to abort the attempt:
 -- whatever the attempt comes to, the scripts that record it end it cancelled.
 -- KEYS:  [1] B..'jobs'
--- ARGV:  [1] B, [2] epoch, [3] partitions and retention, [4] id, [5] error JSON (the reason)
--- Reply: {'OK', epoch, 'cancelled' | 'finished' | 'unknown', state found} or a status of common.lua
+-- ARGV:  [1] B, [2] epoch, [3] partitions and retention, [4] id, [5] error JSON (the reason),
+--        [6] 'w': waiting jobs only (a running one is left alone: 'left')
+-- Reply: {'OK', epoch, 'cancelled' | 'finished' | 'left' | 'unknown', state found} or a status of common.lua
 
 local epoch, status = check_queue()
 if status then return status end
@@ -22,6 +23,7 @@ local okey = (meta and meta.k) or ''
 local parts = partitions_of(meta)
 for _, q in ipairs(parts) do
   if redis.call('HEXISTS', pk(q, 'run'), id) == 1 then
+    if ARGV[6] == 'w' then return { 'OK', epoch, 'left', 'running' } end
     redis.call('HSET', K_CXL, id, reason)
     redis.call('PUBLISH', CHANNEL, 'c:' .. cjson.encode({ id = id, e = reason }))
     return { 'OK', epoch, 'cancelled', 'running' }
@@ -43,5 +45,5 @@ end
 if not state then return { 'OK', epoch, 'unknown', '' } end
 count(state, h, -1)
 release_holds(at, id, meta)
-finish_jobs({ id }, 'cancelled', { false }, { reason }, { false })
+finish_jobs({ id }, 'cancelled', { false }, { reason }, { false }, nil, at)
 return { 'OK', epoch, 'cancelled', state }

@@ -33,7 +33,7 @@
 --   B..'cxl'     HASH  id -> JSON of the cancel of a running job (its reason): whatever its attempt
 --                       comes to, the job ends cancelled
 --   B..'fin'     HASH  id -> JSON of a kept finished job: {s: 'completed'|'cancelled', at: finished ms,
---                       f: fails, st: started ms, r: result JSON, pr: progress JSON, e: error JSON};
+--                       p: partition, f: fails, st: started ms, r: result JSON, pr: progress JSON, e: error JSON};
 --                       its record stays in B..'jobs' until it is trimmed
 --   B..'done:completed', B..'done:cancelled'  ZSET  id -> finished ms: the kept jobs, per the
 --                       retention the caller sends (see below)
@@ -438,8 +438,8 @@ end
 -- JSON: nothing is decoded) or drop them, and answer their waiters. `results`
 -- and `errors` are JSON text or false; `started` the start ms (digits) of their last
 -- attempt or false; `fails` their failed attempts as the caller knows them (nil:
--- read from B..'fails').
-local function finish_jobs(ids, state, results, errors, started, fails)
+-- read from B..'fails'); `p` the partition they were in.
+local function finish_jobs(ids, state, results, errors, started, fails, p)
   if #ids == 0 then return end
   if KEEP_COUNT > 0 then
     fails = fails or redis.call('HMGET', K_FAILS, unpack(ids))
@@ -450,7 +450,7 @@ local function finish_jobs(ids, state, results, errors, started, fails)
     local now = digits(NOW)
     -- Built with as few concatenations as the fields allow (Lua's strings are
     -- the cost here): absent fields are left out.
-    local head = '{"s":"' .. state .. '","at":' .. now .. ',"f":'
+    local head = '{"s":"' .. state .. '","at":' .. now .. ',"p":' .. (p or 'null') .. ',"f":'
     for i, id in ipairs(ids) do
       local v = head .. (fails[i] or '0') .. ',"st":' .. (started[i] or 'null')
       if results[i] then v = v .. ',"r":' .. results[i] end
@@ -490,7 +490,7 @@ local function end_cancelled(p, id, value, reason)
   left_running(p, id, value)
   release_holds(p, id, meta_of(id))
   redis.call('HDEL', K_CXL, id)
-  finish_jobs({ id }, 'cancelled', { false }, { reason }, { start or false })
+  finish_jobs({ id }, 'cancelled', { false }, { reason }, { start or false }, nil, p)
 end
 
 -- A running job goes back to the front of its ready list (see put_back), unless

@@ -61,7 +61,7 @@ if #done > 0 then
   redis.call('HDEL', pk(p, 'run'), unpack(done))
   for h, k in pairs(running) do count('running', h, -k) end
   for h, k in pairs(counted) do conc_add(h, -k) end
-  finish_jobs(done, 'completed', outs, empty, starts, fails)
+  finish_jobs(done, 'completed', outs, empty, starts, fails, p)
   tally('c', #done)
 end
 return { 'OK', epoch, results }

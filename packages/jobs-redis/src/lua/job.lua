@@ -21,7 +21,8 @@ local out = {
 }
 local dead = redis.call('ZSCORE', K_DEAD, id)
 if dead then
-  out.state, out.at = 'dead', tonumber(dead)
+  local meta = meta_of(id)
+  out.state, out.at, out.p = 'dead', tonumber(dead), meta and meta.p
   return { 'OK', epoch, cjson.encode(out) }
 end
 local meta = meta_of(id)

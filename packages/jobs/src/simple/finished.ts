@@ -131,6 +131,27 @@ export class FinishedJobs {
     };
   }
 
+  /**
+   * Wait until job `id` finishes: resolves with its details; rejects with the
+   * error it is gone with (see {@link FinishedJobs.wake}), or with the signal's
+   * reason when it aborts first.
+   */
+  until(id: string, signal: AbortSignal): Promise<JobDetails> {
+    signal.throwIfAborted();
+    return new Promise<JobDetails>((resolve, reject) => {
+      const onAbort = (): void => {
+        stop();
+        reject(signal.reason);
+      };
+      const stop = this.wait(id, (outcome) => {
+        signal.removeEventListener('abort', onAbort);
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   /** Job `id` finished (or is gone, with an error): answer its waiters once. */
   wake(id: string, outcome: JobDetails | Error): void {
     const set = this.#waiters.get(id);

@@ -78,6 +78,8 @@ export function describeFollow(kit: ConformanceKit): void {
       await until(async () => (await q.getJob(running.id))?.state === 'completed', 2000, 'completed');
       const done = await q.getJob(running.id);
       expect(done).toMatchObject({ state: 'completed', attempt: 1, fails: 0, result: { doubled: 4, attempt: 1 } });
+      // A finished job still says which partition it was in.
+      expect(done?.partition).toBe(runningJob?.partition);
       expect(done?.startedAt).toBeGreaterThan(0);
       expect(done?.finishedAt).toBeGreaterThanOrEqual(done?.startedAt ?? 0);
       const flaky = await q.perform({ handler: 'work', args: { n: 3, flaky: true } });
@@ -327,6 +329,15 @@ export function describeFollow(kit: ConformanceKit): void {
       await q.start();
       const { id } = await q.perform({ handler: 'stubborn' });
       await until(async () => (await q.getJob(id))?.state === 'running', 2000, 'running');
+      // Waiting jobs only (a purge): the running job is left alone.
+      expect(await q.cancel(id, { reason: 'purge', waitingOnly: true })).toEqual({
+        id,
+        state: 'running',
+        cancelled: false,
+      });
+      await advance(100);
+      expect(signalReason).toBeUndefined();
+      expect((await q.getJob(id))?.state).toBe('running');
       const waiting = q.waitFor(id, { timeoutMs: 10_000 }).catch((error: unknown) => error);
       expect(await q.cancel(id, { reason: 'user asked' })).toEqual({ id, state: 'running', cancelled: true });
       await until(() => signalReason !== undefined, 3000, 'the handler saw its signal abort');
