@@ -36,6 +36,16 @@ export default defineConfig({
         resolve,
         ssr,
         test: {
+          name: 'jobs-postgres',
+          include: ['packages/jobs-postgres/test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
+        test: {
           name: 'jobs-redis',
           include: ['packages/jobs-redis/test/**/*.test.ts'],
           testTimeout: 60_000,

@@ -1,0 +1,21 @@
+/**
+ * `@shardwork/jobs-postgres`, in progress: the versioned schema of the
+ * PostgreSQL job store and its migrations ({@link migrate},
+ * {@link migrationSql}). The `postgres://` job adapter (transactional
+ * enqueue, completion fenced in the handler's transaction) is built on it
+ * and is not here yet.
+ *
+ * ```ts
+ * import pg from 'pg';
+ * import { migrate } from '@shardwork/jobs-postgres';
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * await migrate(pool, { schema: 'shardwork' }); // { from: 0, to: 1, applied: [1] }, then a no-op
+ * ```
+ *
+ * @module
+ */
+
+export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
+export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
+export type { Migration } from './migrations.js';
+export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
