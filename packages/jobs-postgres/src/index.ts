@@ -1,7 +1,9 @@
 /**
  * `@shardwork/jobs-postgres`, in progress: the versioned schema of the
  * PostgreSQL job store and its migrations ({@link migrate},
- * {@link migrationSql}). The `postgres://` job adapter (transactional
+ * {@link migrationSql}), and storing jobs on the caller's connection
+ * ({@link storeJobs}: inside the caller's transaction, woken owners notified
+ * at commit). The `postgres://` job adapter (transactional
  * enqueue, completion fenced in the handler's transaction) is built on it
  * and is not here yet.
  *
@@ -15,6 +17,8 @@
  * @module
  */
 
+export type { StoredJob, StoreResult } from './enqueue.js';
+export { PartitionCountMismatchError, storeJobs, wakeChannel } from './enqueue.js';
 export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
 export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
 export type { Migration } from './migrations.js';

@@ -1,0 +1,140 @@
+import { type PostgresTestServer, startPostgres } from '@shardwork/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate, PartitionCountMismatchError, type StoredJob, storeJobs, wakeChannel } from '../src/index.js';
+
+const SCHEMA = 'enq';
+let seq = 0;
+const job = (over: Partial<StoredJob> = {}): StoredJob => ({
+  id: `job-${++seq}`,
+  queue: 'default',
+  handler: 'h',
+  partition: 0,
+  key: undefined,
+  uniqueKey: undefined,
+  ordered: false,
+  argsJson: '{}',
+  enqueuedAt: Date.now(),
+  runAt: Date.now(),
+  ...over,
+});
+
+describe('storing jobs on a real PostgreSQL', () => {
+  let server: PostgresTestServer;
+  let pool: pg.Pool;
+  const store = (jobs: StoredJob[], db: pg.Pool | pg.ClientBase = pool, givenWindowMs = 60_000) =>
+    storeJobs(db, SCHEMA, jobs, { partitions: 4, givenWindowMs });
+  beforeAll(async () => {
+    server = await startPostgres();
+    pool = new pg.Pool({ connectionString: server.url, max: 6 });
+    await migrate(pool, { schema: SCHEMA });
+  }, 60_000);
+  afterAll(async () => {
+    await pool?.end();
+    await server?.stop();
+  });
+  const row = async (id: string) =>
+    (
+      await server.query(`SELECT state, partition, args::text AS args, priority FROM ${SCHEMA}.jobs WHERE id = $1`, [
+        id,
+      ])
+    )[0];
+
+  it('stores a batch in one statement: ready or scheduled, args as given, in input order', async () => {
+    const later = Date.now() + 60_000;
+    const jobs = [
+      job({ argsJson: '{"b":1,"a":1.50,"big":12345678901234567890}', partition: 2, priority: 7 }),
+      job({ runAt: later }),
+    ];
+    expect(await store(jobs)).toEqual(jobs.map((j) => ({ id: j.id, duplicate: false })));
+    expect(await row(jobs[0]?.id ?? '')).toEqual({
+      state: 'ready',
+      partition: 2,
+      args: '{"b":1,"a":1.50,"big":12345678901234567890}',
+      priority: 7,
+    });
+    expect((await row(jobs[1]?.id ?? ''))?.state).toBe('scheduled');
+  });
+
+  it('a given id adds nothing the second time, also after its job is gone, within the window', async () => {
+    const first = job({ id: 'order-42', idGiven: true });
+    expect(await store([first])).toEqual([{ id: 'order-42', duplicate: false }]);
+    expect(await store([{ ...first }])).toEqual([{ id: 'order-42', duplicate: true }]);
+    await server.query(`DELETE FROM ${SCHEMA}.jobs WHERE id = 'order-42'`);
+    expect(await store([{ ...first }])).toEqual([{ id: 'order-42', duplicate: true }]);
+    const brief = job({ id: 'brief-1', idGiven: true });
+    await store([brief], pool, 1);
+    await server.query(`DELETE FROM ${SCHEMA}.jobs WHERE id = 'brief-1'`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await store([{ ...brief }], pool, 1)).toEqual([{ id: 'brief-1', duplicate: false }]);
+  });
+
+  it('a unique key is held by the first waiting or running job, in the batch and across batches', async () => {
+    const [a, b] = [job({ uniqueKey: 'h:u1' }), job({ uniqueKey: 'h:u1' })];
+    expect(await store([a as StoredJob, b as StoredJob])).toEqual([
+      { id: a?.id, duplicate: false },
+      { id: a?.id, duplicate: true },
+    ]);
+    expect(await store([job({ uniqueKey: 'h:u1' })])).toEqual([{ id: a?.id, duplicate: true }]);
+    await server.query(`UPDATE ${SCHEMA}.jobs SET state = 'completed' WHERE id = $1`, [a?.id]);
+    const c = job({ uniqueKey: 'h:u1' });
+    expect(await store([c])).toEqual([{ id: c.id, duplicate: false }]);
+  });
+
+  it('two transactions storing one unique key at once: one job, the other told its holder', async () => {
+    const [t1, t2] = [await pool.connect(), await pool.connect()];
+    try {
+      await t1.query('BEGIN');
+      await t2.query('BEGIN');
+      const x = job({ uniqueKey: 'h:race' });
+      const y = job({ uniqueKey: 'h:race' });
+      expect(await store([x], t1)).toEqual([{ id: x.id, duplicate: false }]);
+      const second = store([y], t2); // waits for t1 on the unique index
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await t1.query('COMMIT');
+      expect(await second).toEqual([{ id: x.id, duplicate: true }]);
+      await t2.query('COMMIT');
+    } finally {
+      t1.release();
+      t2.release();
+    }
+  });
+
+  it("inside the caller's transaction: stored and announced only if it commits", async () => {
+    const listener = new pg.Client({ connectionString: server.url });
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(n.payload ?? ''));
+    await listener.query(`LISTEN ${wakeChannel(SCHEMA)}`);
+    const tx = await pool.connect();
+    try {
+      await tx.query('BEGIN');
+      const dropped = job({ partition: 3 });
+      await store([dropped], tx);
+      await tx.query('ROLLBACK');
+      expect(await row(dropped.id)).toBeUndefined();
+      await tx.query('BEGIN');
+      const kept = job({ partition: 1 });
+      await store([kept], tx);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(heard).toEqual([]);
+      await tx.query('COMMIT');
+      for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(heard).toEqual(['default|1']);
+      expect((await row(kept.id))?.state).toBe('ready');
+    } finally {
+      tx.release();
+      await listener.end();
+    }
+  });
+
+  it('refuses another partition count for a stored queue and stores nothing', async () => {
+    const other = job({ queue: 'four' });
+    await store([other]);
+    const eight = job({ queue: 'four' });
+    const error = await storeJobs(pool, SCHEMA, [eight], { partitions: 8, givenWindowMs: 0 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PartitionCountMismatchError);
+    expect(error).toMatchObject({ queue: 'four', stored: 4, given: 8 });
+    expect(await row(eight.id)).toBeUndefined();
+  });
+});
