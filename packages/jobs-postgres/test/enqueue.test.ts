@@ -1,7 +1,7 @@
-import { type PostgresTestServer, startPostgres } from '@shardwork/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, PartitionCountMismatchError, type StoredJob, storeJobs, wakeChannel } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { PartitionCountMismatchError, type StoredJob, storeJobs, wakeChannel } from '../src/index.js';
+import { privatePostgres } from './private-postgres.js';
 
 const SCHEMA = 'enq';
 let seq = 0;
@@ -20,22 +20,12 @@ const job = (over: Partial<StoredJob> = {}): StoredJob => ({
 });
 
 describe('storing jobs on a real PostgreSQL', () => {
-  let server: PostgresTestServer;
-  let pool: pg.Pool;
-  const store = (jobs: StoredJob[], db: pg.Pool | pg.ClientBase = pool, givenWindowMs = 60_000) =>
-    storeJobs(db, SCHEMA, jobs, { partitions: 4, givenWindowMs });
-  beforeAll(async () => {
-    server = await startPostgres();
-    pool = new pg.Pool({ connectionString: server.url, max: 6 });
-    await migrate(pool, { schema: SCHEMA });
-  }, 60_000);
-  afterAll(async () => {
-    await pool?.end();
-    await server?.stop();
-  });
+  const db = privatePostgres(SCHEMA);
+  const store = (jobs: StoredJob[], on: pg.Pool | pg.ClientBase = db.pool, givenWindowMs = 60_000) =>
+    storeJobs(on, SCHEMA, jobs, { partitions: 4, givenWindowMs });
   const row = async (id: string) =>
     (
-      await server.query(`SELECT state, partition, args::text AS args, priority FROM ${SCHEMA}.jobs WHERE id = $1`, [
+      await db.server.query(`SELECT state, partition, args::text AS args, priority FROM ${SCHEMA}.jobs WHERE id = $1`, [
         id,
       ])
     )[0];
@@ -60,13 +50,13 @@ describe('storing jobs on a real PostgreSQL', () => {
     const first = job({ id: 'order-42', idGiven: true });
     expect(await store([first])).toEqual([{ id: 'order-42', duplicate: false }]);
     expect(await store([{ ...first }])).toEqual([{ id: 'order-42', duplicate: true }]);
-    await server.query(`DELETE FROM ${SCHEMA}.jobs WHERE id = 'order-42'`);
+    await db.server.query(`DELETE FROM ${SCHEMA}.jobs WHERE id = 'order-42'`);
     expect(await store([{ ...first }])).toEqual([{ id: 'order-42', duplicate: true }]);
     const brief = job({ id: 'brief-1', idGiven: true });
-    await store([brief], pool, 1);
-    await server.query(`DELETE FROM ${SCHEMA}.jobs WHERE id = 'brief-1'`);
+    await store([brief], db.pool, 1);
+    await db.server.query(`DELETE FROM ${SCHEMA}.jobs WHERE id = 'brief-1'`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(await store([{ ...brief }], pool, 1)).toEqual([{ id: 'brief-1', duplicate: false }]);
+    expect(await store([{ ...brief }], db.pool, 1)).toEqual([{ id: 'brief-1', duplicate: false }]);
   });
 
   it('a unique key is held by the first waiting or running job, in the batch and across batches', async () => {
@@ -76,13 +66,13 @@ describe('storing jobs on a real PostgreSQL', () => {
       { id: a?.id, duplicate: true },
     ]);
     expect(await store([job({ uniqueKey: 'h:u1' })])).toEqual([{ id: a?.id, duplicate: true }]);
-    await server.query(`UPDATE ${SCHEMA}.jobs SET state = 'completed' WHERE id = $1`, [a?.id]);
+    await db.server.query(`UPDATE ${SCHEMA}.jobs SET state = 'completed' WHERE id = $1`, [a?.id]);
     const c = job({ uniqueKey: 'h:u1' });
     expect(await store([c])).toEqual([{ id: c.id, duplicate: false }]);
   });
 
   it('two transactions storing one unique key at once: one job, the other told its holder', async () => {
-    const [t1, t2] = [await pool.connect(), await pool.connect()];
+    const [t1, t2] = [await db.pool.connect(), await db.pool.connect()];
     try {
       await t1.query('BEGIN');
       await t2.query('BEGIN');
@@ -101,12 +91,12 @@ describe('storing jobs on a real PostgreSQL', () => {
   });
 
   it("inside the caller's transaction: stored and announced only if it commits", async () => {
-    const listener = new pg.Client({ connectionString: server.url });
+    const listener = new pg.Client({ connectionString: db.server.url });
     await listener.connect();
     const heard: string[] = [];
     listener.on('notification', (n) => heard.push(n.payload ?? ''));
     await listener.query(`LISTEN ${wakeChannel(SCHEMA)}`);
-    const tx = await pool.connect();
+    const tx = await db.pool.connect();
     try {
       await tx.query('BEGIN');
       const dropped = job({ partition: 3 });
@@ -132,7 +122,9 @@ describe('storing jobs on a real PostgreSQL', () => {
     const other = job({ queue: 'four' });
     await store([other]);
     const eight = job({ queue: 'four' });
-    const error = await storeJobs(pool, SCHEMA, [eight], { partitions: 8, givenWindowMs: 0 }).catch((e: unknown) => e);
+    const error = await storeJobs(db.pool, SCHEMA, [eight], { partitions: 8, givenWindowMs: 0 }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(PartitionCountMismatchError);
     expect(error).toMatchObject({ queue: 'four', stored: 4, given: 8 });
     expect(await row(eight.id)).toBeUndefined();

@@ -1,0 +1,151 @@
+import { NotOwnerError } from '@shardwork/core';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  complete,
+  completeInTransaction,
+  fetchDue,
+  type Owner,
+  type StoredJob,
+  storeJobs,
+  takeOver,
+} from '../src/index.js';
+import { privatePostgres } from './private-postgres.js';
+
+const SCHEMA = 'fence';
+let seq = 0;
+let queue = 'q0';
+const job = (over: Partial<StoredJob> = {}): StoredJob => ({
+  id: `job-${++seq}`,
+  queue,
+  handler: 'h',
+  partition: 0,
+  key: undefined,
+  uniqueKey: undefined,
+  ordered: false,
+  argsJson: `{"n":${seq}}`,
+  enqueuedAt: Date.now(),
+  runAt: Date.now(),
+  ...over,
+});
+
+describe('fenced partition steps on a real PostgreSQL', () => {
+  const db = privatePostgres(SCHEMA, async ({ server }) => {
+    await server.query(`CREATE TABLE ${SCHEMA}.effects (job text NOT NULL, owner bigint NOT NULL)`);
+  });
+  beforeEach(() => {
+    queue = `q${++seq}`;
+  });
+  const owner = (token: number, partition = 0): Owner => ({ queue, partition, token });
+  const store = (jobs: StoredJob[]) => storeJobs(db.pool, SCHEMA, jobs, { partitions: 4, givenWindowMs: 0 });
+  const stateOf = async (id: string) =>
+    (await db.server.query<{ state: string }>(`SELECT state FROM ${SCHEMA}.jobs WHERE id = $1`, [id]))[0]?.state;
+  const effects = async (id: string) =>
+    (await db.server.query<{ owner: string }>(`SELECT owner FROM ${SCHEMA}.effects WHERE job = $1`, [id])).map((r) =>
+      Number(r.owner),
+    );
+
+  it('fetches due jobs of its handlers, oldest first, and records their completion', async () => {
+    const [a, b, other, later] = [
+      job({ runAt: Date.now() - 2000 }),
+      job({ runAt: Date.now() - 1000 }),
+      job({ handler: 'not-mine' }),
+      job({ runAt: Date.now() + 60_000 }),
+    ] as StoredJob[];
+    await store([b as StoredJob, a as StoredJob, other as StoredJob, later as StoredJob]);
+    expect(await takeOver(db.pool, SCHEMA, owner(1))).toBe(true);
+    const fetched = await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10);
+    expect(fetched.map((f) => f.id)).toEqual([a?.id, b?.id]);
+    expect(fetched[0]).toMatchObject({ handler: 'h', args: a?.argsJson, fails: 0 });
+    expect(await complete(db.pool, SCHEMA, owner(1), [{ id: a?.id ?? '', result: '{"ok":true}' }])).toEqual([a?.id]);
+    expect(await stateOf(a?.id ?? '')).toBe('completed');
+    expect(await stateOf(b?.id ?? '')).toBe('running');
+    expect(await stateOf(later?.id ?? '')).toBe('scheduled');
+  });
+
+  it('a takeover puts back what the old owner ran; the old owner then fetches and completes nothing', async () => {
+    const a = job();
+    await store([a, job()]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    expect(await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1)).toHaveLength(1);
+    expect(await takeOver(db.pool, SCHEMA, owner(2))).toBe(true);
+    expect(await stateOf(a.id)).toBe('ready');
+    // The zombie (token 1): nothing fetched, its completion refused.
+    expect(await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10)).toEqual([]);
+    expect(await complete(db.pool, SCHEMA, owner(1), [{ id: a.id, result: 'null' }])).toEqual([]);
+    expect(await stateOf(a.id)).toBe('ready');
+    // A token older than the fence cannot take the partition back.
+    expect(await takeOver(db.pool, SCHEMA, owner(1))).toBe(false);
+    expect((await fetchDue(db.pool, SCHEMA, owner(2), ['h'], 10)).map((f) => f.id)).toContain(a.id);
+  });
+
+  it("a zombie's transactional writes never commit: the takeover came first, all roll back together", async () => {
+    const a = job();
+    await store([a]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    await takeOver(db.pool, SCHEMA, owner(2)); // the old owner paused past its lease meanwhile
+    const error = await completeInTransaction(db.pool, SCHEMA, owner(1), a.id, async (tx) => {
+      await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 1)`, [a.id]);
+      return 'done';
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotOwnerError);
+    expect(String((error as Error).message)).toMatch(/Partition 0 \(token 1\) is no longer owned.*fencing token is 2/);
+    expect(await effects(a.id)).toEqual([]);
+    // The new owner runs it once, in its own transaction.
+    await fetchDue(db.pool, SCHEMA, owner(2), ['h'], 1);
+    await completeInTransaction(db.pool, SCHEMA, owner(2), a.id, async (tx) => {
+      await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 2)`, [a.id]);
+    });
+    expect(await effects(a.id)).toEqual([2]);
+    expect(await stateOf(a.id)).toBe('completed');
+  });
+
+  it("a takeover during the owner's transaction waits for it: writes and completion commit once, nothing is put back", async () => {
+    const a = job();
+    await store([a]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    let takeover: Promise<boolean> | undefined;
+    let tookOverEarly = false;
+    await completeInTransaction(db.pool, SCHEMA, owner(1), a.id, async (tx) => {
+      await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 1)`, [a.id]);
+      takeover = takeOver(db.pool, SCHEMA, owner(2)).then((ok) => {
+        tookOverEarly = true;
+        return ok;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The new owner's fence update waits for this transaction's FOR SHARE lock.
+      expect(tookOverEarly).toBe(false);
+    });
+    expect(await takeover).toBe(true);
+    expect(await effects(a.id)).toEqual([1]);
+    expect(await stateOf(a.id)).toBe('completed');
+    expect(await fetchDue(db.pool, SCHEMA, owner(2), ['h'], 10)).toEqual([]);
+  });
+
+  it('a job that is not running under the token refuses the transaction: nothing commits', async () => {
+    const a = job();
+    await store([a]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    const error = await completeInTransaction(db.pool, SCHEMA, owner(1), a.id, async (tx) => {
+      await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 1)`, [a.id]);
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotOwnerError);
+    expect(String((error as Error).message)).toMatch(/not running under this token/);
+    expect(await effects(a.id)).toEqual([]);
+  });
+
+  it('a job cancelled while it ran ends cancelled: its completion is refused', async () => {
+    const a = job();
+    await store([a]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    await db.server.query(`UPDATE ${SCHEMA}.jobs SET cancel = '{"message":"user asked"}' WHERE id = $1`, [a.id]);
+    expect(await complete(db.pool, SCHEMA, owner(1), [{ id: a.id, result: '42' }])).toEqual([]);
+    const [row] = await db.server.query<{ state: string; result: unknown; error: unknown }>(
+      `SELECT state, result, error FROM ${SCHEMA}.jobs WHERE id = $1`,
+      [a.id],
+    );
+    expect(row).toEqual({ state: 'cancelled', result: null, error: { message: 'user asked' } });
+  });
+});
