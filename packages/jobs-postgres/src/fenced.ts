@@ -41,6 +41,15 @@ export interface FetchedJob {
   readonly enqueuedAt: number;
 }
 
+/** A failed attempt to record. */
+export interface Failure {
+  readonly id: string;
+  /** The error as JSON text (shardwork's `JobErrorInfo`). */
+  readonly error: string;
+  /** When to try again (ms since the epoch), or `null`: the job goes dead. */
+  readonly retryAt: number | null;
+}
+
 /** A finished attempt to record. */
 export interface Completion {
   readonly id: string;
@@ -49,6 +58,12 @@ export interface Completion {
 }
 
 const NOW = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
+/** A running job goes back to ready, or, cancelled while it ran, ends cancelled. */
+const BACK = `state = CASE WHEN cancel IS NULL THEN 'ready' ELSE 'cancelled' END,
+  error = coalesce(cancel, error),
+  finished_at = CASE WHEN cancel IS NULL THEN NULL ELSE ${NOW} END,
+  token = NULL`;
 
 /** Core's words for a queue's partitions in its errors (`Partition 3 (token 7) is no longer owned …`). */
 const partitionWords = (queue: string): Subject => ({
@@ -80,11 +95,7 @@ export async function takeOver(db: pg.Pool, schema: string, owner: Owner): Promi
     );
     if (rowCount !== 1) return false;
     await client.query(
-      `UPDATE ${q}.jobs SET
-         state = CASE WHEN cancel IS NULL THEN 'ready' ELSE 'cancelled' END,
-         error = coalesce(cancel, error),
-         finished_at = CASE WHEN cancel IS NULL THEN NULL ELSE ${NOW} END,
-         token = NULL
+      `UPDATE ${q}.jobs SET ${BACK}
        WHERE queue = $1 AND partition = $2 AND state = 'running' AND token < $3`,
       [owner.queue, owner.partition, owner.token],
     );
@@ -167,6 +178,65 @@ export async function complete(
     [owner.queue, owner.partition, owner.token, done.map((d) => d.id), done.map((d) => d.result)],
   );
   return rows.filter((r) => r.state === 'completed').map((r) => r.id);
+}
+
+/**
+ * Record failed attempts under `owner`: each job goes back to wait until its
+ * `retryAt` (`retrying`), or dead (`retryAt` null), with its error and one
+ * more fail; a job cancelled while it ran ends cancelled. A dead job no
+ * longer holds its unique key. Jobs not running under the token are not
+ * touched. Returns `[id, state]` of the jobs recorded.
+ */
+export async function fail(
+  db: pg.Pool | pg.ClientBase,
+  schema: string,
+  owner: Owner,
+  failed: readonly Failure[],
+): Promise<[string, 'retrying' | 'dead' | 'cancelled'][]> {
+  const q = quotedSchema(schema);
+  const { rows } = await db.query<{ id: string; state: 'retrying' | 'dead' | 'cancelled' }>(
+    `UPDATE ${q}.jobs j SET
+       state = CASE WHEN j.cancel IS NOT NULL THEN 'cancelled' WHEN f.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
+       fails = j.fails + 1,
+       error = coalesce(j.cancel, f.error),
+       run_at = coalesce(f.retry_at, j.run_at),
+       finished_at = CASE WHEN j.cancel IS NOT NULL OR f.retry_at IS NULL THEN ${NOW} END,
+       token = NULL
+     FROM unnest($4::text[], $5::json[], $6::bigint[]) AS f(id, error, retry_at)
+     WHERE j.queue = $1 AND j.partition = $2 AND j.id = f.id AND j.state = 'running' AND j.token = $3
+       AND ${fenced(q)}
+     RETURNING j.id, j.state`,
+    [
+      owner.queue,
+      owner.partition,
+      owner.token,
+      failed.map((f) => f.id),
+      failed.map((f) => f.error),
+      failed.map((f) => f.retryAt),
+    ],
+  );
+  return rows.map((r) => [r.id, r.state]);
+}
+
+/**
+ * Put running jobs of `owner` back to ready (their attempt was aborted: the
+ * queue stopping past its timeout, the partition handed over); a job
+ * cancelled meanwhile ends cancelled. Returns how many went back.
+ */
+export async function putBack(
+  db: pg.Pool | pg.ClientBase,
+  schema: string,
+  owner: Owner,
+  ids: readonly string[],
+): Promise<number> {
+  const q = quotedSchema(schema);
+  const { rows } = await db.query<{ state: string }>(
+    `UPDATE ${q}.jobs SET ${BACK}
+     WHERE queue = $1 AND partition = $2 AND id = ANY($4) AND state = 'running' AND token = $3 AND ${fenced(q)}
+     RETURNING state`,
+    [owner.queue, owner.partition, owner.token, ids],
+  );
+  return rows.filter((r) => r.state === 'ready').length;
 }
 
 /**

@@ -19,8 +19,8 @@
 
 export type { StoredJob, StoreResult } from './enqueue.js';
 export { PartitionCountMismatchError, storeJobs, wakeChannel } from './enqueue.js';
-export type { Completion, FetchedJob, Owner } from './fenced.js';
-export { complete, completeInTransaction, fetchDue, takeOver } from './fenced.js';
+export type { Completion, Failure, FetchedJob, Owner } from './fenced.js';
+export { complete, completeInTransaction, fail, fetchDue, putBack, takeOver } from './fenced.js';
 export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
 export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
 export type { Migration } from './migrations.js';

@@ -3,8 +3,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import {
   complete,
   completeInTransaction,
+  fail,
   fetchDue,
   type Owner,
+  putBack,
   type StoredJob,
   storeJobs,
   takeOver,
@@ -147,5 +149,44 @@ describe('fenced partition steps on a real PostgreSQL', () => {
       [a.id],
     );
     expect(row).toEqual({ state: 'cancelled', result: null, error: { message: 'user asked' } });
+  });
+
+  it('records failures: retrying until its due time, then dead; a dead job frees its unique key', async () => {
+    const a = job({ uniqueKey: 'h:once' });
+    await store([a]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    const error = '{"name":"Error","message":"boom"}';
+    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: a.id, error, retryAt: Date.now() + 60_000 }])).toEqual([
+      [a.id, 'retrying'],
+    ]);
+    // Not due yet: nothing to fetch; a unique duplicate is refused meanwhile.
+    expect(await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10)).toEqual([]);
+    expect((await store([job({ uniqueKey: 'h:once' })]))[0]).toEqual({ id: a.id, duplicate: true });
+    await db.server.query(`UPDATE ${SCHEMA}.jobs SET run_at = 0 WHERE id = $1`, [a.id]);
+    const [again] = await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10);
+    expect(again).toMatchObject({ id: a.id, fails: 1 });
+    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: a.id, error, retryAt: null }])).toEqual([[a.id, 'dead']]);
+    const [row] = await db.server.query<{ state: string; fails: number; error: unknown }>(
+      `SELECT state, fails, error FROM ${SCHEMA}.jobs WHERE id = $1`,
+      [a.id],
+    );
+    expect(row).toEqual({ state: 'dead', fails: 2, error: { name: 'Error', message: 'boom' } });
+    const next = job({ uniqueKey: 'h:once' });
+    expect(await store([next])).toEqual([{ id: next.id, duplicate: false }]);
+  });
+
+  it('puts aborted attempts back to ready under its token only', async () => {
+    const [a, b] = [job(), job()];
+    await store([a, b]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 2);
+    expect(await putBack(db.pool, SCHEMA, owner(1), [a.id])).toBe(1);
+    expect(await stateOf(a.id)).toBe('ready');
+    expect(await stateOf(b.id)).toBe('running');
+    // A stale token puts nothing back, and records no failure.
+    await takeOver(db.pool, SCHEMA, owner(2));
+    expect(await putBack(db.pool, SCHEMA, owner(1), [b.id])).toBe(0);
+    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: b.id, error: '{}', retryAt: null }])).toEqual([]);
   });
 });
