@@ -25,3 +25,5 @@ export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
 export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
 export type { Migration } from './migrations.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+export type { WakeListener, WakeSubscriberOptions } from './wake.js';
+export { WakeSubscriber } from './wake.js';

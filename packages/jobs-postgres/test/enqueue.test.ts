@@ -1,23 +1,9 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PartitionCountMismatchError, type StoredJob, storeJobs, wakeChannel } from '../src/index.js';
-import { privatePostgres } from './private-postgres.js';
+import { testJob as job, privatePostgres } from './private-postgres.js';
 
 const SCHEMA = 'enq';
-let seq = 0;
-const job = (over: Partial<StoredJob> = {}): StoredJob => ({
-  id: `job-${++seq}`,
-  queue: 'default',
-  handler: 'h',
-  partition: 0,
-  key: undefined,
-  uniqueKey: undefined,
-  ordered: false,
-  argsJson: '{}',
-  enqueuedAt: Date.now(),
-  runAt: Date.now(),
-  ...over,
-});
 
 describe('storing jobs on a real PostgreSQL', () => {
   const db = privatePostgres(SCHEMA);

@@ -11,31 +11,19 @@ import {
   storeJobs,
   takeOver,
 } from '../src/index.js';
-import { privatePostgres } from './private-postgres.js';
+import { privatePostgres, testJob } from './private-postgres.js';
 
 const SCHEMA = 'fence';
-let seq = 0;
 let queue = 'q0';
-const job = (over: Partial<StoredJob> = {}): StoredJob => ({
-  id: `job-${++seq}`,
-  queue,
-  handler: 'h',
-  partition: 0,
-  key: undefined,
-  uniqueKey: undefined,
-  ordered: false,
-  argsJson: `{"n":${seq}}`,
-  enqueuedAt: Date.now(),
-  runAt: Date.now(),
-  ...over,
-});
+let queues = 0;
+const job = (over: Partial<StoredJob> = {}): StoredJob => testJob({ queue, ...over });
 
 describe('fenced partition steps on a real PostgreSQL', () => {
   const db = privatePostgres(SCHEMA, async ({ server }) => {
     await server.query(`CREATE TABLE ${SCHEMA}.effects (job text NOT NULL, owner bigint NOT NULL)`);
   });
   beforeEach(() => {
-    queue = `q${++seq}`;
+    queue = `q${++queues}`;
   });
   const owner = (token: number, partition = 0): Owner => ({ queue, partition, token });
   const store = (jobs: StoredJob[]) => storeJobs(db.pool, SCHEMA, jobs, { partitions: 4, givenWindowMs: 0 });

@@ -6,7 +6,7 @@
 import { type PostgresTestServer, startPostgres } from '@shardwork/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import { migrate } from '../src/index.js';
+import { migrate, type StoredJob } from '../src/index.js';
 
 /** The server and pool of the file (read them inside tests). */
 export interface PrivatePostgres {
@@ -31,6 +31,8 @@ export function privatePostgres(schema?: string, setup?: (pg: PrivatePostgres) =
   beforeAll(async () => {
     server = await startPostgres();
     pool = new pg.Pool({ connectionString: server.url, max: 8 });
+    // Idle connections die with a crashed server; the pool makes new ones.
+    pool.on('error', () => undefined);
     if (schema !== undefined) await migrate(pool, { schema });
     await setup?.(handle);
   }, 60_000);
@@ -39,4 +41,24 @@ export function privatePostgres(schema?: string, setup?: (pg: PrivatePostgres) =
     await server?.stop();
   });
   return handle;
+}
+
+let jobs = 0;
+
+/** A job to store: ready now in partition 0 of queue `default`, args `{"n":<its number>}`, unless `over` says otherwise. */
+export function testJob(over: Partial<StoredJob> = {}): StoredJob {
+  const n = ++jobs;
+  return {
+    id: `job-${n}`,
+    queue: 'default',
+    handler: 'h',
+    partition: 0,
+    key: undefined,
+    uniqueKey: undefined,
+    ordered: false,
+    argsJson: `{"n":${n}}`,
+    enqueuedAt: Date.now(),
+    runAt: Date.now(),
+    ...over,
+  };
 }
