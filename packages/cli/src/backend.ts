@@ -13,6 +13,7 @@ import {
   errorMessage,
   InvalidOptionsError,
   parseDiscoveryUrl,
+  redactUrl,
   ServiceRunningError,
   UnknownProtocolError,
 } from '@shardwork/core';
@@ -32,7 +33,7 @@ import { BackendUnavailableError, CliError, NotFoundError, ServiceStillRunningEr
 
 /** `redis://user:secret@h` -> `redis://user:***@h`: URLs end up in error messages and logs. */
 export function redact(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1***@');
+  return redactUrl(url).replace(/([?&]sentinelPassword=)[^&#]*/, '$1***');
 }
 
 /**

@@ -184,7 +184,8 @@ export class IllegalStateError extends ShardworkError {
 /**
  * This replica passed its self-fencing deadline without a successful lease
  * renewal (or the backend reported the lease gone): it no longer owns anything.
- * Thrown by `ctx.assertOwned()` and reported through the `lease:lost` event.
+ * Reported through the `lease:lost` event; `ctx.assertOwned()` then throws
+ * `NotOwnerError` for each shard.
  */
 export class LeaseLostError extends ShardworkError {
   /** Member id whose lease was lost. */
@@ -242,13 +243,17 @@ export class DiscoveryUnavailableError extends ShardworkError {
   }
 }
 
-/** Why a backend refused us: credentials, a missing permission, or TLS. */
-export type RefusalReason = 'auth' | 'permission' | 'tls';
+/**
+ * Why a backend refused us: credentials, a missing permission, TLS, or a
+ * setting of the URL the server does not have (`config`: a Redis database
+ * number past its `databases`).
+ */
+export type RefusalReason = 'auth' | 'permission' | 'tls' | 'config';
 
 /**
  * A backend refused us for a reason that retrying does not fix: wrong
- * credentials, a permission the ACL or role does not grant, or a TLS
- * certificate that it or we reject. Never retryable; the message names the
+ * credentials, a permission the ACL or role does not grant, a TLS
+ * certificate that it or we reject, or a database it does not have. Never retryable; the message names the
  * backend, the cause and what to change.
  */
 export class BackendRefusedError extends ShardworkError {

@@ -164,3 +164,4 @@ export type PlannedRun = backend.PlannedRun;
 export const plan: typeof backend.plan = backend.plan;
 /** @deprecated Import from `@shardwork/core/backend`. */
 export const settlesWithin: typeof backend.settlesWithin = backend.settlesWithin;
+export { redactUrl, unencodedUserinfo } from './url-secrets.js';

@@ -287,16 +287,32 @@ export function compileOptions(options: WorkerOptions): CompiledWorkerOptions {
     strategy,
     weight: positive('weight', options.weight ?? 1, Number.MIN_VALUE, 1e6),
     labels: { ...labels },
-    host: options.host ?? hostname(),
+    host: hostOption(options.host),
     leaseTtlMs,
     heartbeatIntervalMs,
     fenceMarginMs,
     revokeTimeoutMs: positive('revokeTimeoutMs', options.revokeTimeoutMs ?? 10_000, 0),
     resyncIntervalMs: positive('resyncIntervalMs', options.resyncIntervalMs ?? 30_000, 50),
     startTimeoutMs: positive('startTimeoutMs', options.startTimeoutMs ?? 30_000, 0),
-    handleSignals: options.handleSignals ?? false,
+    handleSignals: booleanOption('handleSignals', options.handleSignals),
     subject: compileSubject(service, options.subject),
     logger: compileLogger(options.logger),
     clock: options.clock ?? systemClock,
   };
+}
+
+/** `host`: a non-empty string (every replica must be able to read the member record), else `os.hostname()`. */
+function hostOption(host: unknown): string {
+  if (host === undefined) return hostname();
+  if (typeof host !== 'string' || host === '' || host.length > 255) {
+    throw new InvalidOptionsError('host', host, 'a host name of 1–255 characters (default: os.hostname())');
+  }
+  return host;
+}
+
+/** A boolean option, `false` when absent. */
+function booleanOption(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new InvalidOptionsError(name, value, 'true or false');
+  return value;
 }

@@ -9,6 +9,7 @@
  */
 
 import { InvalidOptionsError, UnknownProtocolError } from './errors.js';
+import { redactUrl } from './url-secrets.js';
 
 /**
  * Creates an instance from a URL. It receives the URL text, since some
@@ -85,13 +86,15 @@ export class ProtocolRegistry<T, A extends unknown[] = []> {
    * protocol. Throws `InvalidOptionsError` or `UnknownProtocolError`.
    */
   parse(url?: string): ParsedProtocolUrl {
-    const raw = url ?? process.env[this.#o.env] ?? this.#o.fallback;
+    // An empty variable counts as unset (a Compose or Kubernetes file that lists it without a value).
+    const fromEnv = process.env[this.#o.env] === '' ? undefined : process.env[this.#o.env];
+    const raw = url ?? fromEnv ?? this.#o.fallback;
     const match = typeof raw === 'string' ? SCHEME.exec(raw) : null;
     if (match?.[1] === undefined) {
-      const from = url === undefined && process.env[this.#o.env] !== undefined ? ` (from $${this.#o.env})` : '';
+      const from = url === undefined && fromEnv !== undefined ? ` (from $${this.#o.env})` : '';
       throw new InvalidOptionsError(
         this.#o.option,
-        raw,
+        typeof raw === 'string' ? redactUrl(raw) : raw,
         `a URL such as ${this.#o.examples.map((e) => `"${e}"`).join(', ')}${from}`,
       );
     }

@@ -163,6 +163,9 @@ describe('compileOptions', () => {
     [{ labels: { a: 1 as never } }, 'labels.a'],
     [{ revokeTimeoutMs: 3e9 }, 'revokeTimeoutMs'],
     [{ resyncIntervalMs: 2 ** 31 }, 'resyncIntervalMs'],
+    [{ host: 42 as never }, 'host'],
+    [{ host: '' }, 'host'],
+    [{ handleSignals: 'yes' as never }, 'handleSignals'],
   ])('rejects %o naming option %s', (override, option) => {
     expect(() => compileOptions({ ...base, ...override })).toThrow(InvalidOptionsError);
     expect(() => compileOptions({ ...base, ...override })).toThrow(expect.objectContaining({ option }));
@@ -183,6 +186,32 @@ describe('compileOptions', () => {
     } finally {
       if (saved === undefined) delete process.env.SHARDWORK_DISCOVERY;
       else process.env.SHARDWORK_DISCOVERY = saved;
+    }
+  });
+
+  it('treats an empty SHARDWORK_DISCOVERY as unset (memory://)', () => {
+    const saved = process.env.SHARDWORK_DISCOVERY;
+    process.env.SHARDWORK_DISCOVERY = '';
+    try {
+      expect(compileOptions(base).discovery).toBe('memory://');
+    } finally {
+      if (saved === undefined) delete process.env.SHARDWORK_DISCOVERY;
+      else process.env.SHARDWORK_DISCOVERY = saved;
+    }
+  });
+
+  it('never shows a password of a malformed discovery URL', () => {
+    for (const url of [' redis://u:s3cret@127.0.0.1:6379', 'redis:/u:s3cret@127.0.0.1:6379', 'x y://u:s3cret@h']) {
+      const error = (() => {
+        try {
+          compileOptions({ ...base, discovery: url });
+        } catch (e) {
+          return e as InvalidOptionsError;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(`${error?.message} ${String(error?.value)}`).not.toContain('s3cret');
     }
   });
 

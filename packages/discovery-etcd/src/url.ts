@@ -5,7 +5,7 @@
  * @module
  */
 
-import { InvalidOptionsError } from '@shardwork/core';
+import { redactUrl as coreRedactUrl, InvalidOptionsError, unencodedUserinfo } from '@shardwork/core';
 import { readTlsFiles } from '@shardwork/core/backend';
 import type { EtcdDiscoveryOptions } from './options.js';
 
@@ -39,6 +39,13 @@ const URL_PARAMS: Readonly<Record<string, 'string' | 'ms' | 'count' | 'file'>> =
 export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
   if (typeof url !== 'string') throw new InvalidOptionsError('discovery', url, 'an etcd:// or etcds:// URL');
   const shown = redactUrl(url);
+  const unencoded = unencodedUserinfo(url);
+  if (unencoded !== undefined)
+    throw new InvalidOptionsError(
+      'discovery',
+      shown,
+      unencoded.replace('redis://', 'etcd://').replace(':6379', ':2379'),
+    );
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url.trim())?.[1];
   if (scheme !== undefined && !/^etcds?$/i.test(scheme)) {
     throw new InvalidOptionsError('discovery', shown, `an etcd:// or etcds:// URL, not ${scheme}://`);
@@ -114,7 +121,7 @@ export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
   return options;
 }
 
-/** The URL with its password replaced by `***`, for messages. */
+/** The URL with its password replaced by `***`, for messages (core's {@link coreRedactUrl}). */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#]*@/i, '$1***@');
+  return coreRedactUrl(url);
 }

@@ -44,11 +44,39 @@ export interface CompiledRedisOptions extends CompiledRedisConnection {
 
 const DEFAULTS = { prefix: 'sw:', commandTimeoutMs: 1000, connectTimeoutMs: 2000, pollIntervalMs: 2000 } as const;
 
+/** Every option of {@link RedisDiscoveryOptions}: any other is a typo, refused. */
+const KNOWN = new Set([
+  'url',
+  'redis',
+  'client',
+  'clusterNodes',
+  'tls',
+  'syncReplicas',
+  'username',
+  'password',
+  'db',
+  'commandTimeoutMs',
+  'connectTimeoutMs',
+  'prefix',
+  'pollIntervalMs',
+]);
+
 /**
  * Validate options and fill defaults; every later step reads only the result.
  * @throws InvalidOptionsError on the first option that is wrong.
  */
 export function compileOptions(options: RedisDiscoveryOptions, urlParams?: RedisUrlParams): CompiledRedisOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('options', options, 'an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) {
+      // Its value is not shown: a misspelt password option would be.
+      throw new InvalidOptionsError(
+        key,
+        `(a ${typeof (options as Record<string, unknown>)[key]})`,
+        `a known option (${[...KNOWN].join(', ')})`,
+      );
+    }
+  }
   const connection = compileConnection(options, DEFAULTS, urlParams);
   const prefix = options.prefix ?? connection.fromUrl?.prefix ?? DEFAULTS.prefix;
   if (typeof prefix !== 'string') throw new InvalidOptionsError('prefix', prefix, 'a string');

@@ -143,6 +143,31 @@ describe('URLs of secure and highly available deployments', () => {
     expect((error as Error).message).toContain(expectation);
   });
 
+  it('refuses a password with an unencoded #, ? or /, naming neither the password nor a part of it', () => {
+    for (const url of [
+      'redis://app:s3cr#et@127.0.0.1:6379',
+      'redis://app:s3cr?et@127.0.0.1:6379',
+      'redis://u:p@ss:w/rd@h',
+    ]) {
+      const error = thrown(() => new RedisDiscovery({ url }));
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect((error as Error).message).toMatch(/percent-encoded/);
+      expect(`${(error as Error).message} ${String((error as InvalidOptionsError).value)}`).not.toMatch(
+        /s3cr|ss:w|rd@/,
+      );
+    }
+    // An unencoded "@" splits at the last one.
+    expect(parseRedisUrl('redis://u:p@ss@127.0.0.1:6379').redis.password).toBe('p@ss');
+  });
+
+  it('refuses an option it does not know, without showing its value', () => {
+    const error = thrown(() => new RedisDiscovery({ urll: 'redis://u:hunter2@h' } as never));
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(error).toMatchObject({ option: 'urll' });
+    expect((error as Error).message).toMatch(/a known option \(url, /);
+    expect((error as Error).message).not.toContain('hunter2');
+  });
+
   it('never shows a sentinel password in errors', () => {
     const error = thrown(() => new RedisDiscovery({ url: 'redis+sentinel://s1/m?sentinelPassword=hunter2&x=1' }));
     expect((error as Error).message).not.toContain('hunter2');
@@ -397,5 +422,25 @@ describe('startTimeoutMs against a server that accepts and never answers', () =>
     expect(String(error)).toContain(`127.0.0.1:${port}`);
     expect(ms).toBeGreaterThanOrEqual(2900);
     expect(ms).toBeLessThan(3000 + 1500);
+  });
+});
+
+describe('a database number the server does not have', () => {
+  let server: RedisTestServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('fails start() at once with BackendRefusedError, and writes nothing to database 0', async () => {
+    const d = connect({ url: `${server.url}/99` });
+    const { error, ms } = await failedStart(d);
+    expect(error).toBeInstanceOf(BackendRefusedError);
+    expect(error).toMatchObject({ reason: 'config' });
+    expect(String(error)).toMatch(/DB index is out of range.*fix the \/<db> of the URL/);
+    expect(ms).toBeLessThan(5000);
+    expect(await server.command('DBSIZE')).toBe(':0\r\n');
   });
 });

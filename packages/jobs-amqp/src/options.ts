@@ -7,7 +7,7 @@
  */
 
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import { type Discovery, InvalidOptionsError, parseDiscoveryUrl } from '@shardwork/core';
+import { type Discovery, InvalidOptionsError, parseDiscoveryUrl, redactUrl, unencodedUserinfo } from '@shardwork/core';
 import { checkQueueList } from '@shardwork/jobs/adapter';
 
 /** Options of the RabbitMQ job adapter (`createJobQueue('amqp://…', { adapter: { … } })` or `new AmqpJobAdapter(…)`). */
@@ -115,7 +115,7 @@ type UrlParam = (typeof URL_PARAMS)[number];
 
 /** A URL with its password replaced by `***`, for messages. */
 export function redactAmqpUrl(url: string): string {
-  return url.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/, '$1***@');
+  return redactUrl(url);
 }
 
 function integer(option: string, value: unknown, min: number, max: number): number {
@@ -143,6 +143,10 @@ interface ParsedUrl {
 
 function parseUrl(url: string): ParsedUrl {
   const shown = redactAmqpUrl(url);
+  const unencoded = unencodedUserinfo(url);
+  if (unencoded !== undefined) {
+    throw new InvalidOptionsError('url', shown, unencoded.replace('redis://', 'amqp://').replace(':6379', ':5672'));
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -49,6 +49,14 @@ export function redisRefusal(error: unknown, target: string): BackendRefusedErro
         error,
       );
     }
+    if (/^ERR DB index is out of range\b/.test(message)) {
+      return new BackendRefusedError(
+        backend,
+        'config',
+        `${message}: the server has no such database (16 by default, 0–15; see its "databases" setting): fix the /<db> of the URL`,
+        error,
+      );
+    }
     if (/^NOPERM\b/.test(message)) {
       return new BackendRefusedError(
         backend,
@@ -72,6 +80,8 @@ export class RedisConnection {
   #connecting: { promise: Promise<RedisClient>; reject: (error: Error) => void } | undefined;
   #lastError: Error | undefined;
   #lastSentinelError: Error | undefined;
+  /** A refusal no reconnect fixes (a database the server does not have): every call fails with it. */
+  #refused: BackendRefusedError | undefined;
   #closed = false;
 
   /**
@@ -99,6 +109,12 @@ export class RedisConnection {
       // the last error in their unavailable error instead.
       this.client.on('error', (error: Error) => {
         this.#lastError = error;
+        // ioredis carries on in database 0 when its SELECT fails: never use that connection.
+        const refused = redisRefusal(error, options.target);
+        if (refused?.reason === 'config') {
+          this.#refused = refused;
+          this.client.disconnect(false);
+        }
       });
       // What each sentinel said when it named no usable primary (ioredis's own error omits it).
       this.client.on('sentinelError', (error: Error) => {
@@ -133,6 +149,7 @@ export class RedisConnection {
    */
   ready(): Promise<RedisClient> {
     if (this.#closed) return Promise.reject(this.#unavailable('connection closed'));
+    if (this.#refused !== undefined) return Promise.reject(this.#refused);
     const redis = this.client;
     if (redis.status === 'ready') return Promise.resolve(redis);
     if (redis.status === 'end' && !this.#owned) {
@@ -312,7 +329,8 @@ export class RedisConnection {
     redis.on('end', () => {
       if (this.#closed) return;
       const timer = setTimeout(() => {
-        if (!this.#closed && redis.status === 'end') redis.connect().catch(() => undefined);
+        if (!this.#closed && this.#refused === undefined && redis.status === 'end')
+          redis.connect().catch(() => undefined);
       }, reconnectDelay(++attempt));
       timer.unref();
     });

@@ -12,7 +12,7 @@
  */
 
 import { isIP } from 'node:net';
-import { InvalidOptionsError } from '@shardwork/core';
+import { InvalidOptionsError, redactUrl as redactPassword, unencodedUserinfo } from '@shardwork/core';
 import { readTlsFiles } from '@shardwork/core/backend';
 import type { RedisOptions } from 'ioredis';
 
@@ -73,9 +73,7 @@ export const REDIS_SCHEMES: Readonly<Record<string, { topology: RedisTopology; t
 
 /** The URL with its password (and any `sentinelPassword`) replaced, safe for error messages and logs. */
 export function redactUrl(url: string): string {
-  return url
-    .replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/, '$1***@')
-    .replace(/([?&]sentinelPassword=)[^&#]*/, '$1***');
+  return redactPassword(url).replace(/([?&]sentinelPassword=)[^&#]*/, '$1***');
 }
 
 const EXAMPLE =
@@ -135,7 +133,10 @@ export function parseRedisUrl(url: string, callerParams: RedisUrlParams = {}): P
   const fail = (expectation: string): never => {
     throw new InvalidOptionsError('url', shown, expectation);
   };
-  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(#.*)?$/.exec(
+  const unencoded = unencodedUserinfo(url);
+  if (unencoded !== undefined) fail(unencoded);
+  // User info runs to the last "@" before the path: an unencoded "@" in a password is read as part of it.
+  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(?:([^/?#]*)@)?([^@/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(#.*)?$/.exec(
     url.trim(),
   );
   if (match === null) return fail(EXAMPLE);
