@@ -32,9 +32,7 @@ import {
 import { BackendUnavailableError, CliError, NotFoundError, ServiceStillRunningError, UsageError } from './errors.js';
 
 /** `redis://user:secret@h` -> `redis://user:***@h`: URLs end up in error messages and logs. */
-export function redact(url: string): string {
-  return redactUrl(url).replace(/([?&]sentinelPassword=)[^&#]*/, '$1***');
-}
+export const redact: (url: string) => string = redactUrl;
 
 /**
  * Settle with `promise`, or reject with {@link BackendUnavailableError} after

@@ -12,9 +12,15 @@
  * The URL with its password replaced by `***` (`redis://app:***@host:6379`),
  * for messages and logs. The password runs to the URL's last `@`, so one with
  * characters that should have been percent-encoded (`#`, `?`, `/`, `@`) is
- * hidden whole too; a URL without a password is returned as it is.
+ * hidden whole too; so is the value of any query parameter whose name ends in
+ * `password` (Redis's `sentinelPassword`). A URL without one is returned as
+ * it is.
  */
 export function redactUrl(url: string): string {
+  return redactUserinfo(url).replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***');
+}
+
+function redactUserinfo(url: string): string {
   // scheme://user:… or scheme:/user:… (a malformed one is shown in errors too)
   const withScheme = url.replace(/^([\s\S]*?:\/{1,2}[^:@/?#]*:)[\s\S]*@/, '$1***@');
   if (withScheme !== url || !url.includes('@') || url.includes(':/')) return withScheme;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { redactUrl as coreRedactUrl, InvalidOptionsError, unencodedUserinfo } from '@shardwork/core';
+import { InvalidOptionsError, redactUrl, unencodedUserinfo } from '@shardwork/core';
 import { readTlsFiles } from '@shardwork/core/backend';
 import type { EtcdDiscoveryOptions } from './options.js';
 
@@ -121,7 +121,5 @@ export function parseEtcdUrl(url: string): EtcdDiscoveryOptions {
   return options;
 }
 
-/** The URL with its password replaced by `***`, for messages (core's {@link coreRedactUrl}). */
-export function redactUrl(url: string): string {
-  return coreRedactUrl(url);
-}
+/** The URL with its password replaced by `***`, for messages: core's. */
+export { redactUrl };

@@ -114,9 +114,7 @@ const URL_PARAMS = [
 type UrlParam = (typeof URL_PARAMS)[number];
 
 /** A URL with its password replaced by `***`, for messages. */
-export function redactAmqpUrl(url: string): string {
-  return redactUrl(url);
-}
+export const redactAmqpUrl: (url: string) => string = redactUrl;
 
 function integer(option: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {

@@ -79,7 +79,7 @@ function serverPids(postmaster: number): number[] {
 }
 
 /** Send `signal` to every process of the server. */
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+function signalServer(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;
   for (const pid of serverPids(child.pid)) {
     try {
@@ -156,7 +156,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       ['-c', `exec "$0" "$@" >>${JSON.stringify(join(dir, 'postgres.log'))} 2>&1`, join(bin, 'postgres'), ...args],
       { detached: true, stdio: 'ignore', ...(user ?? {}) },
     );
-    const forget = killOnExit(() => killGroup(proc, 'SIGKILL'));
+    const forget = killOnExit(() => signalServer(proc, 'SIGKILL'));
     proc.once('exit', forget);
     return proc;
   };
@@ -200,9 +200,9 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     child = undefined;
     if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = once(proc, 'exit');
-    killGroup(proc, 'SIGCONT');
+    signalServer(proc, 'SIGCONT');
     // A crash kills every process at once; a shutdown is the postmaster's signal (pg_ctl's modes).
-    if (signal === 'SIGKILL') killGroup(proc, signal);
+    if (signal === 'SIGKILL') signalServer(proc, signal);
     else proc.kill(signal);
     await exited;
   };
@@ -236,10 +236,10 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       await boot();
     },
     pause() {
-      if (child !== undefined) killGroup(child, 'SIGSTOP');
+      if (child !== undefined) signalServer(child, 'SIGSTOP');
     },
     resume() {
-      if (child !== undefined) killGroup(child, 'SIGCONT');
+      if (child !== undefined) signalServer(child, 'SIGCONT');
     },
     async stop() {
       if (stopped) return;

@@ -12,7 +12,7 @@
  */
 
 import { isIP } from 'node:net';
-import { InvalidOptionsError, redactUrl as redactPassword, unencodedUserinfo } from '@shardwork/core';
+import { InvalidOptionsError, redactUrl, unencodedUserinfo } from '@shardwork/core';
 import { readTlsFiles } from '@shardwork/core/backend';
 import type { RedisOptions } from 'ioredis';
 
@@ -71,10 +71,8 @@ export const REDIS_SCHEMES: Readonly<Record<string, { topology: RedisTopology; t
   'rediss+sentinel': { topology: 'sentinel', tls: true },
 };
 
-/** The URL with its password (and any `sentinelPassword`) replaced, safe for error messages and logs. */
-export function redactUrl(url: string): string {
-  return redactPassword(url).replace(/([?&]sentinelPassword=)[^&#]*/, '$1***');
-}
+/** The URL with its password (and any `sentinelPassword`) replaced, safe for error messages and logs: core's. */
+export { redactUrl };
 
 const EXAMPLE =
   'a URL such as "redis://127.0.0.1:6379", "rediss://user:password@host:6380/0?prefix=sw:", ' +

@@ -43,8 +43,9 @@ for _, name in ipairs(redis.call('SMEMBERS', K_PAUSED)) do paused[name] = true e
 -- '*': the whole queue is paused (pauseQueue).
 local all_paused = paused['*'] == true
 local handlers, groups = {}, {}
-local function add_group(hd, list, weight)
-  local left = (all_paused or paused[hd.name]) and 0 or redis.call('LLEN', list)
+-- `len`: the list's length when the caller read it already.
+local function add_group(hd, list, weight, len)
+  local left = (all_paused or paused[hd.name]) and 0 or (len or redis.call('LLEN', list))
   if left > 0 and hd.max > 0 and hd.running == nil then
     hd.running = tonumber(redis.call('HGET', K_CONC, hd.name) or '0')
   end
@@ -63,10 +64,11 @@ for _, member in ipairs(redis.call('SMEMBERS', pk(p, 'prio'))) do
   local hd = name and handlers[name]
   if hd then
     local list = ready_list(p, name, r)
-    if redis.call('EXISTS', list) == 0 then
+    local len = redis.call('LLEN', list)
+    if len == 0 then
       redis.call('SREM', pk(p, 'prio'), member)
     else
-      add_group(hd, list, tonumber(r))
+      add_group(hd, list, tonumber(r), len)
     end
   end
 end
