@@ -8,7 +8,9 @@ describe('shardwork jobs show|wait|cancel (redis)', () => {
   let redis: RedisTestServer;
   let url: string;
   let consumer: JobQueue | undefined;
-  const jobsCli = (...args: string[]) => run(['jobs', ...args, '--jobs', url]);
+  // The id (or state) after "--": a nanoid may begin with "-", which would read as an option.
+  const jobsCli = (command: string, target: string, ...options: string[]) =>
+    run(['jobs', command, ...options, '--jobs', url, '--', target]);
 
   beforeAll(async () => {
     await buildOnce();
