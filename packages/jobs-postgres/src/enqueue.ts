@@ -16,8 +16,10 @@
  */
 
 import { ShardworkError } from '@shardwork/core';
+import type { JobRecord } from '@shardwork/jobs/adapter';
 import type pg from 'pg';
 import { quotedSchema } from './migrate.js';
+import { wakeChannel } from './sql.js';
 
 /** A job to store: the fields of a shardwork job record this store keeps, and its partition. */
 export interface StoredJob {
@@ -62,9 +64,6 @@ export class PartitionCountMismatchError extends ShardworkError<'PARTITION_COUNT
     this.given = given;
   }
 }
-
-/** The `NOTIFY` channel of a schema's wake-ups (payload `<queue>|<partition>`). */
-export const wakeChannel = (schema: string): string => `shardwork_${schema}`;
 
 /**
  * Register the queues of a batch (partition count, data epoch) if they are
@@ -138,7 +137,7 @@ export async function storeJobs(
        ON CONFLICT (queue, id) DO UPDATE SET expires_at = EXCLUDED.expires_at),
      woke AS (
        SELECT pg_notify($15, w.queue || '|' || w.partition)
-       FROM (SELECT DISTINCT queue, partition FROM inserted WHERE state = 'ready') w)
+       FROM (SELECT DISTINCT queue, partition FROM inserted) w)
      SELECT i.n, i.id,
             EXISTS (SELECT 1 FROM inserted s WHERE s.queue = i.queue AND s.id = i.id) AS stored,
             CASE WHEN i.unique_key IS NULL THEN NULL ELSE coalesce(
@@ -183,4 +182,23 @@ export async function storeJobs(
     results[i] = { id: held[0]?.id ?? job.id, duplicate: true };
   }
   return results;
+}
+
+/** The row of a job record, in `partition`. */
+export function storedJob(record: JobRecord, partition: number): StoredJob {
+  return {
+    id: record.id,
+    idGiven: record.idGiven === true,
+    queue: record.queue,
+    handler: record.handler,
+    partition,
+    key: record.key,
+    uniqueKey: record.uniqueKey,
+    ordered: record.ordered,
+    priority: record.priority,
+    argsJson: record.argsJson,
+    traceparent: record.traceparent,
+    enqueuedAt: record.enqueuedAt,
+    runAt: record.runAt,
+  };
 }

@@ -19,6 +19,7 @@
 import { NotOwnerError, type Subject } from '@shardwork/core';
 import type pg from 'pg';
 import { quotedSchema } from './migrate.js';
+import { NOW, noticeOfDone } from './sql.js';
 import { inTransaction } from './tx.js';
 
 /** A partition's owner, as each step names it. */
@@ -39,15 +40,42 @@ export interface FetchedJob {
   readonly fails: number;
   readonly runAt: number;
   readonly enqueuedAt: number;
+  readonly uniqueKey: string | null;
+  readonly priority: number | null;
+  readonly traceparent: string | null;
 }
 
+/** Which jobs a fetch may take: the handlers this process runs, with their rules. */
+export interface FetchSpec {
+  /** Every handler this process runs. */
+  readonly handlers: readonly string[];
+  /** Handlers whose jobs of one key run one at a time, in the order they became due. */
+  readonly ordered: readonly string[];
+  /** Handlers with a `maxConcurrency`: at most that many of their jobs run at once in the whole queue. */
+  readonly limited: ReadonlyMap<string, number>;
+}
+
+/** What {@link fetchDue} took, and when the partition's next job falls due (`undefined`: none waits). */
+export interface Fetched {
+  readonly jobs: FetchedJob[];
+  readonly nextDue: number | undefined;
+}
 /** A failed attempt to record. */
 export interface Failure {
   readonly id: string;
   /** The error as JSON text (shardwork's `JobErrorInfo`). */
   readonly error: string;
-  /** When to try again (ms since the epoch), or `null`: the job goes dead. */
-  readonly retryAt: number | null;
+  /** In how many ms (by the server's clock) to try again, or `null`: the job goes dead. */
+  readonly retryInMs: number | null;
+}
+
+/** A job an older owner left running, put back by {@link takeOver}. */
+export interface RecoveredJob {
+  readonly id: string;
+  readonly handler: string;
+  readonly key: string | null;
+  /** The args as stored (JSON text). */
+  readonly args: string;
 }
 
 /** A finished attempt to record. */
@@ -56,8 +84,6 @@ export interface Completion {
   /** The result as JSON text (`null` for none). */
   readonly result: string;
 }
-
-const NOW = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
 
 /** A running job goes back to ready, or, cancelled while it ran, ends cancelled. */
 const BACK = `state = CASE WHEN cancel IS NULL THEN 'ready' ELSE 'cancelled' END,
@@ -85,7 +111,11 @@ const partitionWords = (queue: string): Subject => ({
  * and put back the jobs an older owner left running (ready again; a job
  * cancelled while it ran ends cancelled). One transaction.
  */
-export async function takeOver(db: pg.Pool, schema: string, owner: Owner): Promise<boolean> {
+export async function takeOver(
+  db: pg.Pool,
+  schema: string,
+  owner: Owner,
+): Promise<{ readonly recovered: readonly RecoveredJob[] } | undefined> {
   const q = quotedSchema(schema);
   return inTransaction(db, async (client) => {
     const { rowCount } = await client.query(
@@ -93,13 +123,17 @@ export async function takeOver(db: pg.Pool, schema: string, owner: Owner): Promi
        ON CONFLICT (queue, partition) DO UPDATE SET token = EXCLUDED.token WHERE ${q}.fences.token <= EXCLUDED.token`,
       [owner.queue, owner.partition, owner.token],
     );
-    if (rowCount !== 1) return false;
-    await client.query(
-      `UPDATE ${q}.jobs SET ${BACK}
-       WHERE queue = $1 AND partition = $2 AND state = 'running' AND token < $3`,
+    if (rowCount !== 1) return undefined;
+    const { rows } = await client.query<RecoveredJob & { state: string }>(
+      `WITH back AS (
+         UPDATE ${q}.jobs SET ${BACK}
+         WHERE queue = $1 AND partition = $2 AND state = 'running' AND token < $3
+         RETURNING queue, id, handler, key, args::text AS args, state, result, error, waited),
+       noticed AS (${noticeOfDone(schema, 'back')})
+       SELECT id, handler, key, args, state FROM back, (SELECT count(*) FROM noticed) n`,
       [owner.queue, owner.partition, owner.token],
     );
-    return true;
+    return { recovered: rows.filter((r) => r.state === 'ready') };
   });
 }
 
@@ -107,41 +141,50 @@ export async function takeOver(db: pg.Pool, schema: string, owner: Owner): Promi
 const fenced = (q: string): string =>
   `EXISTS (SELECT 1 FROM ${q}.fences f WHERE f.queue = $1 AND f.partition = $2 AND f.token = $3)`;
 
+const FETCHED = `j.id, j.handler, j.key, j.args::text AS args, j.fails, j.run_at, j.enqueued_at, j.unique_key,
+  j.priority, j.traceparent`;
+
+interface FetchedRow {
+  id: string;
+  handler: string;
+  key: string | null;
+  args: string;
+  fails: number;
+  run_at: string;
+  enqueued_at: string;
+  unique_key: string | null;
+  priority: number | null;
+  traceparent: string | null;
+}
+
 /**
- * Take up to `max` due jobs of `handlers` (oldest due first) to run under
- * `owner`: they become running with its token. Nothing when the token is not
- * the partition's any more.
+ * Take up to `$5` due jobs of handlers `$4` to run under the owner (`$1`
+ * queue, `$2` partition, `$3` token), oldest due first: they become running
+ * with its token. Skipped: paused handlers and queues, and a job of an
+ * ordered handler (`$6`) while another job of its key runs or retries, or an
+ * earlier one of it is due (a line per key: due jobs in enqueue order; a job
+ * scheduled for later joins the line when it falls due).
  */
-export async function fetchDue(
-  db: pg.Pool | pg.ClientBase,
-  schema: string,
-  owner: Owner,
-  handlers: readonly string[],
-  max: number,
-): Promise<FetchedJob[]> {
-  const q = quotedSchema(schema);
-  const { rows } = await db.query<{
-    id: string;
-    handler: string;
-    key: string | null;
-    args: string;
-    fails: number;
-    run_at: string;
-    enqueued_at: string;
-  }>(
-    `WITH picked AS (
-       SELECT id FROM ${q}.jobs
-       WHERE queue = $1 AND partition = $2 AND state IN ('scheduled', 'ready', 'retrying')
-         AND run_at <= ${NOW} AND handler = ANY($4) AND ${fenced(q)}
-       ORDER BY run_at, seq
-       LIMIT $5
-       FOR UPDATE SKIP LOCKED)
-     UPDATE ${q}.jobs j SET state = 'running', token = $3, started_at = ${NOW}
-     FROM picked WHERE j.queue = $1 AND j.id = picked.id
-     RETURNING j.id, j.handler, j.key, j.args::text AS args, j.fails, j.run_at, j.enqueued_at`,
-    [owner.queue, owner.partition, owner.token, handlers, max],
-  );
-  return rows.map((r) => ({
+const takeSql = (q: string): string => `WITH picked AS (
+  SELECT j.id FROM ${q}.jobs j
+  WHERE j.queue = $1 AND j.partition = $2 AND j.state IN ('scheduled', 'ready', 'retrying')
+    AND j.run_at <= ${NOW} AND j.handler = ANY($4) AND ${fenced(q)}
+    AND NOT EXISTS (SELECT 1 FROM ${q}.paused p
+                    WHERE (p.queue = $1 AND p.handler = '*') OR (p.queue = '*' AND p.handler = j.handler))
+    AND (j.key IS NULL OR NOT (j.handler = ANY($6)) OR NOT EXISTS (
+      SELECT 1 FROM ${q}.jobs o
+      WHERE o.queue = $1 AND o.partition = $2 AND o.key = j.key AND o.id <> j.id AND o.handler = ANY($6)
+        AND (o.state IN ('running', 'retrying') 
+          OR (o.state IN ('scheduled', 'ready') AND o.run_at <= ${NOW} AND o.seq < j.seq))))
+  ORDER BY j.run_at, j.seq
+  LIMIT $5
+  FOR UPDATE SKIP LOCKED)
+UPDATE ${q}.jobs j SET state = 'running', token = $3, started_at = ${NOW}
+FROM picked WHERE j.queue = $1 AND j.id = picked.id
+RETURNING ${FETCHED}`;
+
+function fetchedJob(r: FetchedRow): FetchedJob {
+  return {
     id: r.id,
     handler: r.handler,
     key: r.key,
@@ -149,7 +192,61 @@ export async function fetchDue(
     fails: r.fails,
     runAt: Number(r.run_at),
     enqueuedAt: Number(r.enqueued_at),
-  }));
+    uniqueKey: r.unique_key,
+    priority: r.priority,
+    traceparent: r.traceparent,
+  };
+}
+
+/**
+ * Take up to `max` due jobs (oldest due first) to run under `owner`: they
+ * become running with its token; nothing when the token is not the
+ * partition's any more. Jobs of a handler with a `maxConcurrency` are taken
+ * under a transaction-scoped advisory lock of the handler, counting its
+ * running jobs in every partition, so that owners of other partitions never
+ * take more than its limit between them. When fewer than `max` were taken,
+ * also says when the next waiting job falls due.
+ */
+export async function fetchDue(
+  db: pg.Pool,
+  schema: string,
+  owner: Owner,
+  spec: FetchSpec,
+  max: number,
+): Promise<Fetched> {
+  const q = quotedSchema(schema);
+  const base = [owner.queue, owner.partition, owner.token];
+  const jobs: FetchedJob[] = [];
+  const free = spec.handlers.filter((h) => !spec.limited.has(h));
+  if (free.length > 0 && max > 0) {
+    const { rows } = await db.query<FetchedRow>(takeSql(q), [...base, free, max, spec.ordered]);
+    for (const row of rows) jobs.push(fetchedJob(row));
+  }
+  for (const [handler, limit] of spec.limited) {
+    if (jobs.length >= max) break;
+    if (!spec.handlers.includes(handler)) continue;
+    const taken = await inTransaction(db, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${schema}|${owner.queue}|${handler}`]);
+      const { rows: running } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${q}.jobs WHERE queue = $1 AND handler = $2 AND state = 'running'`,
+        [owner.queue, handler],
+      );
+      const room = Math.min(max - jobs.length, limit - Number(running[0]?.n ?? 0));
+      if (room <= 0) return [];
+      const { rows } = await client.query<FetchedRow>(takeSql(q), [...base, [handler], room, spec.ordered]);
+      return rows;
+    });
+    for (const row of taken) jobs.push(fetchedJob(row));
+  }
+  if (jobs.length >= max) return { jobs, nextDue: undefined };
+  const { rows } = await db.query<{ next: string | null }>(
+    `SELECT min(run_at) AS next FROM ${q}.jobs
+     WHERE queue = $1 AND partition = $2 AND state IN ('scheduled', 'retrying') AND run_at > ${NOW}
+       AND handler = ANY($3)`,
+    [owner.queue, owner.partition, spec.handlers],
+  );
+  const next = rows[0]?.next;
+  return { jobs, nextDue: next === null || next === undefined ? undefined : Number(next) };
 }
 
 /**
@@ -165,16 +262,19 @@ export async function complete(
 ): Promise<string[]> {
   const q = quotedSchema(schema);
   const { rows } = await db.query<{ id: string; state: string }>(
-    `UPDATE ${q}.jobs j SET
-       state = CASE WHEN j.cancel IS NULL THEN 'completed' ELSE 'cancelled' END,
-       result = CASE WHEN j.cancel IS NULL THEN d.result ELSE NULL END,
-       error = coalesce(j.cancel, j.error),
-       finished_at = ${NOW},
-       token = NULL
-     FROM unnest($4::text[], $5::json[]) AS d(id, result)
-     WHERE j.queue = $1 AND j.partition = $2 AND j.id = d.id AND j.state = 'running' AND j.token = $3
-       AND ${fenced(q)}
-     RETURNING j.id, j.state`,
+    `WITH done AS (
+       UPDATE ${q}.jobs j SET
+         state = CASE WHEN j.cancel IS NULL THEN 'completed' ELSE 'cancelled' END,
+         result = CASE WHEN j.cancel IS NULL THEN d.result ELSE NULL END,
+         error = coalesce(j.cancel, j.error),
+         finished_at = ${NOW},
+         token = NULL
+       FROM unnest($4::text[], $5::json[]) AS d(id, result)
+       WHERE j.queue = $1 AND j.partition = $2 AND j.id = d.id AND j.state = 'running' AND j.token = $3
+         AND ${fenced(q)}
+       RETURNING j.queue, j.id, j.state, j.result, j.error, j.waited),
+     noticed AS (${noticeOfDone(schema, 'done')})
+     SELECT id, state FROM done, (SELECT count(*) FROM noticed) n`,
     [owner.queue, owner.partition, owner.token, done.map((d) => d.id), done.map((d) => d.result)],
   );
   return rows.filter((r) => r.state === 'completed').map((r) => r.id);
@@ -182,7 +282,7 @@ export async function complete(
 
 /**
  * Record failed attempts under `owner`: each job goes back to wait until its
- * `retryAt` (`retrying`), or dead (`retryAt` null), with its error and one
+ * `retryInMs` (`retrying`), or dead (`retryInMs` null), with its error and one
  * more fail; a job cancelled while it ran ends cancelled. A dead job no
  * longer holds its unique key. Jobs not running under the token are not
  * touched. Returns `[id, state]` of the jobs recorded.
@@ -195,24 +295,27 @@ export async function fail(
 ): Promise<[string, 'retrying' | 'dead' | 'cancelled'][]> {
   const q = quotedSchema(schema);
   const { rows } = await db.query<{ id: string; state: 'retrying' | 'dead' | 'cancelled' }>(
-    `UPDATE ${q}.jobs j SET
-       state = CASE WHEN j.cancel IS NOT NULL THEN 'cancelled' WHEN f.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
-       fails = j.fails + 1,
-       error = coalesce(j.cancel, f.error),
-       run_at = coalesce(f.retry_at, j.run_at),
-       finished_at = CASE WHEN j.cancel IS NOT NULL OR f.retry_at IS NULL THEN ${NOW} END,
-       token = NULL
-     FROM unnest($4::text[], $5::json[], $6::bigint[]) AS f(id, error, retry_at)
-     WHERE j.queue = $1 AND j.partition = $2 AND j.id = f.id AND j.state = 'running' AND j.token = $3
-       AND ${fenced(q)}
-     RETURNING j.id, j.state`,
+    `WITH done AS (
+       UPDATE ${q}.jobs j SET
+         state = CASE WHEN j.cancel IS NOT NULL THEN 'cancelled' WHEN f.retry_in IS NULL THEN 'dead' ELSE 'retrying' END,
+         fails = j.fails + 1,
+         error = coalesce(j.cancel, f.error),
+         run_at = coalesce(${NOW} + f.retry_in, j.run_at),
+         finished_at = CASE WHEN j.cancel IS NOT NULL OR f.retry_in IS NULL THEN ${NOW} END,
+         token = NULL
+       FROM unnest($4::text[], $5::json[], $6::bigint[]) AS f(id, error, retry_in)
+       WHERE j.queue = $1 AND j.partition = $2 AND j.id = f.id AND j.state = 'running' AND j.token = $3
+         AND ${fenced(q)}
+       RETURNING j.queue, j.id, j.state, j.result, j.error, j.waited),
+     noticed AS (${noticeOfDone(schema, 'done')})
+     SELECT id, state FROM done, (SELECT count(*) FROM noticed) n`,
     [
       owner.queue,
       owner.partition,
       owner.token,
       failed.map((f) => f.id),
       failed.map((f) => f.error),
-      failed.map((f) => f.retryAt),
+      failed.map((f) => f.retryInMs),
     ],
   );
   return rows.map((r) => [r.id, r.state]);
@@ -231,9 +334,12 @@ export async function putBack(
 ): Promise<number> {
   const q = quotedSchema(schema);
   const { rows } = await db.query<{ state: string }>(
-    `UPDATE ${q}.jobs SET ${BACK}
-     WHERE queue = $1 AND partition = $2 AND id = ANY($4) AND state = 'running' AND token = $3 AND ${fenced(q)}
-     RETURNING state`,
+    `WITH back AS (
+       UPDATE ${q}.jobs SET ${BACK}
+       WHERE queue = $1 AND partition = $2 AND id = ANY($4) AND state = 'running' AND token = $3 AND ${fenced(q)}
+       RETURNING queue, id, state, result, error, waited),
+     noticed AS (${noticeOfDone(schema, 'back')})
+     SELECT state FROM back, (SELECT count(*) FROM noticed) n`,
     [owner.queue, owner.partition, owner.token, ids],
   );
   return rows.filter((r) => r.state === 'ready').length;

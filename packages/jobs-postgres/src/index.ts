@@ -17,13 +17,17 @@
  * @module
  */
 
+export { jobAdapterFromUrl, PostgresJobAdapter } from './adapter.js';
 export type { StoredJob, StoreResult } from './enqueue.js';
-export { PartitionCountMismatchError, storeJobs, wakeChannel } from './enqueue.js';
-export type { Completion, Failure, FetchedJob, Owner } from './fenced.js';
+export { PartitionCountMismatchError, storeJobs } from './enqueue.js';
+export type { Completion, Failure, Fetched, FetchedJob, FetchSpec, Owner, RecoveredJob } from './fenced.js';
 export { complete, completeInTransaction, fail, fetchDue, putBack, takeOver } from './fenced.js';
 export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
 export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
 export type { Migration } from './migrations.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
-export type { WakeListener, WakeSubscriberOptions } from './wake.js';
-export { WakeSubscriber } from './wake.js';
+export type { CompiledPostgresJobOptions, PostgresJobOptions } from './options.js';
+export { compilePostgresJobOptions } from './options.js';
+export { wakeChannel } from './sql.js';
+export type { DoneNotice, WakeListener, WakeMessage, WakeSubscriberOptions } from './wake.js';
+export { parseWake, WakeSubscriber } from './wake.js';

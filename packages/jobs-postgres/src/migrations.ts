@@ -20,6 +20,8 @@
  *   re-encoded: numbers keep their digits, keys their order). Times are ms
  *   since the epoch from the server's clock. `seq` orders the jobs of an
  *   ordered key by when they became due.
+ *   `waited` marks a job somebody awaits (`waitFor`): its finishing
+ *   statement sends its outcome on the wake channel.
  * - `paused`: paused handlers, and `*` for a paused queue.
  * - `cron`: the newest tick enqueued per periodic job (once per tick).
  * - `given_ids`: ids callers chose, kept for the idempotency window after
@@ -81,12 +83,14 @@ CREATE TABLE {schema}.jobs (
   progress json,
   error json,
   cancel json,
+  waited boolean NOT NULL DEFAULT false,
   PRIMARY KEY (queue, id)
 );
+CREATE INDEX jobs_id ON {schema}.jobs (id);
 CREATE INDEX jobs_waiting ON {schema}.jobs (queue, partition, run_at)
   WHERE state IN ('scheduled', 'ready', 'retrying');
 CREATE INDEX jobs_running ON {schema}.jobs (queue, partition) WHERE state = 'running';
-CREATE INDEX jobs_finished ON {schema}.jobs (queue, state, finished_at)
+CREATE INDEX jobs_finished ON {schema}.jobs (queue, state, finished_at, seq)
   WHERE state IN ('completed', 'dead', 'cancelled');
 CREATE INDEX jobs_lines ON {schema}.jobs (queue, partition, key, seq)
   WHERE ordered AND state IN ('scheduled', 'ready', 'running', 'retrying');

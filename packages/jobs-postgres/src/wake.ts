@@ -1,9 +1,12 @@
 /**
  * Wake-ups of a consumer process: one connection of its own `LISTEN`s on the
- * schema's wake channel (storing a ready job notifies `<queue>|<partition>`,
- * delivered when the storing transaction commits) and wakes the idle
- * consumer of that partition, so a job starts without waiting for an idle
- * re-check. A connection that fails (a server restart, a cut) is made again
+ * schema's wake channel and hands each message on, parsed ({@link WakeMessage}):
+ * storing a ready job notifies `<queue>|<partition>` (delivered when the
+ * storing transaction commits) and wakes the idle consumer of that partition,
+ * so a job starts without waiting for an idle re-check; `<queue>|*` wakes
+ * every partition of a queue (unpaused, a concurrency slot freed),
+ * `<queue>|done|<outcome>` hands a finished job's outcome to its waiters, and
+ * `<queue>|cancel|<id>` aborts a running job wherever it runs. A connection that fails (a server restart, a cut) is made again
  * with backoff, and then every consumer is woken once: notifications sent
  * while it was away are lost, and a wake-up makes each consumer look.
  *
@@ -12,10 +15,47 @@
 
 import { backoffDelays } from '@shardwork/core/backend';
 import pg from 'pg';
-import { wakeChannel } from './enqueue.js';
+import { wakeChannel } from './sql.js';
 
-/** Called with the queue and partition of a wake-up, or `undefined` for "everyone look" (after a reconnect). */
-export type WakeListener = (queue: string | undefined, partition: number | undefined) => void;
+/** One message of the wake channel; `{ type: 'all' }` without a queue means "everyone look" (after a reconnect). */
+export type WakeMessage =
+  | { readonly type: 'ready'; readonly queue: string; readonly partition: number }
+  | { readonly type: 'all'; readonly queue: string | undefined }
+  | { readonly type: 'done'; readonly queue: string; readonly outcome: DoneNotice }
+  | { readonly type: 'cancel'; readonly queue: string; readonly id: string };
+
+/** A finished job's outcome as its notice carries it (`big`: too long to send; read it back). */
+export interface DoneNotice {
+  readonly id: string;
+  readonly state: 'completed' | 'dead' | 'cancelled';
+  readonly result?: unknown;
+  readonly error?: unknown;
+  readonly big?: boolean;
+}
+
+/** Called with each message. */
+export type WakeListener = (message: WakeMessage) => void;
+
+/** The message of a payload, `undefined` for one that is not ours. */
+export function parseWake(payload: string): WakeMessage | undefined {
+  const bar = payload.indexOf('|');
+  if (bar <= 0) return undefined;
+  const queue = payload.slice(0, bar);
+  const rest = payload.slice(bar + 1);
+  if (/^\d+$/.test(rest)) return { type: 'ready', queue, partition: Number(rest) };
+  if (rest === '*') return { type: 'all', queue };
+  if (rest.startsWith('done|')) {
+    try {
+      const outcome = JSON.parse(rest.slice(5)) as DoneNotice;
+      if (typeof outcome?.id === 'string') return { type: 'done', queue, outcome };
+    } catch {
+      // Not ours.
+    }
+    return undefined;
+  }
+  if (rest.startsWith('cancel|') && rest.length > 7) return { type: 'cancel', queue, id: rest.slice(7) };
+  return undefined;
+}
 
 /** Options of {@link WakeSubscriber}. */
 export interface WakeSubscriberOptions {
@@ -52,10 +92,8 @@ export class WakeSubscriber {
     this.#client = client;
     client.on('notification', (n) => {
       if (n.channel !== wakeChannel(this.#o.schema) || n.payload === undefined) return;
-      const bar = n.payload.lastIndexOf('|');
-      const partition = Number(n.payload.slice(bar + 1));
-      if (bar <= 0 || !Number.isInteger(partition)) return;
-      this.#o.onWake(n.payload.slice(0, bar), partition);
+      const message = parseWake(n.payload);
+      if (message !== undefined) this.#o.onWake(message);
     });
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('the wake-up connection ended')));
@@ -77,7 +115,7 @@ export class WakeSubscriber {
       this.#timer = undefined;
       if (this.#closed) return;
       this.#connect().then(
-        () => this.#o.onWake(undefined, undefined),
+        () => this.#o.onWake({ type: 'all', queue: undefined }),
         (next: unknown) => {
           // Unless its 'error' event already did.
           const failed = this.#client;

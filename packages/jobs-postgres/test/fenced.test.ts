@@ -26,6 +26,8 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     queue = `q${++queues}`;
   });
   const owner = (token: number, partition = 0): Owner => ({ queue, partition, token });
+  const take = async (o: Owner, max: number) =>
+    (await fetchDue(db.pool, SCHEMA, o, { handlers: ['h'], ordered: [], limited: new Map() }, max)).jobs;
   const store = (jobs: StoredJob[]) => storeJobs(db.pool, SCHEMA, jobs, { partitions: 4, givenWindowMs: 0 });
   const stateOf = async (id: string) =>
     (await db.server.query<{ state: string }>(`SELECT state FROM ${SCHEMA}.jobs WHERE id = $1`, [id]))[0]?.state;
@@ -42,8 +44,8 @@ describe('fenced partition steps on a real PostgreSQL', () => {
       job({ runAt: Date.now() + 60_000 }),
     ] as StoredJob[];
     await store([b as StoredJob, a as StoredJob, other as StoredJob, later as StoredJob]);
-    expect(await takeOver(db.pool, SCHEMA, owner(1))).toBe(true);
-    const fetched = await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10);
+    expect(await takeOver(db.pool, SCHEMA, owner(1))).toBeDefined();
+    const fetched = await take(owner(1), 10);
     expect(fetched.map((f) => f.id)).toEqual([a?.id, b?.id]);
     expect(fetched[0]).toMatchObject({ handler: 'h', args: a?.argsJson, fails: 0 });
     expect(await complete(db.pool, SCHEMA, owner(1), [{ id: a?.id ?? '', result: '{"ok":true}' }])).toEqual([a?.id]);
@@ -56,23 +58,23 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     const a = job();
     await store([a, job()]);
     await takeOver(db.pool, SCHEMA, owner(1));
-    expect(await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1)).toHaveLength(1);
-    expect(await takeOver(db.pool, SCHEMA, owner(2))).toBe(true);
+    expect(await take(owner(1), 1)).toHaveLength(1);
+    expect(await takeOver(db.pool, SCHEMA, owner(2))).toBeDefined();
     expect(await stateOf(a.id)).toBe('ready');
     // The zombie (token 1): nothing fetched, its completion refused.
-    expect(await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10)).toEqual([]);
+    expect(await take(owner(1), 10)).toEqual([]);
     expect(await complete(db.pool, SCHEMA, owner(1), [{ id: a.id, result: 'null' }])).toEqual([]);
     expect(await stateOf(a.id)).toBe('ready');
     // A token older than the fence cannot take the partition back.
-    expect(await takeOver(db.pool, SCHEMA, owner(1))).toBe(false);
-    expect((await fetchDue(db.pool, SCHEMA, owner(2), ['h'], 10)).map((f) => f.id)).toContain(a.id);
+    expect(await takeOver(db.pool, SCHEMA, owner(1))).toBeUndefined();
+    expect((await take(owner(2), 10)).map((f) => f.id)).toContain(a.id);
   });
 
   it("a zombie's transactional writes never commit: the takeover came first, all roll back together", async () => {
     const a = job();
     await store([a]);
     await takeOver(db.pool, SCHEMA, owner(1));
-    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    await take(owner(1), 1);
     await takeOver(db.pool, SCHEMA, owner(2)); // the old owner paused past its lease meanwhile
     const error = await completeInTransaction(db.pool, SCHEMA, owner(1), a.id, async (tx) => {
       await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 1)`, [a.id]);
@@ -82,7 +84,7 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     expect(String((error as Error).message)).toMatch(/Partition 0 \(token 1\) is no longer owned.*fencing token is 2/);
     expect(await effects(a.id)).toEqual([]);
     // The new owner runs it once, in its own transaction.
-    await fetchDue(db.pool, SCHEMA, owner(2), ['h'], 1);
+    await take(owner(2), 1);
     await completeInTransaction(db.pool, SCHEMA, owner(2), a.id, async (tx) => {
       await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 2)`, [a.id]);
     });
@@ -94,14 +96,14 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     const a = job();
     await store([a]);
     await takeOver(db.pool, SCHEMA, owner(1));
-    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    await take(owner(1), 1);
     let takeover: Promise<boolean> | undefined;
     let tookOverEarly = false;
     await completeInTransaction(db.pool, SCHEMA, owner(1), a.id, async (tx) => {
       await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 1)`, [a.id]);
-      takeover = takeOver(db.pool, SCHEMA, owner(2)).then((ok) => {
+      takeover = takeOver(db.pool, SCHEMA, owner(2)).then((taken) => {
         tookOverEarly = true;
-        return ok;
+        return taken !== undefined && taken.recovered.length === 0;
       });
       await new Promise((resolve) => setTimeout(resolve, 300));
       // The new owner's fence update waits for this transaction's FOR SHARE lock.
@@ -110,7 +112,7 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     expect(await takeover).toBe(true);
     expect(await effects(a.id)).toEqual([1]);
     expect(await stateOf(a.id)).toBe('completed');
-    expect(await fetchDue(db.pool, SCHEMA, owner(2), ['h'], 10)).toEqual([]);
+    expect(await take(owner(2), 10)).toEqual([]);
   });
 
   it('a job that is not running under the token refuses the transaction: nothing commits', async () => {
@@ -129,7 +131,7 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     const a = job();
     await store([a]);
     await takeOver(db.pool, SCHEMA, owner(1));
-    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    await take(owner(1), 1);
     await db.server.query(`UPDATE ${SCHEMA}.jobs SET cancel = '{"message":"user asked"}' WHERE id = $1`, [a.id]);
     expect(await complete(db.pool, SCHEMA, owner(1), [{ id: a.id, result: '42' }])).toEqual([]);
     const [row] = await db.server.query<{ state: string; result: unknown; error: unknown }>(
@@ -143,18 +145,18 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     const a = job({ uniqueKey: 'h:once' });
     await store([a]);
     await takeOver(db.pool, SCHEMA, owner(1));
-    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 1);
+    await take(owner(1), 1);
     const error = '{"name":"Error","message":"boom"}';
-    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: a.id, error, retryAt: Date.now() + 60_000 }])).toEqual([
+    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: a.id, error, retryInMs: 60_000 }])).toEqual([
       [a.id, 'retrying'],
     ]);
     // Not due yet: nothing to fetch; a unique duplicate is refused meanwhile.
-    expect(await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10)).toEqual([]);
+    expect(await take(owner(1), 10)).toEqual([]);
     expect((await store([job({ uniqueKey: 'h:once' })]))[0]).toEqual({ id: a.id, duplicate: true });
     await db.server.query(`UPDATE ${SCHEMA}.jobs SET run_at = 0 WHERE id = $1`, [a.id]);
-    const [again] = await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 10);
+    const [again] = await take(owner(1), 10);
     expect(again).toMatchObject({ id: a.id, fails: 1 });
-    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: a.id, error, retryAt: null }])).toEqual([[a.id, 'dead']]);
+    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: a.id, error, retryInMs: null }])).toEqual([[a.id, 'dead']]);
     const [row] = await db.server.query<{ state: string; fails: number; error: unknown }>(
       `SELECT state, fails, error FROM ${SCHEMA}.jobs WHERE id = $1`,
       [a.id],
@@ -168,13 +170,13 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     const [a, b] = [job(), job()];
     await store([a, b]);
     await takeOver(db.pool, SCHEMA, owner(1));
-    await fetchDue(db.pool, SCHEMA, owner(1), ['h'], 2);
+    await take(owner(1), 2);
     expect(await putBack(db.pool, SCHEMA, owner(1), [a.id])).toBe(1);
     expect(await stateOf(a.id)).toBe('ready');
     expect(await stateOf(b.id)).toBe('running');
     // A stale token puts nothing back, and records no failure.
     await takeOver(db.pool, SCHEMA, owner(2));
     expect(await putBack(db.pool, SCHEMA, owner(1), [b.id])).toBe(0);
-    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: b.id, error: '{}', retryAt: null }])).toEqual([]);
+    expect(await fail(db.pool, SCHEMA, owner(1), [{ id: b.id, error: '{}', retryInMs: null }])).toEqual([]);
   });
 });

@@ -19,6 +19,7 @@ import {
   type CompiledPeriodic,
   type CompiledQueueOptions,
   consumedQueues,
+  Dispatcher,
   type EnqueueResult,
   type JobAdapter,
   JobCancelledError,
@@ -47,7 +48,7 @@ import { type CompiledRedisJobOptions, compileRedisJobOptions, type RedisJobOpti
 import { type ConsumerHost, PartitionConsumer } from './partition.js';
 import { jobPartition, RedisJobProducer } from './producer.js';
 import { QueueRegistry } from './queues.js';
-import { Dispatcher } from './slots.js';
+
 import { QueueStore } from './store.js';
 import { subscribeWakes } from './wake.js';
 

@@ -25,11 +25,18 @@
 import { setMaxListeners } from 'node:events';
 import { errorMessage, InvalidRecordError, type ShardContext, sleep } from '@shardwork/core';
 import { backoffDelays, retrying, StateMachine, type TransitionTable } from '@shardwork/core/backend';
-import type { AdapterRuntime, AttemptOutcome, CompiledPeriodic, JobRecord, RunnableJob } from '@shardwork/jobs/adapter';
+import type {
+  AdapterRuntime,
+  AttemptOutcome,
+  CompiledPeriodic,
+  Dispatcher,
+  JobRecord,
+  RunnableJob,
+} from '@shardwork/jobs/adapter';
 import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs/adapter';
 import { PartitionSchedules } from './periodic.js';
 import { recordArgs, recordJson } from './records.js';
-import type { Dispatcher } from './slots.js';
+
 import type { QueueStore } from './store.js';
 
 /** Writes and fetches while Redis is unreachable: 50 ms doubling to 2 s. */

@@ -13,7 +13,16 @@
 import type { JobArgs } from './args.js';
 import { type FeatureRefusal, type JobFeature, UnsupportedFeatureError } from './errors.js';
 import type { DeadReason, JobQueueEventMap } from './events.js';
-import type { CountedState, EnqueueResult, JobDetails, JobInfo, JobRecord, JobRef, JobState } from './job.js';
+import type {
+  CountedState,
+  EnqueueResult,
+  JobDetails,
+  JobInfo,
+  JobRecord,
+  JobRef,
+  JobState,
+  JobTransaction,
+} from './job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 
 /** A job an adapter hands to {@link AdapterRuntime.run}. */
@@ -38,6 +47,8 @@ export interface RunExtras {
    * still emitted.
    */
   readonly progress?: (json: string) => void;
+  /** `ctx.transaction` of the attempt, on adapters with transactions (see `JobContext.transaction`). */
+  readonly transaction?: <T>(work: (tx: JobTransaction) => Promise<T>) => Promise<T>;
 }
 
 /** What one attempt came to; the adapter persists it, then calls {@link AdapterRuntime.report}. */

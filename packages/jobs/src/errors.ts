@@ -141,7 +141,8 @@ export type JobFeature =
   | 'jobPriority'
   | 'lookup'
   | 'results'
-  | 'cancel';
+  | 'cancel'
+  | 'transaction';
 
 /** An adapter cannot offer a feature that a registration asked for. */
 export class UnsupportedFeatureError extends JobsError {

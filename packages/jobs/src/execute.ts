@@ -10,7 +10,13 @@
 import { isRetryableError, NotOwnerError } from '@shardwork/core';
 import type { AttemptOutcome, RunExtras, RunnableJob } from './adapter.js';
 import { valueJson } from './args.js';
-import { InvalidJobError, InvalidJobResultError, JobAbortedError, JobTimeoutError } from './errors.js';
+import {
+  InvalidJobError,
+  InvalidJobResultError,
+  JobAbortedError,
+  JobTimeoutError,
+  UnsupportedFeatureError,
+} from './errors.js';
 import type { JobContext, Middleware } from './job.js';
 import type { CompiledRegistration } from './options.js';
 
@@ -233,6 +239,18 @@ export async function runAttempt(
         hooks.onProgress(v);
       });
       progress.push(json, value);
+    },
+    transaction(work) {
+      if (extras.transaction === undefined) {
+        return Promise.reject(
+          new UnsupportedFeatureError(
+            'this',
+            'transaction',
+            'ctx.transaction needs an adapter with transactions: use postgres://',
+          ),
+        );
+      }
+      return extras.transaction(work);
     },
   };
   began = performance.now();

@@ -8,7 +8,8 @@
  *   the shapes it stores ({@link JobRecord}) and answers with;
  * - the shared rooms: {@link PartitionedConsumption} (partitions owned through
  *   core's coordinator, one `Worker` per queue), the periodic-tick planner
- *   ({@link planTicks}, {@link TickPump}), {@link partitionOf};
+ *   ({@link planTicks}, {@link TickPump}), {@link partitionOf}, and the
+ *   process's `concurrency` shared by its partition consumers ({@link Dispatcher});
  * - the helpers every adapter needs: option compilers, {@link errorInfo},
  *   {@link refOf}, the protocol registration ({@link registerJobQueue});
  * - the errors an adapter throws.
@@ -46,6 +47,7 @@ export type {
 export { consumedQueues, periodicQueue, refOf } from './adapter.js';
 export type { JobArgs, JsonValue } from './args.js';
 export { canonicalJson, checkArgs, DEFAULT_MAX_ARGS_BYTES } from './args.js';
+export { Dispatcher, Slots } from './dispatcher.js';
 export type { FeatureRefusal, JobErrorInfo, JobFeature } from './errors.js';
 export {
   errorInfo,
@@ -60,7 +62,16 @@ export {
 } from './errors.js';
 export type { DeadReason, DropReason, JobQueueEventMap } from './events.js';
 export { compose, failureOutcome } from './execute.js';
-export type { CountedState, EnqueueResult, JobDetails, JobInfo, JobRecord, JobRef, JobState } from './job.js';
+export type {
+  CountedState,
+  EnqueueResult,
+  JobDetails,
+  JobInfo,
+  JobRecord,
+  JobRef,
+  JobState,
+  JobTransaction,
+} from './job.js';
 export { COUNTED_STATES, JOB_STATES } from './job.js';
 export type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 export {

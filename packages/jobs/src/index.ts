@@ -79,6 +79,7 @@ export type {
   JobRef,
   JobResult,
   JobState,
+  JobTransaction,
   Middleware,
   PerformOptions,
 } from './job.js';

@@ -273,6 +273,28 @@ export interface JobContext<A = JobArgs> {
    * flood the store. Throws `InvalidJobError` for anything else.
    */
   progress(value: number | Record<string, unknown>): void;
+  /**
+   * Run `work` in one database transaction with this job's completion, on
+   * adapters with transactions (`postgres://`): `work`'s writes (on `tx`) and
+   * the job's completion (its result: what `work` returns) commit together,
+   * and only while this process still owns the job's partition (the
+   * partition's fencing token is checked in the transaction, and a new owner
+   * waits for it). Otherwise nothing of it commits and it rejects with core's
+   * `NotOwnerError` (rethrow it: the job runs again under the new owner).
+   * Call it once, as the handler's last step: the job has completed when it
+   * resolves. Rejects with `UnsupportedFeatureError` on other adapters.
+   */
+  transaction<T>(work: (tx: JobTransaction) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The connection of a handler's transaction ({@link JobContext.transaction}):
+ * on `postgres://`, node-postgres's `PoolClient`, inside `BEGIN`. Typed here
+ * by what every such client offers; cast to `pg.PoolClient` for the rest.
+ */
+export interface JobTransaction {
+  // biome-ignore lint/suspicious/noExplicitAny: rows are the caller's to type, as in node-postgres.
+  query<R = any>(text: string, values?: readonly unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
 }
 
 /**

@@ -31,7 +31,7 @@ const registry = new ProtocolRegistry<JobAdapter, [CompiledQueueOptions]>({
   option: 'url',
   env: JOBS_ENV,
   fallback: 'memory://',
-  examples: ['memory://', 'redis://host:6379', 'amqp://host:5672'],
+  examples: ['memory://', 'redis://host:6379', 'amqp://host:5672', 'postgres://host:5432/db'],
   builtin: { memory: (_url, options) => new SimpleQueue(options) },
   packages: {
     redis: '@shardwork/jobs-redis',
@@ -42,6 +42,8 @@ const registry = new ProtocolRegistry<JobAdapter, [CompiledQueueOptions]>({
     'rediss+sentinel': '@shardwork/jobs-redis',
     amqp: '@shardwork/jobs-amqp',
     amqps: '@shardwork/jobs-amqp',
+    postgres: '@shardwork/jobs-postgres',
+    postgresql: '@shardwork/jobs-postgres',
   },
   exportName: 'jobAdapterFromUrl' satisfies keyof JobAdapterModule,
 });

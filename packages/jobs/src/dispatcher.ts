@@ -1,6 +1,6 @@
 /**
  * The process's `concurrency`: slots shared by the consumers of every owned
- * partition. A consumer takes as many as are free (up to its batch size)
+ * partition (of the Redis and PostgreSQL adapters). A consumer takes as many as are free (up to its batch size)
  * before a fetch, so it never takes more jobs than it can start at once.
  *
  * @module

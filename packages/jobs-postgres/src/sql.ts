@@ -1,0 +1,37 @@
+/**
+ * SQL fragments every statement of the job store shares: the server's clock
+ * in ms, the states a job waits in, and the notice a finished job sends its
+ * waiters (`<queue>|done|<outcome JSON>` on the schema's wake channel, only
+ * for jobs somebody waits for, delivered at commit).
+ *
+ * @module
+ */
+
+/** Now, ms since the epoch, by the server's clock. */
+export const NOW = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
+/** The states of a job that still holds its place (its unique key, its key's line). */
+export const ACTIVE = `('scheduled', 'ready', 'running', 'retrying')`;
+
+/** The states of a job that has finished. */
+export const FINISHED = `('completed', 'dead', 'cancelled')`;
+
+/** The wake channel of a schema (NOTIFY and LISTEN take it as an identifier). */
+export const wakeChannel = (schema: string): string => `shardwork_${schema}`;
+
+/** Longest outcome sent whole in a notice (NOTIFY takes at most 8000 bytes); longer ones are read back by the waiter. */
+const MAX_NOTICE = 7800;
+
+/**
+ * A SELECT over `rows` (a CTE with `queue, id, state, result, error, waited`)
+ * that sends the outcome of each finished job somebody waits for. Put it in
+ * a CTE that the statement reads (`(SELECT count(*) FROM <it>)`), or it is
+ * not run.
+ */
+export function noticeOfDone(schema: string, rows: string): string {
+  const outcome = `json_build_object('id', r.id, 'state', r.state, 'result', r.result, 'error', r.error)::text`;
+  const brief = `json_build_object('id', r.id, 'state', r.state, 'big', true)::text`;
+  return `SELECT pg_notify('${wakeChannel(schema)}', r.queue || '|done|' ||
+      CASE WHEN octet_length(${outcome}) <= ${MAX_NOTICE} THEN ${outcome} ELSE ${brief} END)
+    FROM ${rows} r WHERE r.waited AND r.state IN ${FINISHED}`;
+}
