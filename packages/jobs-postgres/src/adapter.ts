@@ -46,11 +46,12 @@ import {
 import pg from 'pg';
 import { PostgresQueueAdmin } from './admin.js';
 import { PartitionConsumer } from './consumer.js';
-import { storedJob, storeJobs } from './enqueue.js';
+import { ensureQueues, storedJob, storeJobs } from './enqueue.js';
 import type { FetchSpec } from './fenced.js';
 import { PostgresJobFollow } from './follow.js';
 import { migrate, quotedSchema } from './migrate.js';
 import { type CompiledPostgresJobOptions, compilePostgresJobOptions, type PostgresJobOptions } from './options.js';
+import { NOW, wakeChannel } from './sql.js';
 import { isUnreachable, mapPostgresError } from './unavailable.js';
 import { type WakeMessage, WakeSubscriber } from './wake.js';
 
@@ -267,13 +268,8 @@ export class PostgresJobAdapter implements JobAdapter {
       await retrying(
         async () => {
           const pool = await this.#readyPool();
-          // The queues' rows (and their partition count, checked) before any partition is taken.
-          await storeJobs(pool, this.#o.schema, [], { partitions: this.#o.partitions, givenWindowMs: 0 });
-          await pool.query(
-            `INSERT INTO ${quotedSchema(this.#o.schema)}.queues (queue, partitions, epoch)
-             SELECT unnest($1::text[]), $2, md5(random()::text) ON CONFLICT (queue) DO NOTHING`,
-            [queues, this.#o.partitions],
-          );
+          // The queues' rows before any partition is taken; a queue stored with another partition count is refused.
+          await ensureQueues(pool, quotedSchema(this.#o.schema), queues, this.#o.partitions);
           await this.#listen();
         },
         {
@@ -331,7 +327,7 @@ export class PostgresJobAdapter implements JobAdapter {
         },
         slotFreed: () => {
           this.#pool
-            .query(`SELECT pg_notify($1, $2)`, [`shardwork_${this.#o.schema}`, `${queue}|*`])
+            .query(`SELECT pg_notify($1, $2)`, [wakeChannel(this.#o.schema), `${queue}|*`])
             .catch((error: unknown) => this.#reportError(this.#map(error)));
         },
         mapError: (error) => this.#map(error),
@@ -360,7 +356,7 @@ export class PostgresJobAdapter implements JobAdapter {
     await this.#pool
       .query(
         `INSERT INTO ${quotedSchema(this.#o.schema)}.throughput (queue, minute, completed, failed)
-         SELECT q, (${'(extract(epoch FROM clock_timestamp()) * 1000)::bigint'} / 60000) * 60000, c, f
+         SELECT q, (${NOW} / 60000) * 60000, c, f
          FROM unnest($1::text[], $2::int[], $3::int[]) AS t(q, c, f)
          ON CONFLICT (queue, minute) DO UPDATE SET completed = throughput.completed + EXCLUDED.completed,
            failed = throughput.failed + EXCLUDED.failed`,

@@ -69,7 +69,7 @@ export class PartitionCountMismatchError extends ShardworkError<'PARTITION_COUNT
  * Register the queues of a batch (partition count, data epoch) if they are
  * new, and check the partition count of those that are not.
  */
-async function ensureQueues(
+export async function ensureQueues(
   db: pg.ClientBase | pg.Pool,
   q: string,
   queues: readonly string[],

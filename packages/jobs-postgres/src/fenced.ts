@@ -51,7 +51,7 @@ export interface FetchSpec {
   readonly handlers: readonly string[];
   /** Handlers whose jobs of one key run one at a time, in the order they became due. */
   readonly ordered: readonly string[];
-  /** Handlers with a `maxConcurrency`: at most that many of their jobs run at once in the whole queue. */
+  /** Those of `handlers` with a `maxConcurrency`: at most that many of their jobs run at once in the whole queue. */
   readonly limited: ReadonlyMap<string, number>;
 }
 
@@ -224,7 +224,6 @@ export async function fetchDue(
   }
   for (const [handler, limit] of spec.limited) {
     if (jobs.length >= max) break;
-    if (!spec.handlers.includes(handler)) continue;
     const taken = await inTransaction(db, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${schema}|${owner.queue}|${handler}`]);
       const { rows: running } = await client.query<{ n: string }>(
