@@ -17,15 +17,15 @@ import {
   type BulkOptions,
   type CancelResult,
   type CompiledQueueOptions,
-  type CompiledRegistration,
   consumedQueues,
   Dispatcher,
+  type EnqueueOptions,
   type EnqueueResult,
+  InvalidJobError,
   type JobAdapter,
   JobCancelledError,
   type JobChange,
   type JobDetails,
-  type JobFeature,
   type JobOutcome,
   type JobPage,
   type JobRecord,
@@ -41,7 +41,6 @@ import {
   QueueUnavailableError,
   refOf,
   type StopResult,
-  UnsupportedFeatureError,
 } from '@shardwork/jobs/adapter';
 import pg from 'pg';
 import { PostgresQueueAdmin } from './admin.js';
@@ -55,14 +54,11 @@ import { NOW, wakeChannel } from './sql.js';
 import { isUnreachable, mapPostgresError } from './unavailable.js';
 import { type WakeMessage, WakeSubscriber } from './wake.js';
 
-/** Features this adapter does not offer yet (the draw by priority is not built in SQL). */
-const UNSUPPORTED: readonly JobFeature[] = ['priority', 'jobPriority'];
-
 /** See the module documentation. Create it with `createJobQueue('postgres://…')` or pass an instance. */
 export class PostgresJobAdapter implements JobAdapter {
   readonly kind = 'postgres';
   readonly durable = true;
-  readonly unsupported = UNSUPPORTED;
+  readonly acceptsClient = true;
   readonly #o: CompiledPostgresJobOptions;
   readonly #pool: pg.Pool;
   #ready: Promise<pg.Pool> | undefined;
@@ -135,17 +131,6 @@ export class PostgresJobAdapter implements JobAdapter {
     return this.#runtime;
   }
 
-  checkRegistration(registration: CompiledRegistration): void {
-    if (registration.priority !== 1) {
-      throw new UnsupportedFeatureError('postgres', [
-        {
-          feature: 'priority',
-          why: 'the weighted draw by priority is not built on PostgreSQL yet; use redis:// for priorities',
-        },
-      ]);
-    }
-  }
-
   #map(error: unknown): unknown {
     return mapPostgresError(error, this.#o.target);
   }
@@ -211,20 +196,23 @@ export class PostgresJobAdapter implements JobAdapter {
     return this.#partitionedRoom;
   }
 
-  async enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]> {
-    if (records.some((r) => r.priority !== undefined)) {
-      throw new UnsupportedFeatureError(
-        'postgres',
-        'jobPriority',
-        'the weighted draw by priority is not built on PostgreSQL yet; use a handler per priority, or redis://',
-      );
-    }
+  async enqueue(records: readonly JobRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     const rows = records.map((r) => storedJob(r, this.#partitionOf(r)));
-    const store = async (): Promise<EnqueueResult[]> =>
-      storeJobs(await this.#readyPool(), this.#o.schema, rows, {
+    const storeOn = (db: pg.ClientBase | pg.Pool): Promise<EnqueueResult[]> =>
+      storeJobs(db, this.#o.schema, rows, {
         partitions: this.#o.partitions,
         givenWindowMs: this.#rt.options.idempotencyWindowMs,
       });
+    if (options?.client !== undefined) {
+      const client = callersClient(options.client);
+      await this.#readyPool();
+      // The caller's transaction: no retry (a failed statement aborted it), and
+      // NOTIFY is delivered when it commits, so consumers wake then.
+      return storeOn(client).catch((error: unknown) => {
+        throw this.#map(error);
+      });
+    }
+    const store = async (): Promise<EnqueueResult[]> => storeOn(await this.#readyPool());
     let ambiguous = false;
     try {
       return await retrying(store, {
@@ -294,6 +282,7 @@ export class PostgresJobAdapter implements JobAdapter {
       handlers: regs.map((r) => r.name),
       ordered: regs.filter((r) => r.ordered).map((r) => r.name),
       limited: new Map(regs.filter((r) => r.maxConcurrency > 0).map((r) => [r.name, r.maxConcurrency])),
+      priorities: new Map(regs.map((r) => [r.name, r.priority])),
     };
   }
 
@@ -471,4 +460,26 @@ export class PostgresJobAdapter implements JobAdapter {
  */
 export function jobAdapterFromUrl(url: string, options: CompiledQueueOptions): PostgresJobAdapter {
   return new PostgresJobAdapter({ ...(options.adapter as PostgresJobOptions), url });
+}
+
+/**
+ * The caller's client of `perform(job, { client })`: a `pg` client (its own
+ * or a pool's), refused with a clear error for a pool (whose statements
+ * would each run on some connection, outside any transaction of the caller)
+ * or for anything without `query`.
+ */
+function callersClient(client: object): pg.ClientBase {
+  if (client instanceof pg.Pool || ('totalCount' in client && 'idleCount' in client)) {
+    throw new InvalidJobError(
+      'options.client',
+      'is a pg Pool, which has no transaction of yours: pass the client you ran BEGIN on (const client = await pool.connect())',
+    );
+  }
+  if (typeof (client as { query?: unknown }).query !== 'function') {
+    throw new InvalidJobError(
+      'options.client',
+      'must be a pg Client or pooled client (await pool.connect()) inside your transaction, after BEGIN',
+    );
+  }
+  return client as pg.ClientBase;
 }

@@ -53,6 +53,8 @@ export interface FetchSpec {
   readonly ordered: readonly string[];
   /** Those of `handlers` with a `maxConcurrency`: at most that many of their jobs run at once in the whole queue. */
   readonly limited: ReadonlyMap<string, number>;
+  /** Each handler's priority (1 where absent): the weight of its jobs in the draw. */
+  readonly priorities?: ReadonlyMap<string, number>;
 }
 
 /** What {@link fetchDue} took, and when the partition's next job falls due (`undefined`: none waits). */
@@ -158,27 +160,66 @@ interface FetchedRow {
 }
 
 /**
- * Take up to `$5` due jobs of handlers `$4` to run under the owner (`$1`
- * queue, `$2` partition, `$3` token), oldest due first: they become running
- * with its token. Skipped: paused handlers and queues, and a job of an
+ * Which due jobs of handlers `$4` the owner (`$1` queue, `$2` partition, `$3`
+ * token) may take. Skipped: paused handlers and queues, and a job of an
  * ordered handler (`$6`) while another job of its key runs or retries, or an
  * earlier one of it is due (a line per key: due jobs in enqueue order; a job
  * scheduled for later joins the line when it falls due).
  */
-const takeSql = (q: string): string => `WITH picked AS (
-  SELECT j.id FROM ${q}.jobs j
-  WHERE j.queue = $1 AND j.partition = $2 AND j.state IN ('scheduled', 'ready', 'retrying')
+const takeable = (
+  q: string,
+): string => `j.queue = $1 AND j.partition = $2 AND j.state IN ('scheduled', 'ready', 'retrying')
     AND j.run_at <= ${NOW} AND j.handler = ANY($4) AND ${fenced(q)}
     AND NOT EXISTS (SELECT 1 FROM ${q}.paused p
                     WHERE (p.queue = $1 AND p.handler = '*') OR (p.queue = '*' AND p.handler = j.handler))
     AND (j.key IS NULL OR NOT (j.handler = ANY($6)) OR NOT EXISTS (
       SELECT 1 FROM ${q}.jobs o
       WHERE o.queue = $1 AND o.partition = $2 AND o.key = j.key AND o.id <> j.id AND o.handler = ANY($6)
-        AND (o.state IN ('running', 'retrying') 
-          OR (o.state IN ('scheduled', 'ready') AND o.run_at <= ${NOW} AND o.seq < j.seq))))
-  ORDER BY j.run_at, j.seq
-  LIMIT $5
-  FOR UPDATE SKIP LOCKED)
+        AND (o.state IN ('running', 'retrying')
+          OR (o.state IN ('scheduled', 'ready') AND o.run_at <= ${NOW} AND o.seq < j.seq))))`;
+
+/**
+ * Take up to `$5` takeable jobs (see {@link takeable}) to run under the
+ * owner: they become running with its token.
+ *
+ * The order is gocraft's weighted draw wherever priorities differ: groups of
+ * waiting jobs (each handler's jobs at its priority `$7`, and the jobs of each
+ * priority given per job) are drawn with probability proportional to their
+ * priority, and a drawn group gives its oldest job. The draws of one fetch
+ * are a race of exponential clocks: the k-th oldest job of a group of weight
+ * w is drawn at the sum of k unit exponentials divided by w, so taking the
+ * `$5` earliest is `$5` draws with replacement. Where every priority is the
+ * same (`$8` false and no job of the partition has its own), the draw is
+ * oldest due first, read from the index without looking at the rest; a
+ * PostgreSQL one-time filter runs only one of the two branches.
+ */
+const takeSql = (q: string): string => `WITH weighted AS (
+  SELECT $8::boolean OR EXISTS (
+    SELECT 1 FROM ${q}.jobs p
+    WHERE p.queue = $1 AND p.partition = $2 AND p.priority IS NOT NULL
+      AND p.state IN ('scheduled', 'ready', 'retrying') AND p.handler = ANY($4)) AS yes),
+drawn AS (
+  SELECT d.id, sum(d.e) OVER (PARTITION BY d.grp ORDER BY d.run_at, d.seq ROWS UNBOUNDED PRECEDING) / d.weight AS draw
+  FROM (SELECT j.id, j.run_at, j.seq, -ln(1.0 - random()) AS e,
+               CASE WHEN j.priority IS NULL THEN 'h' || j.handler ELSE 'p' || j.priority END AS grp,
+               coalesce(j.priority, w.weight) AS weight
+        FROM ${q}.jobs j JOIN unnest($4::text[], $7::int[]) AS w(handler, weight) ON w.handler = j.handler
+        WHERE (SELECT yes FROM weighted) AND ${takeable(q)}) d),
+picked AS (
+  SELECT id FROM (
+    SELECT j.id FROM ${q}.jobs j
+    WHERE NOT (SELECT yes FROM weighted) AND ${takeable(q)}
+    ORDER BY j.run_at, j.seq
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED) oldest
+  UNION ALL
+  SELECT id FROM (
+    SELECT j.id FROM ${q}.jobs j JOIN (SELECT id, draw FROM drawn ORDER BY draw LIMIT $5 * 2) d
+      ON j.queue = $1 AND j.id = d.id
+    WHERE (SELECT yes FROM weighted) AND j.partition = $2 AND j.state IN ('scheduled', 'ready', 'retrying')
+    ORDER BY d.draw
+    LIMIT $5
+    FOR UPDATE OF j SKIP LOCKED) by_weight)
 UPDATE ${q}.jobs j SET state = 'running', token = $3, started_at = ${NOW}
 FROM picked WHERE j.queue = $1 AND j.id = picked.id
 RETURNING ${FETCHED}`;
@@ -217,9 +258,13 @@ export async function fetchDue(
   const q = quotedSchema(schema);
   const base = [owner.queue, owner.partition, owner.token];
   const jobs: FetchedJob[] = [];
+  const weights = (handlers: readonly string[]): [number[], boolean] => {
+    const w = handlers.map((h) => spec.priorities?.get(h) ?? 1);
+    return [w, w.some((x) => x !== w[0])];
+  };
   const free = spec.handlers.filter((h) => !spec.limited.has(h));
   if (free.length > 0 && max > 0) {
-    const { rows } = await db.query<FetchedRow>(takeSql(q), [...base, free, max, spec.ordered]);
+    const { rows } = await db.query<FetchedRow>(takeSql(q), [...base, free, max, spec.ordered, ...weights(free)]);
     for (const row of rows) jobs.push(fetchedJob(row));
   }
   for (const [handler, limit] of spec.limited) {
@@ -232,7 +277,13 @@ export async function fetchDue(
       );
       const room = Math.min(max - jobs.length, limit - Number(running[0]?.n ?? 0));
       if (room <= 0) return [];
-      const { rows } = await client.query<FetchedRow>(takeSql(q), [...base, [handler], room, spec.ordered]);
+      const { rows } = await client.query<FetchedRow>(takeSql(q), [
+        ...base,
+        [handler],
+        room,
+        spec.ordered,
+        ...weights([handler]),
+      ]);
       return rows;
     });
     for (const row of taken) jobs.push(fetchedJob(row));

@@ -90,6 +90,8 @@ CREATE INDEX jobs_id ON {schema}.jobs (id);
 CREATE INDEX jobs_waiting ON {schema}.jobs (queue, partition, run_at)
   WHERE state IN ('scheduled', 'ready', 'retrying');
 CREATE INDEX jobs_running ON {schema}.jobs (queue, partition) WHERE state = 'running';
+CREATE INDEX jobs_prioritized ON {schema}.jobs (queue, partition)
+  WHERE priority IS NOT NULL AND state IN ('scheduled', 'ready', 'retrying');
 CREATE INDEX jobs_finished ON {schema}.jobs (queue, state, finished_at, seq)
   WHERE state IN ('completed', 'dead', 'cancelled');
 CREATE INDEX jobs_lines ON {schema}.jobs (queue, partition, key, seq)

@@ -1,6 +1,7 @@
 import { createJobQueue } from '@shardwork/jobs';
 import { describeJobQueueConformance } from '@shardwork/jobs/testing';
 import { type PostgresTestServer, startPostgres } from '@shardwork/testkit';
+import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { PostgresJobAdapter } from '../src/index.js';
 
@@ -19,7 +20,6 @@ describeJobQueueConformance({
   name: 'postgres',
   durable: true,
   refusesUnknownHandlers: false,
-  unsupported: ['priority', 'jobPriority'],
   // An instance rather than a URL: a URL's package loads at start, and the suite expects refusals at register.
   create: (options, namespace) =>
     createJobQueue(
@@ -31,4 +31,18 @@ describeJobQueueConformance({
       }),
       options,
     ),
+  // The application's own client: BEGIN on it, and the suite performs with { client }.
+  transaction: async () => {
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    await client.query('BEGIN');
+    const end = async (sql: string): Promise<void> => {
+      try {
+        await client.query(sql);
+      } finally {
+        await client.end();
+      }
+    };
+    return { client, commit: () => end('COMMIT'), rollback: () => end('ROLLBACK') };
+  },
 });

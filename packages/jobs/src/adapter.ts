@@ -15,6 +15,7 @@ import { type FeatureRefusal, type JobFeature, UnsupportedFeatureError } from '.
 import type { DeadReason, JobQueueEventMap } from './events.js';
 import type {
   CountedState,
+  EnqueueOptions,
   EnqueueResult,
   JobDetails,
   JobInfo,
@@ -246,7 +247,13 @@ export interface JobAdapter {
    * store cannot be reached, and with `UnknownHandlerError` if the adapter
    * refuses unregistered handlers (only the in-process one can know).
    */
-  enqueue(records: readonly JobRecord[]): Promise<EnqueueResult[]>;
+  enqueue(records: readonly JobRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
+  /**
+   * Whether {@link JobAdapter.enqueue} takes `options.client` (the caller's
+   * database client in its transaction). Without it the queue refuses a
+   * client with `UnsupportedFeatureError` (`transactionalEnqueue`).
+   */
+  readonly acceptsClient?: boolean;
   /** Begin consuming the registered handlers' jobs. */
   start(): Promise<void>;
   /**

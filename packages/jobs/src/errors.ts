@@ -142,7 +142,8 @@ export type JobFeature =
   | 'lookup'
   | 'results'
   | 'cancel'
-  | 'transaction';
+  | 'transaction'
+  | 'transactionalEnqueue';
 
 /** An adapter cannot offer a feature that a registration asked for. */
 export class UnsupportedFeatureError extends JobsError {

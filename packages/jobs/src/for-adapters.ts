@@ -51,6 +51,7 @@ export { Dispatcher, Slots } from './dispatcher.js';
 export type { FeatureRefusal, JobErrorInfo, JobFeature } from './errors.js';
 export {
   errorInfo,
+  InvalidJobError,
   JobAbortedError,
   JobCancelledError,
   JobNotFoundError,
@@ -64,6 +65,8 @@ export type { DeadReason, DropReason, JobQueueEventMap } from './events.js';
 export { compose, failureOutcome } from './execute.js';
 export type {
   CountedState,
+  EnqueueClient,
+  EnqueueOptions,
   EnqueueResult,
   JobDetails,
   JobInfo,

@@ -68,6 +68,7 @@ export type {
   ArgsOf,
   BulkJob,
   CountedState,
+  EnqueueClient,
   EnqueueResult,
   Job,
   JobContext,

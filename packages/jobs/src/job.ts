@@ -75,11 +75,35 @@ export interface PerformOptions {
    * @defaultValue the handler's `priority`
    */
   readonly priority?: number;
+  /**
+   * Your own database client, inside a transaction you opened on it: the job
+   * is written by that transaction, so it exists if and only if your
+   * transaction commits (the outbox problem, solved without an outbox). On
+   * `postgres://`, a `pg` `Client` or pooled client (`await pool.connect()`)
+   * after `BEGIN`; consumers are woken when you commit. Nothing is retried on
+   * your client: an error rejects the perform and leaves the rollback to you.
+   * Adapters without a database of yours (`memory://`, `redis://`, `amqp://`)
+   * refuse it with `UnsupportedFeatureError` (feature `transactionalEnqueue`).
+   * `performAndWait` refuses it: the job cannot run before you commit.
+   */
+  readonly client?: EnqueueClient;
+}
+
+/**
+ * A database client of the application, in its transaction (see
+ * {@link PerformOptions.client}); each adapter that accepts one says which.
+ */
+export type EnqueueClient = object;
+
+/** Options of one {@link JobAdapter.enqueue} call beside the records. */
+export interface EnqueueOptions {
+  /** The caller's client in its transaction (see {@link PerformOptions.client}). */
+  readonly client?: EnqueueClient;
 }
 
 /** A job for `performMany`: optionally with its own due time and id. */
 export type BulkJob<J extends JobMap = AnyJobs, N extends JobName<J> = JobName<J>> = Job<J, N> &
-  PerformOptions & {
+  Omit<PerformOptions, 'client'> & {
     /** Run at or after this time (a `Date` or ms since the epoch). @defaultValue now */
     readonly at?: Date | number;
   };

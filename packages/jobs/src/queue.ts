@@ -21,13 +21,15 @@ import {
   type QueueThroughput,
   type StopResult,
 } from './adapter.js';
-import { InvalidJobError, UnknownHandlerError } from './errors.js';
+import { InvalidJobError, UnknownHandlerError, UnsupportedFeatureError } from './errors.js';
 import type { JobQueueEventMap, JobQueueState } from './events.js';
 import { type CancelOptions, cancelJob, lookUp, modifyJob, type WaitOptions, waitForJob } from './follow.js';
 import type {
   AnyJobs,
   ArgsOf,
   BulkJob,
+  EnqueueClient,
+  EnqueueOptions,
   EnqueueResult,
   Job,
   JobDetails,
@@ -281,8 +283,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
    * all are checked first, and either all are accepted or none. Each may carry
    * its own `at`. Results are in input order.
    */
-  async performMany<N extends JobName<J>>(jobs: readonly BulkJob<J, N>[]): Promise<EnqueueResult[]> {
+  async performMany<N extends JobName<J>>(
+    jobs: readonly BulkJob<J, N>[],
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueResult[]> {
     if (!Array.isArray(jobs)) throw new InvalidJobError('jobs', 'must be an array');
+    const client = clientOf(options, 'options');
     this.#assertAccepting();
     const now = Date.now();
     const records = jobs.map((job, i) =>
@@ -294,7 +300,7 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       if (given.has(r.id)) throw new InvalidJobError(`jobs[${i}].id`, `repeats the id ${JSON.stringify(r.id)}`);
       given.add(r.id);
     }
-    return this.#submit(records);
+    return this.#submit(records, client);
   }
 
   /**
@@ -307,6 +313,12 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
     options: PerformOptions & WaitOptions = {},
   ): Promise<unknown> {
     const { timeoutMs, signal, ...perform } = options;
+    if (perform.client !== undefined) {
+      throw new InvalidJobError(
+        'options.client',
+        'cannot be given to performAndWait: the job exists only once your transaction commits, so it cannot run while you wait inside it; perform with { client }, commit, then waitFor(id)',
+      );
+    }
     const { id } = await this.perform(job, perform);
     return this.waitFor(id, {
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
@@ -471,20 +483,30 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
       throw new InvalidJobError('options', `must be an object { id?, priority? } (got ${String(options)})`);
     }
     const now = Date.now();
-    const [result] = await this.#submit([
-      this.#record(job, runAt ?? now, 'job', now, (options ?? {}) as PerformOptions, 'options'),
-    ]);
+    const client = clientOf(options ?? {}, 'options');
+    const [result] = await this.#submit(
+      [this.#record(job, runAt ?? now, 'job', now, (options ?? {}) as PerformOptions, 'options')],
+      client,
+    );
     return result as EnqueueResult;
   }
 
-  async #submit(records: JobRecord[]): Promise<EnqueueResult[]> {
+  async #submit(records: JobRecord[], client?: EnqueueClient): Promise<EnqueueResult[]> {
     if (records.length === 0) return [];
     const adapter = await this.#load();
     this.#assertAccepting();
+    if (client !== undefined && adapter.acceptsClient !== true) {
+      throw new UnsupportedFeatureError(
+        adapter.kind,
+        'transactionalEnqueue',
+        'it does not keep jobs in a database of yours, so a perform cannot join your transaction; use postgres://, or perform after your commit',
+      );
+    }
     const traceparent = activeTraceparent();
     return this.#runtime.submit(
       adapter,
       traceparent === undefined ? records : records.map((r) => ({ ...r, traceparent })),
+      client === undefined ? undefined : { client },
     );
   }
 
@@ -565,4 +587,17 @@ export function createJobQueue<J extends JobMap = AnyJobs>(
   options?: JobQueueOptions,
 ): JobQueue<J> {
   return new JobQueue<J>(adapter, options);
+}
+
+/** The `client` of perform options, checked to be an object when given. */
+function clientOf(options: { readonly client?: unknown }, path: string): EnqueueClient | undefined {
+  const { client } = options;
+  if (client === undefined) return undefined;
+  if (typeof client !== 'object' || client === null) {
+    throw new InvalidJobError(
+      `${path}.client`,
+      `must be your database client inside your transaction (got ${String(client)}); leave it out to enqueue on the queue's own connection`,
+    );
+  }
+  return client;
 }

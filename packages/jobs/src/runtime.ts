@@ -15,7 +15,7 @@ import { refOf } from './adapter.js';
 import { UnknownHandlerError } from './errors.js';
 import type { JobQueueEventMap } from './events.js';
 import { runAttempt } from './execute.js';
-import type { EnqueueResult, JobRecord, Middleware } from './job.js';
+import type { EnqueueOptions, EnqueueResult, JobRecord, Middleware } from './job.js';
 import type { CompiledPeriodic, CompiledQueueOptions, CompiledRegistration } from './options.js';
 import { buildRecord } from './record.js';
 import { traced } from './tracing.js';
@@ -108,14 +108,14 @@ export class QueueRuntime implements AdapterRuntime {
    * a consumer in this process that fetches one before the reply reaches us
    * waits for it (so `job:enqueued` comes before `job:started`).
    */
-  async submit(adapter: JobAdapter, records: readonly JobRecord[]): Promise<EnqueueResult[]> {
+  async submit(adapter: JobAdapter, records: readonly JobRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     let accepted: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
       accepted = resolve;
     });
     for (const record of records) this.#enqueueing.set(record.id, gate);
     try {
-      const results = await adapter.enqueue(records);
+      const results = await adapter.enqueue(records, options);
       records.forEach((record, i) => {
         if (results[i]?.duplicate) {
           this.counts.duplicates++;

@@ -12,5 +12,5 @@
  * @module
  */
 
-export type { JobQueueHarness } from './conformance/index.js';
+export type { HarnessTransaction, JobQueueHarness } from './conformance/index.js';
 export { describeJobQueueConformance } from './conformance/index.js';

@@ -90,7 +90,7 @@ export function describeAdmin(kit: ConformanceKit): void {
           failed: series?.points.reduce((n, p) => n + p.failed, 0) ?? 0,
         };
       };
-      await until(async () => (await sum()).completed === 3, 3000, '3 completions counted');
+      await until(async () => (await sum()).completed === 3, 10_000, '3 completions counted');
       expect(await sum()).toEqual({ completed: 3, failed: 1 });
       const [series] = await q.throughput({ queue: 'tp', minutes: 5 });
       const ats = series?.points.map((p) => p.at) ?? [];

@@ -149,5 +149,38 @@ export function describeEnqueue(kit: ConformanceKit): void {
       expect(ran).toBe(0);
       if (has('admin')) expect((await q.stats()).total.ready).toBe(0);
     });
+
+    feature(
+      'transactionalEnqueue',
+      "enqueues inside the caller's transaction: a job exists if and only if it commits",
+      async () => {
+        const q = await queue();
+        const ran: number[] = [];
+        q.register('tx', (args) => void ran.push(args.n as number));
+        await q.start();
+        const open = kit.harness.transaction;
+        if (open === undefined) throw new Error('unreachable: the feature needs harness.transaction');
+        const committed = await open(kit.namespace);
+        const { id } = await q.perform({ handler: 'tx', args: { n: 1 } }, { client: committed.client });
+        const many = await q.performMany(
+          [2, 3].map((n) => ({ handler: 'tx', args: { n } })),
+          { client: committed.client },
+        );
+        expect(many.map((r) => r.duplicate)).toEqual([false, false]);
+        await advance(300);
+        expect(ran).toEqual([]); // not before the commit: other sessions cannot see the jobs yet
+        if (has('lookup')) expect(await q.getJob(id)).toBeUndefined();
+        await committed.commit();
+        await until(() => ran.length === 3, 2000, 'the committed jobs ran');
+        const rolledBack = await open(kit.namespace);
+        const gone = await q.perform({ handler: 'tx', args: { n: 4 } }, { client: rolledBack.client });
+        await rolledBack.rollback();
+        await advance(500);
+        expect(ran.sort()).toEqual([1, 2, 3]);
+        if (has('lookup')) expect(await q.getJob(gone.id)).toBeUndefined();
+        await expect(q.performAndWait({ handler: 'tx' }, { client: committed.client })).rejects.toThrow(/commit/);
+        await expect(q.perform({ handler: 'tx' }, { client: 'a client' as never })).rejects.toThrow(/options\.client/);
+      },
+    );
   });
 }

@@ -33,7 +33,7 @@ import { describePeriodic } from './periodic.js';
 import { describeRetries } from './retries.js';
 import { describeUnique } from './unique.js';
 
-export type { JobQueueHarness } from './kit.js';
+export type { HarnessTransaction, JobQueueHarness } from './kit.js';
 
 /** Register the conformance tests for one adapter inside the current vitest file. */
 export function describeJobQueueConformance(harness: JobQueueHarness): void {

@@ -39,6 +39,22 @@ export interface JobQueueHarness {
   readonly slackMs?: number;
   /** Features the adapter refuses; their cases check the refusal instead. */
   readonly unsupported?: readonly JobFeature[];
+  /**
+   * Open a transaction on a client of the store of `namespace`, for adapters
+   * that accept `perform(job, { client })`; without it the suite checks that
+   * the adapter refuses a client (`transactionalEnqueue`).
+   */
+  transaction?(namespace: string): Promise<HarnessTransaction>;
+}
+
+/** A transaction the harness opened, as `perform(job, { client })` takes it. */
+export interface HarnessTransaction {
+  /** The client, inside the transaction. */
+  readonly client: object;
+  /** Commit and release the client. */
+  commit(): Promise<void>;
+  /** Roll back and release the client. */
+  rollback(): Promise<void>;
 }
 
 /** Any args object. */
@@ -96,7 +112,8 @@ export function conformanceKit(harness: JobQueueHarness): ConformanceKit {
   const fake = harness.fakeTime === true;
   const slack = harness.slackMs ?? (fake ? 0 : 400);
   const unsupported = new Set(harness.unsupported ?? []);
-  const has = (feature: JobFeature): boolean => !unsupported.has(feature);
+  const has = (feature: JobFeature): boolean =>
+    !unsupported.has(feature) && (feature !== 'transactionalEnqueue' || harness.transaction !== undefined);
   let namespace = '';
   const open: JobQueue[] = [];
 
@@ -165,6 +182,9 @@ export function conformanceKit(harness: JobQueueHarness): ConformanceKit {
       } else if (name === 'jobId') {
         q.register('x', () => undefined);
         await expect(q.perform({ handler: 'x' }, { id: 'order-1' })).rejects.toThrow(UnsupportedFeatureError);
+      } else if (name === 'transactionalEnqueue') {
+        q.register('x', () => undefined);
+        await expect(q.perform({ handler: 'x' }, { client: {} })).rejects.toThrow(/transactionalEnqueue/);
       } else if (name === 'jobPriority') {
         q.register('x', () => undefined);
         await expect(q.perform({ handler: 'x' }, { priority: 5 })).rejects.toThrow(UnsupportedFeatureError);
