@@ -10,6 +10,7 @@ import { errorMessage } from '@shardwork/core';
 import { Command, CommanderError, Option } from 'commander';
 import { type CliIo, Context, type GlobalOptions, parseIntOption, stopSignal, withJobs } from './context.js';
 import { startDashboardCommand } from './dashboard.js';
+import { dbMigrate } from './db.js';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.js';
 import { purgeJobs, renderCancel, renderJob, showJob, waitJob } from './follow.js';
 import { parseArgs, parseState, pauseHandler, renderJobs, renderStats, runDeadAction } from './jobs.js';
@@ -349,6 +350,16 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
       },
     );
 
+  const db = root.command('db').description('The tables of a postgres:// job store.');
+  db.command('migrate')
+    .description('Create or upgrade the job tables of --jobs postgres://… (its ?schema=, else shardwork).')
+    .option('--sql', 'print the migration as one SQL script instead of running it (connects to nothing)')
+    .option('--from <version>', 'with --sql: the version the database is at', parseIntOption('--from', 0))
+    .addHelpText('after', EPILOG)
+    .action(async (o: { sql?: boolean; from?: number }, cmd: Command) => {
+      await dbMigrate(ctx(cmd), o);
+    });
+
   root
     .command('dashboard')
     .description('Serve the web dashboard until Ctrl-C.')
@@ -391,7 +402,7 @@ function program(io: CliIo, setExit: (code: ExitCode) => void): Command {
     );
 
   // Subcommands report their own errors through the same output and override.
-  for (const cmd of [root, ...root.commands, ...serviceCommands.commands, ...jobs.commands]) {
+  for (const cmd of [root, ...root.commands, ...serviceCommands.commands, ...jobs.commands, ...db.commands]) {
     cmd.exitOverride().configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),

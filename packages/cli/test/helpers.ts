@@ -34,6 +34,7 @@ export function buildOnce(): Promise<void> {
       'packages/discovery-redis',
       'packages/discovery-etcd',
       'packages/jobs-redis',
+      'packages/jobs-postgres',
       'packages/cli',
     ]);
     if (!existsSync(BIN)) throw new Error(`build did not produce ${BIN}`);

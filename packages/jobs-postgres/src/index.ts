@@ -24,6 +24,8 @@ export type { Completion, Failure, Fetched, FetchedJob, FetchSpec, Owner, Recove
 export { complete, completeInTransaction, fail, fetchDue, putBack, takeOver } from './fenced.js';
 export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
 export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
+export type { UrlMigrateResult } from './migrate-url.js';
+export { migrateUrl, migrationSqlForUrl } from './migrate-url.js';
 export type { Migration } from './migrations.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 export type { CompiledPostgresJobOptions, PostgresJobOptions } from './options.js';

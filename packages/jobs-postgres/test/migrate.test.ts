@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { InvalidOptionsError } from '@shardwork/core';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -89,6 +90,11 @@ describe('schema migrations on a real PostgreSQL', () => {
     for (const schema of ['', 'Upper', '1st', 'has space', 'a"b', 'x'.repeat(64)]) {
       await expect(migrate(db.pool, { schema })).rejects.toThrow(InvalidOptionsError);
     }
+  });
+
+  it('ships that script as sql/schema.sql, the same as migrationSql() gives', () => {
+    const file = readFileSync(new URL('../sql/schema.sql', import.meta.url), 'utf8');
+    expect(file).toBe(migrationSql());
   });
 
   it('gives the same schema as one SQL script for other migration tools', async () => {
