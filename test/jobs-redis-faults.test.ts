@@ -8,10 +8,9 @@
  */
 
 import { sleep } from '@shardwork/core';
-import { partitionOf } from '@shardwork/jobs/adapter';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runJobChaos } from './support/job-chaos.js';
-import { JobCluster } from './support/job-faults.js';
+import { cronOwner, JobCluster, untilBeforeTick } from './support/job-faults.js';
 
 let cluster: JobCluster | undefined;
 afterEach(async () => {
@@ -37,25 +36,6 @@ async function run(
   expect(report.completed).toBe(report.accepted);
   expect(report.accepted).toBeGreaterThan(150);
   return report;
-}
-
-/** The replica that owns the partition of the `tick` periodic job (its schedule's owner). */
-async function cronOwner(c: JobCluster): Promise<number> {
-  const partition = partitionOf('tick', c.partitionCount);
-  for (;;) {
-    const owner = (await c.producer.partitions()).find((p) => p.queue === 'default' && p.partition === partition);
-    const index = c.replicas.findIndex((r) => r.alive && r.pid === owner?.pid);
-    if (index >= 0) return index;
-    await sleep(100);
-  }
-}
-
-/** Resolve `leadMs` before the next whole second that is at least `leadMs` away (the `tick` job runs every second). */
-async function untilBeforeTick(leadMs: number): Promise<void> {
-  const now = Date.now();
-  let tick = Math.ceil(now / 1000) * 1000;
-  while (tick - leadMs < now) tick += 1000;
-  await sleep(tick - leadMs - now);
 }
 
 describe('redis job queue with consumer processes under faults', () => {

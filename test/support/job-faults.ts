@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { sleep } from '@shardwork/core';
 import { monotonicMs } from '@shardwork/core/testing';
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
+import { partitionOf } from '@shardwork/jobs/adapter';
 import { onLines, type RedisTestServer, spawnSource, startRedisServer, TcpProxy } from '@shardwork/testkit';
 import type { JobRecordLine, JobReplicaSpec } from './job-replica-main.js';
 
@@ -206,13 +207,124 @@ export abstract class ReplicaSet {
   }
 }
 
+/**
+ * A replica set whose store can say whether a job is still waiting or
+ * running (Redis, PostgreSQL): the producer's mix of jobs, and the check of
+ * JOBS.md's promises with the store as the judge of completion.
+ */
+export abstract class StoredJobCluster extends ReplicaSet {
+  readonly #seqNext = new Map<string, number>();
+
+  /** Whether the job is still in the store and has not finished. */
+  protected abstract stored(id: string): Promise<boolean>;
+
+  /** Share of the produced jobs that are `tx` jobs (handlers that write in `ctx.transaction`). @defaultValue 0 */
+  protected readonly txShare: number = 0;
+
+  /** Enqueue `count` jobs of every kind, `perSecond` of them a second. */
+  async produce(count: number, perSecond: number, random: () => number = Math.random): Promise<void> {
+    const gap = 1000 / perSecond;
+    const began = Date.now();
+    for (let i = 0; i < count; i++) {
+      const kind = random();
+      const ms = 5 + Math.floor(random() * 30);
+      let job: {
+        handler: 'work' | 'seq' | 'uniq' | 'limited' | 'tx';
+        key?: string;
+        args: { n?: number; u?: number; ms: number };
+      };
+      if (this.txShare > 0 && random() < this.txShare) {
+        job = { handler: 'tx', args: { ms: 20 + ms } };
+      } else if (kind < 0.4) {
+        job = { handler: 'work', args: { ms }, ...(random() < 0.5 ? { key: `w${i % 7}` } : {}) };
+      } else if (kind < 0.75) {
+        const key = `s${Math.floor(random() * 4)}`;
+        const n = this.#seqNext.get(key) ?? 0;
+        this.#seqNext.set(key, n + 1);
+        job = { handler: 'seq', key, args: { n, ms } };
+      } else if (kind < 0.9) {
+        job = { handler: 'uniq', args: { u: Math.floor(random() * 3), ms: 20 + ms } };
+      } else {
+        job = { handler: 'limited', args: { ms: 20 + ms } };
+      }
+      const result = await this.producer.perform(job);
+      if (!result.duplicate) {
+        this.accepted.set(result.id, {
+          h: job.handler,
+          ...(job.key === undefined ? {} : { key: job.key }),
+          ...(job.args.n === undefined ? {} : { n: job.args.n }),
+          ...(job.args.u === undefined ? {} : { u: job.args.u }),
+        });
+      }
+      const wait = began + (i + 1) * gap - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+
+  /** Enqueue `count` keyless `work` (or `handler`) jobs whose handlers take `ms` each (spread over the partitions). */
+  async performLong(count: number, ms: number, handler: 'work' | 'tx' = 'work'): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const result = await this.producer.perform({ handler, args: { ms } });
+      this.accepted.set(result.id, { h: handler });
+    }
+  }
+
+  /** Wait until every accepted job completed (or `withinMs` passes). */
+  async settle(withinMs: number): Promise<void> {
+    const began = Date.now();
+    for (;;) {
+      const done = new Set(
+        this.records()
+          .filter((r) => r.k === 'done' || r.k === 'dead')
+          .map((r) => r.id),
+      );
+      let open = 0;
+      for (const id of this.accepted.keys()) if (!done.has(id) && (await this.stored(id))) open++;
+      if (open === 0) return;
+      if (Date.now() - began > withinMs) return;
+      await sleep(200);
+    }
+  }
+
+  /**
+   * Check the invariants of JOBS.md over the records, with the store as the judge
+   * of completion: a replica killed right after its completion was recorded
+   * never writes its `done` line, so a job without one counts as completed
+   * when the store says it finished (only a recorded completion finishes it).
+   */
+  async check(): Promise<JobCheckReport> {
+    const records = this.records();
+    const violations: string[] = [];
+    const doneCount = new Map<string, number>();
+    for (const r of records.filter((r) => r.k === 'done' || r.k === 'dead')) {
+      doneCount.set(r.id, (doneCount.get(r.id) ?? 0) + 1);
+    }
+    // Nothing lost, no stale completion recorded.
+    for (const [id, job] of this.accepted) {
+      const n = doneCount.get(id) ?? 0;
+      if (n === 0) {
+        if (await this.stored(id)) violations.push(`lost: ${job.h} ${id} accepted but never completed`);
+        else doneCount.set(id, 1);
+      }
+      if (n > 1) violations.push(`stale completion: ${job.h} ${id} recorded as completed ${n} times`);
+    }
+    const analysis = analyzeRecords(this.accepted, records, { fenced: true, faults: this.faults });
+    return {
+      violations: [...violations, ...analysis.violations],
+      accepted: this.accepted.size,
+      completed: [...this.accepted.keys()].filter((id) => doneCount.has(id)).length,
+      duplicates: analysis.duplicates,
+      ticks: analysis.ticks,
+    };
+  }
+}
+
 /** A Redis job cluster under test. See the module documentation. */
-export class JobCluster extends ReplicaSet {
+export class JobCluster extends StoredJobCluster {
   readonly server: RedisTestServer;
   readonly prefix: string;
   readonly producer: JobQueue;
   readonly #options: Required<JobClusterOptions>;
-  readonly #seqNext = new Map<string, number>();
 
   private constructor(server: RedisTestServer, options: Required<JobClusterOptions>) {
     super('shardwork-jobfaults-');
@@ -263,103 +375,8 @@ export class JobCluster extends ReplicaSet {
     await this.faults.around('redis restart', undefined, () => this.server.restart(options));
   }
 
-  /** Enqueue `count` jobs of every kind, `perSecond` of them a second. */
-  async produce(count: number, perSecond: number, random: () => number = Math.random): Promise<void> {
-    const gap = 1000 / perSecond;
-    const began = Date.now();
-    for (let i = 0; i < count; i++) {
-      const kind = random();
-      const ms = 5 + Math.floor(random() * 30);
-      let job: {
-        handler: 'work' | 'seq' | 'uniq' | 'limited';
-        key?: string;
-        args: { n?: number; u?: number; ms: number };
-      };
-      if (kind < 0.4) {
-        job = { handler: 'work', args: { ms }, ...(random() < 0.5 ? { key: `w${i % 7}` } : {}) };
-      } else if (kind < 0.75) {
-        const key = `s${Math.floor(random() * 4)}`;
-        const n = this.#seqNext.get(key) ?? 0;
-        this.#seqNext.set(key, n + 1);
-        job = { handler: 'seq', key, args: { n, ms } };
-      } else if (kind < 0.9) {
-        job = { handler: 'uniq', args: { u: Math.floor(random() * 3), ms: 20 + ms } };
-      } else {
-        job = { handler: 'limited', args: { ms: 20 + ms } };
-      }
-      const result = await this.producer.perform(job);
-      if (!result.duplicate) {
-        this.accepted.set(result.id, {
-          h: job.handler,
-          ...(job.key === undefined ? {} : { key: job.key }),
-          ...(job.args.n === undefined ? {} : { n: job.args.n }),
-          ...(job.args.u === undefined ? {} : { u: job.args.u }),
-        });
-      }
-      const wait = began + (i + 1) * gap - Date.now();
-      if (wait > 0) await sleep(wait);
-    }
-  }
-
-  /** Enqueue `count` keyless `work` jobs whose handlers take `ms` each (spread over the partitions). */
-  async performLong(count: number, ms: number): Promise<void> {
-    for (let i = 0; i < count; i++) {
-      const result = await this.producer.perform({ handler: 'work', args: { ms } });
-      this.accepted.set(result.id, { h: 'work' });
-    }
-  }
-
-  /** Wait until every accepted job completed (or `withinMs` passes). */
-  async settle(withinMs: number): Promise<void> {
-    const began = Date.now();
-    for (;;) {
-      const done = new Set(
-        this.records()
-          .filter((r) => r.k === 'done' || r.k === 'dead')
-          .map((r) => r.id),
-      );
-      let open = 0;
-      for (const id of this.accepted.keys()) if (!done.has(id) && (await this.#stored(id))) open++;
-      if (open === 0) return;
-      if (Date.now() - began > withinMs) return;
-      await sleep(200);
-    }
-  }
-
-  /**
-   * Check the invariants of JOBS.md over the records, with Redis as the judge
-   * of completion: a replica killed right after its completion was recorded
-   * never writes its `done` line, so a job without one counts as completed
-   * when its record is gone from Redis (only a recorded completion deletes it).
-   */
-  async check(): Promise<JobCheckReport> {
-    const records = this.records();
-    const violations: string[] = [];
-    const doneCount = new Map<string, number>();
-    for (const r of records.filter((r) => r.k === 'done' || r.k === 'dead')) {
-      doneCount.set(r.id, (doneCount.get(r.id) ?? 0) + 1);
-    }
-    // Nothing lost, no stale completion recorded.
-    for (const [id, job] of this.accepted) {
-      const n = doneCount.get(id) ?? 0;
-      if (n === 0) {
-        if (await this.#stored(id)) violations.push(`lost: ${job.h} ${id} accepted but never completed`);
-        else doneCount.set(id, 1);
-      }
-      if (n > 1) violations.push(`stale completion: ${job.h} ${id} recorded as completed ${n} times`);
-    }
-    const analysis = analyzeRecords(this.accepted, records, { fenced: true, faults: this.faults });
-    return {
-      violations: [...violations, ...analysis.violations],
-      accepted: this.accepted.size,
-      completed: [...this.accepted.keys()].filter((id) => doneCount.has(id)).length,
-      duplicates: analysis.duplicates,
-      ticks: analysis.ticks,
-    };
-  }
-
   /** Whether the job's record is still in Redis and it has not finished (a finished job may be kept, in `fin`). */
-  async #stored(id: string): Promise<boolean> {
+  protected async stored(id: string): Promise<boolean> {
     const base = `${this.prefix}{default}:`;
     if ((await this.server.command('HEXISTS', `${base}jobs`, id)).startsWith(':0')) return false;
     return (await this.server.command('HEXISTS', `${base}fin`, id)).startsWith(':0');
@@ -589,4 +606,23 @@ export function readRecords(dir: string, count: number): JobRecordLine[] {
     }
   }
   return lines;
+}
+
+/** The replica that owns the partition of the `tick` periodic job (its schedule's owner). */
+export async function cronOwner(c: StoredJobCluster & { readonly partitionCount: number }): Promise<number> {
+  const partition = partitionOf('tick', c.partitionCount);
+  for (;;) {
+    const owner = (await c.producer.partitions()).find((p) => p.queue === 'default' && p.partition === partition);
+    const index = c.replicas.findIndex((r) => r.alive && r.pid === owner?.pid);
+    if (index >= 0) return index;
+    await sleep(100);
+  }
+}
+
+/** Resolve `leadMs` before the next whole second that is at least `leadMs` away (the `tick` job runs every second). */
+export async function untilBeforeTick(leadMs: number): Promise<void> {
+  const now = Date.now();
+  let tick = Math.ceil(now / 1000) * 1000;
+  while (tick - leadMs < now) tick += 1000;
+  await sleep(tick - leadMs - now);
 }

@@ -19,8 +19,13 @@ export interface JobReplicaSpec {
   readonly concurrency: number;
   /** Adapter options over the defaults below (Redis ones by default). */
   readonly adapter?: Record<string, unknown>;
-  /** Handlers to register. @defaultValue all of them */
-  readonly handlers?: readonly ('work' | 'seq' | 'uniq' | 'limited' | 'tick')[];
+  /** Handlers to register. @defaultValue all of them but `tx` */
+  readonly handlers?: readonly ('work' | 'seq' | 'uniq' | 'limited' | 'tick' | 'tx')[];
+  /**
+   * `tx` (postgres:// only): the table its `ctx.transaction` writes one row
+   * `(id, pid, token)` into, with the job's completion.
+   */
+  readonly effectsTable?: string;
 }
 
 /** One line of a record file. */
@@ -78,7 +83,7 @@ async function body(args: Args, ctx: JobContext<Args>): Promise<void> {
   record({ k: 'end', ...base(ctx) });
 }
 
-const jobs = createJobQueue<{ work: Args; seq: Args; uniq: Args; limited: Args; tick: Args }>(spec.url, {
+const jobs = createJobQueue<{ work: Args; seq: Args; uniq: Args; limited: Args; tick: Args; tx: Args }>(spec.url, {
   concurrency: spec.concurrency,
   adapter: spec.adapter ?? {
     revokeTimeoutMs: 2000,
@@ -92,6 +97,26 @@ if (wanted.has('work')) jobs.register('work', body, { backoff: () => 50 });
 if (wanted.has('seq')) jobs.register('seq', body, { ordered: true, backoff: () => 50 });
 if (wanted.has('uniq')) jobs.register('uniq', body, { unique: (args) => String(args.u), backoff: () => 50 });
 if (wanted.has('limited')) jobs.register('limited', body, { maxConcurrency: 2, backoff: () => 50 });
+if (wanted.has('tx')) {
+  // The effect is a row written in the transaction that completes the job, fenced by the partition's token.
+  jobs.register(
+    'tx',
+    async (args, ctx) => {
+      attemptToken.set(ctx.id, ctx.token);
+      record({ k: 'start', ...base(ctx), at: ctx.scheduledAt.getTime() });
+      await sleep(args.ms ?? 10, ctx.signal).catch(() => undefined);
+      await ctx.transaction(async (tx) => {
+        await tx.query(`INSERT INTO ${spec.effectsTable} (id, pid, token) VALUES ($1, $2, $3)`, [
+          ctx.id,
+          process.pid,
+          ctx.token,
+        ]);
+      });
+      record({ k: 'end', ...base(ctx) });
+    },
+    { backoff: () => 50 },
+  );
+}
 if (wanted.has('tick')) {
   jobs.register('tick', body);
   jobs.periodic('tick', '* * * * * *', { handler: 'tick' }, { catchUp: 'all', horizonMs: 60_000 });

@@ -301,6 +301,7 @@ export class PostgresJobAdapter implements JobAdapter {
         batchSize: Math.min(this.#o.batchSize, Math.max(1, Math.ceil((rt.options.concurrency * 2) / 4))),
         idleCheckMs: this.#o.idleCheckMs,
         revokeTimeoutMs: this.#o.revokeTimeoutMs,
+        leaseTtlMs: this.#o.leaseTtlMs,
         spec: this.#spec(),
         stopping: this.#stopping.signal,
         aborting: this.#aborting.signal,

@@ -36,6 +36,7 @@ import {
   fetchDue,
   type Owner,
   putBack,
+  putBackOrphans,
   takeOver,
 } from './fenced.js';
 import { quotedSchema } from './migrate.js';
@@ -57,6 +58,8 @@ export interface ConsumerHost {
   readonly batchSize: number;
   readonly idleCheckMs: number;
   readonly revokeTimeoutMs: number;
+  /** The lease TTL: how long `ctx.transaction` may wait for the handler between statements. */
+  readonly leaseTtlMs: number;
   readonly spec: FetchSpec;
   /** Aborts when the adapter stops fetching (`stop()` began). */
   readonly stopping: AbortSignal;
@@ -199,7 +202,17 @@ export class PartitionConsumer {
   async #loop(stop: AbortSignal): Promise<void> {
     const host = this.#host;
     let failures = 0;
+    let orphans = false;
     while (!stop.aborted) {
+      if (orphans) {
+        // A fetch whose reply was lost may have taken jobs it does not run: put them back first.
+        const back = await this.#write(
+          () => putBackOrphans(host.pool, host.schema, this.#owner, [...this.#inflight]),
+          stop,
+        );
+        if (back === undefined) return;
+        orphans = false;
+      }
       const slots = await host.dispatcher.credits.take(host.batchSize, stop);
       if (slots === 0) return;
       this.#woken = false;
@@ -211,7 +224,7 @@ export class PartitionConsumer {
         host.dispatcher.credits.give(slots);
         host.reportError(host.mapError(error));
         if (!isUnreachable(error)) return;
-        // A fetch whose reply was lost took jobs it does not run: the next takeover puts them back.
+        orphans = true;
         await sleep(backoffDelays(RETRY_WRITES)(++failures, error) ?? 0, stop).catch(() => undefined);
         continue;
       }
@@ -303,9 +316,12 @@ export class PartitionConsumer {
     }
     const host = this.#host;
     let result = 'null';
-    const value = await completeInTransaction(host.pool, host.schema, this.#owner, id, work, (v) => {
-      result = JSON.stringify(v ?? null);
-      return result;
+    const value = await completeInTransaction(host.pool, host.schema, this.#owner, id, work, {
+      resultJson: (v) => {
+        result = JSON.stringify(v ?? null);
+        return result;
+      },
+      idleTimeoutMs: host.leaseTtlMs,
     });
     this.#committed.set(id, result);
     return value;

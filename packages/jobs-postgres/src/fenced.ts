@@ -396,6 +396,47 @@ export async function putBack(
 }
 
 /**
+ * Put back the jobs running under `owner` that it does not run (`running`:
+ * the ids it does run): what a fetch took whose reply was lost (the server
+ * crashed or the connection broke after the commit). Only the owner fetches
+ * under its token, so anything else running under it is such a job. Returns
+ * how many went back.
+ */
+export async function putBackOrphans(
+  db: pg.Pool | pg.ClientBase,
+  schema: string,
+  owner: Owner,
+  running: readonly string[],
+): Promise<number> {
+  const q = quotedSchema(schema);
+  const { rows } = await db.query<{ state: string }>(
+    `WITH back AS (
+       UPDATE ${q}.jobs SET ${BACK}
+       WHERE queue = $1 AND partition = $2 AND state = 'running' AND token = $3 AND NOT (id = ANY($4))
+         AND ${fenced(q)}
+       RETURNING queue, id, state, result, error, waited),
+     noticed AS (${noticeOfDone(schema, 'back')})
+     SELECT state FROM back, (SELECT count(*) FROM noticed) n`,
+    [owner.queue, owner.partition, owner.token, running],
+  );
+  return rows.length;
+}
+
+/** Options of {@link completeInTransaction}. */
+export interface CompleteInTransactionOptions<T> {
+  /** The job's result as JSON text. @defaultValue `JSON.stringify(value ?? null)` */
+  readonly resultJson?: (value: T) => string;
+  /**
+   * The server ends the session (rolling the transaction back) once it has
+   * waited this long for the client between statements: a frozen owner
+   * (SIGSTOP, a stalled network) then holds the fence row no longer than this,
+   * and the takeover that waits for it goes on. The adapter gives its lease
+   * TTL. @defaultValue no limit
+   */
+  readonly idleTimeoutMs?: number;
+}
+
+/**
  * Run `work` in one transaction with the completion of job `id` under
  * `owner`: the partition's fence row is locked `FOR SHARE` first (a takeover
  * waits for this transaction), and if the token is not the partition's any
@@ -409,10 +450,17 @@ export async function completeInTransaction<T>(
   owner: Owner,
   id: string,
   work: (client: pg.PoolClient) => Promise<T>,
-  resultJson: (value: T) => string = (value) => JSON.stringify(value ?? null),
+  options: CompleteInTransactionOptions<T> = {},
 ): Promise<T> {
   const q = quotedSchema(schema);
+  const resultJson = options.resultJson ?? ((value: T) => JSON.stringify(value ?? null));
   return inTransaction(db, async (client) => {
+    if (options.idleTimeoutMs !== undefined) {
+      // Before the lock is taken: a client frozen right after it must not hold it for good.
+      await client.query(
+        `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(options.idleTimeoutMs))}`,
+      );
+    }
     const { rows } = await client.query<{ token: string }>(
       `SELECT token FROM ${q}.fences WHERE queue = $1 AND partition = $2 FOR SHARE`,
       [owner.queue, owner.partition],

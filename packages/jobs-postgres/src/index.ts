@@ -20,8 +20,17 @@
 export { jobAdapterFromUrl, PostgresJobAdapter } from './adapter.js';
 export type { StoredJob, StoreResult } from './enqueue.js';
 export { PartitionCountMismatchError, storeJobs } from './enqueue.js';
-export type { Completion, Failure, Fetched, FetchedJob, FetchSpec, Owner, RecoveredJob } from './fenced.js';
-export { complete, completeInTransaction, fail, fetchDue, putBack, takeOver } from './fenced.js';
+export type {
+  CompleteInTransactionOptions,
+  Completion,
+  Failure,
+  Fetched,
+  FetchedJob,
+  FetchSpec,
+  Owner,
+  RecoveredJob,
+} from './fenced.js';
+export { complete, completeInTransaction, fail, fetchDue, putBack, putBackOrphans, takeOver } from './fenced.js';
 export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
 export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
 export type { UrlMigrateResult } from './migrate-url.js';

@@ -7,6 +7,7 @@ import {
   fetchDue,
   type Owner,
   putBack,
+  putBackOrphans,
   type StoredJob,
   storeJobs,
   takeOver,
@@ -113,6 +114,45 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     expect(await effects(a.id)).toEqual([1]);
     expect(await stateOf(a.id)).toBe('completed');
     expect(await take(owner(2), 10)).toEqual([]);
+  });
+
+  it('an owner frozen inside its transaction holds the fence only for idleTimeoutMs: the takeover goes on, its writes roll back', async () => {
+    const a = job();
+    await store([a]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await take(owner(1), 1);
+    let takeover: Promise<unknown> | undefined;
+    const error = await completeInTransaction(
+      db.pool,
+      SCHEMA,
+      owner(1),
+      a.id,
+      async (tx) => {
+        await tx.query(`INSERT INTO ${SCHEMA}.effects VALUES ($1, 1)`, [a.id]);
+        takeover = takeOver(db.pool, SCHEMA, owner(2));
+        // Frozen (as a SIGSTOP would): no statement for longer than the idle limit.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await tx.query('SELECT 1');
+      },
+      { idleTimeoutMs: 400 },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(await takeover).toMatchObject({ recovered: [{ id: a.id }] });
+    expect(await effects(a.id)).toEqual([]);
+    expect(await stateOf(a.id)).toBe('ready');
+  });
+
+  it('puts back what a fetch took whose reply was lost, and nothing the owner runs', async () => {
+    const [a, b] = [job(), job()];
+    await store([a, b]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    const taken = await take(owner(1), 2); // the reply the consumer never saw
+    expect(taken).toHaveLength(2);
+    expect(await putBackOrphans(db.pool, SCHEMA, owner(1), [a.id])).toBe(1);
+    expect(await stateOf(a.id)).toBe('running');
+    expect(await stateOf(b.id)).toBe('ready');
+    expect(await putBackOrphans(db.pool, SCHEMA, owner(2), [])).toBe(0); // not the partition's token: nothing
+    expect(await stateOf(a.id)).toBe('running');
   });
 
   it('a job that is not running under the token refuses the transaction: nothing commits', async () => {
