@@ -76,6 +76,16 @@ export default defineConfig({
         resolve,
         ssr,
         test: {
+          name: 'discovery-postgres',
+          include: ['packages/discovery-postgres/test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        resolve,
+        ssr,
+        test: {
           name: 'metrics',
           include: ['packages/metrics/test/**/*.test.ts'],
           testTimeout: 60_000,

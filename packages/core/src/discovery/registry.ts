@@ -1,8 +1,8 @@
 /**
  * Backends chosen by URL, like goworker's `SetDiscovery(protocol, creator)`.
  * `memory://` is built in; `redis://`, `rediss://` (and their `+cluster` and
- * `+sentinel` forms), `etcd://` and `etcds://` load their packages on first
- * use (nothing is imported or registered at import time). {@link registerDiscovery} adds or overrides a protocol.
+ * `+sentinel` forms), `etcd://`, `etcds://`, `postgres://` and `postgresql://`
+ * load their packages on first use (nothing is imported or registered at import time). {@link registerDiscovery} adds or overrides a protocol.
  *
  * @module
  */
@@ -47,6 +47,8 @@ const registry = new ProtocolRegistry<Discovery>({
     'rediss+sentinel': '@shardwork/discovery-redis',
     etcd: '@shardwork/discovery-etcd',
     etcds: '@shardwork/discovery-etcd',
+    postgres: '@shardwork/discovery-postgres',
+    postgresql: '@shardwork/discovery-postgres',
   },
   exportName: 'discoveryFromUrl' satisfies keyof DiscoveryModule,
 });
