@@ -74,7 +74,7 @@ describe('postgres job queue with consumer processes under faults', () => {
     });
   });
 
-  it('a cut connection: the cut consumer waits, the others go on, nothing lost', async () => {
+  it('a cut connection fences the cut consumer (jobs and lease go together); the others take over', async () => {
     const report = await run(async (c) => {
       c.isolate(2);
       await sleep(TTL * 2.5);

@@ -1,7 +1,9 @@
 /**
- * Multi-process fault runs of the PostgreSQL job queue: a private PostgreSQL
- * server (`fsync` on, as in production), consumer replicas as child processes
- * (each behind its own TCP proxy so its connection can be cut), a producer in
+ * Multi-process fault runs of the PostgreSQL job queue on PostgreSQL alone (the
+ * partition owners coordinate through `postgres://` discovery in the same
+ * database): a private server (`fsync` on, as in production), consumer
+ * replicas as child processes (each behind its own TCP proxy, so a cut takes
+ * its jobs and its lease at once), a producer in
  * this process, faults (kill -9, SIGSTOP, a server crash, `pg_ctl restart -m
  * immediate`, a cut), and the checker of job-faults.ts with PostgreSQL as the
  * judge of completion, plus the count of what `ctx.transaction` wrote: every
@@ -10,7 +12,7 @@
  */
 
 import { createJobQueue, type JobQueue } from '@shardwork/jobs';
-import { type PostgresTestServer, type RedisTestServer, startPostgres, startRedisServer } from '@shardwork/testkit';
+import { type PostgresTestServer, startPostgres } from '@shardwork/testkit';
 import { type JobCheckReport, StoredJobCluster } from './job-faults.js';
 
 const SCHEMA = 'jobfaults';
@@ -37,34 +39,26 @@ export interface PostgresJobCheckReport extends JobCheckReport {
 /** A PostgreSQL job cluster under test. See the module documentation. */
 export class PostgresJobCluster extends StoredJobCluster {
   readonly server: PostgresTestServer;
-  readonly discovery: RedisTestServer;
   readonly producer: JobQueue;
   protected override readonly txShare: number;
   readonly #options: Required<PostgresJobClusterOptions>;
 
-  private constructor(
-    server: PostgresTestServer,
-    discovery: RedisTestServer,
-    options: Required<PostgresJobClusterOptions>,
-  ) {
+  private constructor(server: PostgresTestServer, options: Required<PostgresJobClusterOptions>) {
     super('shardwork-pgjobfaults-');
     this.server = server;
-    this.discovery = discovery;
     this.#options = options;
     this.txShare = options.txShare;
-    // The producer never consumes; its discovery only names the partition owners (cronOwner).
-    this.producer = createJobQueue(this.#url(server.port), {
-      adapter: { enqueueTimeoutMs: 20_000, discovery: `redis://127.0.0.1:${discovery.port}` },
-    });
+    // The producer never consumes; its discovery (the same database) only names the partition owners.
+    this.producer = createJobQueue(this.#url(server.port), { adapter: { enqueueTimeoutMs: 20_000 } });
     this.producer.on('error', () => undefined);
     this.producer.register('uniq', () => undefined, { unique: (args) => String(args.u) });
   }
 
   static async start(options: PostgresJobClusterOptions): Promise<PostgresJobCluster> {
-    const [server, discovery] = await Promise.all([startPostgres(), startRedisServer()]);
+    const server = await startPostgres();
     await server.query(`CREATE SCHEMA ${SCHEMA}_effects`);
     await server.query(`CREATE TABLE ${EFFECTS} (id text NOT NULL, pid integer NOT NULL, token bigint NOT NULL)`);
-    const cluster = new PostgresJobCluster(server, discovery, {
+    const cluster = new PostgresJobCluster(server, {
       partitions: 6,
       ttlMs: 1000,
       concurrency: 8,
@@ -95,7 +89,6 @@ export class PostgresJobCluster extends StoredJobCluster {
       handlers: ['work', 'seq', 'uniq', 'limited', 'tick', 'tx'],
       effectsTable: EFFECTS,
       adapter: {
-        discovery: `redis://127.0.0.1:${this.discovery.port}`,
         revokeTimeoutMs: 2000,
         startTimeoutMs: 60_000,
         idleCheckMs: 2000,
@@ -162,6 +155,6 @@ export class PostgresJobCluster extends StoredJobCluster {
   }
 
   close(): Promise<void> {
-    return this.closeWith(this.server, this.discovery);
+    return this.closeWith(this.server);
   }
 }

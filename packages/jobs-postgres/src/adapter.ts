@@ -247,7 +247,7 @@ export class PostgresJobAdapter implements JobAdapter {
       throw new InvalidOptionsError(
         'discovery',
         undefined,
-        'a discovery URL or instance where the partition owners of the postgres job adapter coordinate (redis://, etcd://; memory:// when one process consumes)',
+        'a discovery URL or instance where the partition owners of the postgres job adapter coordinate (postgres://, redis://, etcd://; memory:// when one process consumes): the pool given has no connectionString to default to the same database',
       );
     }
     const began = Date.now();

@@ -58,8 +58,11 @@ export interface PostgresJobOptions {
   readonly queues?: readonly string[];
   /**
    * Where the partition owners coordinate: a discovery URL or instance
-   * (`redis://`, `etcd://`; `memory://` only when one process consumes).
-   * Required by consumers until the PostgreSQL discovery lands.
+   * (`redis://`, `etcd://`, `postgres://`; `memory://` only when one process
+   * consumes).
+   * @defaultValue the same database (`postgres://` discovery, schema
+   * `<schema>_discovery`), so PostgreSQL alone runs the queue; with a `pool`,
+   * its `connectionString` (give `discovery` when the pool has none)
    */
   readonly discovery?: string | Discovery;
   /** Lease TTL of a consumer replica. @defaultValue 10000 */
@@ -148,7 +151,11 @@ export function compilePostgresJobOptions(options: PostgresJobOptions): Compiled
   if (options.migrate !== undefined && typeof options.migrate !== 'boolean') {
     throw new InvalidOptionsError('migrate', options.migrate, 'true or false');
   }
-  const discovery = options.discovery ?? own.discovery;
+  const poolString = (options.pool as pg.Pool | undefined)?.options?.connectionString;
+  const discovery =
+    options.discovery ??
+    own.discovery ??
+    sameDatabase(options.pool === undefined ? url.toString() : poolString, `${schema}_discovery`);
   if (typeof discovery === 'string') parseDiscoveryUrl(discovery);
   else if (discovery !== undefined && typeof (discovery as Discovery)?.snapshot !== 'function') {
     throw new InvalidOptionsError('discovery', discovery, 'a discovery URL or a Discovery instance');
@@ -172,4 +179,12 @@ export function compilePostgresJobOptions(options: PostgresJobOptions): Compiled
     idleCheckMs: integer('idleCheckMs', options.idleCheckMs ?? 30_000, 10, 3_600_000),
     target,
   };
+}
+
+/** The `postgres://` discovery URL of the database of `connectionString`, in `schema`. */
+function sameDatabase(connectionString: string | undefined, schema: string): string | undefined {
+  if (connectionString === undefined) return undefined;
+  const url = new URL(connectionString);
+  url.searchParams.set('schema', schema);
+  return url.toString();
 }
