@@ -12,7 +12,6 @@
  *   --concurrency N   per consumer (default 50)
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ import { createJobQueue, type JobQueue } from '@shardwork/jobs';
 import { type RedisTestServer, startRedisServer } from '@shardwork/testkit';
 import { Queue as BullQueue } from 'bullmq';
 import type { ConsumerConfig } from './jobs-consumer.js';
+import { ConsumerProcess } from './lib/consumer-process.js';
 import { markdownTable, ms, num, summarize } from './lib/stats.js';
 
 /** Monotonic ms, comparable across processes on one machine (CLOCK_MONOTONIC). */
@@ -122,42 +122,9 @@ function producer(system: System, queue: string, adapter: Record<string, unknown
 }
 
 /** A consumer child process. */
-class Consumer {
-  readonly child: ChildProcess;
-  readonly ready: Promise<number>;
-  first = Number.POSITIVE_INFINITY;
-  count = 0;
-  countAt = 0;
-  readonly starts: { id: string; t: number }[] = [];
-
+class Consumer extends ConsumerProcess {
   constructor(config: ConsumerConfig) {
-    // Consumers load the built packages (dist/, as users run them): `pnpm bench:jobs` builds first.
-    this.child = spawn(process.execPath, ['--import', 'tsx', CONSUMER], {
-      env: { ...process.env, BENCH_CONSUMER: JSON.stringify(config) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    this.ready = new Promise((resolve, reject) => {
-      let buffer = '';
-      this.child.stdout?.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-          const msg = JSON.parse(buffer.slice(0, nl)) as { type: string; t: number; n?: number; id?: string };
-          buffer = buffer.slice(nl + 1);
-          if (msg.type === 'ready') resolve(msg.t);
-          else if (msg.type === 'first') this.first = msg.t;
-          else if (msg.type === 'count') {
-            if ((msg.n ?? 0) > this.count) this.countAt = msg.t;
-            this.count = msg.n ?? 0;
-          } else if (msg.type === 'start') this.starts.push({ id: msg.id as string, t: msg.t });
-        }
-      });
-      this.child.once('exit', (code) => reject(new Error(`consumer exited with ${code}`)));
-    });
-    this.ready.catch(() => undefined);
-  }
-
-  kill(): void {
-    this.child.kill('SIGKILL');
+    super(CONSUMER, config);
   }
 }
 

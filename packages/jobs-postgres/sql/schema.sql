@@ -48,7 +48,7 @@ CREATE TABLE "shardwork".jobs (
   PRIMARY KEY (queue, id)
 );
 CREATE INDEX jobs_id ON "shardwork".jobs (id);
-CREATE INDEX jobs_waiting ON "shardwork".jobs (queue, partition, run_at)
+CREATE INDEX jobs_waiting ON "shardwork".jobs (queue, partition, run_at, seq)
   WHERE state IN ('scheduled', 'ready', 'retrying');
 CREATE INDEX jobs_running ON "shardwork".jobs (queue, partition) WHERE state = 'running';
 CREATE INDEX jobs_prioritized ON "shardwork".jobs (queue, partition)

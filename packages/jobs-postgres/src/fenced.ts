@@ -264,7 +264,11 @@ export async function fetchDue(
   };
   const free = spec.handlers.filter((h) => !spec.limited.has(h));
   if (free.length > 0 && max > 0) {
-    const { rows } = await db.query<FetchedRow>(takeSql(q), [...base, free, max, spec.ordered, ...weights(free)]);
+    const { rows } = await db.query<FetchedRow>({
+      name: `shardwork-take-${q}`,
+      text: takeSql(q),
+      values: [...base, free, max, spec.ordered, ...weights(free)],
+    });
     for (const row of rows) jobs.push(fetchedJob(row));
   }
   for (const [handler, limit] of spec.limited) {
@@ -311,8 +315,9 @@ export async function complete(
   done: readonly Completion[],
 ): Promise<string[]> {
   const q = quotedSchema(schema);
-  const { rows } = await db.query<{ id: string; state: string }>(
-    `WITH done AS (
+  const { rows } = await db.query<{ id: string; state: string }>({
+    name: `shardwork-complete-${q}`,
+    text: `WITH done AS (
        UPDATE ${q}.jobs j SET
          state = CASE WHEN j.cancel IS NULL THEN 'completed' ELSE 'cancelled' END,
          result = CASE WHEN j.cancel IS NULL THEN d.result ELSE NULL END,
@@ -325,8 +330,8 @@ export async function complete(
        RETURNING j.queue, j.id, j.state, j.result, j.error, j.waited),
      noticed AS (${noticeOfDone(schema, 'done')})
      SELECT id, state FROM done, (SELECT count(*) FROM noticed) n`,
-    [owner.queue, owner.partition, owner.token, done.map((d) => d.id), done.map((d) => d.result)],
-  );
+    values: [owner.queue, owner.partition, owner.token, done.map((d) => d.id), done.map((d) => d.result)],
+  });
   return rows.filter((r) => r.state === 'completed').map((r) => r.id);
 }
 

@@ -87,7 +87,7 @@ CREATE TABLE {schema}.jobs (
   PRIMARY KEY (queue, id)
 );
 CREATE INDEX jobs_id ON {schema}.jobs (id);
-CREATE INDEX jobs_waiting ON {schema}.jobs (queue, partition, run_at)
+CREATE INDEX jobs_waiting ON {schema}.jobs (queue, partition, run_at, seq)
   WHERE state IN ('scheduled', 'ready', 'retrying');
 CREATE INDEX jobs_running ON {schema}.jobs (queue, partition) WHERE state = 'running';
 CREATE INDEX jobs_prioritized ON {schema}.jobs (queue, partition)

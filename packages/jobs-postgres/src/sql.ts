@@ -7,8 +7,13 @@
  * @module
  */
 
-/** Now, ms since the epoch, by the server's clock. */
-export const NOW = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+/**
+ * Now, ms since the epoch, by the server's clock: the start of the current
+ * statement. `statement_timestamp()` is stable within a statement, so every
+ * row of it sees one now and an index can serve `run_at <= now` (a fetch
+ * then reads only the due jobs it takes, not every waiting one).
+ */
+export const NOW = '(extract(epoch FROM statement_timestamp()) * 1000)::bigint';
 
 /** The states of a job that still holds its place (its unique key, its key's line). */
 export const ACTIVE = `('scheduled', 'ready', 'running', 'retrying')`;

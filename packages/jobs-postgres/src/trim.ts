@@ -21,15 +21,16 @@ export async function trimFinished(
   keep: { readonly count: number; readonly ageMs: number },
 ): Promise<number> {
   const q = quotedSchema(schema);
-  const { rowCount } = await db.query(
-    `DELETE FROM ${q}.jobs
+  const { rowCount } = await db.query({
+    name: `shardwork-trim-${q}`,
+    text: `DELETE FROM ${q}.jobs
      WHERE queue = $1 AND state = $2
        AND ((finished_at, seq) <= (SELECT finished_at, seq FROM ${q}.jobs
                                   WHERE queue = $1 AND state = $2
                                   ORDER BY finished_at DESC, seq DESC OFFSET $3 LIMIT 1)
             OR finished_at < ${NOW} - $4)
        AND NOT (waited AND octet_length(coalesce(result::text, '')) > 7000 AND finished_at >= ${NOW} - $4)`,
-    [queue, state, keep.count, keep.ageMs],
-  );
+    values: [queue, state, keep.count, keep.ageMs],
+  });
   return rowCount ?? 0;
 }
