@@ -64,6 +64,8 @@ export class PostgresJobAdapter implements JobAdapter {
   #ready: Promise<pg.Pool> | undefined;
   #runtime: AdapterRuntime | undefined;
   readonly #admin: PostgresQueueAdmin;
+  /** Queues this adapter registered (or found) with its partition count: enqueues skip that check. */
+  readonly #knownQueues = new Set<string>();
   readonly #follow: PostgresJobFollow;
   readonly #wake: WakeSubscriber;
   #listening: Promise<void> | undefined;
@@ -198,10 +200,11 @@ export class PostgresJobAdapter implements JobAdapter {
 
   async enqueue(records: readonly JobRecord[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     const rows = records.map((r) => storedJob(r, this.#partitionOf(r)));
-    const storeOn = (db: pg.ClientBase | pg.Pool): Promise<EnqueueResult[]> =>
+    const storeOn = (db: pg.ClientBase | pg.Pool, known?: Set<string>): Promise<EnqueueResult[]> =>
       storeJobs(db, this.#o.schema, rows, {
         partitions: this.#o.partitions,
         givenWindowMs: this.#rt.options.idempotencyWindowMs,
+        ...(known === undefined ? {} : { known }),
       });
     if (options?.client !== undefined) {
       const client = callersClient(options.client);
@@ -212,7 +215,7 @@ export class PostgresJobAdapter implements JobAdapter {
         throw this.#map(error);
       });
     }
-    const store = async (): Promise<EnqueueResult[]> => storeOn(await this.#readyPool());
+    const store = async (): Promise<EnqueueResult[]> => storeOn(await this.#readyPool(), this.#knownQueues);
     let ambiguous = false;
     try {
       return await retrying(store, {
@@ -298,7 +301,9 @@ export class PostgresJobAdapter implements JobAdapter {
         queue,
         runtime: rt,
         dispatcher: this.#dispatcher,
-        batchSize: Math.min(this.#o.batchSize, Math.max(1, Math.ceil((rt.options.concurrency * 2) / 4))),
+        // A fetch fills at most the prefetch (the concurrency), and waits under load until it can.
+        batchSize: Math.min(this.#o.batchSize, rt.options.concurrency),
+        prefetch: rt.options.concurrency,
         idleCheckMs: this.#o.idleCheckMs,
         revokeTimeoutMs: this.#o.revokeTimeoutMs,
         leaseTtlMs: this.#o.leaseTtlMs,

@@ -56,6 +56,8 @@ export interface ConsumerHost {
   readonly runtime: AdapterRuntime;
   readonly dispatcher: Dispatcher;
   readonly batchSize: number;
+  /** Jobs fetched ahead of free slots (the dispatcher's prefetch): the least a fetch waits for. */
+  readonly prefetch: number;
   readonly idleCheckMs: number;
   readonly revokeTimeoutMs: number;
   /** The lease TTL: how long `ctx.transaction` may wait for the handler between statements. */
@@ -102,6 +104,8 @@ export class PartitionConsumer {
   #woken = false;
   #completed: Completed[] = [];
   #flushScheduled = false;
+  /** When the completions that keep nothing last trimmed what they kept. */
+  #trimmedAt = 0;
   #schedules: PartitionSchedules | undefined;
 
   constructor(host: ConsumerHost, ctx: ShardContext) {
@@ -213,7 +217,8 @@ export class PartitionConsumer {
         if (back === undefined) return;
         orphans = false;
       }
-      const slots = await host.dispatcher.credits.take(host.batchSize, stop);
+      // Under load, fetch when a whole prefetch's worth of slots is free: fewer, larger batches.
+      const slots = await host.dispatcher.credits.take(host.batchSize, stop, host.prefetch);
       if (slots === 0) return;
       this.#woken = false;
       let fetched: Awaited<ReturnType<typeof fetchDue>>;
@@ -420,14 +425,22 @@ export class PartitionConsumer {
     const host = this.#host;
     const keep = host.runtime.options.keepCompleted;
     const done = batch.map((c) => ({ id: c.job.id, result: c.outcome.result }));
+    // Keeping none: one statement deletes what it completes. Else the trim of kept jobs joins the completion.
     const recorded = await this.#write(() =>
-      inTransaction(host.pool, async (client) => {
-        const ids = await complete(client, host.schema, this.#owner, done);
-        if (ids.length > 0) await trimFinished(client, host.schema, host.queue, 'completed', keep);
-        return ids;
-      }),
+      keep.count === 0
+        ? complete(host.pool, host.schema, this.#owner, done, { forget: true })
+        : inTransaction(host.pool, async (client) => {
+            const ids = await complete(client, host.schema, this.#owner, done);
+            if (ids.length > 0) await trimFinished(client, host.schema, host.queue, 'completed', keep);
+            return ids;
+          }),
     );
     if (recorded === undefined) return;
+    if (keep.count === 0 && Date.now() - this.#trimmedAt >= 1000) {
+      // What the forgetting completion kept (an outcome too long for its notice) goes once its age is out.
+      this.#trimmedAt = Date.now();
+      this.#track(this.#write(() => trimFinished(host.pool, host.schema, host.queue, 'completed', keep)));
+    }
     const ok = new Set(recorded);
     host.count(ok.size, 0);
     for (const c of batch) {

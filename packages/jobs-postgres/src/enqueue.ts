@@ -103,14 +103,29 @@ export async function storeJobs(
   db: pg.ClientBase | pg.Pool,
   schema: string,
   jobs: readonly StoredJob[],
-  options: { readonly partitions: number; readonly givenWindowMs: number },
+  options: {
+    readonly partitions: number;
+    readonly givenWindowMs: number;
+    /**
+     * Queues known to be registered with this partition count: their check is
+     * skipped, and the queues checked here are added once it succeeds. Give it
+     * only for statements that commit on their own (not inside a caller's
+     * transaction, which may roll the registration back).
+     */
+    readonly known?: Set<string>;
+  },
 ): Promise<StoreResult[]> {
   const q = quotedSchema(schema);
   if (jobs.length === 0) return [];
-  await ensureQueues(db, q, [...new Set(jobs.map((j) => j.queue))], options.partitions);
+  const unknown = [...new Set(jobs.map((j) => j.queue))].filter((queue) => options.known?.has(queue) !== true);
+  if (unknown.length > 0) {
+    await ensureQueues(db, q, unknown, options.partitions);
+    for (const queue of unknown) options.known?.add(queue);
+  }
   const col = <T>(f: (j: StoredJob) => T): T[] => jobs.map(f);
-  const { rows } = await db.query<{ n: string; id: string; stored: boolean; holder: string | null }>(
-    `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
+  const { rows } = await db.query<{ n: string; id: string; stored: boolean; holder: string | null }>({
+    name: `shardwork-store-${q}`,
+    text: `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
      input AS (
        SELECT t.*, (t.run_at > (SELECT ms FROM now)) AS later
        FROM unnest($1::text[], $2::boolean[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[],
@@ -138,15 +153,17 @@ export async function storeJobs(
      woke AS (
        SELECT pg_notify($15, w.queue || '|' || w.partition)
        FROM (SELECT DISTINCT queue, partition FROM inserted) w)
-     SELECT i.n, i.id,
-            EXISTS (SELECT 1 FROM inserted s WHERE s.queue = i.queue AND s.id = i.id) AS stored,
-            CASE WHEN i.unique_key IS NULL THEN NULL ELSE coalesce(
-              (SELECT s.id FROM inserted s WHERE s.queue = i.queue AND s.unique_key = i.unique_key),
+     -- Joins, not a subquery per row: a batch of 1,000 must not compare every row with every other.
+     SELECT i.n, i.id, s.id IS NOT NULL AS stored,
+            CASE WHEN i.unique_key IS NULL THEN NULL ELSE coalesce(u.id,
               (SELECT j.id FROM ${q}.jobs j WHERE j.queue = i.queue AND j.unique_key = i.unique_key
                  AND j.state IN ('scheduled', 'ready', 'running', 'retrying'))) END AS holder
-     FROM input i, (SELECT count(*) FROM woke) AS w
+     FROM input i
+       LEFT JOIN inserted s ON s.queue = i.queue AND s.id = i.id
+       LEFT JOIN inserted u ON u.queue = i.queue AND u.unique_key = i.unique_key,
+       (SELECT count(*) FROM woke) AS w
      ORDER BY i.n`,
-    [
+    values: [
       col((j) => j.id),
       col((j) => j.idGiven === true),
       col((j) => j.queue),
@@ -163,7 +180,7 @@ export async function storeJobs(
       options.givenWindowMs,
       wakeChannel(schema),
     ],
-  );
+  });
   const results = rows.map((row, i): StoreResult => {
     const job = jobs[i] as StoredJob;
     if (row.stored) return { id: job.id, duplicate: false };

@@ -19,7 +19,7 @@
 import { NotOwnerError, type Subject } from '@shardwork/core';
 import type pg from 'pg';
 import { quotedSchema } from './migrate.js';
-import { NOW, noticeOfDone } from './sql.js';
+import { MAX_RESULT_IN_NOTICE, NOW, noticeOfDone } from './sql.js';
 import { inTransaction } from './tx.js';
 
 /** A partition's owner, as each step names it. */
@@ -307,17 +307,33 @@ export async function fetchDue(
  * Record completed attempts under `owner`. A job the owner does not run any
  * more (its token is old, or the partition's is) is not touched; a job
  * cancelled while it ran ends cancelled. Returns the ids recorded as completed.
+ *
+ * `forget` (the queue keeps no completed jobs): a completed job's row is
+ * deleted in the same statement instead of kept for a trim, except one that
+ * somebody waits for whose outcome is too long for its notice (the waiter
+ * reads it back; the next trim removes it).
  */
 export async function complete(
   db: pg.Pool | pg.ClientBase,
   schema: string,
   owner: Owner,
   done: readonly Completion[],
+  options: { readonly forget?: boolean } = {},
 ): Promise<string[]> {
   const q = quotedSchema(schema);
+  const forget = options.forget === true;
+  const matched = `j.queue = $1 AND j.partition = $2 AND j.id = d.id AND j.state = 'running' AND j.token = $3
+         AND ${fenced(q)}`;
+  // Deleted when forgotten: not cancelled, and its notice (if anybody waits) carries the outcome.
+  const forgettable = `$6 AND j.cancel IS NULL AND NOT (j.waited
+    AND octet_length(coalesce(d.result::text, '')) + octet_length(coalesce(j.error::text, '')) > ${MAX_RESULT_IN_NOTICE})`;
   const { rows } = await db.query<{ id: string; state: string }>({
     name: `shardwork-complete-${q}`,
-    text: `WITH done AS (
+    text: `WITH gone AS (
+       DELETE FROM ${q}.jobs j USING unnest($4::text[], $5::json[]) AS d(id, result)
+       WHERE ${matched} AND ${forgettable}
+       RETURNING j.queue, j.id, 'completed'::text AS state, d.result, j.error, j.waited),
+     kept AS (
        UPDATE ${q}.jobs j SET
          state = CASE WHEN j.cancel IS NULL THEN 'completed' ELSE 'cancelled' END,
          result = CASE WHEN j.cancel IS NULL THEN d.result ELSE NULL END,
@@ -325,12 +341,12 @@ export async function complete(
          finished_at = ${NOW},
          token = NULL
        FROM unnest($4::text[], $5::json[]) AS d(id, result)
-       WHERE j.queue = $1 AND j.partition = $2 AND j.id = d.id AND j.state = 'running' AND j.token = $3
-         AND ${fenced(q)}
+       WHERE ${matched} AND NOT (${forgettable})
        RETURNING j.queue, j.id, j.state, j.result, j.error, j.waited),
+     done AS (SELECT * FROM gone UNION ALL SELECT * FROM kept),
      noticed AS (${noticeOfDone(schema, 'done')})
      SELECT id, state FROM done, (SELECT count(*) FROM noticed) n`,
-    values: [owner.queue, owner.partition, owner.token, done.map((d) => d.id), done.map((d) => d.result)],
+    values: [owner.queue, owner.partition, owner.token, done.map((d) => d.id), done.map((d) => d.result), forget],
   });
   return rows.filter((r) => r.state === 'completed').map((r) => r.id);
 }

@@ -28,6 +28,13 @@ export const wakeChannel = (schema: string): string => `shardwork_${schema}`;
 const MAX_NOTICE = 7800;
 
 /**
+ * A finished job whose result and error together are longer than this may
+ * not fit its notice: a waiter then reads it back, so it is kept (until its
+ * age runs out) even where finished jobs are not.
+ */
+export const MAX_RESULT_IN_NOTICE = 7000;
+
+/**
  * A SELECT over `rows` (a CTE with `queue, id, state, result, error, waited`)
  * that sends the outcome of each finished job somebody waits for. Put it in
  * a CTE that the statement reads (`(SELECT count(*) FROM <it>)`), or it is

@@ -10,7 +10,7 @@
 
 import type pg from 'pg';
 import { quotedSchema } from './migrate.js';
-import { NOW } from './sql.js';
+import { MAX_RESULT_IN_NOTICE, NOW } from './sql.js';
 
 /** Delete the jobs of `state` in `queue` beyond `keep`; returns how many. */
 export async function trimFinished(
@@ -21,15 +21,24 @@ export async function trimFinished(
   keep: { readonly count: number; readonly ageMs: number },
 ): Promise<number> {
   const q = quotedSchema(schema);
+  // One bound, the later of the count's and the age's, so that the index on
+  // (queue, state, finished_at, seq) serves the delete as one range.
   const { rowCount } = await db.query({
     name: `shardwork-trim-${q}`,
-    text: `DELETE FROM ${q}.jobs
-     WHERE queue = $1 AND state = $2
-       AND ((finished_at, seq) <= (SELECT finished_at, seq FROM ${q}.jobs
-                                  WHERE queue = $1 AND state = $2
-                                  ORDER BY finished_at DESC, seq DESC OFFSET $3 LIMIT 1)
-            OR finished_at < ${NOW} - $4)
-       AND NOT (waited AND octet_length(coalesce(result::text, '')) > 7000 AND finished_at >= ${NOW} - $4)`,
+    text: `WITH cut AS (SELECT ${NOW} - $4 AS ms),
+     kept AS (
+       SELECT b.f, b.s FROM (SELECT 1) one LEFT JOIN LATERAL (
+         SELECT finished_at AS f, seq AS s FROM ${q}.jobs
+         WHERE queue = $1 AND state = $2
+         ORDER BY finished_at DESC, seq DESC OFFSET $3 LIMIT 1) b ON true),
+     bound AS (
+       SELECT CASE WHEN kept.f IS NULL OR kept.f < cut.ms THEN cut.ms - 1 ELSE kept.f END AS f,
+              CASE WHEN kept.f IS NULL OR kept.f < cut.ms THEN 9223372036854775807 ELSE kept.s END AS s
+       FROM kept, cut)
+     DELETE FROM ${q}.jobs
+     WHERE queue = $1 AND state = $2 AND (finished_at, seq) <= (SELECT f, s FROM bound)
+       AND NOT (waited AND octet_length(coalesce(result::text, '')) + octet_length(coalesce(error::text, '')) > ${MAX_RESULT_IN_NOTICE}
+                AND finished_at >= (SELECT ms FROM cut))`,
     values: [queue, state, keep.count, keep.ageMs],
   });
   return rowCount ?? 0;

@@ -142,6 +142,31 @@ describe('fenced partition steps on a real PostgreSQL', () => {
     expect(await stateOf(a.id)).toBe('ready');
   });
 
+  it('forgetting completion (keepCompleted: false) deletes the rows, but keeps a long outcome somebody waits for', async () => {
+    const [a, b, c] = [job(), job(), job()];
+    await store([a, b, c]);
+    await takeOver(db.pool, SCHEMA, owner(1));
+    await take(owner(1), 3);
+    await db.server.query(`UPDATE ${SCHEMA}.jobs SET waited = true WHERE id = $1`, [b.id]);
+    await db.server.query(`UPDATE ${SCHEMA}.jobs SET cancel = '{"reason":"x"}' WHERE id = $1`, [c.id]);
+    const long = JSON.stringify('x'.repeat(8000));
+    const ids = await complete(
+      db.pool,
+      SCHEMA,
+      owner(1),
+      [
+        { id: a.id, result: '1' },
+        { id: b.id, result: long },
+        { id: c.id, result: '3' },
+      ],
+      { forget: true },
+    );
+    expect(ids.sort()).toEqual([a.id, b.id].sort());
+    expect(await stateOf(a.id)).toBeUndefined(); // deleted
+    expect(await stateOf(b.id)).toBe('completed'); // its waiter reads it back
+    expect(await stateOf(c.id)).toBe('cancelled');
+  });
+
   it('puts back what a fetch took whose reply was lost, and nothing the owner runs', async () => {
     const [a, b] = [job(), job()];
     await store([a, b]);

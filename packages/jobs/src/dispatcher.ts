@@ -21,9 +21,15 @@ export class Slots {
     return this.#free;
   }
 
-  /** Take between 1 and `max` slots, waiting until one is free; 0 when `signal` aborts first. */
-  async take(max: number, signal: AbortSignal): Promise<number> {
-    while (this.#free === 0) {
+  /**
+   * Take between `min` and `max` slots, waiting until `min` are free; 0 when
+   * `signal` aborts first. A `min` above 1 makes fetches fewer and larger
+   * under load; keep it at most the prefetch, so that it is always reached
+   * once the jobs fetched ahead have started.
+   */
+  async take(max: number, signal: AbortSignal, min = 1): Promise<number> {
+    const least = Math.max(1, Math.min(min, max));
+    while (this.#free < least) {
       if (signal.aborted) return 0;
       await new Promise<void>((resolve) => {
         const done = (): void => {
