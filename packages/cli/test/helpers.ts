@@ -33,6 +33,7 @@ export function buildOnce(): Promise<void> {
       'packages/jobs',
       'packages/discovery-redis',
       'packages/discovery-etcd',
+      'packages/discovery-postgres',
       'packages/jobs-redis',
       'packages/jobs-postgres',
       'packages/cli',
