@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { createDiscovery, type Discovery, MemoryDiscovery, MemoryStore, quotas, sleep } from '@shardwork/core';
 import { waitForFullCoverage } from '@shardwork/core/testing';
 import { waitBalanced } from './lib/balance.js';
+import type { BenchBackend } from './lib/protocol.js';
 import { Ledger, MemoryReplica, ProcessReplica, type TrialReplica } from './lib/replicas.js';
 import type { BenchServer } from './lib/servers.js';
 
@@ -30,7 +31,7 @@ export type LatencyKind = 'handoff' | 'failover' | 'join';
 
 /** Options of {@link runLatency}. */
 export interface LatencyOptions {
-  readonly backend: 'memory' | 'redis' | 'etcd';
+  readonly backend: BenchBackend;
   /** The running server (Redis/etcd); absent for memory. */
   readonly server?: BenchServer;
   readonly kinds: ReadonlySet<LatencyKind>;

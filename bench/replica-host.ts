@@ -59,6 +59,7 @@ const retired: Record<string, number> = {};
 // which would otherwise land inside the first measured start.
 if (cfg.backend === 'redis') await import('@shardwork/discovery-redis');
 if (cfg.backend === 'etcd') await import('@shardwork/discovery-etcd');
+if (cfg.backend === 'postgres') await import('@shardwork/discovery-postgres');
 const store = cfg.backend === 'memory' ? new MemoryStore() : undefined;
 
 interface Hosted {

@@ -21,7 +21,7 @@ import { latencyTables, movementTables, out, scaleTables } from './tables.js';
 
 const SECTIONS = ['handoff', 'failover', 'join', 'movement', 'scale'] as const;
 type Section = (typeof SECTIONS)[number];
-const BACKENDS = ['memory', 'redis', 'etcd'] as const;
+const BACKENDS = ['memory', 'redis', 'etcd', 'postgres'] as const;
 type Backend = (typeof BACKENDS)[number];
 
 const HELP = `Usage: pnpm bench [flags]

@@ -21,12 +21,13 @@ import { randomBytes } from 'node:crypto';
 import { createDiscovery, type Discovery, sleep } from '@shardwork/core';
 import { type Convergence, trackConvergence } from './lib/balance.js';
 import { HostProcess } from './lib/host.js';
+import type { BenchBackend } from './lib/protocol.js';
 import { type HostMessage, type HostStats, monotonicMs } from './lib/protocol.js';
 import type { BenchServer, ServerCounters } from './lib/servers.js';
 
 /** Options of {@link runScale}. */
 export interface ScaleOptions {
-  readonly backend: 'memory' | 'redis' | 'etcd';
+  readonly backend: BenchBackend;
   readonly server?: BenchServer;
   readonly replicas: number;
   readonly shards: number;

@@ -10,10 +10,13 @@
 /** Name of the environment variable that carries a {@link HostConfig}. */
 export const HOST_CONFIG_ENV = 'SHARDWORK_BENCH_HOST';
 
+/** The discovery backends the bench measures. */
+export type BenchBackend = 'memory' | 'redis' | 'etcd' | 'postgres';
+
 /** Configuration of one replica-host child. */
 export interface HostConfig {
   /** Backend kind; `memory` hosts its own in-process store (all replicas in one process). */
-  readonly backend: 'memory' | 'redis' | 'etcd';
+  readonly backend: BenchBackend;
   /** Discovery URL (loopback only); ignored for `memory`. */
   readonly url: string;
   readonly service: string;

@@ -1,10 +1,12 @@
 /**
  * Private backend servers for the bench (loopback only, from test/support) and
  * their server-side counters: Redis `INFO`, etcd's Prometheus `/metrics` on
- * the client URL.
+ * the client URL, PostgreSQL's `pg_stat_database` and `/proc`.
  *
  * @module
  */
+
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Cumulative server-side counters at one moment. */
 export interface ServerCounters {
@@ -22,7 +24,7 @@ export interface ServerCounters {
 
 /** A running server. */
 export interface BenchServer {
-  readonly backend: 'redis' | 'etcd';
+  readonly backend: 'redis' | 'etcd' | 'postgres';
   /** Discovery URL. */
   readonly url: string;
   /** Server version. */
@@ -129,7 +131,52 @@ export async function startEtcdServer(): Promise<BenchServer> {
   };
 }
 
+/** CPU ms (user + system) of a process and its live children, from /proc (clock ticks of 10 ms). */
+function cpuOfTree(root: number): { cpuMs: number; rssBytes: number } {
+  let cpuMs = 0;
+  let rssBytes = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(entry) !== root && Number(fields[1]) !== root) continue;
+      cpuMs += (Number(fields[11]) + Number(fields[12])) * 10;
+      rssBytes += Number(fields[21]) * 4096;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return { cpuMs, rssBytes };
+}
+
+/** Start a private PostgreSQL (@shardwork/testkit); requests are the transactions it committed or rolled back. */
+export async function startPostgresBench(): Promise<BenchServer> {
+  const { startPostgres } = await import('@shardwork/testkit');
+  const server = await startPostgres();
+  const [row] = await server.query<{ version: string }>(`SELECT current_setting('server_version') AS version`);
+  return {
+    backend: 'postgres',
+    url: server.url,
+    version: row?.version ?? '?',
+    async counters() {
+      const [row] = await server.query<{ commits: string; rollbacks: string }>(
+        `SELECT xact_commit AS commits, xact_rollback AS rollbacks FROM pg_stat_database WHERE datname = 'postgres'`,
+      );
+      const commits = Number(row?.commits ?? 0);
+      const rollbacks = Number(row?.rollbacks ?? 0);
+      return {
+        requests: commits + rollbacks,
+        byMethod: { commit: commits, rollback: rollbacks },
+        ...cpuOfTree(server.pid ?? 0),
+      };
+    },
+    stop: () => server.stop(),
+  };
+}
+
 /** Start the server of a backend. */
-export function startServer(backend: 'redis' | 'etcd'): Promise<BenchServer> {
+export function startServer(backend: 'redis' | 'etcd' | 'postgres'): Promise<BenchServer> {
+  if (backend === 'postgres') return startPostgresBench();
   return backend === 'redis' ? startRedis() : startEtcdServer();
 }
