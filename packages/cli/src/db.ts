@@ -1,6 +1,7 @@
 /**
  * `shardwork db migrate`: create or upgrade the tables of a `postgres://` job
- * store (the schema its URL names), or print them as SQL for teams that
+ * store (the schema its URL names, and the discovery schema of its partition
+ * owners when they coordinate in PostgreSQL), or print them as SQL for teams that
  * migrate with their own tools. The PostgreSQL adapter's package is loaded
  * only here, so the CLI works without it for every other store.
  *
@@ -14,17 +15,27 @@ import { CliError, EXIT, UsageError } from './errors.js';
 
 /** What the command needs of `@shardwork/jobs-postgres`. */
 interface PostgresModule {
-  migrateUrl(url: string): Promise<{
-    schema: string;
-    target: string;
-    from: number;
-    to: number;
-    applied: readonly number[];
-  }>;
+  migrateUrl(url: string): Promise<Migrated & { discovery?: Migrated }>;
   migrationSqlForUrl(url: string | undefined, fromVersion?: number): string;
 }
 
+/** What one schema's migration did. */
+interface Migrated {
+  schema: string;
+  target: string;
+  from: number;
+  to: number;
+  applied: readonly number[];
+}
+
 const PACKAGE = '@shardwork/jobs-postgres';
+
+/** One line per schema: `schema jobs on postgres://…: version 0 -> 1 (applied 1)`. */
+function describeMigration(m: Migrated, what: string): string {
+  return m.applied.length === 0
+    ? `${what} schema ${m.schema} on ${m.target} is up to date (version ${m.to})`
+    : `${what} schema ${m.schema} on ${m.target}: version ${m.from} -> ${m.to} (applied ${m.applied.join(', ')})`;
+}
 
 /** Options of `db migrate`. */
 export interface DbMigrateOptions {
@@ -61,13 +72,10 @@ export async function dbMigrate(c: Context, o: DbMigrateOptions): Promise<void> 
   }
   if (c.json) {
     c.printJson(result);
-  } else if (result.applied.length === 0) {
-    c.out(`schema ${result.schema} on ${result.target} is up to date (version ${result.to})`);
-  } else {
-    c.out(
-      `schema ${result.schema} on ${result.target}: version ${result.from} -> ${result.to} (applied ${result.applied.join(', ')})`,
-    );
+    return;
   }
+  c.out(describeMigration(result, 'job'));
+  if (result.discovery !== undefined) c.out(describeMigration(result.discovery, 'discovery'));
 }
 
 /** Run `f`, turning a bad URL or option into a usage error. */

@@ -17,7 +17,7 @@ describe('shardwork db migrate (postgres://)', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(
-      /^schema cli_migrated on postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres: version 0 -> \d+ \(applied 1/,
+      /^job schema cli_migrated on postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres: version 0 -> \d+ \(applied 1.*\ndiscovery schema cli_migrated_discovery on \S+: version 0 -> \d+/,
     );
     const tables = await server.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'cli_migrated' ORDER BY 1`,
@@ -25,7 +25,11 @@ describe('shardwork db migrate (postgres://)', () => {
     expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(['jobs', 'fences', 'migrations']));
     const again = await run(['--json', 'db', 'migrate', '--jobs', url]);
     expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout)).toMatchObject({ schema: 'cli_migrated', applied: [] });
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      schema: 'cli_migrated',
+      applied: [],
+      discovery: { schema: 'cli_migrated_discovery', applied: [] },
+    });
   });
 
   it('prints the SQL script without connecting, from a version on', async () => {

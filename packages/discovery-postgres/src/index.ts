@@ -20,7 +20,7 @@ export { SchemaMigrationError } from './errors.js';
 export type { ServiceRecords } from './keys.js';
 export { serviceRecords } from './keys.js';
 export type { MigrateResult } from './migrate.js';
-export { DEFAULT_SCHEMA } from './migrate.js';
+export { DEFAULT_SCHEMA, migrateSchema } from './migrate.js';
 export type { Migration } from './migrations.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 export type { CompiledPostgresOptions, PostgresDiscoveryOptions } from './options.js';

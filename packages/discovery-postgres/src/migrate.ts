@@ -10,6 +10,7 @@
  */
 
 import { InvalidOptionsError } from '@shardwork/core';
+import type pg from 'pg';
 import { SchemaMigrationError } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Query } from './query.js';
@@ -117,4 +118,16 @@ async function versionOf(query: Query, schema: string, q: string, apply: boolean
       error,
     );
   }
+}
+
+/**
+ * Bring the discovery schema `schema` to {@link SCHEMA_VERSION} on `client`
+ * (a connected `pg` client in no transaction): for deploy tools such as
+ * `shardwork db migrate`, so that the application may run with
+ * `migrate: false` and a user without CREATE rights.
+ * @throws SchemaMigrationError
+ */
+export function migrateSchema(client: pg.ClientBase, schema: string = DEFAULT_SCHEMA): Promise<MigrateResult> {
+  const query: Query = async (text, values) => (await client.query(text, values as unknown[])).rows;
+  return migrate(query, schema);
 }

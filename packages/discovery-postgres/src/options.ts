@@ -18,7 +18,8 @@ export interface PostgresDiscoveryOptions {
    * `postgres[ql]://[user[:password]@]host[:port]/database`; the query may
    * carry node-postgres's connection parameters (`sslmode`, `sslrootcert`,
    * `sslcert`, `sslkey`, `application_name`, …) and this backend's own
-   * `schema` and `callTimeoutMs`. Explicit options win over the URL.
+   * `schema`, `callTimeoutMs` and `migrate` (`true`/`false`). Explicit
+   * options win over the URL.
    * Ignored when `pool` is given.
    * @defaultValue `postgres://127.0.0.1:5432/postgres`
    */
@@ -68,7 +69,7 @@ export interface CompiledPostgresOptions {
 }
 
 /** Query parameters that are ours, not node-postgres's. */
-const OWN_URL_PARAMS = ['schema', 'callTimeoutMs'] as const;
+const OWN_URL_PARAMS = ['schema', 'callTimeoutMs', 'migrate'] as const;
 
 /** The URL used when neither `url` nor `pool` is given. */
 export const DEFAULT_URL = 'postgres://127.0.0.1:5432/postgres';
@@ -175,8 +176,15 @@ export function compilePostgresOptions(options: PostgresDiscoveryOptions = {}): 
     },
     pool,
     schema,
-    migrate: options.migrate ?? true,
+    migrate: options.migrate ?? urlFlag('migrate', own.migrate) ?? true,
     callTimeoutMs,
     target,
   };
+}
+
+/** A `true`/`false` URL parameter, `undefined` when absent. */
+function urlFlag(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'true' && value !== 'false') throw new InvalidOptionsError(name, value, 'true or false in the URL');
+  return value === 'true';
 }

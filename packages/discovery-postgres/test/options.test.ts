@@ -59,6 +59,13 @@ describe('compilePostgresOptions', () => {
     expect(compilePostgresOptions({ url: 'postgres://h/db?schema=a', schema: 'b' }).schema).toBe('b');
   });
 
+  it('takes migrate=false from the URL, and refuses any other value by name', () => {
+    expect(compilePostgresOptions({ url: 'postgres://h/db?migrate=false' }).migrate).toBe(false);
+    expect(compilePostgresOptions({ url: 'postgres://h/db?migrate=true' }).migrate).toBe(true);
+    expect(compilePostgresOptions({ url: 'postgres://h/db?migrate=false', migrate: true }).migrate).toBe(true);
+    expect(() => compilePostgresOptions({ url: 'postgres://h/db?migrate=maybe' })).toThrow(/migrate.*true or false/);
+  });
+
   it('names the option and what to do, never showing a password', () => {
     expect(invalid(() => compilePostgresOptions({ url: 'mysql://h/db' })).message).toMatch(
       /Invalid option "url": a postgres:\/\/ or postgresql:\/\/ URL/,

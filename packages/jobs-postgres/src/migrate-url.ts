@@ -6,6 +6,7 @@
  * @module
  */
 
+import { compilePostgresOptions, migrateSchema } from '@shardwork/discovery-postgres';
 import pg from 'pg';
 import { DEFAULT_SCHEMA, type MigrateResult, migrate, migrationSql } from './migrate.js';
 import { SCHEMA_VERSION } from './migrations.js';
@@ -16,6 +17,12 @@ import { mapPostgresError } from './unavailable.js';
 export interface UrlMigrateResult extends MigrateResult {
   /** The database, without credentials (`postgres://app@db:5432/app`). */
   readonly target: string;
+  /**
+   * The discovery schema of the queue's partition owners, when they
+   * coordinate in PostgreSQL (the default: `<schema>_discovery` in the same
+   * database): migrated too.
+   */
+  readonly discovery?: MigrateResult & { readonly target: string };
 }
 
 /**
@@ -27,13 +34,26 @@ export interface UrlMigrateResult extends MigrateResult {
  */
 export async function migrateUrl(url: string): Promise<UrlMigrateResult> {
   const o = compilePostgresJobOptions({ url });
-  const client = new pg.Client(o.connection);
+  const jobs = await onClient(o.connection, o.target, (client) => migrate(client, { schema: o.schema }));
+  if (typeof o.discovery !== 'string' || !/^postgres(ql)?:\/\//.test(o.discovery)) return { ...jobs, target: o.target };
+  const d = compilePostgresOptions({ url: o.discovery });
+  const discovery = await onClient(d.connection, d.target, (client) => migrateSchema(client, d.schema));
+  return { ...jobs, target: o.target, discovery: { ...discovery, target: d.target } };
+}
+
+/** Run `work` on a connection of its own to `connection`; unreachable servers map to `QueueUnavailableError`. */
+async function onClient<T>(
+  connection: pg.ClientConfig,
+  target: string,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client(connection);
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return { ...(await migrate(client, { schema: o.schema })), target: o.target };
+    return await work(client);
   } catch (error) {
-    throw mapPostgresError(error, o.target);
+    throw mapPostgresError(error, target);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -155,7 +155,11 @@ export function compilePostgresJobOptions(options: PostgresJobOptions): Compiled
   const discovery =
     options.discovery ??
     own.discovery ??
-    sameDatabase(options.pool === undefined ? url.toString() : poolString, `${schema}_discovery`);
+    sameDatabase(
+      options.pool === undefined ? url.toString() : poolString,
+      `${schema}_discovery`,
+      options.migrate ?? true,
+    );
   if (typeof discovery === 'string') parseDiscoveryUrl(discovery);
   else if (discovery !== undefined && typeof (discovery as Discovery)?.snapshot !== 'function') {
     throw new InvalidOptionsError('discovery', discovery, 'a discovery URL or a Discovery instance');
@@ -181,10 +185,15 @@ export function compilePostgresJobOptions(options: PostgresJobOptions): Compiled
   };
 }
 
-/** The `postgres://` discovery URL of the database of `connectionString`, in `schema`. */
-function sameDatabase(connectionString: string | undefined, schema: string): string | undefined {
+/**
+ * The `postgres://` discovery URL of the database of `connectionString`, in
+ * `schema`; `migrate: false` when the job tables are migrated by other means
+ * (`shardwork db migrate` creates both).
+ */
+function sameDatabase(connectionString: string | undefined, schema: string, migrate: boolean): string | undefined {
   if (connectionString === undefined) return undefined;
   const url = new URL(connectionString);
   url.searchParams.set('schema', schema);
+  if (!migrate) url.searchParams.set('migrate', 'false');
   return url.toString();
 }
