@@ -48,7 +48,7 @@ import { PartitionConsumer } from './consumer.js';
 import { ensureQueues, storedJob, storeJobs } from './enqueue.js';
 import type { FetchSpec } from './fenced.js';
 import { PostgresJobFollow } from './follow.js';
-import { migrate, quotedSchema } from './migrate.js';
+import { checkSchema, migrate, quotedSchema } from './migrate.js';
 import { type CompiledPostgresJobOptions, compilePostgresJobOptions, type PostgresJobOptions } from './options.js';
 import { NOW, wakeChannel } from './sql.js';
 import { isUnreachable, mapPostgresError } from './unavailable.js';
@@ -145,6 +145,7 @@ export class PostgresJobAdapter implements JobAdapter {
   #readyPool(): Promise<pg.Pool> {
     this.#ready ??= (async () => {
       if (this.#o.migrate) await migrate(this.#pool, { schema: this.#o.schema });
+      else await checkSchema(this.#pool, this.#o.schema);
       return this.#pool;
     })().catch((error: unknown) => {
       this.#ready = undefined;

@@ -32,7 +32,7 @@ export type {
 } from './fenced.js';
 export { complete, completeInTransaction, fail, fetchDue, putBack, putBackOrphans, takeOver } from './fenced.js';
 export type { Migratable, MigrateOptions, MigrateResult } from './migrate.js';
-export { DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
+export { checkSchema, DEFAULT_SCHEMA, migrate, migrationSql, quotedSchema, SchemaMigrationError } from './migrate.js';
 export type { UrlMigrateResult } from './migrate-url.js';
 export { migrateUrl, migrationSqlForUrl } from './migrate-url.js';
 export type { Migration } from './migrations.js';

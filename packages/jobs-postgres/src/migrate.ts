@@ -174,3 +174,25 @@ export function migrationSql(schema: string = DEFAULT_SCHEMA, fromVersion = 0): 
     '',
   ].join('\n');
 }
+
+/**
+ * Check, changing nothing, that schema `schema` is at {@link SCHEMA_VERSION}
+ * (for `migrate: false`): rejects with `SchemaMigrationError` saying to run
+ * `shardwork db migrate` when it is missing or behind, or to upgrade the
+ * package when it is newer.
+ */
+export async function checkSchema(db: Migratable, schema: string = DEFAULT_SCHEMA): Promise<number> {
+  const q = quotedSchema(schema);
+  const { rows } = await db.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [
+    `${q}.migrations`,
+  ]);
+  const current = rows[0]?.present === true ? await versionOf(db as pg.ClientBase, schema, q) : 0;
+  if (current === SCHEMA_VERSION) return current;
+  throw new SchemaMigrationError(
+    schema,
+    current,
+    current > SCHEMA_VERSION
+      ? `the job tables in schema "${schema}" are at version ${current}, newer than this @shardwork/jobs-postgres knows (${SCHEMA_VERSION}): upgrade the package in this process`
+      : `the job tables in schema "${schema}" are at version ${current} and this package needs ${SCHEMA_VERSION}, and migrate is false: run npx shardwork db migrate --jobs <this URL> as a user that may create them, or set migrate: true`,
+  );
+}

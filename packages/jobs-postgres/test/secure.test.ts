@@ -100,5 +100,13 @@ describe('TLS and least privilege', () => {
     const creating = createJobQueue(url.replace('schema=least', 'schema=least_new'));
     queues.push(creating);
     await expect(creating.perform({ handler: 'work' })).rejects.toThrow(/permission denied/);
+    // With it, a schema nobody migrated is named, with what to run.
+    const unmigrated = createJobQueue(url.replace('schema=least', 'schema=least_none'), {
+      adapter: { migrate: false },
+    });
+    queues.push(unmigrated);
+    await expect(unmigrated.perform({ handler: 'work' })).rejects.toThrow(
+      /schema "least_none" are at version 0 .*shardwork db migrate/,
+    );
   });
 });
