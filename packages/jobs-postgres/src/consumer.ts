@@ -20,11 +20,11 @@ import {
   type CompiledPeriodic,
   type Dispatcher,
   errorInfo,
-  JobAbortedError,
   type JobArgs,
   type JobRecord,
   type JobTransaction,
   type RunnableJob,
+  runPartition,
 } from '@shardwork/jobs/adapter';
 import type pg from 'pg';
 import {
@@ -141,33 +141,20 @@ export class PartitionConsumer {
 
   async run(): Promise<void> {
     const host = this.#host;
-    const ctx = this.#ctx;
-    const stop = AbortSignal.any([ctx.signal, host.stopping]);
-    const abortAll = (reason: unknown): void => this.#abort.abort(reason);
-    const onLost = (): void => {
-      if (!ctx.held) abortAll(ctx.signal.reason);
-    };
-    ctx.signal.addEventListener('abort', onLost, { once: true });
-    const onAbortAll = (): void => abortAll(new JobAbortedError('the queue stopped past its timeout'));
-    host.aborting.addEventListener('abort', onAbortAll, { once: true });
-    try {
-      await this.#consume(stop);
-    } finally {
-      await this.#schedules?.stop();
-      ctx.signal.removeEventListener('abort', onLost);
-      if (!host.stopping.aborted && ctx.held && this.#inflight.size > 0) {
-        // Handed to another replica: let running attempts finish while the claim is ours.
-        await Promise.race([this.drained(), sleep(Math.max(0, host.revokeTimeoutMs - 1000))]);
-        abortAll(new JobAbortedError(`partition ${ctx.shard} handed over`));
-      } else if (!ctx.held) {
-        abortAll(ctx.signal.reason);
-      }
-      await this.drained();
-      host.aborting.removeEventListener('abort', onAbortAll);
-    }
-    if (!ctx.signal.aborted && !host.stopping.aborted) {
-      throw new Error(`the consumer of partition ${ctx.shard} of queue ${host.queue} ended early; restarting it`);
-    }
+    await runPartition({
+      ctx: this.#ctx,
+      queue: host.queue,
+      stopping: host.stopping,
+      aborting: host.aborting,
+      revokeTimeoutMs: host.revokeTimeoutMs,
+      running: () => this.#inflight.size,
+      abortAll: (reason) => this.#abort.abort(reason),
+      drained: () => this.drained(),
+      consume: (stop) => this.#consume(stop),
+      ending: async () => {
+        await this.#schedules?.stop();
+      },
+    });
   }
 
   async #consume(stop: AbortSignal): Promise<void> {

@@ -33,7 +33,7 @@ import type {
   JobRecord,
   RunnableJob,
 } from '@shardwork/jobs/adapter';
-import { errorInfo, JobAbortedError, QueueUnavailableError } from '@shardwork/jobs/adapter';
+import { errorInfo, QueueUnavailableError, runPartition } from '@shardwork/jobs/adapter';
 import { PartitionSchedules } from './periodic.js';
 import { recordArgs, recordJson } from './records.js';
 
@@ -141,43 +141,22 @@ export class PartitionConsumer {
 
   async run(): Promise<void> {
     const host = this.#host;
-    const ctx = this.#ctx;
-    const p = ctx.shard;
-    const stop = AbortSignal.any([ctx.signal, host.stopping]);
-    const abortAll = (reason: unknown): void => this.#abort.abort(reason);
-    // Lease lost or claim gone: the attempts must stop at once (the next owner's
-    // takeover puts them back). A rebalance drains them first (below).
-    const onLost = (): void => {
-      if (!ctx.held) abortAll(ctx.signal.reason);
-    };
-    ctx.signal.addEventListener('abort', onLost, { once: true });
-    const onAbortAll = (): void => abortAll(new JobAbortedError('the queue stopped past its timeout'));
-    host.aborting.addEventListener('abort', onAbortAll, { once: true });
-    try {
-      await this.#consume(stop);
-    } finally {
-      this.#mode.to('draining');
-      await this.#schedules?.stop();
-      ctx.signal.removeEventListener('abort', onLost);
-      if (!host.stopping.aborted && ctx.held && this.#inflight.size > 0) {
-        // Handed to another replica: let running attempts finish while the claim
-        // is still ours, then put the rest back before core releases it.
-        const budget = Math.max(0, host.revokeTimeoutMs - 1000);
-        await Promise.race([this.drained(), sleep(budget)]);
-        abortAll(new JobAbortedError(`partition ${p} handed over`));
-      } else if (!ctx.held) {
-        abortAll(ctx.signal.reason);
-      }
-      await this.drained();
-      host.aborting.removeEventListener('abort', onAbortAll);
-      this.#mode.to('ended');
-    }
-    // Ended while the claim is still ours (a write that kept failing, a stale
-    // fence): throw, so that the core worker runs this partition's consumer
-    // again instead of leaving the partition without one.
-    if (!ctx.signal.aborted && !host.stopping.aborted) {
-      throw new Error(`the consumer of partition ${p} of queue ${host.store.queue} ended early; restarting it`);
-    }
+    await runPartition({
+      ctx: this.#ctx,
+      queue: host.store.queue,
+      stopping: host.stopping,
+      aborting: host.aborting,
+      revokeTimeoutMs: host.revokeTimeoutMs,
+      running: () => this.#inflight.size,
+      abortAll: (reason) => this.#abort.abort(reason),
+      drained: () => this.drained(),
+      consume: (stop) => this.#consume(stop),
+      ending: async () => {
+        this.#mode.to('draining');
+        await this.#schedules?.stop();
+      },
+      ended: () => this.#mode.to('ended'),
+    });
   }
 
   /** Take the partition over, start its periodic jobs, and fetch until `stop`. */

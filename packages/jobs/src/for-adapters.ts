@@ -86,6 +86,8 @@ export {
   QUEUE_NAME,
 } from './options.js';
 export { partitionOf } from './partition.js';
+export type { PartitionRun } from './partition-run.js';
+export { runPartition } from './partition-run.js';
 export type { PartitionedOptions } from './partitioned.js';
 export { PartitionedConsumption } from './partitioned.js';
 export type { TickCursor, TickPlan, TickPumpOptions, TickWriteResult } from './periodic.js';
