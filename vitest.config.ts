@@ -78,6 +78,8 @@ export default defineConfig({
         test: {
           name: 'discovery-postgres',
           include: ['packages/discovery-postgres/test/**/*.test.ts'],
+          // A private server shared by the files that need no server of their own (not the system one).
+          globalSetup: ['packages/discovery-postgres/test/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -14,7 +14,7 @@ import { eventually, sleep } from '@shardwork/testkit';
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PostgresDiscovery } from '../src/index.js';
-import { systemPostgres, uniqueSchema } from './support.js';
+import { SYSTEM_HOST, systemPostgres, uniqueSchema } from './support.js';
 
 const schema = uniqueSchema('contract');
 const { connect, admin } = systemPostgres(schema);
@@ -273,7 +273,7 @@ describe('renew with held claims', () => {
 describe('the LISTEN connection', () => {
   it('announces a reset when it is lost and listened again, and delivers changes after', async () => {
     const app = `swd-${randomBytes(4).toString('hex')}`;
-    const d = connect({ url: `postgres://postgres@127.0.0.1:5432/test?application_name=${app}` });
+    const d = connect({ url: `postgres://postgres@${SYSTEM_HOST}/test?application_name=${app}` });
     const writer = connect();
     const svc = uniqueService('reset');
     const { events } = await follow(d, svc);

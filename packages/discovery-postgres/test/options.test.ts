@@ -23,7 +23,7 @@ import {
   SCHEMA_VERSION,
   SchemaMigrationError,
 } from '../src/index.js';
-import { SYSTEM_URL, systemPostgres, uniqueSchema } from './support.js';
+import { SYSTEM_HOST, SYSTEM_URL, systemPostgres, uniqueSchema } from './support.js';
 
 const schema = uniqueSchema('options');
 const { connect, admin } = systemPostgres(schema);
@@ -118,7 +118,7 @@ describe('by URL', () => {
   it("runs on the application's pool and leaves it open", async () => {
     const pool = new pg.Pool({ connectionString: SYSTEM_URL, max: 2 });
     const d = new PostgresDiscovery({ pool, schema });
-    expect(d.target).toBe('postgres://postgres@127.0.0.1:5432/test (the given pool)');
+    expect(d.target).toBe(`postgres://postgres@${SYSTEM_HOST}/test (the given pool)`);
     const svc = uniqueService('pool');
     const m = memberInfo();
     await d.register(svc, m, 5000);
@@ -146,9 +146,9 @@ describe('a server that is not there or refuses', () => {
 
   it('refuses a database that does not exist, an unknown role, and TLS the server does not speak', async () => {
     const cases = [
-      ['postgres://postgres@127.0.0.1:5432/no_such_db_swd', 'config', /does not exist: create the database/],
-      ['postgres://no_such_role_swd@127.0.0.1:5432/test', 'auth', /check the user and password/],
-      ['postgres://postgres@127.0.0.1:5432/test?sslmode=require', 'tls', /TLS|SSL/],
+      [`postgres://postgres@${SYSTEM_HOST}/no_such_db_swd`, 'config', /does not exist: create the database/],
+      [`postgres://no_such_role_swd@${SYSTEM_HOST}/test`, 'auth', /check the user and password/],
+      [`postgres://postgres@${SYSTEM_HOST}/test?sslmode=require`, 'tls', /TLS|SSL/],
     ] as const;
     for (const [url, reason, message] of cases) {
       const error = await connect({ url })

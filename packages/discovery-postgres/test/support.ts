@@ -1,8 +1,8 @@
 /**
- * What the tests of this package share: the system PostgreSQL server of the
- * test machine (127.0.0.1:5432, trust authentication, database `test`), a
- * schema of their own per test file (dropped afterwards), and a pool to look
- * at or tamper with the tables directly.
+ * What the tests of this package share: the private PostgreSQL server that
+ * `global-setup.ts` starts for the run (trust authentication, database
+ * `test`), a schema of their own per test file (dropped afterwards), and a
+ * pool to look at or tamper with the tables directly.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -10,8 +10,19 @@ import pg from 'pg';
 import { afterAll, afterEach } from 'vitest';
 import { PostgresDiscovery, type PostgresDiscoveryOptions } from '../src/index.js';
 
-/** The system server's database for tests. */
-export const SYSTEM_URL = process.env.SHARDWORK_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** The shared test server's database (see `global-setup.ts`). */
+export const SYSTEM_URL = sharedUrl();
+
+/** `host:port` of the shared test server. */
+export const SYSTEM_HOST = new URL(SYSTEM_URL).host;
+
+function sharedUrl(): string {
+  const url = process.env.SHARDWORK_TEST_POSTGRES;
+  if (url === undefined) {
+    throw new Error('SHARDWORK_TEST_POSTGRES is not set: run these tests with vitest --project=discovery-postgres');
+  }
+  return url;
+}
 
 /** A schema name of its own for one test file. */
 export function uniqueSchema(tag: string): string {
