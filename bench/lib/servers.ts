@@ -153,7 +153,8 @@ function cpuOfTree(root: number): { cpuMs: number; rssBytes: number } {
 /** Start a private PostgreSQL (@shardwork/testkit); requests are the transactions it committed or rolled back. */
 export async function startPostgresBench(): Promise<BenchServer> {
   const { startPostgres } = await import('@shardwork/testkit');
-  const server = await startPostgres();
+  // Every replica holds a LISTEN connection and a small pool: 200 replicas need more than the default 100.
+  const server = await startPostgres({ settings: { max_connections: '1000' } });
   const [row] = await server.query<{ version: string }>(`SELECT current_setting('server_version') AS version`);
   return {
     backend: 'postgres',
