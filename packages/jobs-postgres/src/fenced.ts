@@ -256,9 +256,11 @@ export async function fetchDue(
   max: number,
 ): Promise<Fetched> {
   const q = quotedSchema(schema);
-  // Before the fetch: a job that fell due between the fetch and the next-due
-  // query below still counts as next (else nothing would wake the owner for it).
-  const since = Date.now();
+  // When the fetch began, on this process's monotonic clock: the next-due
+  // query below looks back that far on the server's clock, so that a job that
+  // fell due between the two statements still counts as next (else nothing
+  // would wake the owner for it). A duration, so no clock skew enters.
+  const began = performance.now();
   const base = [owner.queue, owner.partition, owner.token];
   const jobs: FetchedJob[] = [];
   const weights = (handlers: readonly string[]): [number[], boolean] => {
@@ -298,9 +300,9 @@ export async function fetchDue(
   if (jobs.length >= max) return { jobs, nextDue: undefined };
   const { rows } = await db.query<{ next: string | null }>(
     `SELECT min(run_at) AS next FROM ${q}.jobs
-     WHERE queue = $1 AND partition = $2 AND state IN ('scheduled', 'retrying') AND run_at > $4
+     WHERE queue = $1 AND partition = $2 AND state IN ('scheduled', 'retrying') AND run_at > ${NOW} - $4
        AND handler = ANY($3)`,
-    [owner.queue, owner.partition, spec.handlers, since],
+    [owner.queue, owner.partition, spec.handlers, Math.ceil(performance.now() - began)],
   );
   const next = rows[0]?.next;
   return { jobs, nextDue: next === null || next === undefined ? undefined : Number(next) };
