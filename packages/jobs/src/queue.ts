@@ -281,7 +281,8 @@ export class JobQueue<J extends JobMap = AnyJobs> extends TypedEmitter<JobQueueE
   /**
    * Enqueue many jobs in one call (one round trip on adapters with a server):
    * all are checked first, and either all are accepted or none. Each may carry
-   * its own `at`. Results are in input order.
+   * its own `at`. Results are in input order. `options.client`: your database
+   * client in your transaction, as for {@link PerformOptions.client}.
    */
   async performMany<N extends JobName<J>>(
     jobs: readonly BulkJob<J, N>[],
